@@ -1,0 +1,195 @@
+//! Administrative operations on users, keys and rules, shared by the CLI and (later) the HTTP
+//! admin API. Validates input, writes through `state`, and records an audit event for each
+//! change. Uses `auth`, `audit`, `state`.
+
+use russh::keys::{HashAlg, PublicKey};
+
+use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::auth::password;
+use crate::state::{KeyRecord, NewUser, RuleRecord, State, StateError, UserRecord};
+use crate::types::{Protocol, Secret, UploadMode};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`, not starting with `-`")]
+    InvalidName(String),
+    #[error("invalid home `{0}`: must be an absolute path without `..`")]
+    InvalidHome(String),
+    #[error("invalid public key: {0}")]
+    InvalidKey(String),
+    #[error("invalid rule: {0}")]
+    InvalidRule(String),
+    #[error("{0}")]
+    Password(#[from] password::HashError),
+    #[error("{0}")]
+    State(#[from] StateError),
+}
+
+/// A user to create.
+#[derive(Debug, Default)]
+pub struct UserSpec {
+    pub name: String,
+    pub password: Option<Secret<String>>,
+    pub home: Option<String>,
+    pub keys: Vec<String>,
+    pub rules: Vec<RuleRecord>,
+    pub upload_mode: Option<UploadMode>,
+}
+
+pub struct Admin {
+    state: State,
+    audit: Audit,
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && !name.starts_with('-')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name != "."
+        && name != ".."
+}
+
+/// Parses an authorized_keys line (`type base64 [comment]`) and fingerprints it.
+pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
+    let line = line.trim();
+    let key = PublicKey::from_openssh(line).map_err(|e| AdminError::InvalidKey(e.to_string()))?;
+    let algorithm = key.algorithm();
+    if matches!(algorithm, russh::keys::Algorithm::Dsa) {
+        return Err(AdminError::InvalidKey("DSA keys are not accepted".into()));
+    }
+    Ok(KeyRecord { fingerprint: key.fingerprint(HashAlg::Sha256).to_string(), public_key: line.to_string() })
+}
+
+/// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
+pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
+    let (path, perms) = raw
+        .split_once('=')
+        .ok_or_else(|| AdminError::InvalidRule(format!("`{raw}`: expected PATH=perm,perm")))?;
+    let rule = RuleRecord {
+        path: path.trim().to_string(),
+        permissions: perms.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+    };
+    crate::auth::validate_rule(&rule).map_err(AdminError::InvalidRule)?;
+    Ok(rule)
+}
+
+impl Admin {
+    pub fn new(state: State, audit: Audit) -> Self {
+        Self { state, audit }
+    }
+
+    fn record(&self, kind: EventKind, user: &str, reason: &str) {
+        let fields = Fields {
+            protocol: Some(Protocol::Cli),
+            user: Some(user.to_string()),
+            reason: Some(reason.to_string()),
+            ..Fields::default()
+        };
+        self.audit.emit(kind, Outcome::Ok, fields);
+    }
+
+    pub async fn create_user(&self, spec: UserSpec) -> Result<(), AdminError> {
+        if !valid_name(&spec.name) {
+            return Err(AdminError::InvalidName(spec.name));
+        }
+        let home = spec.home.clone().unwrap_or_else(|| format!("/{}", spec.name));
+        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+            return Err(AdminError::InvalidHome(home));
+        }
+        let keys = spec.keys.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>, _>>()?;
+        let password_hash = match &spec.password {
+            Some(secret) => {
+                let secret = secret.expose().clone();
+                Some(tokio::task::spawn_blocking(move || password::hash(&secret)).await.unwrap_or(Err(password::HashError::Empty))?)
+            }
+            None => None,
+        };
+        let rules = if spec.rules.is_empty() {
+            vec![RuleRecord { path: "/".into(), permissions: vec!["*".into()] }]
+        } else {
+            spec.rules
+        };
+        let user = NewUser { name: spec.name.clone(), password_hash, home, upload_mode: spec.upload_mode, rules };
+        self.state.users().create(&user).await?;
+        for key in &keys {
+            self.state.users().add_key(&spec.name, key).await?;
+        }
+        self.record(EventKind::UserCreated, &spec.name, "created");
+        Ok(())
+    }
+
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, AdminError> {
+        Ok(self.state.users().list().await?)
+    }
+
+    pub async fn user(&self, name: &str) -> Result<UserRecord, AdminError> {
+        Ok(self.state.users().get(name).await?)
+    }
+
+    pub async fn count_users(&self) -> Result<i64, AdminError> {
+        Ok(self.state.users().count().await?)
+    }
+
+    pub async fn remove_user(&self, name: &str) -> Result<(), AdminError> {
+        self.state.users().remove(name).await?;
+        self.record(EventKind::UserRemoved, name, "removed");
+        Ok(())
+    }
+
+    pub async fn set_password(&self, name: &str, secret: Secret<String>) -> Result<(), AdminError> {
+        let plain = secret.expose().clone();
+        let hash = tokio::task::spawn_blocking(move || password::hash(&plain))
+            .await
+            .unwrap_or(Err(password::HashError::Empty))?;
+        self.state.users().set_password(name, &hash).await?;
+        self.record(EventKind::UserUpdated, name, "password changed");
+        Ok(())
+    }
+
+    pub async fn add_key(&self, name: &str, line: &str) -> Result<String, AdminError> {
+        let key = parse_key(line)?;
+        self.state.users().add_key(name, &key).await?;
+        self.record(EventKind::UserUpdated, name, &format!("key added {}", key.fingerprint));
+        Ok(key.fingerprint)
+    }
+
+    /// Removes a key given by fingerprint (`SHA256:…`) or by its authorized_keys line.
+    pub async fn remove_key(&self, name: &str, key: &str) -> Result<(), AdminError> {
+        let fingerprint = if key.starts_with("SHA256:") { key.to_string() } else { parse_key(key)?.fingerprint };
+        self.state.users().remove_key(name, &fingerprint).await?;
+        self.record(EventKind::UserUpdated, name, &format!("key removed {fingerprint}"));
+        Ok(())
+    }
+
+    pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), AdminError> {
+        self.state.users().set_rules(name, rules).await?;
+        self.record(EventKind::UserUpdated, name, "rules changed");
+        Ok(())
+    }
+
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
+        self.state.users().set_enabled(name, enabled).await?;
+        self.record(EventKind::UserUpdated, name, if enabled { "enabled" } else { "disabled" });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_rules_and_keys_are_validated() {
+        assert!(valid_name("alice.b-2_x"));
+        assert!(!valid_name("-rf"));
+        assert!(!valid_name("a/b"));
+        assert!(!valid_name(""));
+        assert!(!valid_name(".."));
+        assert_eq!(parse_rule("/ro=list, download").unwrap().permissions, ["list", "download"]);
+        assert!(parse_rule("/ro").is_err());
+        assert!(parse_rule("/ro=fly").is_err());
+        let key = parse_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test").unwrap();
+        assert!(key.fingerprint.starts_with("SHA256:"));
+        assert!(parse_key("ssh-ed25519 notbase64").is_err());
+    }
+}

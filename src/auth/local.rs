@@ -1,0 +1,77 @@
+//! Local users from the state store.
+
+use async_trait::async_trait;
+
+use super::{password, AuthError, Authenticator, Credentials, Denial, Identity};
+use crate::state::State;
+use crate::types::UploadMode;
+
+pub struct LocalAuthenticator {
+    state: State,
+    default_upload_mode: UploadMode,
+}
+
+impl LocalAuthenticator {
+    pub fn new(state: State, default_upload_mode: UploadMode) -> Self {
+        Self { state, default_upload_mode }
+    }
+}
+
+/// `algorithm base64` of an authorized_keys line (drops options-free comment).
+pub fn key_identity(line: &str) -> Option<String> {
+    let mut fields = line.split_whitespace();
+    Some(format!("{} {}", fields.next()?, fields.next()?))
+}
+
+#[async_trait]
+impl Authenticator for LocalAuthenticator {
+    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError> {
+        let record = self
+            .state
+            .users()
+            .find(user)
+            .await
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        match credentials {
+            Credentials::Password(secret) => {
+                if secret.expose().is_empty() {
+                    return Err(AuthError::Denied(Denial::EmptyPassword));
+                }
+                let stored = record.as_ref().and_then(|r| r.password_hash.clone());
+                let password = secret.expose().clone();
+                // Same argon2 work whether the user exists or not.
+                let ok = tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &password))
+                    .await
+                    .unwrap_or(false);
+                match (&record, ok) {
+                    (None, _) => return Err(AuthError::Denied(Denial::UnknownUser)),
+                    (Some(_), false) => return Err(AuthError::Denied(Denial::WrongPassword)),
+                    (Some(_), true) => {}
+                }
+            }
+            Credentials::PublicKey(offered) => {
+                let Some(record) = &record else {
+                    return Err(AuthError::Denied(Denial::UnknownUser));
+                };
+                let known = record
+                    .keys
+                    .iter()
+                    .any(|k| key_identity(&k.public_key).as_deref() == Some(offered.as_str()));
+                if !known {
+                    return Err(AuthError::Denied(Denial::UnknownKey));
+                }
+            }
+        }
+        let Some(record) = record else { return Err(AuthError::Denied(Denial::UnknownUser)) };
+        if !record.enabled {
+            return Err(AuthError::Denied(Denial::Disabled));
+        }
+        Ok(Identity {
+            user: record.name,
+            home: record.home,
+            rules: record.rules,
+            upload_mode: record.upload_mode.unwrap_or(self.default_upload_mode),
+            source: "local",
+        })
+    }
+}

@@ -1,0 +1,91 @@
+//! Who may log in: the `Authenticator` trait, the `Identity` it yields, and the local backend
+//! (state store, argon2id, authorized keys). LDAP and HTTP backends join the chain later.
+//! Uses `state`, `config`, `types`.
+
+pub mod local;
+pub mod password;
+
+use async_trait::async_trait;
+
+use crate::state::RuleRecord;
+use crate::types::{Secret, UploadMode};
+
+/// Everything a session needs to know about an authenticated user.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user: String,
+    /// Virtual path of the home inside the storage root, e.g. `/alice`.
+    pub home: String,
+    pub rules: Vec<RuleRecord>,
+    pub upload_mode: UploadMode,
+    /// Which backend vouched for the user ("local", later "ldap", "http").
+    pub source: &'static str,
+}
+
+/// What the client presented.
+#[derive(Debug)]
+pub enum Credentials {
+    Password(Secret<String>),
+    /// A public key whose possession the protocol layer already verified, as
+    /// `algorithm base64` (the authorized_keys form without comment).
+    PublicKey(String),
+}
+
+impl Credentials {
+    pub fn method(&self) -> &'static str {
+        match self {
+            Credentials::Password(_) => "password",
+            Credentials::PublicKey(_) => "publickey",
+        }
+    }
+}
+
+/// Why a login was refused; recorded in audit, never told to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("unknown user")]
+    UnknownUser,
+    #[error("wrong password")]
+    WrongPassword,
+    #[error("key not authorized")]
+    UnknownKey,
+    #[error("empty password")]
+    EmptyPassword,
+    #[error("account disabled")]
+    Disabled,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("denied: {0}")]
+    Denied(Denial),
+    #[error("authentication backend unavailable: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Authenticator: Send + Sync {
+    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError>;
+}
+
+/// Checks a permission rule's shape (absolute path, valid glob, known permissions). The rule
+/// semantics live in `session::permissions`; this is the syntax every writer must respect.
+pub fn validate_rule(rule: &RuleRecord) -> Result<(), String> {
+    if !rule.path.starts_with('/') {
+        return Err(format!("rule path `{}` must start with `/`", rule.path));
+    }
+    if rule.path.contains(['*', '?', '[']) {
+        globset::GlobBuilder::new(&rule.path)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("rule path `{}`: {}", rule.path, e.kind()))?;
+    }
+    const KNOWN: &[&str] = &[
+        "*", "all", "list", "download", "upload", "overwrite", "delete", "rename", "mkdir", "rmdir",
+        "setstat", "symlink",
+    ];
+    match rule.permissions.iter().find(|p| !KNOWN.contains(&p.as_str())) {
+        Some(unknown) => Err(format!("unknown permission `{unknown}` (use {})", KNOWN.join(", "))),
+        None => Ok(()),
+    }
+}

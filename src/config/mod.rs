@@ -1,0 +1,379 @@
+//! Validated configuration: one TOML file, `FERRY_<SECTION>__<KEY>` environment overrides,
+//! human units, every error named by its dotted key. Leaf room: uses `types` only.
+//!
+//! Precedence: built-in default < file < environment < command line.
+
+mod reader;
+pub mod units;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::net::SocketAddr;
+
+use toml::{Table, Value};
+
+pub use reader::KeyError;
+use reader::Reader;
+
+use crate::types::UploadMode;
+
+/// Key-exchange algorithms ferry can offer; the first is preferred. Post-quantum hybrid first.
+pub const KEX_ALGORITHMS: &[&str] = &[
+    "mlkem768x25519-sha256",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group-exchange-sha256",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+    "diffie-hellman-group14-sha256",
+    "ecdh-sha2-nistp256",
+    "ecdh-sha2-nistp384",
+    "ecdh-sha2-nistp521",
+];
+/// Ciphers ferry can offer: AEAD and CTR only, never CBC.
+pub const CIPHERS: &[&str] = &[
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+];
+/// MACs ferry can offer (used with CTR ciphers only): SHA-2, never SHA-1.
+pub const MACS: &[&str] = &[
+    "hmac-sha2-256-etm@openssh.com",
+    "hmac-sha2-512-etm@openssh.com",
+    "hmac-sha2-256",
+    "hmac-sha2-512",
+];
+/// Host-key algorithms: Ed25519 and ECDSA keys only (no DSA, no SHA-1 signatures).
+pub const HOST_KEY_ALGORITHMS: &[&str] =
+    &["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Everything ferry keeps: files (by default), the SQLite state, generated host keys.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub storage: StorageConfig,
+    pub state: StateConfig,
+    pub auth: AuthConfig,
+    pub audit: AuditConfig,
+    pub sftp: SftpConfig,
+    pub scp: ScpConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Names this replica in audit records.
+    pub node_name: String,
+    /// How long running transfers may go on after SIGTERM before connections are closed.
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// A tracing env-filter directive such as "info" or "ferry=debug".
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Root folder of the local backend; users' homes are inside it.
+    pub root: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct StateConfig {
+    pub sqlite_path: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Authentication attempts allowed on one connection before it is closed.
+    pub max_attempts: u32,
+    /// Every rejection takes this long, whatever the reason, so timing reveals nothing.
+    pub rejection_delay: Duration,
+    /// Upload mode for users that do not set their own.
+    pub default_upload_mode: UploadMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    /// Write audit events as JSON lines to standard output.
+    pub stdout: bool,
+    /// Events buffered per sink before new ones are dropped (and counted).
+    pub queue_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SftpConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    /// Host private keys (OpenSSH format). Empty: Ed25519 and ECDSA keys generated once into
+    /// `data_dir/host_keys`. Give files so that every replica presents one identity.
+    pub host_keys: Vec<PathBuf>,
+    pub kex: Vec<String>,
+    pub ciphers: Vec<String>,
+    pub macs: Vec<String>,
+    pub host_key_algorithms: Vec<String>,
+    pub idle_timeout: Option<Duration>,
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_max: usize,
+    /// Text shown to clients before authentication.
+    pub banner: String,
+    /// Channels (sftp, scp) one SSH connection may hold open at once.
+    pub max_sessions_per_connection: usize,
+    /// SSH channel window: the bytes a client may send before waiting for an adjust.
+    pub window_size: u32,
+    /// SFTP requests served concurrently per channel (reads and writes in flight).
+    pub max_requests_in_flight: usize,
+    /// Connections served at once; the next ones are closed at accept.
+    pub max_connections: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    pub enabled: bool,
+}
+
+/// What went wrong loading a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: invalid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<KeyError>),
+}
+
+impl Config {
+    /// Loads `path` (or only defaults), then applies `FERRY_*` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let table = match path {
+            None => Table::new(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                text.parse::<Table>().map_err(|e| ConfigError::Syntax {
+                    path: path.to_path_buf(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?
+            }
+        };
+        Self::from_table(table, env)
+    }
+
+    /// Built-in defaults with `FERRY_*` variables applied.
+    pub fn from_table(
+        mut table: Table,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        apply_env(&mut table, env, &mut errors);
+        let config = parse(table, &mut errors);
+        if errors.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(errors)) }
+    }
+}
+
+/// `FERRY_SFTP__BIND=…` sets `sftp.bind`; `FERRY_DATA_DIR` sets `data_dir`. Values that read as
+/// TOML literals (`true`, `30`, `["a"]`) keep their type; everything else is a string.
+fn apply_env(
+    table: &mut Table,
+    env: impl IntoIterator<Item = (String, String)>,
+    errors: &mut Vec<KeyError>,
+) {
+    for (name, raw) in env {
+        let Some(rest) = name.strip_prefix("FERRY_") else { continue };
+        let value = toml::from_str::<Table>(&format!("v = {raw}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(Value::String(raw.clone()));
+        if rest == "DATA_DIR" {
+            table.insert("data_dir".into(), Value::String(raw));
+            continue;
+        }
+        let Some((section, key)) = rest.split_once("__") else { continue };
+        let (section, key) = (section.to_lowercase(), key.to_lowercase());
+        match table.entry(section.clone()).or_insert_with(|| Value::Table(Table::new())) {
+            Value::Table(t) => {
+                t.insert(key, value);
+            }
+            _ => errors.push(KeyError {
+                key: section,
+                message: format!("{name} needs `{}` to be a table", rest),
+            }),
+        }
+    }
+}
+
+fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
+    let mut top = Reader::new("", table, errors);
+    let data_dir = top.path("data_dir", PathBuf::from("./data"));
+    let sections = [
+        "server", "log", "storage", "state", "auth", "audit", "sftp", "scp",
+    ]
+    .map(|name| (name, top.section(name)));
+    top.finish();
+    let [server, log, storage, state, auth, audit, sftp, scp] = sections;
+
+    let mut r = Reader::new(server.0, server.1, errors);
+    let server = ServerConfig {
+        node_name: r.string("node_name", &default_node_name()),
+        shutdown_grace: r.duration("shutdown_grace", Duration::from_secs(30)),
+    };
+    r.finish();
+
+    let mut r = Reader::new(log.0, log.1, errors);
+    let level = r.string("level", "info");
+    let format = match r.string("format", "text").as_str() {
+        "text" => LogFormat::Text,
+        "json" => LogFormat::Json,
+        other => {
+            r.fail("format", format!("expected \"text\" or \"json\", found `{other}`"));
+            LogFormat::Text
+        }
+    };
+    r.finish();
+    let log = LogConfig { level, format };
+
+    let mut r = Reader::new(storage.0, storage.1, errors);
+    let storage = StorageConfig { root: r.path("root", data_dir.join("files")) };
+    r.finish();
+
+    let mut r = Reader::new(state.0, state.1, errors);
+    let state = StateConfig { sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")) };
+    r.finish();
+
+    let mut r = Reader::new(auth.0, auth.1, errors);
+    let max_attempts = r.integer("max_attempts", 6, 1, 100) as u32;
+    let rejection_delay = r.duration("rejection_delay", Duration::from_secs(1));
+    let mode = r.string("default_upload_mode", "atomic");
+    let default_upload_mode = UploadMode::parse(&mode).unwrap_or_else(|| {
+        r.fail("default_upload_mode", format!("expected \"atomic\" or \"in_place\", found `{mode}`"));
+        UploadMode::Atomic
+    });
+    r.finish();
+    let auth = AuthConfig { max_attempts, rejection_delay, default_upload_mode };
+
+    let mut r = Reader::new(audit.0, audit.1, errors);
+    let audit = AuditConfig {
+        stdout: r.bool("stdout", true),
+        queue_size: r.integer("queue_size", 65_536, 16, 16_777_216) as usize,
+    };
+    r.finish();
+
+    let mut r = Reader::new(sftp.0, sftp.1, errors);
+    let sftp = SftpConfig {
+        enabled: r.bool("enabled", true),
+        bind: r.socket_addr("bind", "0.0.0.0:2222"),
+        host_keys: r.strings("host_keys", &[]).into_iter().map(PathBuf::from).collect(),
+        kex: allowed(&mut r, "kex", KEX_ALGORITHMS),
+        ciphers: allowed(&mut r, "ciphers", CIPHERS),
+        macs: allowed(&mut r, "macs", MACS),
+        host_key_algorithms: allowed(&mut r, "host_key_algorithms", HOST_KEY_ALGORITHMS),
+        idle_timeout: r.optional_duration("idle_timeout", Some(Duration::from_secs(600))),
+        keepalive_interval: r.optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
+        keepalive_max: r.integer("keepalive_max", 3, 1, 1000) as usize,
+        banner: r.string("banner", ""),
+        max_sessions_per_connection: r.integer("max_sessions_per_connection", 10, 1, 1000) as usize,
+        window_size: r.size("window_size", 16 << 20, 64 << 10, u64::from(u32::MAX)) as u32,
+        max_requests_in_flight: r.integer("max_requests_in_flight", 64, 1, 4096) as usize,
+        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
+    };
+    r.finish();
+
+    let mut r = Reader::new(scp.0, scp.1, errors);
+    let scp = ScpConfig { enabled: r.bool("enabled", true) };
+    r.finish();
+
+    Config { data_dir, server, log, storage, state, auth, audit, sftp, scp }
+}
+
+/// A list whose every entry must be in `known` (order kept: the first is preferred).
+fn allowed(r: &mut Reader<'_>, key: &str, known: &[&str]) -> Vec<String> {
+    let list = r.strings(key, known);
+    for name in &list {
+        if !known.contains(&name.as_str()) {
+            r.fail(key, format!("`{name}` is not supported; choose from {}", known.join(", ")));
+        }
+    }
+    if list.is_empty() {
+        r.fail(key, "must name at least one algorithm");
+    }
+    list
+}
+
+fn default_node_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "ferry".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn defaults_serve_sftp_on_2222_from_data() {
+        let config = Config::from_table(Table::new(), env(&[])).unwrap();
+        assert_eq!(config.sftp.bind.port(), 2222);
+        assert_eq!(config.storage.root, PathBuf::from("./data/files"));
+        assert_eq!(config.sftp.ciphers[0], "aes128-gcm@openssh.com");
+        assert_eq!(config.sftp.kex[0], "mlkem768x25519-sha256");
+    }
+
+    #[test]
+    fn env_overrides_the_file_and_keeps_types() {
+        let table: Table = "[sftp]\nbind = \"0.0.0.0:1\"\n".parse().unwrap();
+        let config = Config::from_table(
+            table,
+            env(&[
+                ("FERRY_SFTP__BIND", "127.0.0.1:2200"),
+                ("FERRY_SFTP__IDLE_TIMEOUT", "45s"),
+                ("FERRY_SCP__ENABLED", "false"),
+                ("FERRY_DATA_DIR", "/srv/ferry"),
+                ("FERRY_ADMIN_USER", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.sftp.bind, "127.0.0.1:2200".parse().unwrap());
+        assert_eq!(config.sftp.idle_timeout, Some(Duration::from_secs(45)));
+        assert!(!config.scp.enabled);
+        assert_eq!(config.storage.root, PathBuf::from("/srv/ferry/files"));
+    }
+
+    #[test]
+    fn weak_algorithms_and_unknown_keys_are_refused_by_name() {
+        let table: Table =
+            "colour = 1\n[sftp]\nciphers = [\"aes128-cbc\"]\nmacs = [\"hmac-sha1\"]\n[nope]\n"
+                .parse()
+                .unwrap();
+        let Err(ConfigError::Invalid(errors)) = Config::from_table(table, env(&[])) else {
+            panic!("expected errors");
+        };
+        let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
+        assert!(keys.contains(&"colour"), "{keys:?}");
+        assert!(keys.contains(&"nope"), "{keys:?}");
+        assert!(keys.contains(&"sftp.ciphers"), "{keys:?}");
+        assert!(keys.contains(&"sftp.macs"), "{keys:?}");
+    }
+}

@@ -1,0 +1,289 @@
+//! The `ferry` command line: parse, load configuration, run. Nothing else lives here.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use ferry::admin::{parse_rule, Admin, UserSpec};
+use ferry::audit::Audit;
+use ferry::config::{Config, ConfigError};
+use ferry::server::{self, Bootstrap};
+use ferry::types::{Secret, UploadMode};
+
+#[derive(Parser)]
+#[command(name = "ferry", version, about = "Managed file transfer server: SFTP and SCP over one virtual filesystem")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Configuration file (TOML). Without it: built-in defaults plus FERRY_* variables.
+    #[arg(long, short = 'c', env = "FERRY_CONFIG", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(ConfigArg),
+    /// Manage local users (works on the same state store as a running server).
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Check configuration files.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate FILE; print every error with its dotted key and exit 1 if any.
+    Check { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        /// Read the password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+        /// Virtual home inside the storage root (default: /NAME).
+        #[arg(long)]
+        home: Option<String>,
+        /// Authorized public key file (authorized_keys format); repeatable.
+        #[arg(long = "key")]
+        keys: Vec<PathBuf>,
+        /// Permission rule PATH=perm,perm (e.g. /reports=list,download); repeatable.
+        /// Default: everything everywhere.
+        #[arg(long = "rule")]
+        rules: Vec<String>,
+        /// `atomic` (default: temp name, renamed on close) or `in_place` (resumable).
+        #[arg(long)]
+        upload_mode: Option<String>,
+    },
+    /// List users.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one user as JSON.
+    Show { name: String },
+    /// Remove a user (their files stay).
+    Remove { name: String },
+    /// Set a user's password from standard input.
+    Passwd {
+        name: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Authorize the public keys in FILE for a user.
+    KeyAdd { name: String, file: PathBuf },
+    /// Remove a key, given by SHA256 fingerprint or by a file holding it.
+    KeyRemove { name: String, key: String },
+    /// Replace a user's permission rules (PATH=perm,perm; repeatable).
+    Rules {
+        name: String,
+        #[arg(long = "rule", required = true)]
+        rules: Vec<String>,
+    },
+    /// Allow a user to log in again.
+    Enable { name: String },
+    /// Refuse a user's logins without removing them.
+    Disable { name: String },
+}
+
+fn env_vars() -> Vec<(String, String)> {
+    std::env::vars().collect()
+}
+
+fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
+    Config::load(path, env_vars()).map_err(|e| match e {
+        ConfigError::Invalid(errors) => anyhow::anyhow!(
+            "invalid configuration:\n{}",
+            errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
+        ),
+        other => anyhow::anyhow!(other),
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ferry: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ferry: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Version => {
+            println!("ferry {}", env!("CARGO_PKG_VERSION"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config { command: ConfigCommand::Check { file } } => match Config::load(Some(&file), env_vars()) {
+            Ok(_) => {
+                println!("{}: ok", file.display());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(ConfigError::Invalid(errors)) => {
+                for error in errors {
+                    println!("{}: {error}", file.display());
+                }
+                Ok(ExitCode::FAILURE)
+            }
+            Err(other) => {
+                println!("{other}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Serve(args) => serve(args).await,
+        Command::User { command, config } => user(command, config).await,
+    }
+}
+
+async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    ferry::telemetry::init_logging(&config.log);
+    let bootstrap = Bootstrap {
+        user: std::env::var("FERRY_ADMIN_USER").unwrap_or_else(|_| "admin".to_string()),
+        password: std::env::var("FERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
+    };
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let running = server::start(config, Some(bootstrap), rx).await?;
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    running.wait().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn read_password() -> anyhow::Result<Secret<String>> {
+    let mut input = String::new();
+    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
+    let password = input.lines().next().unwrap_or("").to_string();
+    anyhow::ensure!(!password.is_empty(), "empty password on stdin");
+    Ok(Secret::new(password))
+}
+
+fn read_keys(file: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let keys: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    anyhow::ensure!(!keys.is_empty(), "{}: no public key found", file.display());
+    Ok(keys)
+}
+
+async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.config.as_deref())?;
+    let state = server::open_state(&config).await?;
+    // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
+    let admin = Admin::new(state, Audit::new(&config.server.node_name, false, 16));
+    match command {
+        UserCommand::Add { name, password_stdin, home, keys, rules, upload_mode } => {
+            let password = if password_stdin { Some(read_password()?) } else { None };
+            let mut key_lines = Vec::new();
+            for file in &keys {
+                key_lines.extend(read_keys(file)?);
+            }
+            anyhow::ensure!(
+                password.is_some() || !key_lines.is_empty(),
+                "give --password-stdin or --key (a user needs a way to log in)"
+            );
+            let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
+            let upload_mode = match upload_mode.as_deref() {
+                None => None,
+                Some(raw) => Some(
+                    UploadMode::parse(raw).with_context(|| format!("--upload-mode: expected atomic or in_place, got `{raw}`"))?,
+                ),
+            };
+            admin.create_user(UserSpec { name: name.clone(), password, home, keys: key_lines, rules, upload_mode }).await?;
+            println!("created user {name}");
+        }
+        UserCommand::List { json } => {
+            let users = admin.list_users().await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&users)?);
+            } else {
+                println!("{:<24} {:<8} {:<9} {:<5} HOME", "NAME", "ENABLED", "PASSWORD", "KEYS");
+                for u in users {
+                    println!("{:<24} {:<8} {:<9} {:<5} {}", u.name, u.enabled, u.has_password, u.keys.len(), u.home);
+                }
+            }
+        }
+        UserCommand::Show { name } => println!("{}", serde_json::to_string_pretty(&admin.user(&name).await?)?),
+        UserCommand::Remove { name } => {
+            admin.remove_user(&name).await?;
+            println!("removed user {name}");
+        }
+        UserCommand::Passwd { name, .. } => {
+            admin.set_password(&name, read_password()?).await?;
+            println!("password changed for {name}");
+        }
+        UserCommand::KeyAdd { name, file } => {
+            for line in read_keys(&file)? {
+                let fingerprint = admin.add_key(&name, &line).await?;
+                println!("added key {fingerprint} to {name}");
+            }
+        }
+        UserCommand::KeyRemove { name, key } => {
+            let key = if Path::new(&key).is_file() { read_keys(Path::new(&key))?.remove(0) } else { key };
+            admin.remove_key(&name, &key).await?;
+            println!("removed key from {name}");
+        }
+        UserCommand::Rules { name, rules } => {
+            let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
+            admin.set_rules(&name, &rules).await?;
+            println!("rules replaced for {name}");
+        }
+        UserCommand::Enable { name } => {
+            admin.set_enabled(&name, true).await?;
+            println!("enabled {name}");
+        }
+        UserCommand::Disable { name } => {
+            admin.set_enabled(&name, false).await?;
+            println!("disabled {name}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

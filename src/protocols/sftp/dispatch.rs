@@ -1,0 +1,552 @@
+//! Our SFTP v3 loop on russh-sftp's protocol types (its bundled loop answers one request at a
+//! time and never closes the channel). Many READs and WRITEs per handle run concurrently, up to
+//! a bound; replies carry the request id; operations that must see earlier ones on the same
+//! handle (FSTAT, FSETSTAT, CLOSE) wait for them through a per-handle lock taken in arrival
+//! order. When the client ends the subsystem we send exit-status, EOF and CLOSE at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes, BytesMut};
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg};
+use russh_sftp::protocol::{
+    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet, Status,
+    StatusCode, Version,
+};
+use tokio::sync::{mpsc, Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
+use tokio::task::JoinSet;
+
+use super::ops::{attrs, listing_entry, set_attrs};
+use super::wire::{self, MAX_DATA, MAX_PACKET};
+use crate::session::{Listing, OpenWrite, ReadFile, Session, SessionError, VirtualPath, WriteFile};
+
+/// Per-channel bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// READ/WRITE requests served at once.
+    pub max_in_flight: usize,
+    /// Open file and folder handles.
+    pub max_handles: usize,
+}
+
+/// Entries per READDIR reply.
+const DIR_BATCH: usize = 128;
+
+enum Handle {
+    Read(ReadFile),
+    Write(WriteFile),
+    Dir(Mutex<Option<Listing>>),
+}
+
+struct Entry {
+    handle: Handle,
+    /// READ/WRITE hold it shared; FSTAT, FSETSTAT and CLOSE take it exclusively.
+    order: Arc<RwLock<()>>,
+}
+
+struct Dispatcher {
+    session: Session,
+    handles: HashMap<String, Arc<Entry>>,
+    next_handle: u64,
+    replies: mpsc::Sender<Bytes>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    initialized: bool,
+    limits: Limits,
+}
+
+/// Why the loop stops early: the stream can no longer be trusted or answered.
+struct Fatal(&'static str);
+
+/// Serves one SFTP subsystem channel until the client ends it.
+pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
+    let (mut input, output) = channel.split();
+    let (replies, mut outbox) = mpsc::channel::<Bytes>(limits.max_in_flight + 16);
+    let writer = tokio::spawn(async move {
+        while let Some(bytes) = outbox.recv().await {
+            if output.data_bytes(bytes).await.is_err() {
+                break;
+            }
+        }
+        output
+    });
+    let mut dispatcher = Dispatcher {
+        session,
+        handles: HashMap::new(),
+        next_handle: 1,
+        replies,
+        permits: Arc::new(Semaphore::new(limits.max_in_flight)),
+        tasks: JoinSet::new(),
+        initialized: false,
+        limits,
+    };
+    let mut buffer = BytesMut::new();
+    'channel: while let Some(message) = input.wait().await {
+        match message {
+            ChannelMsg::Data { data } => buffer.extend_from_slice(&data),
+            ChannelMsg::Eof | ChannelMsg::Close => break,
+            _ => continue,
+        }
+        while buffer.len() >= 4 {
+            let len = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
+            if len == 0 || len > MAX_PACKET + 1024 {
+                tracing::warn!(len, "SFTP packet length out of range; closing the channel");
+                break 'channel;
+            }
+            if buffer.len() < 4 + len {
+                break;
+            }
+            buffer.advance(4);
+            let body = buffer.split_to(len).freeze();
+            if let Err(Fatal(why)) = dispatcher.handle(body).await {
+                tracing::warn!(why, "closing SFTP channel");
+                break 'channel;
+            }
+        }
+        while dispatcher.tasks.try_join_next().is_some() {}
+    }
+    while dispatcher.tasks.join_next().await.is_some() {}
+    // Uploads never closed by the client are dropped here: staged data is discarded.
+    drop(dispatcher);
+    if let Ok(output) = writer.await {
+        let _ = output.exit_status(0).await;
+        let _ = output.eof().await;
+        let _ = output.close().await;
+    }
+}
+
+impl Dispatcher {
+    async fn send(&self, packet: Packet) {
+        match Bytes::try_from(packet) {
+            Ok(bytes) => {
+                let _ = self.replies.send(bytes).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot encode SFTP reply"),
+        }
+    }
+
+    async fn status(&self, id: u32, code: StatusCode, message: &str) {
+        self.send(Packet::Status(Status {
+            id,
+            status_code: code,
+            error_message: message.to_string(),
+            language_tag: "en".to_string(),
+        }))
+        .await;
+    }
+
+    async fn result(&self, id: u32, result: Result<(), SessionError>) {
+        match result {
+            Ok(()) => self.status(id, StatusCode::Ok, "Success").await,
+            Err(e) => self.error(id, &e).await,
+        }
+    }
+
+    async fn error(&self, id: u32, e: &SessionError) {
+        self.status(id, StatusCode::from(e), &e.to_string()).await;
+    }
+
+    fn path(&self, raw: &str) -> Result<VirtualPath, SessionError> {
+        self.session.resolve(&VirtualPath::root(), raw)
+    }
+
+    fn entry(&self, handle: &str) -> Option<Arc<Entry>> {
+        self.handles.get(handle).cloned()
+    }
+
+    fn insert(&mut self, handle: Handle) -> String {
+        let name = self.next_handle.to_string();
+        self.next_handle += 1;
+        self.handles.insert(name.clone(), Arc::new(Entry { handle, order: Arc::default() }));
+        name
+    }
+
+    async fn handle(&mut self, body: Bytes) -> Result<(), Fatal> {
+        let kind = body.first().copied().unwrap_or(0);
+        let id = wire::request_id(&body);
+        let mut raw = body.clone();
+        let packet = match Packet::try_from(&mut raw) {
+            Ok(packet) => packet,
+            Err(e) => {
+                let Some(id) = id.filter(|_| self.initialized) else {
+                    return Err(Fatal("undecodable packet before INIT"));
+                };
+                let known = (3..=20).contains(&kind) || kind == 200;
+                let (code, message) = if known {
+                    (StatusCode::BadMessage, format!("malformed request (names must be UTF-8): {e}"))
+                } else {
+                    (StatusCode::OpUnsupported, format!("unsupported request type {kind}"))
+                };
+                self.status(id, code, &message).await;
+                return Ok(());
+            }
+        };
+        if !self.initialized {
+            let Packet::Init(_) = packet else { return Err(Fatal("first packet was not INIT")) };
+            self.initialized = true;
+            let mut version = Version::new();
+            for (name, revision) in [
+                ("posix-rename@openssh.com", "1"),
+                ("statvfs@openssh.com", "2"),
+                ("fstatvfs@openssh.com", "2"),
+                ("hardlink@openssh.com", "1"),
+                ("fsync@openssh.com", "1"),
+                ("limits@openssh.com", "1"),
+            ] {
+                version.extensions.insert(name.to_string(), revision.to_string());
+            }
+            self.send(Packet::Version(version)).await;
+            return Ok(());
+        }
+        self.request(packet).await;
+        Ok(())
+    }
+
+    async fn request(&mut self, packet: Packet) {
+        match packet {
+            Packet::Read(read) => {
+                let Some(entry) = self.entry(&read.handle) else {
+                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let guard = Arc::clone(&entry.order).read_owned().await;
+                let len = (read.len as usize).min(MAX_DATA);
+                self.spawn(guard, entry, move |entry| async move {
+                    let Handle::Read(file) = &entry.handle else {
+                        return Err((StatusCode::Failure, "handle is not open for reading".into()));
+                    };
+                    match file.read_at(read.offset, len).await {
+                        Ok(data) if data.is_empty() => Err((StatusCode::Eof, "End of file".into())),
+                        Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
+                        Err(e) => Err(((&e).into(), e.to_string())),
+                    }
+                }, read.id)
+                .await;
+            }
+            Packet::Write(write) => {
+                let Some(entry) = self.entry(&write.handle) else {
+                    return self.status(write.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let guard = Arc::clone(&entry.order).read_owned().await;
+                self.spawn(guard, entry, move |entry| async move {
+                    let Handle::Write(file) = &entry.handle else {
+                        return Err((StatusCode::Failure, "handle is not open for writing".into()));
+                    };
+                    match file.write_at(write.offset, Bytes::from(write.data)).await {
+                        Ok(()) => Ok(None),
+                        Err(e) => Err(((&e).into(), e.to_string())),
+                    }
+                }, write.id)
+                .await;
+            }
+            Packet::Open(open) => {
+                if self.handles.len() >= self.limits.max_handles {
+                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
+                }
+                let flags = open.pflags;
+                let result = match self.path(&open.filename) {
+                    Err(e) => Err(e),
+                    Ok(path) if flags.contains(OpenFlags::WRITE) => {
+                        let how = OpenWrite {
+                            create: flags.contains(OpenFlags::CREATE),
+                            truncate: flags.contains(OpenFlags::TRUNCATE),
+                            exclusive: flags.contains(OpenFlags::EXCLUDE),
+                            append: flags.contains(OpenFlags::APPEND),
+                        };
+                        self.session.open_write(&path, how).await.map(Handle::Write)
+                    }
+                    Ok(path) => self.session.open_read(&path).await.map(Handle::Read),
+                };
+                match result {
+                    Ok(handle) => {
+                        let handle = self.insert(handle);
+                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
+                    }
+                    Err(e) => self.error(open.id, &e).await,
+                }
+            }
+            Packet::Close(close) => {
+                let Some(entry) = self.handles.remove(&close.handle) else {
+                    return self.status(close.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let result = close_entry(entry).await;
+                self.result(close.id, result).await;
+            }
+            Packet::OpenDir(open) => {
+                if self.handles.len() >= self.limits.max_handles {
+                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
+                }
+                let listing = match self.path(&open.path) {
+                    Ok(path) => self.session.list(&path).await,
+                    Err(e) => Err(e),
+                };
+                match listing {
+                    Ok(listing) => {
+                        let handle = self.insert(Handle::Dir(Mutex::new(Some(listing))));
+                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
+                    }
+                    Err(e) => self.error(open.id, &e).await,
+                }
+            }
+            Packet::ReadDir(read) => {
+                let Some(entry) = self.entry(&read.handle) else {
+                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let Handle::Dir(listing) = &entry.handle else {
+                    return self.status(read.id, StatusCode::Failure, "not a folder handle").await;
+                };
+                let mut listing = listing.lock().await;
+                let batch = match listing.as_mut() {
+                    None => Ok(Vec::new()),
+                    Some(l) => l.next_batch(DIR_BATCH).await,
+                };
+                match batch {
+                    Ok(batch) if batch.is_empty() => {
+                        *listing = None;
+                        self.status(read.id, StatusCode::Eof, "End of folder").await;
+                    }
+                    Ok(batch) => {
+                        let owner = self.session.user();
+                        let files: Vec<File> =
+                            batch.into_iter().map(|(name, meta)| listing_entry(name, &meta, owner)).collect();
+                        self.send(Packet::Name(Name { id: read.id, files })).await;
+                    }
+                    Err(e) => self.error(read.id, &e).await,
+                }
+            }
+            Packet::Stat(stat) => {
+                let result = match self.path(&stat.path) {
+                    Ok(path) => self.session.stat(&path).await,
+                    Err(e) => Err(e),
+                };
+                self.attrs_reply(stat.id, result).await;
+            }
+            Packet::Lstat(stat) => {
+                let result = match self.path(&stat.path) {
+                    Ok(path) => self.session.lstat(&path).await,
+                    Err(e) => Err(e),
+                };
+                self.attrs_reply(stat.id, result).await;
+            }
+            Packet::Fstat(stat) => {
+                let Some(entry) = self.entry(&stat.handle) else {
+                    return self.status(stat.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let _exclusive = entry.order.write().await;
+                let result = match &entry.handle {
+                    Handle::Read(file) => file.metadata().await,
+                    Handle::Write(file) => file.metadata().await,
+                    Handle::Dir(_) => Err(SessionError::Unsupported("fstat on a folder handle")),
+                };
+                self.attrs_reply(stat.id, result).await;
+            }
+            Packet::SetStat(set) => {
+                let result = match self.path(&set.path) {
+                    Ok(path) => self.session.set_attrs(&path, set_attrs(&set.attrs)).await,
+                    Err(e) => Err(e),
+                };
+                self.result(set.id, result).await;
+            }
+            Packet::FSetStat(set) => {
+                let Some(entry) = self.entry(&set.handle) else {
+                    return self.status(set.id, StatusCode::Failure, "invalid handle").await;
+                };
+                let _exclusive = entry.order.write().await;
+                let result = match &entry.handle {
+                    // Part of the upload itself: times and mode land on the staged file.
+                    Handle::Write(file) => file.set_attrs(set_attrs(&set.attrs)).await,
+                    Handle::Read(file) => {
+                        let path = file.path().clone();
+                        self.session.set_attrs(&path, set_attrs(&set.attrs)).await
+                    }
+                    Handle::Dir(_) => Err(SessionError::Unsupported("fsetstat on a folder handle")),
+                };
+                self.result(set.id, result).await;
+            }
+            Packet::Remove(remove) => {
+                let result = match self.path(&remove.filename) {
+                    Ok(path) => self.session.remove(&path).await,
+                    Err(e) => Err(e),
+                };
+                self.result(remove.id, result).await;
+            }
+            Packet::MkDir(mkdir) => {
+                let result = match self.path(&mkdir.path) {
+                    Ok(path) => self.session.mkdir(&path).await,
+                    Err(e) => Err(e),
+                };
+                self.result(mkdir.id, result).await;
+            }
+            Packet::RmDir(rmdir) => {
+                let result = match self.path(&rmdir.path) {
+                    Ok(path) => self.session.rmdir(&path).await,
+                    Err(e) => Err(e),
+                };
+                self.result(rmdir.id, result).await;
+            }
+            Packet::RealPath(real) => match self.path(&real.path) {
+                Ok(path) => self.name_reply(real.id, path.to_string()).await,
+                Err(e) => self.error(real.id, &e).await,
+            },
+            Packet::Rename(rename) => {
+                let result = match (self.path(&rename.oldpath), self.path(&rename.newpath)) {
+                    (Ok(from), Ok(to)) => self.session.rename(&from, &to, false).await,
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                self.result(rename.id, result).await;
+            }
+            Packet::ReadLink(read) => {
+                let result = match self.path(&read.path) {
+                    Ok(path) => self.session.read_link(&path).await,
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(target) => self.name_reply(read.id, target.to_string()).await,
+                    Err(e) => self.error(read.id, &e).await,
+                }
+            }
+            Packet::Symlink(link) => {
+                // OpenSSH sends the target first and the new link second (the reverse of the
+                // draft); every common client follows OpenSSH.
+                let result = match self.path(&link.targetpath) {
+                    Ok(link_path) => match self.session.resolve(&link_path.parent(), &link.linkpath) {
+                        Ok(target) => self.session.symlink(&target, &link_path).await,
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => Err(e),
+                };
+                self.result(link.id, result).await;
+            }
+            Packet::Extended(extended) => self.extended(extended).await,
+            other => {
+                let id = other.get_request_id();
+                self.status(id, StatusCode::OpUnsupported, "unexpected packet").await;
+            }
+        }
+    }
+
+    /// Runs a READ/WRITE concurrently; `work` yields the reply bytes, or none for STATUS OK.
+    async fn spawn<F, Fut>(&mut self, guard: OwnedRwLockReadGuard<()>, entry: Arc<Entry>, work: F, id: u32)
+    where
+        F: FnOnce(Arc<Entry>) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<Option<Bytes>, (StatusCode, String)>> + Send,
+    {
+        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
+        let replies = self.replies.clone();
+        self.tasks.spawn(async move {
+            let reply = match work(entry).await {
+                Ok(Some(bytes)) => Some(bytes),
+                Ok(None) => status_bytes(id, StatusCode::Ok, "Success"),
+                Err((code, message)) => status_bytes(id, code, &message),
+            };
+            // The entry is dropped inside `work` before the guard is released here.
+            drop(guard);
+            drop(permit);
+            if let Some(bytes) = reply {
+                let _ = replies.send(bytes).await;
+            }
+        });
+    }
+
+    async fn attrs_reply(&self, id: u32, result: Result<crate::session::Metadata, SessionError>) {
+        match result {
+            Ok(meta) => self.send(Packet::Attrs(Attrs { id, attrs: attrs(&meta) })).await,
+            Err(e) => self.error(id, &e).await,
+        }
+    }
+
+    async fn name_reply(&self, id: u32, path: String) {
+        let file = File { longname: path.clone(), filename: path, attrs: FileAttributes::empty() };
+        self.send(Packet::Name(Name { id, files: vec![file] })).await;
+    }
+
+    async fn extended(&mut self, request: Extended) {
+        let id = request.id;
+        let mut data = request.data.as_slice();
+        match request.request.as_str() {
+            "posix-rename@openssh.com" | "hardlink@openssh.com" => {
+                let (Some(from), Some(to)) = (wire::take_string(&mut data), wire::take_string(&mut data)) else {
+                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
+                };
+                let result = match (self.path(&from), self.path(&to)) {
+                    (Ok(from), Ok(to)) if request.request.starts_with("posix") => {
+                        self.session.rename(&from, &to, true).await
+                    }
+                    (Ok(from), Ok(to)) => self.session.hard_link(&from, &to).await,
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                };
+                self.result(id, result).await;
+            }
+            "statvfs@openssh.com" | "fstatvfs@openssh.com" => match self.session.capacity().await {
+                Ok(c) => {
+                    let values = [
+                        c.block_size,
+                        c.fragment_size,
+                        c.blocks,
+                        c.blocks_free,
+                        c.blocks_available,
+                        c.files,
+                        c.files_free,
+                        c.files_available,
+                        0, // fsid: not disclosed
+                        0, // flags
+                        c.max_name_len,
+                    ];
+                    let _ = self.replies.send(wire::extended_reply_u64s(id, &values)).await;
+                }
+                Err(e) => self.error(id, &e).await,
+            },
+            "fsync@openssh.com" => {
+                let Some(handle) = wire::take_string(&mut data) else {
+                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
+                };
+                let Some(entry) = self.entry(&handle) else {
+                    return self.status(id, StatusCode::Failure, "invalid handle").await;
+                };
+                let _exclusive = entry.order.write().await;
+                let result = match &entry.handle {
+                    Handle::Write(file) => file.sync().await,
+                    _ => Ok(()),
+                };
+                self.result(id, result).await;
+            }
+            "limits@openssh.com" => {
+                let values =
+                    [MAX_PACKET as u64, MAX_DATA as u64, MAX_DATA as u64, self.limits.max_handles as u64];
+                let _ = self.replies.send(wire::extended_reply_u64s(id, &values)).await;
+            }
+            _ => self.status(id, StatusCode::OpUnsupported, "unsupported extension").await,
+        }
+    }
+}
+
+/// Waits for the handle's in-flight requests, then closes it (publishing an upload).
+async fn close_entry(entry: Arc<Entry>) -> Result<(), SessionError> {
+    let order = Arc::clone(&entry.order);
+    let _exclusive = order.write().await;
+    let mut entry = entry;
+    // In-flight tasks release their clone before their guard, so this settles at once.
+    let entry = loop {
+        match Arc::try_unwrap(entry) {
+            Ok(entry) => break entry,
+            Err(shared) => {
+                entry = shared;
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    match entry.handle {
+        Handle::Write(file) => file.close().await,
+        Handle::Read(_) | Handle::Dir(_) => Ok(()),
+    }
+}
+
+fn status_bytes(id: u32, code: StatusCode, message: &str) -> Option<Bytes> {
+    Bytes::try_from(Packet::Status(Status {
+        id,
+        status_code: code,
+        error_message: message.to_string(),
+        language_tag: "en".to_string(),
+    }))
+    .ok()
+}

@@ -1,0 +1,12 @@
+//! SSH transport (russh) with the SFTP v3 subsystem (draft-ietf-secsh-filexfer-02) and legacy
+//! SCP. Translates requests into `Session` calls; may use `session` and `net` only. SFTP status
+//! codes live in `ops.rs`.
+
+mod dispatch;
+pub mod keys;
+mod ops;
+mod scp;
+mod server;
+mod wire;
+
+pub use server::{serve, Phase, SshSettings};

@@ -1,0 +1,331 @@
+//! The SSH side: our own accept loop feeding `russh::server::run_stream`, authentication
+//! through the session layer, and one task per SFTP or SCP channel (handler callbacks never
+//! block).
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::keys::{Algorithm, PrivateKey};
+use russh::server::{Auth, Msg, Session as SshSession, VerifiedPublicKey, PublicKeyOffer};
+use russh::server::ChannelOpenHandle;
+use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Preferred};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::dispatch::{self, Limits};
+use super::scp;
+use crate::audit::{EventKind, Outcome};
+use crate::auth::{Credentials, Identity};
+use crate::config::{AuthConfig, SftpConfig};
+use crate::net::{self, ConnectionLimit};
+use crate::session::{ConnectionInfo, SessionFactory};
+use crate::types::{Protocol, Secret, SessionId};
+
+/// Everything the SSH listener needs, built once from configuration.
+#[derive(Clone)]
+pub struct SshSettings {
+    russh: Arc<russh::server::Config>,
+    limits: Limits,
+    scp_enabled: bool,
+    max_channels: usize,
+    banner: Option<String>,
+    max_connections: usize,
+}
+
+impl SshSettings {
+    pub fn new(
+        sftp: &SftpConfig,
+        auth: &AuthConfig,
+        scp_enabled: bool,
+        keys: Vec<PrivateKey>,
+    ) -> Result<Self, String> {
+        fn names(list: &[String]) -> impl Iterator<Item = &str> {
+            list.iter().map(String::as_str)
+        }
+        let mut kex = Vec::new();
+        for name in names(&sftp.kex) {
+            kex.push(russh::kex::Name::try_from(name).map_err(|_| format!("sftp.kex: `{name}` unsupported"))?);
+        }
+        // Extension negotiation and strict KEX (Terrapin) stay on whatever the list says.
+        kex.extend([
+            russh::kex::EXTENSION_SUPPORT_AS_SERVER,
+            russh::kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]);
+        let mut cipher = Vec::new();
+        for name in names(&sftp.ciphers) {
+            cipher.push(
+                russh::cipher::Name::try_from(name).map_err(|_| format!("sftp.ciphers: `{name}` unsupported"))?,
+            );
+        }
+        let mut mac = Vec::new();
+        for name in names(&sftp.macs) {
+            mac.push(russh::mac::Name::try_from(name).map_err(|_| format!("sftp.macs: `{name}` unsupported"))?);
+        }
+        let mut key = Vec::new();
+        for name in names(&sftp.host_key_algorithms) {
+            key.push(
+                Algorithm::from_str(name).map_err(|_| format!("sftp.host_key_algorithms: `{name}` unsupported"))?,
+            );
+        }
+        let preferred = Preferred {
+            kex: Cow::Owned(kex),
+            key: Cow::Owned(key),
+            cipher: Cow::Owned(cipher),
+            mac: Cow::Owned(mac),
+            ..Preferred::default()
+        };
+        let russh = russh::server::Config {
+            server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-ferry")),
+            methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
+            auth_rejection_time: auth.rejection_delay,
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys,
+            window_size: sftp.window_size,
+            maximum_packet_size: 65_536,
+            channel_buffer_size: 256,
+            preferred,
+            max_auth_attempts: auth.max_attempts as usize,
+            inactivity_timeout: sftp.idle_timeout,
+            keepalive_interval: sftp.keepalive_interval,
+            keepalive_max: sftp.keepalive_max,
+            nodelay: true,
+            ..Default::default()
+        };
+        Ok(Self {
+            russh: Arc::new(russh),
+            limits: Limits { max_in_flight: sftp.max_requests_in_flight, max_handles: 256 },
+            scp_enabled,
+            max_channels: sftp.max_sessions_per_connection,
+            banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
+            max_connections: sftp.max_connections,
+        })
+    }
+}
+
+/// Shutdown phases the composition root drives: running, then draining (no new connections,
+/// transfers go on), then closing (every connection is disconnected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Running,
+    Draining,
+    Closing,
+}
+
+type Registry = Arc<Mutex<HashMap<u64, russh::server::Handle>>>;
+
+/// Serves SSH on `listener` until `phase` reaches `Closing` and every connection has ended.
+pub async fn serve(
+    listener: TcpListener,
+    settings: SshSettings,
+    sessions: SessionFactory,
+    mut phase: watch::Receiver<Phase>,
+) -> std::io::Result<()> {
+    let limit = ConnectionLimit::new(settings.max_connections);
+    let registry: Registry = Arc::default();
+    let next_id = AtomicU64::new(0);
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
+            }
+            accepted = net::accept(&listener, &limit) => {
+                let accepted = accepted?;
+                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                tokio::spawn(connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry)));
+            }
+        }
+    }
+    drop(listener);
+    while *phase.borrow() < Phase::Closing {
+        if phase.changed().await.is_err() {
+            break;
+        }
+    }
+    let handles: Vec<_> = registry.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
+    for handle in handles {
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), "en".into())
+            .await;
+    }
+    // Give the connections a moment to flush their goodbyes.
+    for _ in 0..50 {
+        if limit.active() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn connection(
+    id: u64,
+    accepted: net::Accepted,
+    settings: SshSettings,
+    sessions: SessionFactory,
+    registry: Registry,
+) {
+    let net::Accepted { stream, peer, slot } = accepted;
+    let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
+    let audit = sessions.audit().clone();
+    audit.emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
+    let handler = SshConnection {
+        sessions,
+        settings: settings.clone(),
+        conn,
+        identity: None,
+        channels: HashMap::new(),
+    };
+    match russh::server::run_stream(Arc::clone(&settings.russh), stream, handler).await {
+        Ok(running) => {
+            if let Ok(mut r) = registry.lock() {
+                r.insert(id, running.handle());
+            }
+            if let Err(e) = running.await {
+                tracing::debug!(peer = %peer, error = %e, "SSH connection ended with an error");
+            }
+            if let Ok(mut r) = registry.lock() {
+                r.remove(&id);
+            }
+        }
+        Err(e) => tracing::debug!(peer = %peer, error = %e, "SSH handshake failed"),
+    }
+    audit.emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
+    drop(slot);
+}
+
+struct SshConnection {
+    sessions: SessionFactory,
+    settings: SshSettings,
+    conn: ConnectionInfo,
+    identity: Option<Identity>,
+    /// Session channels opened but not yet given a subsystem or command.
+    channels: HashMap<ChannelId, Channel<Msg>>,
+}
+
+/// SHA-1 RSA signatures (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
+fn weak_signature(algorithm: &Algorithm) -> bool {
+    algorithm.as_str() == "ssh-rsa"
+}
+
+impl SshConnection {
+    async fn login(&mut self, user: &str, credentials: Credentials) -> Auth {
+        match self.sessions.login(&self.conn, user, &credentials).await {
+            Ok(identity) => {
+                self.identity = Some(identity);
+                Auth::Accept
+            }
+            Err(_) => Auth::reject(),
+        }
+    }
+}
+
+impl russh::server::Handler for SshConnection {
+    type Error = russh::Error;
+
+    async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
+        Ok(self.settings.banner.clone())
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.login(user, Credentials::Password(Secret::new(password.to_string()))).await)
+    }
+
+    async fn auth_publickey_offered(&mut self, _user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+        if weak_signature(offer.algorithm) {
+            return Ok(Auth::reject());
+        }
+        Ok(Auth::Accept)
+    }
+
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+        if weak_signature(key.algorithm) {
+            return Ok(Auth::reject());
+        }
+        let Ok(line) = key.public_key.to_openssh() else { return Ok(Auth::reject()) };
+        let mut fields = line.split_whitespace();
+        let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else { return Ok(Auth::reject()) };
+        Ok(self.login(user, Credentials::PublicKey(format!("{kind} {blob}"))).await)
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        if self.identity.is_none() || self.channels.len() >= self.settings.max_channels {
+            reply.reject(ChannelOpenFailure::ResourceShortage).await;
+            return Ok(());
+        }
+        reply.accept().await;
+        self.channels.insert(channel.id(), channel);
+        Ok(())
+    }
+
+    async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel_id: ChannelId,
+        name: &str,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        let channel = self.channels.remove(&channel_id);
+        let (Some(channel), Some(identity), "sftp") = (channel, &self.identity, name) else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        match self.sessions.open(identity, &self.conn, Protocol::Sftp).await {
+            Ok(file_session) => {
+                session.channel_success(channel_id)?;
+                tokio::spawn(dispatch::serve(channel, file_session, self.settings.limits));
+            }
+            Err(e) => {
+                tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
+                session.channel_failure(channel_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel_id: ChannelId,
+        data: &[u8],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        let channel = self.channels.remove(&channel_id);
+        let command = std::str::from_utf8(data).ok().and_then(scp::Command::parse);
+        let (Some(channel), Some(identity), Some(command), true) =
+            (channel, &self.identity, command, self.settings.scp_enabled)
+        else {
+            session.channel_failure(channel_id)?;
+            return Ok(());
+        };
+        match self.sessions.open(identity, &self.conn, Protocol::Scp).await {
+            Ok(file_session) => {
+                session.channel_success(channel_id)?;
+                tokio::spawn(scp::run(channel, file_session, command));
+            }
+            Err(e) => {
+                tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
+                session.channel_failure(channel_id)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn shell_request(&mut self, channel_id: ChannelId, session: &mut SshSession) -> Result<(), Self::Error> {
+        // No shells here: refuse and drop the channel so it cannot stall the connection.
+        self.channels.remove(&channel_id);
+        session.channel_failure(channel_id)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,144 @@
+//! Composition root: builds each room once, binds the enabled listeners, runs them on one
+//! shutdown signal and drains transfers before closing. Used by `main` and the tests only.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::admin::{Admin, UserSpec};
+use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::auth::local::LocalAuthenticator;
+use crate::config::Config;
+use crate::protocols::sftp::{self, keys, Phase, SshSettings};
+use crate::session::SessionFactory;
+use crate::state::State;
+use crate::storage::LocalStorage;
+use crate::types::Secret;
+
+/// The first user, created when the store has none.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub user: String,
+    /// `None`: generate one and print it once.
+    pub password: Option<Secret<String>>,
+}
+
+/// A started server: its bound addresses and the task that runs it.
+pub struct Running {
+    pub sftp_addr: Option<SocketAddr>,
+    pub audit: Audit,
+    pub state: State,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Resolves when the server has shut down.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+}
+
+/// Opens the state store for the CLI and the server alike.
+pub async fn open_state(config: &Config) -> anyhow::Result<State> {
+    State::open_sqlite(&config.state.sqlite_path)
+        .await
+        .with_context(|| format!("opening state database {}", config.state.sqlite_path.display()))
+}
+
+/// Builds and binds everything, then runs until `shutdown` turns true.
+pub async fn start(config: Config, bootstrap: Option<Bootstrap>, shutdown: watch::Receiver<bool>) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
+    let state = open_state(&config).await?;
+    let audit = Audit::new(&config.server.node_name, config.audit.stdout, config.audit.queue_size);
+    if let Some(bootstrap) = bootstrap {
+        ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
+    }
+    let storage = LocalStorage::new(&config.storage.root)
+        .with_context(|| format!("opening storage root {}", config.storage.root.display()))?;
+    let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode);
+    let sessions = SessionFactory::new(Arc::new(auth), Arc::new(storage), audit.clone());
+
+    let (phase_tx, phase_rx) = watch::channel(Phase::Running);
+    let mut listeners = JoinSet::new();
+    let mut sftp_addr = None;
+    if config.sftp.enabled {
+        let host_keys = keys::host_keys(&config.sftp.host_keys, &config.data_dir.join("host_keys"))?;
+        let settings = SshSettings::new(&config.sftp, &config.auth, config.scp.enabled, host_keys)
+            .map_err(anyhow::Error::msg)?;
+        let listener = TcpListener::bind(config.sftp.bind)
+            .await
+            .with_context(|| format!("sftp.bind: cannot listen on {}", config.sftp.bind))?;
+        sftp_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, scp = config.scp.enabled, "SFTP/SCP listening");
+        listeners.spawn(sftp::serve(listener, settings, sessions.clone(), phase_rx.clone()));
+    }
+    audit.emit(
+        EventKind::ServerStarted,
+        Outcome::Ok,
+        Fields { reason: Some(format!("ferry {}", env!("CARGO_PKG_VERSION"))), ..Fields::default() },
+    );
+
+    let grace = config.server.shutdown_grace;
+    let task_audit = audit.clone();
+    let task = tokio::spawn(async move {
+        let mut shutdown = shutdown;
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                break;
+            }
+        }
+        task_audit.emit(EventKind::ServerStopping, Outcome::Ok, Fields::default());
+        tracing::info!(active = sessions.transfers().active(), ?grace, "shutting down: draining transfers");
+        let _ = phase_tx.send(Phase::Draining);
+        if tokio::time::timeout(grace, sessions.transfers().wait_idle()).await.is_err() {
+            tracing::warn!(active = sessions.transfers().active(), "grace period over; closing transfers");
+        }
+        let _ = phase_tx.send(Phase::Closing);
+        while let Some(joined) = listeners.join_next().await {
+            match joined {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "listener failed"),
+                Err(e) => tracing::error!(error = %e, "listener panicked"),
+            }
+        }
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(Running { sftp_addr, audit, state, task })
+}
+
+async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Result<()> {
+    if admin.count_users().await? > 0 {
+        return Ok(());
+    }
+    let (password, generated) = match bootstrap.password {
+        Some(password) => (password, false),
+        None => {
+            use rand::distr::{Alphanumeric, SampleString};
+            (Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 24)), true)
+        }
+    };
+    let spec = UserSpec {
+        name: bootstrap.user.clone(),
+        password: Some(password.clone()),
+        home: Some("/".to_string()),
+        ..UserSpec::default()
+    };
+    admin.create_user(spec).await.context("creating the first user")?;
+    if generated {
+        // Shown once: the store keeps only the argon2id hash.
+        eprintln!(
+            "ferry: created user `{}` with password: {}\nferry: this password is shown only once.",
+            bootstrap.user,
+            password.expose()
+        );
+    } else {
+        eprintln!("ferry: created user `{}` from FERRY_ADMIN_USER/FERRY_ADMIN_PASSWORD", bootstrap.user);
+    }
+    Ok(())
+}

@@ -1,0 +1,49 @@
+//! The one error every protocol maps to its own wire codes (in its own module, nowhere else).
+
+use crate::storage::StorageError;
+use crate::vfs::{PathError, VirtualPath};
+
+use super::permissions::Op;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error("{0}: no such file or folder")]
+    NotFound(VirtualPath),
+    #[error("permission denied: {op} {path}")]
+    PermissionDenied { op: Op, path: VirtualPath },
+    #[error("{0}: already exists")]
+    AlreadyExists(VirtualPath),
+    #[error("{0}: not a folder")]
+    NotADirectory(VirtualPath),
+    #[error("{0}: is a folder")]
+    IsADirectory(VirtualPath),
+    #[error("{0}: folder not empty")]
+    NotEmpty(VirtualPath),
+    #[error("invalid path: {0}")]
+    InvalidPath(#[from] PathError),
+    #[error("{0}: leads outside the home folder")]
+    Escapes(VirtualPath),
+    #[error("not supported: {0}")]
+    Unsupported(&'static str),
+    #[error("no space left on storage")]
+    NoSpace,
+    #[error("storage error: {0}")]
+    Storage(#[source] StorageError),
+}
+
+impl SessionError {
+    /// Attaches the path to a storage error.
+    pub(crate) fn from_storage(e: StorageError, path: &VirtualPath) -> Self {
+        match e {
+            StorageError::NotFound => Self::NotFound(path.clone()),
+            StorageError::AlreadyExists => Self::AlreadyExists(path.clone()),
+            StorageError::NotADirectory => Self::NotADirectory(path.clone()),
+            StorageError::IsADirectory => Self::IsADirectory(path.clone()),
+            StorageError::NotEmpty => Self::NotEmpty(path.clone()),
+            StorageError::Escapes => Self::Escapes(path.clone()),
+            StorageError::Unsupported => Self::Unsupported("operation not supported by storage"),
+            StorageError::NoSpace => Self::NoSpace,
+            other @ StorageError::Io(_) => Self::Storage(other),
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! From credentials to a `Session`: authentication with audit and metrics, then the session
+//! itself (vfs rooted at the home, compiled permission rules).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use super::{Context, Permissions, Session, SessionError, Transfers};
+use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::auth::{AuthError, Authenticator, Credentials, Identity};
+use crate::storage::{Key, Storage, StorageError};
+use crate::telemetry::metrics;
+use crate::types::{PeerAddr, Protocol, SessionId};
+use crate::vfs::{Vfs, VirtualPath};
+
+/// One client connection, as audit records describe it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionInfo {
+    pub session_id: SessionId,
+    pub peer: PeerAddr,
+    pub protocol: Protocol,
+}
+
+impl ConnectionInfo {
+    pub fn fields(&self) -> Fields {
+        Fields {
+            session: Some(self.session_id),
+            protocol: Some(self.protocol),
+            peer: Some(self.peer),
+            ..Fields::default()
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong credentials, unknown user, disabled account: the client learns nothing more.
+    #[error("authentication failed")]
+    Denied,
+    #[error("authentication unavailable")]
+    Unavailable,
+}
+
+/// Builds sessions; one per server, shared by every protocol.
+#[derive(Clone)]
+pub struct SessionFactory {
+    auth: Arc<dyn Authenticator>,
+    storage: Arc<dyn Storage>,
+    audit: Audit,
+    transfers: Arc<Transfers>,
+}
+
+impl SessionFactory {
+    pub fn new(auth: Arc<dyn Authenticator>, storage: Arc<dyn Storage>, audit: Audit) -> Self {
+        Self { auth, storage, audit, transfers: Arc::new(Transfers::default()) }
+    }
+
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    pub fn transfers(&self) -> &Arc<Transfers> {
+        &self.transfers
+    }
+
+    pub async fn login(
+        &self,
+        conn: &ConnectionInfo,
+        user: &str,
+        credentials: &Credentials,
+    ) -> Result<Identity, LoginError> {
+        let method = credentials.method();
+        let result = self.auth.authenticate(user, credentials).await;
+        let mut fields = conn.fields();
+        fields.user = Some(user.to_string());
+        match result {
+            Ok(identity) => {
+                fields.reason = Some(format!("{method} via {}", identity.source));
+                self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
+                metrics::login(conn.protocol, method, "ok");
+                Ok(identity)
+            }
+            Err(AuthError::Denied(denial)) => {
+                fields.reason = Some(format!("{method}: {denial}"));
+                self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
+                metrics::login(conn.protocol, method, "denied");
+                Err(LoginError::Denied)
+            }
+            Err(AuthError::Unavailable(why)) => {
+                tracing::error!(%why, "authentication backend unavailable");
+                fields.reason = Some(format!("{method}: backend unavailable"));
+                self.audit.emit(EventKind::LoginFailed, Outcome::Failed, fields);
+                metrics::login(conn.protocol, method, "error");
+                Err(LoginError::Unavailable)
+            }
+        }
+    }
+
+    /// Opens a file session for an authenticated identity; creates the home if missing.
+    pub async fn open(
+        &self,
+        identity: &Identity,
+        conn: &ConnectionInfo,
+        protocol: Protocol,
+    ) -> Result<Session, SessionError> {
+        let home = VirtualPath::parse(&identity.home)?;
+        let mut key = Vec::new();
+        for segment in home.segments() {
+            key.push(segment);
+            match self.storage.mkdir(&Key::from_segments(key.iter().copied())).await {
+                Ok(()) | Err(StorageError::AlreadyExists) => {}
+                Err(e) => return Err(SessionError::from_storage(e, &home)),
+            }
+        }
+        let permissions = if identity.rules.is_empty() {
+            Permissions::allow_all()
+        } else {
+            Permissions::compile(&identity.rules).unwrap_or_else(|e| {
+                // Fail closed: a rule we cannot read grants nothing.
+                tracing::error!(user = %identity.user, error = %e, "invalid permission rule; denying all");
+                Permissions::compile(&[]).unwrap_or_else(|_| Permissions::allow_all())
+            })
+        };
+        metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();
+        Ok(Session {
+            ctx: Arc::new(Context {
+                audit: self.audit.clone(),
+                protocol,
+                session_id: conn.session_id,
+                peer: conn.peer,
+                user: identity.user.clone(),
+                seq: AtomicU64::new(0),
+            }),
+            vfs: Vfs::new(Arc::clone(&self.storage), &home),
+            permissions,
+            upload_mode: identity.upload_mode,
+            transfers: Arc::clone(&self.transfers),
+        })
+    }
+}

@@ -1,0 +1,333 @@
+//! The one file API every protocol calls. Each operation resolves the virtual path inside the
+//! user's jail, checks the most specific permission rule, calls the vfs, emits one audit event
+//! with its outcome and counts the metric. Protocols translate; this room decides.
+//! Uses `vfs`, `auth`, `audit`, `state` and the leaves.
+
+mod error;
+mod files;
+mod login;
+pub mod permissions;
+mod transfers;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tokio::time::Instant;
+
+pub use error::SessionError;
+pub use files::{ReadFile, WriteFile};
+pub use login::{ConnectionInfo, LoginError, SessionFactory};
+pub use permissions::{Op, Permissions};
+pub use transfers::Transfers;
+pub use crate::storage::{Capacity, EntryKind, Metadata};
+pub use crate::vfs::VirtualPath;
+
+use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::storage::{DirLister, StorageError, WriteOptions};
+use crate::telemetry::metrics;
+use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
+use crate::vfs::Vfs;
+
+/// Who is acting, for audit records and metrics.
+pub(crate) struct Context {
+    audit: Audit,
+    protocol: Protocol,
+    session_id: SessionId,
+    peer: PeerAddr,
+    user: String,
+    seq: AtomicU64,
+}
+
+impl Context {
+    fn fields(&self, path: &VirtualPath) -> Fields {
+        Fields {
+            session: Some(self.session_id),
+            seq: Some(self.seq.fetch_add(1, Ordering::Relaxed)),
+            protocol: Some(self.protocol),
+            user: Some(self.user.clone()),
+            peer: Some(self.peer),
+            path: Some(path.to_string()),
+            ..Fields::default()
+        }
+    }
+}
+
+/// How a write opens its file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenWrite {
+    pub create: bool,
+    pub truncate: bool,
+    pub exclusive: bool,
+    pub append: bool,
+}
+
+/// Attribute changes; `None` leaves a field alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SetAttrs {
+    pub size: Option<u64>,
+    pub mode: Option<u32>,
+    pub times: Option<(SystemTime, SystemTime)>,
+}
+
+/// A folder listing read in batches.
+pub struct Listing {
+    lister: Box<dyn DirLister>,
+}
+
+impl Listing {
+    /// Up to `max` entries; empty when done.
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<(String, Metadata)>, SessionError> {
+        let batch = self
+            .lister
+            .next_batch(max)
+            .await
+            .map_err(|e| SessionError::from_storage(e, &VirtualPath::root()))?;
+        Ok(batch.into_iter().map(|e| (e.name, e.meta)).collect())
+    }
+}
+
+/// An authenticated user's file session.
+pub struct Session {
+    ctx: Arc<Context>,
+    vfs: Vfs,
+    permissions: Permissions,
+    upload_mode: UploadMode,
+    transfers: Arc<Transfers>,
+}
+
+impl Session {
+    pub fn user(&self) -> &str {
+        &self.ctx.user
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.ctx.session_id
+    }
+
+    /// Resolves a client-supplied path against `cwd` inside the jail.
+    pub fn resolve(&self, cwd: &VirtualPath, raw: &str) -> Result<VirtualPath, SessionError> {
+        Ok(cwd.resolve(raw)?)
+    }
+
+    fn check(&self, op: Op, path: &VirtualPath) -> Result<(), SessionError> {
+        if self.permissions.allows(op, path) {
+            Ok(())
+        } else {
+            Err(SessionError::PermissionDenied { op, path: path.clone() })
+        }
+    }
+
+    /// Runs one operation and records it: one audit event, one metric.
+    async fn audited<T>(
+        &self,
+        kind: EventKind,
+        op: &'static str,
+        path: &VirtualPath,
+        target: Option<&VirtualPath>,
+        work: impl Future<Output = Result<T, SessionError>>,
+    ) -> Result<T, SessionError> {
+        let started = Instant::now();
+        let result = work.await;
+        let (outcome, reason) = match &result {
+            Ok(_) => (Outcome::Ok, None),
+            Err(e @ SessionError::PermissionDenied { .. }) => (Outcome::Denied, Some(e.to_string())),
+            Err(e) => (Outcome::Failed, Some(e.to_string())),
+        };
+        let mut fields = self.ctx.fields(path);
+        fields.target = target.map(ToString::to_string);
+        fields.reason = reason;
+        fields.duration_ms = Some(started.elapsed().as_millis() as u64);
+        self.ctx.audit.emit(kind, outcome, fields);
+        metrics::file_op(self.ctx.protocol, op, outcome.as_str());
+        result
+    }
+
+    fn storage_err(path: &VirtualPath) -> impl Fn(StorageError) -> SessionError + '_ {
+        move |e| SessionError::from_storage(e, path)
+    }
+
+    /// Follows a final symlink (inside the jail only).
+    pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
+        self.vfs.storage().stat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+    }
+
+    pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
+        self.vfs.storage().lstat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+    }
+
+    pub async fn list(&self, path: &VirtualPath) -> Result<Listing, SessionError> {
+        self.audited(EventKind::DirList, "list", path, None, async {
+            self.check(Op::List, path)?;
+            let lister =
+                self.vfs.storage().list(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
+            Ok(Listing { lister })
+        })
+        .await
+    }
+
+    pub async fn open_read(&self, path: &VirtualPath) -> Result<ReadFile, SessionError> {
+        let started = Instant::now();
+        let opened = async {
+            self.check(Op::Download, path)?;
+            self.vfs.storage().open_read(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        }
+        .await;
+        match opened {
+            Ok(handle) => Ok(ReadFile {
+                ctx: Arc::clone(&self.ctx),
+                path: path.clone(),
+                handle,
+                bytes: AtomicU64::new(0),
+                started,
+                _guard: self.transfers.begin(),
+            }),
+            // A download that never started is still one audited operation.
+            Err(e) => self.audited(EventKind::FileDownload, "download", path, None, async { Err(e) }).await,
+        }
+    }
+
+    pub async fn open_write(&self, path: &VirtualPath, how: OpenWrite) -> Result<WriteFile, SessionError> {
+        let started = Instant::now();
+        let opened = async {
+            if path.is_root() {
+                return Err(SessionError::IsADirectory(path.clone()));
+            }
+            self.check(Op::Upload, path)?;
+            let key = self.vfs.key(path);
+            match self.vfs.storage().stat(&key).await {
+                Ok(meta) if meta.kind == EntryKind::Dir => {
+                    return Err(SessionError::IsADirectory(path.clone()));
+                }
+                Ok(_) if how.exclusive => return Err(SessionError::AlreadyExists(path.clone())),
+                Ok(_) => self.check(Op::Overwrite, path)?,
+                Err(StorageError::NotFound) => {}
+                Err(e) => return Err(SessionError::from_storage(e, path)),
+            }
+            let options = WriteOptions {
+                create: how.create,
+                truncate: how.truncate,
+                exclusive: how.exclusive,
+                append: how.append,
+                atomic: self.upload_mode == UploadMode::Atomic,
+            };
+            self.vfs.storage().open_write(&key, options).await.map_err(Self::storage_err(path))
+        }
+        .await;
+        match opened {
+            Ok(handle) => Ok(WriteFile {
+                ctx: Arc::clone(&self.ctx),
+                path: path.clone(),
+                handle: Some(handle),
+                bytes: AtomicU64::new(0),
+                started,
+                _guard: self.transfers.begin(),
+            }),
+            Err(e) => self.audited(EventKind::FileUpload, "upload", path, None, async { Err(e) }).await,
+        }
+    }
+
+    pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::DirCreate, "mkdir", path, None, async {
+            self.check(Op::Mkdir, path)?;
+            self.vfs.storage().mkdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        })
+        .await
+    }
+
+    pub async fn rmdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::DirRemove, "rmdir", path, None, async {
+            self.check(Op::Rmdir, path)?;
+            if path.is_root() {
+                return Err(SessionError::PermissionDenied { op: Op::Rmdir, path: path.clone() });
+            }
+            self.vfs.storage().rmdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        })
+        .await
+    }
+
+    pub async fn remove(&self, path: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::FileDelete, "delete", path, None, async {
+            self.check(Op::Delete, path)?;
+            self.vfs.storage().remove(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        })
+        .await
+    }
+
+    /// Renames `from` to `to`. Without `replace` an existing `to` is refused (SFTP v3 rename);
+    /// with it an existing file is replaced, which needs the overwrite permission.
+    pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> Result<(), SessionError> {
+        self.audited(EventKind::FileRename, "rename", from, Some(to), async {
+            self.check(Op::Rename, from)?;
+            self.check(Op::Rename, to)?;
+            if from.is_root() || to.is_root() {
+                return Err(SessionError::PermissionDenied { op: Op::Rename, path: from.clone() });
+            }
+            let storage = self.vfs.storage();
+            let to_key = self.vfs.key(to);
+            storage.lstat(&self.vfs.key(from)).await.map_err(Self::storage_err(from))?;
+            match storage.lstat(&to_key).await {
+                Ok(_) if !replace => return Err(SessionError::AlreadyExists(to.clone())),
+                Ok(_) => self.check(Op::Overwrite, to)?,
+                Err(StorageError::NotFound) => {}
+                Err(e) => return Err(SessionError::from_storage(e, to)),
+            }
+            storage.rename(&self.vfs.key(from), &to_key).await.map_err(Self::storage_err(to))
+        })
+        .await
+    }
+
+    pub async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> Result<(), SessionError> {
+        self.audited(EventKind::FileSetStat, "setstat", path, None, async {
+            self.check(Op::SetStat, path)?;
+            let storage = self.vfs.storage();
+            let key = self.vfs.key(path);
+            if let Some(size) = attrs.size {
+                self.check(Op::Overwrite, path)?;
+                storage.set_len(&key, size).await.map_err(Self::storage_err(path))?;
+            }
+            if let Some(mode) = attrs.mode {
+                storage.set_mode(&key, mode).await.map_err(Self::storage_err(path))?;
+            }
+            if let Some((accessed, modified)) = attrs.times {
+                storage.set_times(&key, accessed, modified).await.map_err(Self::storage_err(path))?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// Creates `link` pointing at `target`. Reading through a link must not bypass rules, so the
+    /// creator needs the download permission on the target too.
+    pub async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::FileSymlink, "symlink", link, Some(target), async {
+            self.check(Op::Symlink, link)?;
+            self.check(Op::Download, target)?;
+            let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
+            self.vfs.storage().symlink(&target_key, &link_key).await.map_err(Self::storage_err(link))
+        })
+        .await
+    }
+
+    pub async fn hard_link(&self, existing: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::FileLink, "link", existing, Some(link), async {
+            self.check(Op::Symlink, link)?;
+            self.check(Op::Upload, link)?;
+            self.check(Op::Download, existing)?;
+            let (existing_key, link_key) = (self.vfs.key(existing), self.vfs.key(link));
+            self.vfs.storage().hard_link(&existing_key, &link_key).await.map_err(Self::storage_err(link))
+        })
+        .await
+    }
+
+    /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
+    pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
+        let key = self.vfs.storage().read_link(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
+        self.vfs.virtual_path(&key).map_err(|_| SessionError::Escapes(path.clone()))
+    }
+
+    pub async fn capacity(&self) -> Result<Capacity, SessionError> {
+        self.vfs.storage().capacity().await.map_err(Self::storage_err(&VirtualPath::root()))
+    }
+}

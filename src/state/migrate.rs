@@ -1,0 +1,38 @@
+//! Schema migrations embedded in the binary and applied in order at start, each once.
+
+use sqlx::SqlitePool;
+
+use super::StateError;
+
+/// (version, description, SQL). Append only: never edit a released migration.
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "users and keys", include_str!("migrations/0001_users.sql"))];
+
+pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
+    sqlx::query(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, \
+         description TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(pool)
+    .await?;
+    for (version, description, sql) in MIGRATIONS {
+        let mut tx = pool.begin().await?;
+        let done: Option<(i64,)> =
+            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
+        if done.is_some() {
+            continue;
+        }
+        sqlx::raw_sql(*sql).execute(&mut *tx).await?;
+        sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)")
+            .bind(version)
+            .bind(description)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
+}

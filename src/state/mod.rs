@@ -1,0 +1,60 @@
+//! The state store: users and keys today; bans, sessions, audit and the event queue later.
+//! SQLite through sqlx with runtime queries, so a PostgreSQL twin can follow the same
+//! operations. Uses `config` and `types`.
+
+mod migrate;
+pub mod users;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use users::{KeyRecord, NewUser, RuleRecord, UserRecord};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("user `{0}` not found")]
+    UserNotFound(String),
+    #[error("user `{0}` already exists")]
+    UserExists(String),
+    #[error("key {0} is already authorized")]
+    KeyExists(String),
+    #[error("no key {0}")]
+    KeyNotFound(String),
+    #[error("stored record is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Handle to the state database; cheap to clone.
+#[derive(Clone)]
+pub struct State {
+    pool: SqlitePool,
+}
+
+impl State {
+    /// Opens (creating if missing) the SQLite database and applies pending migrations. WAL mode
+    /// and a busy timeout let the `ferry user` commands write while the server runs.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StateError> {
+        if let Some(parent) = path.parent() {
+            let _ = std::fs::create_dir_all(parent);
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        migrate::apply(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users::new(&self.pool)
+    }
+}

@@ -1,0 +1,226 @@
+//! Named operations on local users and their keys.
+
+use serde::{Deserialize, Serialize};
+use sqlx::SqlitePool;
+
+use super::StateError;
+use crate::types::UploadMode;
+
+/// A permission rule as stored: a glob over virtual paths and the operations it grants.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRecord {
+    pub path: String,
+    pub permissions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyRecord {
+    pub fingerprint: String,
+    pub public_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    pub name: String,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub has_password: bool,
+    pub home: String,
+    pub enabled: bool,
+    pub upload_mode: Option<UploadMode>,
+    pub rules: Vec<RuleRecord>,
+    pub keys: Vec<KeyRecord>,
+}
+
+/// What `create` needs; keys are added afterwards.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub name: String,
+    pub password_hash: Option<String>,
+    pub home: String,
+    pub upload_mode: Option<UploadMode>,
+    pub rules: Vec<RuleRecord>,
+}
+
+type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String);
+
+pub struct Users<'a> {
+    pool: &'a SqlitePool,
+}
+
+impl<'a> Users<'a> {
+    pub(super) fn new(pool: &'a SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn create(&self, user: &NewUser) -> Result<(), StateError> {
+        let now = chrono::Utc::now().to_rfc3339();
+        let rules = serde_json::to_string(&user.rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let result = sqlx::query(
+            "INSERT INTO users (name, password_hash, home, enabled, upload_mode, rules, created_at, updated_at) \
+             VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+        )
+        .bind(&user.name)
+        .bind(&user.password_hash)
+        .bind(&user.home)
+        .bind(user.upload_mode.map(UploadMode::as_str))
+        .bind(rules)
+        .bind(&now)
+        .bind(&now)
+        .execute(self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StateError::UserExists(user.name.clone()))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    pub async fn count(&self) -> Result<i64, StateError> {
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(self.pool).await?;
+        Ok(n)
+    }
+
+    /// The user with keys and rules, or `None` (callers decide how unknown users are answered).
+    pub async fn find(&self, name: &str) -> Result<Option<UserRecord>, StateError> {
+        let row: Option<UserRow> = sqlx::query_as(
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules FROM users WHERE name = ?",
+        )
+        .bind(name)
+        .fetch_optional(self.pool)
+        .await?;
+        match row {
+            None => Ok(None),
+            Some(row) => self.hydrate(row).await.map(Some),
+        }
+    }
+
+    pub async fn get(&self, name: &str) -> Result<UserRecord, StateError> {
+        self.find(name).await?.ok_or_else(|| StateError::UserNotFound(name.to_string()))
+    }
+
+    pub async fn list(&self) -> Result<Vec<UserRecord>, StateError> {
+        let rows: Vec<UserRow> = sqlx::query_as(
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules FROM users ORDER BY name",
+        )
+        .fetch_all(self.pool)
+        .await?;
+        let mut users = Vec::with_capacity(rows.len());
+        for row in rows {
+            users.push(self.hydrate(row).await?);
+        }
+        Ok(users)
+    }
+
+    pub async fn remove(&self, name: &str) -> Result<(), StateError> {
+        let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(self.pool).await?;
+        if done.rows_affected() == 0 {
+            return Err(StateError::UserNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn set_password(&self, name: &str, hash: &str) -> Result<(), StateError> {
+        self.update(name, "password_hash", Some(hash.to_string())).await
+    }
+
+    pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), StateError> {
+        let done = sqlx::query("UPDATE users SET enabled = ?, updated_at = ? WHERE name = ?")
+            .bind(enabled)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(name)
+            .execute(self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StateError::UserNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), StateError> {
+        let json = serde_json::to_string(rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        self.update(name, "rules", Some(json)).await
+    }
+
+    pub async fn set_home(&self, name: &str, home: &str) -> Result<(), StateError> {
+        self.update(name, "home", Some(home.to_string())).await
+    }
+
+    async fn update(&self, name: &str, column: &'static str, value: Option<String>) -> Result<(), StateError> {
+        let sql = format!("UPDATE users SET {column} = ?, updated_at = ? WHERE name = ?");
+        // `column` is one of a fixed set of names chosen by the callers above.
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(value)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(name)
+            .execute(self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StateError::UserNotFound(name.to_string()));
+        }
+        Ok(())
+    }
+
+    pub async fn add_key(&self, name: &str, key: &KeyRecord) -> Result<(), StateError> {
+        let (id,): (i64,) = sqlx::query_as("SELECT id FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_optional(self.pool)
+            .await?
+            .ok_or_else(|| StateError::UserNotFound(name.to_string()))?;
+        let result = sqlx::query(
+            "INSERT INTO user_keys (user_id, fingerprint, public_key, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(&key.fingerprint)
+        .bind(&key.public_key)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(self.pool)
+        .await;
+        match result {
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StateError::KeyExists(key.fingerprint.clone()))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// Removes the key whose fingerprint is `fingerprint`.
+    pub async fn remove_key(&self, name: &str, fingerprint: &str) -> Result<(), StateError> {
+        let done = sqlx::query(
+            "DELETE FROM user_keys WHERE fingerprint = ? AND user_id = (SELECT id FROM users WHERE name = ?)",
+        )
+        .bind(fingerprint)
+        .bind(name)
+        .execute(self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StateError::KeyNotFound(fingerprint.to_string()));
+        }
+        Ok(())
+    }
+
+    async fn hydrate(&self, row: UserRow) -> Result<UserRecord, StateError> {
+        let (id, name, password_hash, home, enabled, upload_mode, rules) = row;
+        let keys: Vec<(String, String)> =
+            sqlx::query_as("SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(self.pool)
+                .await?;
+        let rules: Vec<RuleRecord> = serde_json::from_str(&rules)
+            .map_err(|e| StateError::Corrupt(format!("rules of `{name}`: {e}")))?;
+        Ok(UserRecord {
+            has_password: password_hash.is_some(),
+            password_hash,
+            home,
+            enabled,
+            upload_mode: upload_mode.as_deref().and_then(UploadMode::parse),
+            rules,
+            keys: keys
+                .into_iter()
+                .map(|(fingerprint, public_key)| KeyRecord { fingerprint, public_key })
+                .collect(),
+            name,
+        })
+    }
+}

@@ -1,0 +1,130 @@
+//! Leaf newtypes shared by several rooms. Uses nothing from the crate.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+/// Identifies one client session for its whole life; appears in audit records and spans.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct SessionId(pub uuid::Uuid);
+
+impl SessionId {
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4())
+    }
+}
+
+impl Default for SessionId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The wire protocol a session speaks. A bounded label for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Ssh,
+    Sftp,
+    Scp,
+    Cli,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Ssh => "ssh",
+            Protocol::Sftp => "sftp",
+            Protocol::Scp => "scp",
+            Protocol::Cli => "cli",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The real address of the peer (later: as told by the PROXY protocol).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct PeerAddr(pub Option<SocketAddr>);
+
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(addr) => addr.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+/// A value that must never be logged. `Debug` prints `<secret>`; `.expose()` is greppable.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    pub fn new(value: T) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// How an upload reaches its final name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UploadMode {
+    /// Write to a hidden temporary name and rename into place on close: a dropped connection
+    /// never leaves a half file under the final name.
+    Atomic,
+    /// Write straight to the final name, so an interrupted upload can be resumed by offset.
+    InPlace,
+}
+
+impl UploadMode {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "atomic" => Some(Self::Atomic),
+            "in_place" => Some(Self::InPlace),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Atomic => "atomic",
+            Self::InPlace => "in_place",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_hides_the_value() {
+        let secret = Secret::new("hunter2".to_string());
+        assert_eq!(format!("{secret:?}"), "<secret>");
+        assert_eq!(secret.expose(), "hunter2");
+    }
+}
