@@ -11,7 +11,9 @@ use crate::types::{Protocol, Secret, UploadMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error("invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`, not starting with `-`")]
+    #[error(
+        "invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`, not starting with `-`"
+    )]
     InvalidName(String),
     #[error("invalid home `{0}`: must be an absolute path without `..`")]
     InvalidHome(String),
@@ -44,7 +46,9 @@ pub struct Admin {
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && name != "."
         && name != ".."
 }
@@ -57,7 +61,10 @@ pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
     if matches!(algorithm, russh::keys::Algorithm::Dsa) {
         return Err(AdminError::InvalidKey("DSA keys are not accepted".into()));
     }
-    Ok(KeyRecord { fingerprint: key.fingerprint(HashAlg::Sha256).to_string(), public_key: line.to_string() })
+    Ok(KeyRecord {
+        fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
+        public_key: line.to_string(),
+    })
 }
 
 /// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
@@ -67,7 +74,12 @@ pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
         .ok_or_else(|| AdminError::InvalidRule(format!("`{raw}`: expected PATH=perm,perm")))?;
     let rule = RuleRecord {
         path: path.trim().to_string(),
-        permissions: perms.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        permissions: perms
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
     };
     crate::auth::validate_rule(&rule).map_err(AdminError::InvalidRule)?;
     Ok(rule)
@@ -92,24 +104,44 @@ impl Admin {
         if !valid_name(&spec.name) {
             return Err(AdminError::InvalidName(spec.name));
         }
-        let home = spec.home.clone().unwrap_or_else(|| format!("/{}", spec.name));
+        let home = spec
+            .home
+            .clone()
+            .unwrap_or_else(|| format!("/{}", spec.name));
         if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
             return Err(AdminError::InvalidHome(home));
         }
-        let keys = spec.keys.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>, _>>()?;
+        let keys = spec
+            .keys
+            .iter()
+            .map(|k| parse_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let password_hash = match &spec.password {
             Some(secret) => {
                 let secret = secret.expose().clone();
-                Some(tokio::task::spawn_blocking(move || password::hash(&secret)).await.unwrap_or(Err(password::HashError::Empty))?)
+                Some(
+                    tokio::task::spawn_blocking(move || password::hash(&secret))
+                        .await
+                        .unwrap_or(Err(password::HashError::Empty))?,
+                )
             }
             None => None,
         };
         let rules = if spec.rules.is_empty() {
-            vec![RuleRecord { path: "/".into(), permissions: vec!["*".into()] }]
+            vec![RuleRecord {
+                path: "/".into(),
+                permissions: vec!["*".into()],
+            }]
         } else {
             spec.rules
         };
-        let user = NewUser { name: spec.name.clone(), password_hash, home, upload_mode: spec.upload_mode, rules };
+        let user = NewUser {
+            name: spec.name.clone(),
+            password_hash,
+            home,
+            upload_mode: spec.upload_mode,
+            rules,
+        };
         self.state.users().create(&user).await?;
         for key in &keys {
             self.state.users().add_key(&spec.name, key).await?;
@@ -149,15 +181,27 @@ impl Admin {
     pub async fn add_key(&self, name: &str, line: &str) -> Result<String, AdminError> {
         let key = parse_key(line)?;
         self.state.users().add_key(name, &key).await?;
-        self.record(EventKind::UserUpdated, name, &format!("key added {}", key.fingerprint));
+        self.record(
+            EventKind::UserUpdated,
+            name,
+            &format!("key added {}", key.fingerprint),
+        );
         Ok(key.fingerprint)
     }
 
     /// Removes a key given by fingerprint (`SHA256:…`) or by its authorized_keys line.
     pub async fn remove_key(&self, name: &str, key: &str) -> Result<(), AdminError> {
-        let fingerprint = if key.starts_with("SHA256:") { key.to_string() } else { parse_key(key)?.fingerprint };
+        let fingerprint = if key.starts_with("SHA256:") {
+            key.to_string()
+        } else {
+            parse_key(key)?.fingerprint
+        };
         self.state.users().remove_key(name, &fingerprint).await?;
-        self.record(EventKind::UserUpdated, name, &format!("key removed {fingerprint}"));
+        self.record(
+            EventKind::UserUpdated,
+            name,
+            &format!("key removed {fingerprint}"),
+        );
         Ok(())
     }
 
@@ -169,7 +213,11 @@ impl Admin {
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
         self.state.users().set_enabled(name, enabled).await?;
-        self.record(EventKind::UserUpdated, name, if enabled { "enabled" } else { "disabled" });
+        self.record(
+            EventKind::UserUpdated,
+            name,
+            if enabled { "enabled" } else { "disabled" },
+        );
         Ok(())
     }
 }
@@ -185,10 +233,16 @@ mod tests {
         assert!(!valid_name("a/b"));
         assert!(!valid_name(""));
         assert!(!valid_name(".."));
-        assert_eq!(parse_rule("/ro=list, download").unwrap().permissions, ["list", "download"]);
+        assert_eq!(
+            parse_rule("/ro=list, download").unwrap().permissions,
+            ["list", "download"]
+        );
         assert!(parse_rule("/ro").is_err());
         assert!(parse_rule("/ro=fly").is_err());
-        let key = parse_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test").unwrap();
+        let key = parse_key(
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test",
+        )
+        .unwrap();
         assert!(key.fingerprint.starts_with("SHA256:"));
         assert!(parse_key("ssh-ed25519 notbase64").is_err());
     }

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::{password, AuthError, Authenticator, Credentials, Denial, Identity};
+use super::{AuthError, Authenticator, Credentials, Denial, Identity, password};
 use crate::state::State;
 use crate::types::UploadMode;
 
@@ -13,7 +13,10 @@ pub struct LocalAuthenticator {
 
 impl LocalAuthenticator {
     pub fn new(state: State, default_upload_mode: UploadMode) -> Self {
-        Self { state, default_upload_mode }
+        Self {
+            state,
+            default_upload_mode,
+        }
     }
 }
 
@@ -25,7 +28,11 @@ pub fn key_identity(line: &str) -> Option<String> {
 
 #[async_trait]
 impl Authenticator for LocalAuthenticator {
-    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError> {
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+    ) -> Result<Identity, AuthError> {
         let record = self
             .state
             .users()
@@ -40,9 +47,11 @@ impl Authenticator for LocalAuthenticator {
                 let stored = record.as_ref().and_then(|r| r.password_hash.clone());
                 let password = secret.expose().clone();
                 // Same argon2 work whether the user exists or not.
-                let ok = tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &password))
-                    .await
-                    .unwrap_or(false);
+                let ok = tokio::task::spawn_blocking(move || {
+                    password::verify(stored.as_deref(), &password)
+                })
+                .await
+                .unwrap_or(false);
                 match (&record, ok) {
                     (None, _) => return Err(AuthError::Denied(Denial::UnknownUser)),
                     (Some(_), false) => return Err(AuthError::Denied(Denial::WrongPassword)),
@@ -62,7 +71,9 @@ impl Authenticator for LocalAuthenticator {
                 }
             }
         }
-        let Some(record) = record else { return Err(AuthError::Denied(Denial::UnknownUser)) };
+        let Some(record) = record else {
+            return Err(AuthError::Denied(Denial::UnknownUser));
+        };
         if !record.enabled {
             return Err(AuthError::Denied(Denial::Disabled));
         }

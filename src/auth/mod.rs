@@ -65,7 +65,11 @@ pub enum AuthError {
 
 #[async_trait]
 pub trait Authenticator: Send + Sync {
-    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError>;
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+    ) -> Result<Identity, AuthError>;
 }
 
 /// Checks a permission rule's shape (absolute path, valid glob, known permissions). The rule
@@ -81,11 +85,28 @@ pub fn validate_rule(rule: &RuleRecord) -> Result<(), String> {
             .map_err(|e| format!("rule path `{}`: {}", rule.path, e.kind()))?;
     }
     const KNOWN: &[&str] = &[
-        "*", "all", "list", "download", "upload", "overwrite", "delete", "rename", "mkdir", "rmdir",
-        "setstat", "symlink",
+        "*",
+        "all",
+        "list",
+        "download",
+        "upload",
+        "overwrite",
+        "delete",
+        "rename",
+        "mkdir",
+        "rmdir",
+        "setstat",
+        "symlink",
     ];
-    match rule.permissions.iter().find(|p| !KNOWN.contains(&p.as_str())) {
-        Some(unknown) => Err(format!("unknown permission `{unknown}` (use {})", KNOWN.join(", "))),
+    match rule
+        .permissions
+        .iter()
+        .find(|p| !KNOWN.contains(&p.as_str()))
+    {
+        Some(unknown) => Err(format!(
+            "unknown permission `{unknown}` (use {})",
+            KNOWN.join(", ")
+        )),
         None => Ok(()),
     }
 }

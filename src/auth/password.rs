@@ -3,8 +3,8 @@
 
 use std::sync::LazyLock;
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
@@ -37,7 +37,9 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
 pub fn verify(stored: Option<&str>, password: &str) -> bool {
     let target = stored.unwrap_or(DUMMY.as_str());
     let ok = match PasswordHash::new(target) {
-        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     };
     ok && stored.is_some()

@@ -6,9 +6,9 @@
 mod reader;
 pub mod units;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use std::net::SocketAddr;
 
 use toml::{Table, Value};
 
@@ -47,8 +47,12 @@ pub const MACS: &[&str] = &[
     "hmac-sha2-512",
 ];
 /// Host-key algorithms: Ed25519 and ECDSA keys only (no DSA, no SHA-1 signatures).
-pub const HOST_KEY_ALGORITHMS: &[&str] =
-    &["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
+pub const HOST_KEY_ALGORITHMS: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -149,7 +153,10 @@ pub struct ScpConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: invalid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -165,8 +172,10 @@ impl Config {
         let table = match path {
             None => Table::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
                 text.parse::<Table>().map_err(|e| ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string().trim().replace('\n', " "),
@@ -184,7 +193,11 @@ impl Config {
         let mut errors = Vec::new();
         apply_env(&mut table, env, &mut errors);
         let config = parse(table, &mut errors);
-        if errors.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(errors)) }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(errors))
+        }
     }
 }
 
@@ -196,7 +209,9 @@ fn apply_env(
     errors: &mut Vec<KeyError>,
 ) {
     for (name, raw) in env {
-        let Some(rest) = name.strip_prefix("FERRY_") else { continue };
+        let Some(rest) = name.strip_prefix("FERRY_") else {
+            continue;
+        };
         let value = toml::from_str::<Table>(&format!("v = {raw}"))
             .ok()
             .and_then(|mut t| t.remove("v"))
@@ -205,9 +220,14 @@ fn apply_env(
             table.insert("data_dir".into(), Value::String(raw));
             continue;
         }
-        let Some((section, key)) = rest.split_once("__") else { continue };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
         let (section, key) = (section.to_lowercase(), key.to_lowercase());
-        match table.entry(section.clone()).or_insert_with(|| Value::Table(Table::new())) {
+        match table
+            .entry(section.clone())
+            .or_insert_with(|| Value::Table(Table::new()))
+        {
             Value::Table(t) => {
                 t.insert(key, value);
             }
@@ -242,7 +262,10 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            r.fail("format", format!("expected \"text\" or \"json\", found `{other}`"));
+            r.fail(
+                "format",
+                format!("expected \"text\" or \"json\", found `{other}`"),
+            );
             LogFormat::Text
         }
     };
@@ -250,11 +273,15 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let log = LogConfig { level, format };
 
     let mut r = Reader::new(storage.0, storage.1, errors);
-    let storage = StorageConfig { root: r.path("root", data_dir.join("files")) };
+    let storage = StorageConfig {
+        root: r.path("root", data_dir.join("files")),
+    };
     r.finish();
 
     let mut r = Reader::new(state.0, state.1, errors);
-    let state = StateConfig { sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")) };
+    let state = StateConfig {
+        sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")),
+    };
     r.finish();
 
     let mut r = Reader::new(auth.0, auth.1, errors);
@@ -262,11 +289,18 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let rejection_delay = r.duration("rejection_delay", Duration::from_secs(1));
     let mode = r.string("default_upload_mode", "atomic");
     let default_upload_mode = UploadMode::parse(&mode).unwrap_or_else(|| {
-        r.fail("default_upload_mode", format!("expected \"atomic\" or \"in_place\", found `{mode}`"));
+        r.fail(
+            "default_upload_mode",
+            format!("expected \"atomic\" or \"in_place\", found `{mode}`"),
+        );
         UploadMode::Atomic
     });
     r.finish();
-    let auth = AuthConfig { max_attempts, rejection_delay, default_upload_mode };
+    let auth = AuthConfig {
+        max_attempts,
+        rejection_delay,
+        default_upload_mode,
+    };
 
     let mut r = Reader::new(audit.0, audit.1, errors);
     let audit = AuditConfig {
@@ -279,13 +313,18 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let sftp = SftpConfig {
         enabled: r.bool("enabled", true),
         bind: r.socket_addr("bind", "0.0.0.0:2222"),
-        host_keys: r.strings("host_keys", &[]).into_iter().map(PathBuf::from).collect(),
+        host_keys: r
+            .strings("host_keys", &[])
+            .into_iter()
+            .map(PathBuf::from)
+            .collect(),
         kex: allowed(&mut r, "kex", KEX_ALGORITHMS),
         ciphers: allowed(&mut r, "ciphers", CIPHERS),
         macs: allowed(&mut r, "macs", MACS),
         host_key_algorithms: allowed(&mut r, "host_key_algorithms", HOST_KEY_ALGORITHMS),
         idle_timeout: r.optional_duration("idle_timeout", Some(Duration::from_secs(600))),
-        keepalive_interval: r.optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
+        keepalive_interval: r
+            .optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
         keepalive_max: r.integer("keepalive_max", 3, 1, 1000) as usize,
         banner: r.string("banner", ""),
         max_sessions_per_connection: r.integer("max_sessions_per_connection", 10, 1, 1000) as usize,
@@ -296,10 +335,22 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     r.finish();
 
     let mut r = Reader::new(scp.0, scp.1, errors);
-    let scp = ScpConfig { enabled: r.bool("enabled", true) };
+    let scp = ScpConfig {
+        enabled: r.bool("enabled", true),
+    };
     r.finish();
 
-    Config { data_dir, server, log, storage, state, auth, audit, sftp, scp }
+    Config {
+        data_dir,
+        server,
+        log,
+        storage,
+        state,
+        auth,
+        audit,
+        sftp,
+        scp,
+    }
 }
 
 /// A list whose every entry must be in `known` (order kept: the first is preferred).
@@ -307,7 +358,13 @@ fn allowed(r: &mut Reader<'_>, key: &str, known: &[&str]) -> Vec<String> {
     let list = r.strings(key, known);
     for name in &list {
         if !known.contains(&name.as_str()) {
-            r.fail(key, format!("`{name}` is not supported; choose from {}", known.join(", ")));
+            r.fail(
+                key,
+                format!(
+                    "`{name}` is not supported; choose from {}",
+                    known.join(", ")
+                ),
+            );
         }
     }
     if list.is_empty() {
@@ -329,7 +386,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

@@ -31,7 +31,11 @@ pub struct Reader<'e> {
 
 impl<'e> Reader<'e> {
     pub fn new(prefix: &str, table: Table, errors: &'e mut Vec<KeyError>) -> Self {
-        Self { prefix: prefix.to_string(), table, errors }
+        Self {
+            prefix: prefix.to_string(),
+            table,
+            errors,
+        }
     }
 
     /// Takes a sub-table as its own reader's input (missing means empty).
@@ -47,12 +51,19 @@ impl<'e> Reader<'e> {
     }
 
     pub fn dotted(&self, key: &str) -> String {
-        if self.prefix.is_empty() { key.to_string() } else { format!("{}.{key}", self.prefix) }
+        if self.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
     }
 
     pub fn fail(&mut self, key: &str, message: impl Into<String>) {
         let key = self.dotted(key);
-        self.errors.push(KeyError { key, message: message.into() });
+        self.errors.push(KeyError {
+            key,
+            message: message.into(),
+        });
     }
 
     pub fn bool(&mut self, key: &str, default: bool) -> bool {
@@ -61,7 +72,10 @@ impl<'e> Reader<'e> {
             Some(Value::Boolean(b)) => b,
             Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
             Some(other) => {
-                self.fail(key, format!("expected true or false, found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!("expected true or false, found {}", other.type_str()),
+                );
                 default
             }
         }
@@ -72,7 +86,10 @@ impl<'e> Reader<'e> {
             None => default.to_string(),
             Some(Value::String(s)) => s,
             Some(other) => {
-                self.fail(key, format!("expected a string, found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!("expected a string, found {}", other.type_str()),
+                );
                 default.to_string()
             }
         }
@@ -84,7 +101,10 @@ impl<'e> Reader<'e> {
             Some(Value::String(s)) if s.is_empty() => default,
             Some(Value::String(s)) => PathBuf::from(s),
             Some(other) => {
-                self.fail(key, format!("expected a path string, found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!("expected a path string, found {}", other.type_str()),
+                );
                 default
             }
         }
@@ -95,9 +115,12 @@ impl<'e> Reader<'e> {
         match self.table.remove(key) {
             None => fallback(),
             // An env override gives one comma-separated string.
-            Some(Value::String(s)) => {
-                s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
-            }
+            Some(Value::String(s)) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
             Some(Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
@@ -112,7 +135,10 @@ impl<'e> Reader<'e> {
                 out
             }
             Some(other) => {
-                self.fail(key, format!("expected a list of strings, found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!("expected a list of strings, found {}", other.type_str()),
+                );
                 fallback()
             }
         }
@@ -124,7 +150,10 @@ impl<'e> Reader<'e> {
             Some(Value::Integer(i)) => u64::try_from(i).ok(),
             Some(Value::String(s)) => s.trim().parse().ok(),
             Some(other) => {
-                self.fail(key, format!("expected an integer, found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!("expected an integer, found {}", other.type_str()),
+                );
                 return default;
             }
         };
@@ -146,7 +175,13 @@ impl<'e> Reader<'e> {
             }),
             Some(Value::Integer(secs)) if secs >= 0 => Duration::from_secs(secs.unsigned_abs()),
             Some(other) => {
-                self.fail(key, format!("expected a duration such as \"30s\", found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!(
+                        "expected a duration such as \"30s\", found {}",
+                        other.type_str()
+                    ),
+                );
                 default
             }
         }
@@ -180,7 +215,13 @@ impl<'e> Reader<'e> {
             },
             Some(Value::Integer(i)) if i >= 0 => i.unsigned_abs(),
             Some(other) => {
-                self.fail(key, format!("expected a size such as \"64MiB\", found {}", other.type_str()));
+                self.fail(
+                    key,
+                    format!(
+                        "expected a size such as \"64MiB\", found {}",
+                        other.type_str()
+                    ),
+                );
                 return default;
             }
         };
@@ -203,8 +244,15 @@ impl<'e> Reader<'e> {
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for key in self.table.keys() {
-            let key = if self.prefix.is_empty() { key.clone() } else { format!("{}.{key}", self.prefix) };
-            self.errors.push(KeyError { key, message: "unknown key".to_string() });
+            let key = if self.prefix.is_empty() {
+                key.clone()
+            } else {
+                format!("{}.{key}", self.prefix)
+            };
+            self.errors.push(KeyError {
+                key,
+                message: "unknown key".to_string(),
+            });
         }
     }
 }
@@ -226,7 +274,10 @@ mod tests {
         r.integer("max", 1, 1, 10);
         r.finish();
         let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["sftp.bind", "sftp.idle_timeout", "sftp.max", "sftp.colour"]);
+        assert_eq!(
+            keys,
+            ["sftp.bind", "sftp.idle_timeout", "sftp.max", "sftp.colour"]
+        );
         assert!(errors[0].message.contains(":22x"));
         assert_eq!(errors[3].message, "unknown key");
     }

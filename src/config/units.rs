@@ -16,7 +16,11 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "m" | "min" => value.checked_mul(60_000),
         "h" => value.checked_mul(3_600_000),
         "d" => value.checked_mul(86_400_000),
-        other => return Err(format!("unknown duration unit `{other}` in `{raw}` (use ms, s, m, h or d)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit `{other}` in `{raw}` (use ms, s, m, h or d)"
+            ));
+        }
     };
     millis
         .map(Duration::from_millis)
@@ -40,7 +44,11 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
         "MB" => 1_000_000,
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
-        other => return Err(format!("unknown size unit `{other}` in `{raw}` (use B, KiB, MiB, GiB, KB, MB, GB)")),
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` in `{raw}` (use B, KiB, MiB, GiB, KB, MB, GB)"
+            ));
+        }
     };
     value
         .checked_mul(factor)

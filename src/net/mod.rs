@@ -2,8 +2,8 @@
 //! protocol, IP filters and the defender join here later. Yields vetted streams; never calls a
 //! protocol. Uses `config`, `telemetry`, `types`.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::net::{TcpListener, TcpStream};
 
@@ -28,7 +28,10 @@ impl Drop for ConnectionSlot {
 
 impl ConnectionLimit {
     pub fn new(max: usize) -> Self {
-        Self { max, active: Arc::default() }
+        Self {
+            max,
+            active: Arc::default(),
+        }
     }
 
     pub fn try_acquire(&self) -> Option<ConnectionSlot> {
@@ -66,20 +69,29 @@ pub async fn accept(listener: &TcpListener, limit: &ConnectionLimit) -> std::io:
             Err(e) => return Err(e),
         };
         let Some(slot) = limit.try_acquire() else {
-            metrics().connections_refused_total.with_label_values(&["limit"]).inc();
+            metrics()
+                .connections_refused_total
+                .with_label_values(&["limit"])
+                .inc();
             tracing::warn!(peer = %addr, "connection limit reached; closing");
             drop(stream);
             continue;
         };
         // Interactive protocols: never wait for Nagle.
         let _ = stream.set_nodelay(true);
-        return Ok(Accepted { stream, peer: PeerAddr(Some(addr)), slot });
+        return Ok(Accepted {
+            stream,
+            peer: PeerAddr(Some(addr)),
+            slot,
+        });
     }
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
-    matches!(e.kind(), K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock)
-        || e.raw_os_error() == Some(24)
+    matches!(
+        e.kind(),
+        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
+    ) || e.raw_os_error() == Some(24)
         || e.raw_os_error() == Some(23)
 }

@@ -1,6 +1,6 @@
 //! The one error every protocol maps to its own wire codes (in its own module, nowhere else).
 
-use crate::storage::StorageError;
+use crate::vfs::StorageError;
 use crate::vfs::{PathError, VirtualPath};
 
 use super::permissions::Op;

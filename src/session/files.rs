@@ -1,8 +1,8 @@
 //! Open files. Each records its one audit event (bytes, duration, outcome) when it ends,
 //! also when it is dropped because the client vanished.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -10,9 +10,9 @@ use tokio::time::Instant;
 use super::transfers::TransferGuard;
 use super::{Context, SessionError, SetAttrs};
 use crate::audit::{EventKind, Outcome};
-use crate::storage::{Metadata, ReadHandle, WriteHandle};
 use crate::telemetry::metrics;
 use crate::vfs::VirtualPath;
+use crate::vfs::{Metadata, ReadHandle, WriteHandle};
 
 pub struct ReadFile {
     pub(super) ctx: Arc<Context>,
@@ -40,7 +40,10 @@ impl ReadFile {
     }
 
     pub async fn metadata(&self) -> Result<Metadata, SessionError> {
-        self.handle.metadata().await.map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle
+            .metadata()
+            .await
+            .map_err(|e| SessionError::from_storage(e, &self.path))
     }
 }
 
@@ -49,7 +52,13 @@ impl Drop for ReadFile {
         let bytes = self.bytes.load(Ordering::Relaxed);
         metrics::bytes(self.ctx.protocol, "download", bytes);
         metrics::file_op(self.ctx.protocol, "download", "ok");
-        self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, Ok(()));
+        self.ctx.emit_transfer(
+            EventKind::FileDownload,
+            &self.path,
+            bytes,
+            self.started,
+            Ok(()),
+        );
     }
 }
 
@@ -68,7 +77,9 @@ impl WriteFile {
     }
 
     fn handle(&self) -> Result<&dyn WriteHandle, SessionError> {
-        self.handle.as_deref().ok_or(SessionError::Unsupported("file already closed"))
+        self.handle
+            .as_deref()
+            .ok_or(SessionError::Unsupported("file already closed"))
     }
 
     pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), SessionError> {
@@ -82,15 +93,24 @@ impl WriteFile {
     }
 
     pub async fn metadata(&self) -> Result<Metadata, SessionError> {
-        self.handle()?.metadata().await.map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?
+            .metadata()
+            .await
+            .map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     pub async fn set_len(&self, len: u64) -> Result<(), SessionError> {
-        self.handle()?.set_len(len).await.map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?
+            .set_len(len)
+            .await
+            .map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     pub async fn sync(&self) -> Result<(), SessionError> {
-        self.handle()?.sync().await.map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?
+            .sync()
+            .await
+            .map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     /// Attribute changes that belong to the upload itself (`put -p`): applied to the open
@@ -124,14 +144,25 @@ impl WriteFile {
 
     /// Publishes the upload under its final name and records it.
     pub async fn close(mut self) -> Result<(), SessionError> {
-        let Some(handle) = self.handle.take() else { return Ok(()) };
-        let result = handle.commit().await.map_err(|e| SessionError::from_storage(e, &self.path));
+        let Some(handle) = self.handle.take() else {
+            return Ok(());
+        };
+        let result = handle
+            .commit()
+            .await
+            .map_err(|e| SessionError::from_storage(e, &self.path));
         let bytes = self.bytes.load(Ordering::Relaxed);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::bytes(self.ctx.protocol, "upload", bytes);
         metrics::file_op(self.ctx.protocol, "upload", outcome);
         let reason = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.ctx.emit_transfer(EventKind::FileUpload, &self.path, bytes, self.started, reason);
+        self.ctx.emit_transfer(
+            EventKind::FileUpload,
+            &self.path,
+            bytes,
+            self.started,
+            reason,
+        );
         result
     }
 }

@@ -1,15 +1,15 @@
 //! From credentials to a `Session`: authentication with audit and metrics, then the session
 //! itself (vfs rooted at the home, compiled permission rules).
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::{AuthError, Authenticator, Credentials, Identity};
-use crate::storage::{Key, Storage, StorageError};
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId};
+use crate::vfs::{Key, Storage, StorageError};
 use crate::vfs::{Vfs, VirtualPath};
 
 /// One client connection, as audit records describe it.
@@ -51,11 +51,35 @@ pub struct SessionFactory {
 
 impl SessionFactory {
     pub fn new(auth: Arc<dyn Authenticator>, storage: Arc<dyn Storage>, audit: Audit) -> Self {
-        Self { auth, storage, audit, transfers: Arc::new(Transfers::default()) }
+        Self {
+            auth,
+            storage,
+            audit,
+            transfers: Arc::new(Transfers::default()),
+        }
     }
 
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    /// Records a client connecting and leaving (protocols never touch audit directly).
+    pub fn connection_opened(&self, conn: &ConnectionInfo) {
+        self.audit
+            .emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
+        metrics::metrics()
+            .sessions_active
+            .with_label_values(&[conn.protocol.as_str()])
+            .inc();
+    }
+
+    pub fn connection_closed(&self, conn: &ConnectionInfo) {
+        self.audit
+            .emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
+        metrics::metrics()
+            .sessions_active
+            .with_label_values(&[conn.protocol.as_str()])
+            .dec();
     }
 
     pub fn transfers(&self) -> &Arc<Transfers> {
@@ -75,20 +99,23 @@ impl SessionFactory {
         match result {
             Ok(identity) => {
                 fields.reason = Some(format!("{method} via {}", identity.source));
-                self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
+                self.audit
+                    .emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, "ok");
                 Ok(identity)
             }
             Err(AuthError::Denied(denial)) => {
                 fields.reason = Some(format!("{method}: {denial}"));
-                self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
+                self.audit
+                    .emit(EventKind::LoginFailed, Outcome::Denied, fields);
                 metrics::login(conn.protocol, method, "denied");
                 Err(LoginError::Denied)
             }
             Err(AuthError::Unavailable(why)) => {
                 tracing::error!(%why, "authentication backend unavailable");
                 fields.reason = Some(format!("{method}: backend unavailable"));
-                self.audit.emit(EventKind::LoginFailed, Outcome::Failed, fields);
+                self.audit
+                    .emit(EventKind::LoginFailed, Outcome::Failed, fields);
                 metrics::login(conn.protocol, method, "error");
                 Err(LoginError::Unavailable)
             }
@@ -106,7 +133,11 @@ impl SessionFactory {
         let mut key = Vec::new();
         for segment in home.segments() {
             key.push(segment);
-            match self.storage.mkdir(&Key::from_segments(key.iter().copied())).await {
+            match self
+                .storage
+                .mkdir(&Key::from_segments(key.iter().copied()))
+                .await
+            {
                 Ok(()) | Err(StorageError::AlreadyExists) => {}
                 Err(e) => return Err(SessionError::from_storage(e, &home)),
             }
@@ -120,7 +151,10 @@ impl SessionFactory {
                 Permissions::compile(&[]).unwrap_or_else(|_| Permissions::allow_all())
             })
         };
-        metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();
+        metrics::metrics()
+            .sessions_total
+            .with_label_values(&[protocol.as_str()])
+            .inc();
         Ok(Session {
             ctx: Arc::new(Context {
                 audit: self.audit.clone(),

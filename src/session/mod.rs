@@ -10,25 +10,25 @@ pub mod permissions;
 mod transfers;
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+pub use crate::auth::{Credentials, Identity};
+pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
 pub use login::{ConnectionInfo, LoginError, SessionFactory};
 pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;
-pub use crate::storage::{Capacity, EntryKind, Metadata};
-pub use crate::vfs::VirtualPath;
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
-use crate::storage::{DirLister, StorageError, WriteOptions};
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
 use crate::vfs::Vfs;
+use crate::vfs::{DirLister, StorageError, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
 pub(crate) struct Context {
@@ -78,7 +78,10 @@ pub struct Listing {
 
 impl Listing {
     /// Up to `max` entries; empty when done.
-    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<(String, Metadata)>, SessionError> {
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+    ) -> Result<Vec<(String, Metadata)>, SessionError> {
         let batch = self
             .lister
             .next_batch(max)
@@ -115,7 +118,10 @@ impl Session {
         if self.permissions.allows(op, path) {
             Ok(())
         } else {
-            Err(SessionError::PermissionDenied { op, path: path.clone() })
+            Err(SessionError::PermissionDenied {
+                op,
+                path: path.clone(),
+            })
         }
     }
 
@@ -132,7 +138,9 @@ impl Session {
         let result = work.await;
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Ok, None),
-            Err(e @ SessionError::PermissionDenied { .. }) => (Outcome::Denied, Some(e.to_string())),
+            Err(e @ SessionError::PermissionDenied { .. }) => {
+                (Outcome::Denied, Some(e.to_string()))
+            }
             Err(e) => (Outcome::Failed, Some(e.to_string())),
         };
         let mut fields = self.ctx.fields(path);
@@ -150,18 +158,30 @@ impl Session {
 
     /// Follows a final symlink (inside the jail only).
     pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
-        self.vfs.storage().stat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        self.vfs
+            .storage()
+            .stat(&self.vfs.key(path))
+            .await
+            .map_err(Self::storage_err(path))
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
-        self.vfs.storage().lstat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        self.vfs
+            .storage()
+            .lstat(&self.vfs.key(path))
+            .await
+            .map_err(Self::storage_err(path))
     }
 
     pub async fn list(&self, path: &VirtualPath) -> Result<Listing, SessionError> {
         self.audited(EventKind::DirList, "list", path, None, async {
             self.check(Op::List, path)?;
-            let lister =
-                self.vfs.storage().list(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
+            let lister = self
+                .vfs
+                .storage()
+                .list(&self.vfs.key(path))
+                .await
+                .map_err(Self::storage_err(path))?;
             Ok(Listing { lister })
         })
         .await
@@ -171,7 +191,11 @@ impl Session {
         let started = Instant::now();
         let opened = async {
             self.check(Op::Download, path)?;
-            self.vfs.storage().open_read(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.vfs
+                .storage()
+                .open_read(&self.vfs.key(path))
+                .await
+                .map_err(Self::storage_err(path))
         }
         .await;
         match opened {
@@ -184,11 +208,20 @@ impl Session {
                 _guard: self.transfers.begin(),
             }),
             // A download that never started is still one audited operation.
-            Err(e) => self.audited(EventKind::FileDownload, "download", path, None, async { Err(e) }).await,
+            Err(e) => {
+                self.audited(EventKind::FileDownload, "download", path, None, async {
+                    Err(e)
+                })
+                .await
+            }
         }
     }
 
-    pub async fn open_write(&self, path: &VirtualPath, how: OpenWrite) -> Result<WriteFile, SessionError> {
+    pub async fn open_write(
+        &self,
+        path: &VirtualPath,
+        how: OpenWrite,
+    ) -> Result<WriteFile, SessionError> {
         let started = Instant::now();
         let opened = async {
             if path.is_root() {
@@ -212,7 +245,11 @@ impl Session {
                 append: how.append,
                 atomic: self.upload_mode == UploadMode::Atomic,
             };
-            self.vfs.storage().open_write(&key, options).await.map_err(Self::storage_err(path))
+            self.vfs
+                .storage()
+                .open_write(&key, options)
+                .await
+                .map_err(Self::storage_err(path))
         }
         .await;
         match opened {
@@ -224,14 +261,23 @@ impl Session {
                 started,
                 _guard: self.transfers.begin(),
             }),
-            Err(e) => self.audited(EventKind::FileUpload, "upload", path, None, async { Err(e) }).await,
+            Err(e) => {
+                self.audited(EventKind::FileUpload, "upload", path, None, async {
+                    Err(e)
+                })
+                .await
+            }
         }
     }
 
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirCreate, "mkdir", path, None, async {
             self.check(Op::Mkdir, path)?;
-            self.vfs.storage().mkdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.vfs
+                .storage()
+                .mkdir(&self.vfs.key(path))
+                .await
+                .map_err(Self::storage_err(path))
         })
         .await
     }
@@ -240,9 +286,16 @@ impl Session {
         self.audited(EventKind::DirRemove, "rmdir", path, None, async {
             self.check(Op::Rmdir, path)?;
             if path.is_root() {
-                return Err(SessionError::PermissionDenied { op: Op::Rmdir, path: path.clone() });
+                return Err(SessionError::PermissionDenied {
+                    op: Op::Rmdir,
+                    path: path.clone(),
+                });
             }
-            self.vfs.storage().rmdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.vfs
+                .storage()
+                .rmdir(&self.vfs.key(path))
+                .await
+                .map_err(Self::storage_err(path))
         })
         .await
     }
@@ -250,30 +303,48 @@ impl Session {
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::FileDelete, "delete", path, None, async {
             self.check(Op::Delete, path)?;
-            self.vfs.storage().remove(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.vfs
+                .storage()
+                .remove(&self.vfs.key(path))
+                .await
+                .map_err(Self::storage_err(path))
         })
         .await
     }
 
     /// Renames `from` to `to`. Without `replace` an existing `to` is refused (SFTP v3 rename);
     /// with it an existing file is replaced, which needs the overwrite permission.
-    pub async fn rename(&self, from: &VirtualPath, to: &VirtualPath, replace: bool) -> Result<(), SessionError> {
+    pub async fn rename(
+        &self,
+        from: &VirtualPath,
+        to: &VirtualPath,
+        replace: bool,
+    ) -> Result<(), SessionError> {
         self.audited(EventKind::FileRename, "rename", from, Some(to), async {
             self.check(Op::Rename, from)?;
             self.check(Op::Rename, to)?;
             if from.is_root() || to.is_root() {
-                return Err(SessionError::PermissionDenied { op: Op::Rename, path: from.clone() });
+                return Err(SessionError::PermissionDenied {
+                    op: Op::Rename,
+                    path: from.clone(),
+                });
             }
             let storage = self.vfs.storage();
             let to_key = self.vfs.key(to);
-            storage.lstat(&self.vfs.key(from)).await.map_err(Self::storage_err(from))?;
+            storage
+                .lstat(&self.vfs.key(from))
+                .await
+                .map_err(Self::storage_err(from))?;
             match storage.lstat(&to_key).await {
                 Ok(_) if !replace => return Err(SessionError::AlreadyExists(to.clone())),
                 Ok(_) => self.check(Op::Overwrite, to)?,
                 Err(StorageError::NotFound) => {}
                 Err(e) => return Err(SessionError::from_storage(e, to)),
             }
-            storage.rename(&self.vfs.key(from), &to_key).await.map_err(Self::storage_err(to))
+            storage
+                .rename(&self.vfs.key(from), &to_key)
+                .await
+                .map_err(Self::storage_err(to))
         })
         .await
     }
@@ -285,13 +356,22 @@ impl Session {
             let key = self.vfs.key(path);
             if let Some(size) = attrs.size {
                 self.check(Op::Overwrite, path)?;
-                storage.set_len(&key, size).await.map_err(Self::storage_err(path))?;
+                storage
+                    .set_len(&key, size)
+                    .await
+                    .map_err(Self::storage_err(path))?;
             }
             if let Some(mode) = attrs.mode {
-                storage.set_mode(&key, mode).await.map_err(Self::storage_err(path))?;
+                storage
+                    .set_mode(&key, mode)
+                    .await
+                    .map_err(Self::storage_err(path))?;
             }
             if let Some((accessed, modified)) = attrs.times {
-                storage.set_times(&key, accessed, modified).await.map_err(Self::storage_err(path))?;
+                storage
+                    .set_times(&key, accessed, modified)
+                    .await
+                    .map_err(Self::storage_err(path))?;
             }
             Ok(())
         })
@@ -300,34 +380,67 @@ impl Session {
 
     /// Creates `link` pointing at `target`. Reading through a link must not bypass rules, so the
     /// creator needs the download permission on the target too.
-    pub async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
-        self.audited(EventKind::FileSymlink, "symlink", link, Some(target), async {
-            self.check(Op::Symlink, link)?;
-            self.check(Op::Download, target)?;
-            let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
-            self.vfs.storage().symlink(&target_key, &link_key).await.map_err(Self::storage_err(link))
-        })
+    pub async fn symlink(
+        &self,
+        target: &VirtualPath,
+        link: &VirtualPath,
+    ) -> Result<(), SessionError> {
+        self.audited(
+            EventKind::FileSymlink,
+            "symlink",
+            link,
+            Some(target),
+            async {
+                self.check(Op::Symlink, link)?;
+                self.check(Op::Download, target)?;
+                let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
+                self.vfs
+                    .storage()
+                    .symlink(&target_key, &link_key)
+                    .await
+                    .map_err(Self::storage_err(link))
+            },
+        )
         .await
     }
 
-    pub async fn hard_link(&self, existing: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
+    pub async fn hard_link(
+        &self,
+        existing: &VirtualPath,
+        link: &VirtualPath,
+    ) -> Result<(), SessionError> {
         self.audited(EventKind::FileLink, "link", existing, Some(link), async {
             self.check(Op::Symlink, link)?;
             self.check(Op::Upload, link)?;
             self.check(Op::Download, existing)?;
             let (existing_key, link_key) = (self.vfs.key(existing), self.vfs.key(link));
-            self.vfs.storage().hard_link(&existing_key, &link_key).await.map_err(Self::storage_err(link))
+            self.vfs
+                .storage()
+                .hard_link(&existing_key, &link_key)
+                .await
+                .map_err(Self::storage_err(link))
         })
         .await
     }
 
     /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
     pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
-        let key = self.vfs.storage().read_link(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
-        self.vfs.virtual_path(&key).map_err(|_| SessionError::Escapes(path.clone()))
+        let key = self
+            .vfs
+            .storage()
+            .read_link(&self.vfs.key(path))
+            .await
+            .map_err(Self::storage_err(path))?;
+        self.vfs
+            .virtual_path(&key)
+            .map_err(|_| SessionError::Escapes(path.clone()))
     }
 
     pub async fn capacity(&self) -> Result<Capacity, SessionError> {
-        self.vfs.storage().capacity().await.map_err(Self::storage_err(&VirtualPath::root()))
+        self.vfs
+            .storage()
+            .capacity()
+            .await
+            .map_err(Self::storage_err(&VirtualPath::root()))
     }
 }

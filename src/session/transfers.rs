@@ -1,7 +1,7 @@
 //! Counts transfers in progress so a graceful shutdown can wait for them.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 

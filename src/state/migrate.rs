@@ -5,8 +5,11 @@ use sqlx::SqlitePool;
 use super::StateError;
 
 /// (version, description, SQL). Append only: never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "users and keys", include_str!("migrations/0001_users.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "users and keys",
+    include_str!("migrations/0001_users.sql"),
+)];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
     sqlx::query(
@@ -26,12 +29,14 @@ pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
             continue;
         }
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)")
-            .bind(version)
-            .bind(description)
-            .bind(chrono::Utc::now().to_rfc3339())
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
+        )
+        .bind(version)
+        .bind(description)
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
     }
     Ok(())

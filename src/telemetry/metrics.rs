@@ -44,13 +44,43 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
     let _ = registry.register(Box::new(sessions_active.clone()));
     Metrics {
-        sessions_total: counter(&registry, SESSIONS_TOTAL, "Sessions opened, by protocol", &["protocol"]),
+        sessions_total: counter(
+            &registry,
+            SESSIONS_TOTAL,
+            "Sessions opened, by protocol",
+            &["protocol"],
+        ),
         sessions_active,
-        logins_total: counter(&registry, LOGINS_TOTAL, "Login attempts by protocol, method and outcome", &["protocol", "method", "outcome"]),
-        file_ops_total: counter(&registry, FILE_OPS_TOTAL, "File operations by protocol, operation and outcome", &["protocol", "op", "outcome"]),
-        bytes_total: counter(&registry, BYTES_TOTAL, "Bytes transferred by protocol and direction", &["protocol", "direction"]),
-        connections_refused_total: counter(&registry, CONNECTIONS_REFUSED_TOTAL, "Connections closed at accept, by reason", &["reason"]),
-        audit_dropped_total: counter(&registry, AUDIT_DROPPED_TOTAL, "Audit events dropped because a sink queue was full", &["sink"]),
+        logins_total: counter(
+            &registry,
+            LOGINS_TOTAL,
+            "Login attempts by protocol, method and outcome",
+            &["protocol", "method", "outcome"],
+        ),
+        file_ops_total: counter(
+            &registry,
+            FILE_OPS_TOTAL,
+            "File operations by protocol, operation and outcome",
+            &["protocol", "op", "outcome"],
+        ),
+        bytes_total: counter(
+            &registry,
+            BYTES_TOTAL,
+            "Bytes transferred by protocol and direction",
+            &["protocol", "direction"],
+        ),
+        connections_refused_total: counter(
+            &registry,
+            CONNECTIONS_REFUSED_TOTAL,
+            "Connections closed at accept, by reason",
+            &["reason"],
+        ),
+        audit_dropped_total: counter(
+            &registry,
+            AUDIT_DROPPED_TOTAL,
+            "Audit events dropped because a sink queue was full",
+            &["sink"],
+        ),
         registry,
     }
 });
@@ -61,14 +91,23 @@ pub fn metrics() -> &'static Metrics {
 
 /// Counts one file operation.
 pub fn file_op(protocol: Protocol, op: &'static str, outcome: &'static str) {
-    metrics().file_ops_total.with_label_values(&[protocol.as_str(), op, outcome]).inc();
+    metrics()
+        .file_ops_total
+        .with_label_values(&[protocol.as_str(), op, outcome])
+        .inc();
 }
 
 /// Counts bytes moved; `direction` is "upload" or "download".
 pub fn bytes(protocol: Protocol, direction: &'static str, count: u64) {
-    metrics().bytes_total.with_label_values(&[protocol.as_str(), direction]).inc_by(count);
+    metrics()
+        .bytes_total
+        .with_label_values(&[protocol.as_str(), direction])
+        .inc_by(count);
 }
 
 pub fn login(protocol: Protocol, method: &'static str, outcome: &'static str) {
-    metrics().logins_total.with_label_values(&[protocol.as_str(), method, outcome]).inc();
+    metrics()
+        .logins_total
+        .with_label_values(&[protocol.as_str(), method, outcome])
+        .inc();
 }

@@ -6,9 +6,12 @@ mod path;
 
 use std::sync::Arc;
 
+/// Backend types the session layer works with, re-exported so it depends on `vfs` only.
+pub use crate::storage::{
+    Capacity, DirLister, EntryKind, Key, Metadata, ReadHandle, Storage, StorageError, WriteHandle,
+    WriteOptions,
+};
 pub use path::{PathError, VirtualPath};
-
-use crate::storage::{Key, Storage};
 
 /// One user's view: `/` is `home` on `storage`.
 #[derive(Clone)]
@@ -20,7 +23,10 @@ pub struct Vfs {
 impl Vfs {
     /// `home` is a virtual path inside the backend root (e.g. `/alice`).
     pub fn new(storage: Arc<dyn Storage>, home: &VirtualPath) -> Self {
-        Self { storage, home: Key::from_segments(home.segments()) }
+        Self {
+            storage,
+            home: Key::from_segments(home.segments()),
+        }
     }
 
     pub fn storage(&self) -> &dyn Storage {

@@ -2,19 +2,22 @@
 //! time and never closes the channel). Many READs and WRITEs per handle run concurrently, up to
 //! a bound; replies carry the request id; operations that must see earlier ones on the same
 //! handle (FSTAT, FSETSTAT, CLOSE) wait for them through a per-handle lock taken in arrival
-//! order. When the client ends the subsystem we send exit-status, EOF and CLOSE at once.
+//! order. Replies leave in request order even when the work finished out of order: OpenSSH's
+//! client tracks upload progress assuming in-order acknowledgements (its `scp` truncates to
+//! that mark), as every sequential server gives them. When the client ends the subsystem we
+//! send exit-status, EOF and CLOSE at once.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg};
 use russh_sftp::protocol::{
-    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet, Status,
+    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet,
     StatusCode, Version,
 };
-use tokio::sync::{mpsc, Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::ops::{attrs, listing_entry, set_attrs};
@@ -41,6 +44,9 @@ enum Handle {
 
 struct Entry {
     handle: Handle,
+    /// Opened with SSH_FXF_APPEND: every write lands at the end, so writes run one at a time
+    /// in arrival order instead of concurrently.
+    append: bool,
     /// READ/WRITE hold it shared; FSTAT, FSETSTAT and CLOSE take it exclusively.
     order: Arc<RwLock<()>>,
 }
@@ -49,7 +55,10 @@ struct Dispatcher {
     session: Session,
     handles: HashMap<String, Arc<Entry>>,
     next_handle: u64,
-    replies: mpsc::Sender<Bytes>,
+    replies: mpsc::Sender<(u64, Bytes)>,
+    /// Arrival number of the request being handled; its reply carries it.
+    seq: u64,
+    next_seq: u64,
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     initialized: bool,
@@ -62,11 +71,18 @@ struct Fatal(&'static str);
 /// Serves one SFTP subsystem channel until the client ends it.
 pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
     let (mut input, output) = channel.split();
-    let (replies, mut outbox) = mpsc::channel::<Bytes>(limits.max_in_flight + 16);
+    let (replies, mut outbox) = mpsc::channel::<(u64, Bytes)>(limits.max_in_flight + 16);
     let writer = tokio::spawn(async move {
-        while let Some(bytes) = outbox.recv().await {
-            if output.data_bytes(bytes).await.is_err() {
-                break;
+        // At most `max_in_flight` replies wait here for an earlier one.
+        let mut waiting = BTreeMap::new();
+        let mut next = 0u64;
+        'send: while let Some((seq, bytes)) = outbox.recv().await {
+            waiting.insert(seq, bytes);
+            while let Some(bytes) = waiting.remove(&next) {
+                next += 1;
+                if output.data_bytes(bytes).await.is_err() {
+                    break 'send;
+                }
             }
         }
         output
@@ -76,6 +92,8 @@ pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
         handles: HashMap::new(),
         next_handle: 1,
         replies,
+        seq: 0,
+        next_seq: 0,
         permits: Arc::new(Semaphore::new(limits.max_in_flight)),
         tasks: JoinSet::new(),
         initialized: false,
@@ -117,23 +135,22 @@ pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
 }
 
 impl Dispatcher {
+    /// Sends the one reply of the current request.
     async fn send(&self, packet: Packet) {
-        match Bytes::try_from(packet) {
-            Ok(bytes) => {
-                let _ = self.replies.send(bytes).await;
-            }
-            Err(e) => tracing::error!(error = %e, "cannot encode SFTP reply"),
-        }
+        let id = packet.get_request_id();
+        let bytes = Bytes::try_from(packet).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot encode SFTP reply");
+            status_bytes(id, StatusCode::Failure, "cannot encode reply")
+        });
+        self.send_bytes(bytes).await;
+    }
+
+    async fn send_bytes(&self, bytes: Bytes) {
+        let _ = self.replies.send((self.seq, bytes)).await;
     }
 
     async fn status(&self, id: u32, code: StatusCode, message: &str) {
-        self.send(Packet::Status(Status {
-            id,
-            status_code: code,
-            error_message: message.to_string(),
-            language_tag: "en".to_string(),
-        }))
-        .await;
+        self.send_bytes(status_bytes(id, code, message)).await;
     }
 
     async fn result(&self, id: u32, result: Result<(), SessionError>) {
@@ -155,18 +172,34 @@ impl Dispatcher {
         self.handles.get(handle).cloned()
     }
 
-    fn insert(&mut self, handle: Handle) -> String {
+    fn insert(&mut self, handle: Handle, append: bool) -> String {
         let name = self.next_handle.to_string();
         self.next_handle += 1;
-        self.handles.insert(name.clone(), Arc::new(Entry { handle, order: Arc::default() }));
+        self.handles.insert(
+            name.clone(),
+            Arc::new(Entry {
+                handle,
+                append,
+                order: Arc::default(),
+            }),
+        );
         name
     }
 
     async fn handle(&mut self, body: Bytes) -> Result<(), Fatal> {
         let kind = body.first().copied().unwrap_or(0);
         let id = wire::request_id(&body);
+        // Every request gets exactly one reply, sent in arrival order.
+        self.seq = self.next_seq;
+        self.next_seq += 1;
         let mut raw = body.clone();
-        let packet = match Packet::try_from(&mut raw) {
+        // russh-sftp decodes names lossily; a non-UTF-8 name must be refused, not mangled.
+        let decoded = if wire::names_are_utf8(&body) {
+            Packet::try_from(&mut raw).map_err(|e| e.to_string())
+        } else {
+            Err("file names must be UTF-8".to_string())
+        };
+        let packet = match decoded {
             Ok(packet) => packet,
             Err(e) => {
                 let Some(id) = id.filter(|_| self.initialized) else {
@@ -174,16 +207,21 @@ impl Dispatcher {
                 };
                 let known = (3..=20).contains(&kind) || kind == 200;
                 let (code, message) = if known {
-                    (StatusCode::BadMessage, format!("malformed request (names must be UTF-8): {e}"))
+                    (StatusCode::BadMessage, format!("malformed request: {e}"))
                 } else {
-                    (StatusCode::OpUnsupported, format!("unsupported request type {kind}"))
+                    (
+                        StatusCode::OpUnsupported,
+                        format!("unsupported request type {kind}"),
+                    )
                 };
                 self.status(id, code, &message).await;
                 return Ok(());
             }
         };
         if !self.initialized {
-            let Packet::Init(_) = packet else { return Err(Fatal("first packet was not INIT")) };
+            let Packet::Init(_) = packet else {
+                return Err(Fatal("first packet was not INIT"));
+            };
             self.initialized = true;
             let mut version = Version::new();
             for (name, revision) in [
@@ -194,7 +232,9 @@ impl Dispatcher {
                 ("fsync@openssh.com", "1"),
                 ("limits@openssh.com", "1"),
             ] {
-                version.extensions.insert(name.to_string(), revision.to_string());
+                version
+                    .extensions
+                    .insert(name.to_string(), revision.to_string());
             }
             self.send(Packet::Version(version)).await;
             return Ok(());
@@ -207,41 +247,65 @@ impl Dispatcher {
         match packet {
             Packet::Read(read) => {
                 let Some(entry) = self.entry(&read.handle) else {
-                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(read.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let guard = Arc::clone(&entry.order).read_owned().await;
                 let len = (read.len as usize).min(MAX_DATA);
-                self.spawn(guard, entry, move |entry| async move {
-                    let Handle::Read(file) = &entry.handle else {
-                        return Err((StatusCode::Failure, "handle is not open for reading".into()));
-                    };
-                    match file.read_at(read.offset, len).await {
-                        Ok(data) if data.is_empty() => Err((StatusCode::Eof, "End of file".into())),
-                        Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
-                        Err(e) => Err(((&e).into(), e.to_string())),
-                    }
-                }, read.id)
+                self.spawn(
+                    guard,
+                    entry,
+                    move |entry| async move {
+                        let Handle::Read(file) = &entry.handle else {
+                            return Err((
+                                StatusCode::Failure,
+                                "handle is not open for reading".into(),
+                            ));
+                        };
+                        match file.read_at(read.offset, len).await {
+                            Ok(data) if data.is_empty() => {
+                                Err((StatusCode::Eof, "End of file".into()))
+                            }
+                            Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
+                            Err(e) => Err(((&e).into(), e.to_string())),
+                        }
+                    },
+                    read.id,
+                )
                 .await;
             }
             Packet::Write(write) => {
                 let Some(entry) = self.entry(&write.handle) else {
-                    return self.status(write.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(write.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let guard = Arc::clone(&entry.order).read_owned().await;
-                self.spawn(guard, entry, move |entry| async move {
-                    let Handle::Write(file) = &entry.handle else {
-                        return Err((StatusCode::Failure, "handle is not open for writing".into()));
-                    };
-                    match file.write_at(write.offset, Bytes::from(write.data)).await {
-                        Ok(()) => Ok(None),
-                        Err(e) => Err(((&e).into(), e.to_string())),
-                    }
-                }, write.id)
+                self.spawn(
+                    guard,
+                    entry,
+                    move |entry| async move {
+                        let Handle::Write(file) = &entry.handle else {
+                            return Err((
+                                StatusCode::Failure,
+                                "handle is not open for writing".into(),
+                            ));
+                        };
+                        match file.write_at(write.offset, Bytes::from(write.data)).await {
+                            Ok(()) => Ok(None),
+                            Err(e) => Err(((&e).into(), e.to_string())),
+                        }
+                    },
+                    write.id,
+                )
                 .await;
             }
             Packet::Open(open) => {
                 if self.handles.len() >= self.limits.max_handles {
-                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
+                    return self
+                        .status(open.id, StatusCode::Failure, "too many open handles")
+                        .await;
                 }
                 let flags = open.pflags;
                 let result = match self.path(&open.filename) {
@@ -259,22 +323,31 @@ impl Dispatcher {
                 };
                 match result {
                     Ok(handle) => {
-                        let handle = self.insert(handle);
-                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
+                        let append = flags.contains(OpenFlags::APPEND);
+                        let handle = self.insert(handle, append);
+                        self.send(Packet::Handle(HandleReply {
+                            id: open.id,
+                            handle,
+                        }))
+                        .await;
                     }
                     Err(e) => self.error(open.id, &e).await,
                 }
             }
             Packet::Close(close) => {
                 let Some(entry) = self.handles.remove(&close.handle) else {
-                    return self.status(close.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(close.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let result = close_entry(entry).await;
                 self.result(close.id, result).await;
             }
             Packet::OpenDir(open) => {
                 if self.handles.len() >= self.limits.max_handles {
-                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
+                    return self
+                        .status(open.id, StatusCode::Failure, "too many open handles")
+                        .await;
                 }
                 let listing = match self.path(&open.path) {
                     Ok(path) => self.session.list(&path).await,
@@ -282,18 +355,26 @@ impl Dispatcher {
                 };
                 match listing {
                     Ok(listing) => {
-                        let handle = self.insert(Handle::Dir(Mutex::new(Some(listing))));
-                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
+                        let handle = self.insert(Handle::Dir(Mutex::new(Some(listing))), false);
+                        self.send(Packet::Handle(HandleReply {
+                            id: open.id,
+                            handle,
+                        }))
+                        .await;
                     }
                     Err(e) => self.error(open.id, &e).await,
                 }
             }
             Packet::ReadDir(read) => {
                 let Some(entry) = self.entry(&read.handle) else {
-                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(read.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let Handle::Dir(listing) = &entry.handle else {
-                    return self.status(read.id, StatusCode::Failure, "not a folder handle").await;
+                    return self
+                        .status(read.id, StatusCode::Failure, "not a folder handle")
+                        .await;
                 };
                 let mut listing = listing.lock().await;
                 let batch = match listing.as_mut() {
@@ -307,8 +388,10 @@ impl Dispatcher {
                     }
                     Ok(batch) => {
                         let owner = self.session.user();
-                        let files: Vec<File> =
-                            batch.into_iter().map(|(name, meta)| listing_entry(name, &meta, owner)).collect();
+                        let files: Vec<File> = batch
+                            .into_iter()
+                            .map(|(name, meta)| listing_entry(name, &meta, owner))
+                            .collect();
                         self.send(Packet::Name(Name { id: read.id, files })).await;
                     }
                     Err(e) => self.error(read.id, &e).await,
@@ -330,7 +413,9 @@ impl Dispatcher {
             }
             Packet::Fstat(stat) => {
                 let Some(entry) = self.entry(&stat.handle) else {
-                    return self.status(stat.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(stat.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let _exclusive = entry.order.write().await;
                 let result = match &entry.handle {
@@ -349,7 +434,9 @@ impl Dispatcher {
             }
             Packet::FSetStat(set) => {
                 let Some(entry) = self.entry(&set.handle) else {
-                    return self.status(set.id, StatusCode::Failure, "invalid handle").await;
+                    return self
+                        .status(set.id, StatusCode::Failure, "invalid handle")
+                        .await;
                 };
                 let _exclusive = entry.order.write().await;
                 let result = match &entry.handle {
@@ -409,10 +496,12 @@ impl Dispatcher {
                 // OpenSSH sends the target first and the new link second (the reverse of the
                 // draft); every common client follows OpenSSH.
                 let result = match self.path(&link.targetpath) {
-                    Ok(link_path) => match self.session.resolve(&link_path.parent(), &link.linkpath) {
-                        Ok(target) => self.session.symlink(&target, &link_path).await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(link_path) => {
+                        match self.session.resolve(&link_path.parent(), &link.linkpath) {
+                            Ok(target) => self.session.symlink(&target, &link_path).await,
+                            Err(e) => Err(e),
+                        }
+                    }
                     Err(e) => Err(e),
                 };
                 self.result(link.id, result).await;
@@ -420,44 +509,69 @@ impl Dispatcher {
             Packet::Extended(extended) => self.extended(extended).await,
             other => {
                 let id = other.get_request_id();
-                self.status(id, StatusCode::OpUnsupported, "unexpected packet").await;
+                self.status(id, StatusCode::OpUnsupported, "unexpected packet")
+                    .await;
             }
         }
     }
 
     /// Runs a READ/WRITE concurrently; `work` yields the reply bytes, or none for STATUS OK.
-    async fn spawn<F, Fut>(&mut self, guard: OwnedRwLockReadGuard<()>, entry: Arc<Entry>, work: F, id: u32)
-    where
+    async fn spawn<F, Fut>(
+        &mut self,
+        guard: OwnedRwLockReadGuard<()>,
+        entry: Arc<Entry>,
+        work: F,
+        id: u32,
+    ) where
         F: FnOnce(Arc<Entry>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<Bytes>, (StatusCode, String)>> + Send,
     {
-        let Ok(permit) = Arc::clone(&self.permits).acquire_owned().await else { return };
+        let permit = Arc::clone(&self.permits).acquire_owned().await;
         let replies = self.replies.clone();
-        self.tasks.spawn(async move {
+        let seq = self.seq;
+        let inline = entry.append;
+        let task = async move {
             let reply = match work(entry).await {
-                Ok(Some(bytes)) => Some(bytes),
+                Ok(Some(bytes)) => bytes,
                 Ok(None) => status_bytes(id, StatusCode::Ok, "Success"),
                 Err((code, message)) => status_bytes(id, code, &message),
             };
             // The entry is dropped inside `work` before the guard is released here.
             drop(guard);
             drop(permit);
-            if let Some(bytes) = reply {
-                let _ = replies.send(bytes).await;
-            }
-        });
+            let _ = replies.send((seq, reply)).await;
+        };
+        if inline {
+            task.await;
+        } else {
+            self.tasks.spawn(task);
+        }
     }
 
     async fn attrs_reply(&self, id: u32, result: Result<crate::session::Metadata, SessionError>) {
         match result {
-            Ok(meta) => self.send(Packet::Attrs(Attrs { id, attrs: attrs(&meta) })).await,
+            Ok(meta) => {
+                self.send(Packet::Attrs(Attrs {
+                    id,
+                    attrs: attrs(&meta),
+                }))
+                .await
+            }
             Err(e) => self.error(id, &e).await,
         }
     }
 
     async fn name_reply(&self, id: u32, path: String) {
-        let file = File { longname: path.clone(), filename: path, attrs: FileAttributes::empty() };
-        self.send(Packet::Name(Name { id, files: vec![file] })).await;
+        let file = File {
+            longname: path.clone(),
+            filename: path,
+            attrs: FileAttributes::empty(),
+        };
+        self.send(Packet::Name(Name {
+            id,
+            files: vec![file],
+        }))
+        .await;
     }
 
     async fn extended(&mut self, request: Extended) {
@@ -465,8 +579,12 @@ impl Dispatcher {
         let mut data = request.data.as_slice();
         match request.request.as_str() {
             "posix-rename@openssh.com" | "hardlink@openssh.com" => {
-                let (Some(from), Some(to)) = (wire::take_string(&mut data), wire::take_string(&mut data)) else {
-                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
+                let (Some(from), Some(to)) =
+                    (wire::take_string(&mut data), wire::take_string(&mut data))
+                else {
+                    return self
+                        .status(id, StatusCode::BadMessage, "malformed request")
+                        .await;
                 };
                 let result = match (self.path(&from), self.path(&to)) {
                     (Ok(from), Ok(to)) if request.request.starts_with("posix") => {
@@ -492,13 +610,16 @@ impl Dispatcher {
                         0, // flags
                         c.max_name_len,
                     ];
-                    let _ = self.replies.send(wire::extended_reply_u64s(id, &values)).await;
+                    self.send_bytes(wire::extended_reply_u64s(id, &values))
+                        .await;
                 }
                 Err(e) => self.error(id, &e).await,
             },
             "fsync@openssh.com" => {
                 let Some(handle) = wire::take_string(&mut data) else {
-                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
+                    return self
+                        .status(id, StatusCode::BadMessage, "malformed request")
+                        .await;
                 };
                 let Some(entry) = self.entry(&handle) else {
                     return self.status(id, StatusCode::Failure, "invalid handle").await;
@@ -511,11 +632,19 @@ impl Dispatcher {
                 self.result(id, result).await;
             }
             "limits@openssh.com" => {
-                let values =
-                    [MAX_PACKET as u64, MAX_DATA as u64, MAX_DATA as u64, self.limits.max_handles as u64];
-                let _ = self.replies.send(wire::extended_reply_u64s(id, &values)).await;
+                let values = [
+                    MAX_PACKET as u64,
+                    MAX_DATA as u64,
+                    MAX_DATA as u64,
+                    self.limits.max_handles as u64,
+                ];
+                self.send_bytes(wire::extended_reply_u64s(id, &values))
+                    .await;
             }
-            _ => self.status(id, StatusCode::OpUnsupported, "unsupported extension").await,
+            _ => {
+                self.status(id, StatusCode::OpUnsupported, "unsupported extension")
+                    .await
+            }
         }
     }
 }
@@ -541,12 +670,6 @@ async fn close_entry(entry: Arc<Entry>) -> Result<(), SessionError> {
     }
 }
 
-fn status_bytes(id: u32, code: StatusCode, message: &str) -> Option<Bytes> {
-    Bytes::try_from(Packet::Status(Status {
-        id,
-        status_code: code,
-        error_message: message.to_string(),
-        language_tag: "en".to_string(),
-    }))
-    .ok()
+fn status_bytes(id: u32, code: StatusCode, message: &str) -> Bytes {
+    wire::status_reply(id, code as u32, message)
 }

@@ -10,19 +10,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use russh::keys::{Algorithm, PrivateKey};
-use russh::server::{Auth, Msg, Session as SshSession, VerifiedPublicKey, PublicKeyOffer};
 use russh::server::ChannelOpenHandle;
+use russh::server::{Auth, Msg, PublicKeyOffer, Session as SshSession, VerifiedPublicKey};
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Preferred};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::dispatch::{self, Limits};
 use super::scp;
-use crate::audit::{EventKind, Outcome};
-use crate::auth::{Credentials, Identity};
 use crate::config::{AuthConfig, SftpConfig};
 use crate::net::{self, ConnectionLimit};
-use crate::session::{ConnectionInfo, SessionFactory};
+use crate::session::{ConnectionInfo, Credentials, Identity, SessionFactory};
 use crate::types::{Protocol, Secret, SessionId};
 
 /// Everything the SSH listener needs, built once from configuration.
@@ -48,7 +46,10 @@ impl SshSettings {
         }
         let mut kex = Vec::new();
         for name in names(&sftp.kex) {
-            kex.push(russh::kex::Name::try_from(name).map_err(|_| format!("sftp.kex: `{name}` unsupported"))?);
+            kex.push(
+                russh::kex::Name::try_from(name)
+                    .map_err(|_| format!("sftp.kex: `{name}` unsupported"))?,
+            );
         }
         // Extension negotiation and strict KEX (Terrapin) stay on whatever the list says.
         kex.extend([
@@ -58,17 +59,22 @@ impl SshSettings {
         let mut cipher = Vec::new();
         for name in names(&sftp.ciphers) {
             cipher.push(
-                russh::cipher::Name::try_from(name).map_err(|_| format!("sftp.ciphers: `{name}` unsupported"))?,
+                russh::cipher::Name::try_from(name)
+                    .map_err(|_| format!("sftp.ciphers: `{name}` unsupported"))?,
             );
         }
         let mut mac = Vec::new();
         for name in names(&sftp.macs) {
-            mac.push(russh::mac::Name::try_from(name).map_err(|_| format!("sftp.macs: `{name}` unsupported"))?);
+            mac.push(
+                russh::mac::Name::try_from(name)
+                    .map_err(|_| format!("sftp.macs: `{name}` unsupported"))?,
+            );
         }
         let mut key = Vec::new();
         for name in names(&sftp.host_key_algorithms) {
             key.push(
-                Algorithm::from_str(name).map_err(|_| format!("sftp.host_key_algorithms: `{name}` unsupported"))?,
+                Algorithm::from_str(name)
+                    .map_err(|_| format!("sftp.host_key_algorithms: `{name}` unsupported"))?,
             );
         }
         let preferred = Preferred {
@@ -97,7 +103,10 @@ impl SshSettings {
         };
         Ok(Self {
             russh: Arc::new(russh),
-            limits: Limits { max_in_flight: sftp.max_requests_in_flight, max_handles: 256 },
+            limits: Limits {
+                max_in_flight: sftp.max_requests_in_flight,
+                max_handles: 256,
+            },
             scp_enabled,
             max_channels: sftp.max_sessions_per_connection,
             banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
@@ -145,10 +154,17 @@ pub async fn serve(
             break;
         }
     }
-    let handles: Vec<_> = registry.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
+    let handles: Vec<_> = registry
+        .lock()
+        .map(|r| r.values().cloned().collect())
+        .unwrap_or_default();
     for handle in handles {
         let _ = handle
-            .disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), "en".into())
+            .disconnect(
+                russh::Disconnect::ByApplication,
+                "server shutting down".into(),
+                "en".into(),
+            )
             .await;
     }
     // Give the connections a moment to flush their goodbyes.
@@ -169,11 +185,14 @@ async fn connection(
     registry: Registry,
 ) {
     let net::Accepted { stream, peer, slot } = accepted;
-    let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
-    let audit = sessions.audit().clone();
-    audit.emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
+    let conn = ConnectionInfo {
+        session_id: SessionId::new(),
+        peer,
+        protocol: Protocol::Ssh,
+    };
+    sessions.connection_opened(&conn);
     let handler = SshConnection {
-        sessions,
+        sessions: sessions.clone(),
         settings: settings.clone(),
         conn,
         identity: None,
@@ -193,7 +212,7 @@ async fn connection(
         }
         Err(e) => tracing::debug!(peer = %peer, error = %e, "SSH handshake failed"),
     }
-    audit.emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
+    sessions.connection_closed(&conn);
     drop(slot);
 }
 
@@ -231,24 +250,43 @@ impl russh::server::Handler for SshConnection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self.login(user, Credentials::Password(Secret::new(password.to_string()))).await)
+        Ok(self
+            .login(
+                user,
+                Credentials::Password(Secret::new(password.to_string())),
+            )
+            .await)
     }
 
-    async fn auth_publickey_offered(&mut self, _user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        _user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         if weak_signature(offer.algorithm) {
             return Ok(Auth::reject());
         }
         Ok(Auth::Accept)
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         if weak_signature(key.algorithm) {
             return Ok(Auth::reject());
         }
-        let Ok(line) = key.public_key.to_openssh() else { return Ok(Auth::reject()) };
+        let Ok(line) = key.public_key.to_openssh() else {
+            return Ok(Auth::reject());
+        };
         let mut fields = line.split_whitespace();
-        let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else { return Ok(Auth::reject()) };
-        Ok(self.login(user, Credentials::PublicKey(format!("{kind} {blob}"))).await)
+        let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
+            return Ok(Auth::reject());
+        };
+        Ok(self
+            .login(user, Credentials::PublicKey(format!("{kind} {blob}")))
+            .await)
     }
 
     async fn channel_open_session(
@@ -266,7 +304,11 @@ impl russh::server::Handler for SshConnection {
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         self.channels.remove(&channel);
         Ok(())
     }
@@ -279,17 +321,21 @@ impl russh::server::Handler for SshConnection {
     ) -> Result<(), Self::Error> {
         let channel = self.channels.remove(&channel_id);
         let (Some(channel), Some(identity), "sftp") = (channel, &self.identity, name) else {
-            session.channel_failure(channel_id)?;
+            refuse(channel_id, session)?;
             return Ok(());
         };
-        match self.sessions.open(identity, &self.conn, Protocol::Sftp).await {
+        match self
+            .sessions
+            .open(identity, &self.conn, Protocol::Sftp)
+            .await
+        {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
                 tokio::spawn(dispatch::serve(channel, file_session, self.settings.limits));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
-                session.channel_failure(channel_id)?;
+                refuse(channel_id, session)?;
             }
         }
         Ok(())
@@ -306,26 +352,41 @@ impl russh::server::Handler for SshConnection {
         let (Some(channel), Some(identity), Some(command), true) =
             (channel, &self.identity, command, self.settings.scp_enabled)
         else {
-            session.channel_failure(channel_id)?;
+            refuse(channel_id, session)?;
             return Ok(());
         };
-        match self.sessions.open(identity, &self.conn, Protocol::Scp).await {
+        match self
+            .sessions
+            .open(identity, &self.conn, Protocol::Scp)
+            .await
+        {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
                 tokio::spawn(scp::run(channel, file_session, command));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
-                session.channel_failure(channel_id)?;
+                refuse(channel_id, session)?;
             }
         }
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel_id: ChannelId, session: &mut SshSession) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel_id: ChannelId,
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
         // No shells here: refuse and drop the channel so it cannot stall the connection.
         self.channels.remove(&channel_id);
-        session.channel_failure(channel_id)?;
-        Ok(())
+        refuse(channel_id, session)
     }
+}
+
+/// Answers a refused request and closes its channel, so the client does not wait on it.
+fn refuse(channel_id: ChannelId, session: &mut SshSession) -> Result<(), russh::Error> {
+    session.channel_failure(channel_id)?;
+    session.exit_status_request(channel_id, 1)?;
+    session.eof(channel_id)?;
+    session.close(channel_id)
 }

@@ -4,6 +4,7 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+pub const SSH_FXP_STATUS: u8 = 101;
 pub const SSH_FXP_DATA: u8 = 103;
 pub const SSH_FXP_EXTENDED_REPLY: u8 = 201;
 
@@ -20,6 +21,20 @@ pub fn data_reply(id: u32, data: &[u8]) -> Bytes {
     out.put_u32(id);
     out.put_u32(data.len() as u32);
     out.extend_from_slice(data);
+    out.freeze()
+}
+
+/// A STATUS reply: `uint32 id, uint32 code, string message, string language`.
+pub fn status_reply(id: u32, code: u32, message: &str) -> Bytes {
+    let mut out = BytesMut::with_capacity(25 + message.len());
+    out.put_u32(1 + 4 + 4 + 4 + message.len() as u32 + 4 + 2);
+    out.put_u8(SSH_FXP_STATUS);
+    out.put_u32(id);
+    out.put_u32(code);
+    out.put_u32(message.len() as u32);
+    out.extend_from_slice(message.as_bytes());
+    out.put_u32(2);
+    out.extend_from_slice(b"en");
     out.freeze()
 }
 
@@ -41,6 +56,31 @@ pub fn request_id(body: &[u8]) -> Option<u32> {
     Some(rest.get_u32())
 }
 
+/// True when the path strings of a request (after type and id) are valid UTF-8. Requests
+/// without names, and truncated ones (left to the decoder to refuse), pass.
+pub fn names_are_utf8(body: &[u8]) -> bool {
+    let names = match body.first() {
+        Some(3 | 7 | 9 | 11 | 13 | 14 | 15 | 16 | 17 | 19 | 200) => 1,
+        Some(18 | 20) => 2,
+        _ => 0,
+    };
+    let mut rest = body.get(5..).unwrap_or_default();
+    for _ in 0..names {
+        if rest.len() < 4 {
+            return true;
+        }
+        let len = rest.get_u32() as usize;
+        let Some(bytes) = rest.get(..len) else {
+            return true;
+        };
+        if std::str::from_utf8(bytes).is_err() {
+            return false;
+        }
+        rest.advance(len);
+    }
+    true
+}
+
 /// Reads one SSH string as UTF-8 from extension data.
 pub fn take_string(data: &mut &[u8]) -> Option<String> {
     if data.len() < 4 {
@@ -60,7 +100,10 @@ mod tests {
     #[test]
     fn data_reply_layout() {
         let b = data_reply(7, b"abc");
-        assert_eq!(&b[..], &[0, 0, 0, 12, 103, 0, 0, 0, 7, 0, 0, 0, 3, b'a', b'b', b'c']);
+        assert_eq!(
+            &b[..],
+            &[0, 0, 0, 12, 103, 0, 0, 0, 7, 0, 0, 0, 3, b'a', b'b', b'c']
+        );
     }
 
     #[test]
@@ -70,5 +113,10 @@ mod tests {
         assert_eq!(take_string(&mut data), None, "truncated string");
         assert_eq!(request_id(&[3, 0, 0, 1, 0]), Some(256));
         assert_eq!(request_id(&[3, 0]), None);
+        assert!(names_are_utf8(&[17, 0, 0, 0, 1, 0, 0, 0, 2, b'o', b'k']));
+        assert!(!names_are_utf8(&[17, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, b'k']));
+        assert!(!names_are_utf8(&[
+            18, 0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 1, 0xc3
+        ]));
     }
 }

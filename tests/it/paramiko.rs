@@ -1,0 +1,74 @@
+//! Python paramiko (password auth, plain SFTP v3 rename, symlinks, setstat).
+
+use std::path::PathBuf;
+
+use crate::harness::{TestServer, User, ok, run};
+
+fn python() -> String {
+    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_client.py")
+}
+
+async fn paramiko(args: &[String]) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(script()).args(args);
+    let out = ok(&run(cmd, 120).await);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("paramiko output {out}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paramiko_session_behaves_like_openssh_sftp_server() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("pat", "correct horse battery"))
+        .await;
+    let work = tempfile::tempdir().unwrap();
+    let v = paramiko(&[
+        srv.port().to_string(),
+        "pat".into(),
+        "correct horse battery".into(),
+        work.path().display().to_string(),
+    ])
+    .await;
+    assert_eq!(v["roundtrip"], true, "{v}");
+    assert_eq!(v["stat_size"], 3 * 1024 * 1024 + 17);
+    assert_eq!(v["listdir"], serde_json::json!(["one"]));
+    assert_eq!(
+        v["rename_over_existing"], "error",
+        "SFTP v3 rename must not replace"
+    );
+    assert_eq!(v["after_posix_rename"], "x");
+    assert_eq!(v["escape"], "permission");
+    assert_eq!(v["readlink"], "/t.txt");
+    assert_eq!(v["bad_symlink"], "error");
+    assert_eq!(v["mtime"], 1_500_000_000);
+    assert_eq!(v["mode"], "0o640");
+    assert_eq!(v["final_listing"], serde_json::json!(["p.bin"]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_unknown_user_and_empty_password_look_alike() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("pat", "right-password"))
+        .await;
+    let port = srv.port().to_string();
+    let login = |user: &str, password: &str| {
+        paramiko_login(port.clone(), user.to_string(), password.to_string())
+    };
+    assert_eq!(login("pat", "right-password").await, "ok");
+    assert_eq!(login("pat", "wrong-password").await, "denied");
+    let record = srv.expect_event(|e| e.event == "login.failed").await;
+    assert_eq!(record.reason.as_deref(), Some("password: wrong password"));
+    assert_eq!(login("nobody", "right-password").await, "denied");
+    let record = srv.expect_event(|e| e.event == "login.failed").await;
+    assert_eq!(record.reason.as_deref(), Some("password: unknown user"));
+    assert_eq!(record.user.as_deref(), Some("nobody"));
+    assert_eq!(login("pat", "").await, "denied");
+}
+
+async fn paramiko_login(port: String, user: String, password: String) -> String {
+    let v = paramiko(&["login".into(), port, user, password]).await;
+    v["login"].as_str().unwrap_or_default().to_string()
+}
