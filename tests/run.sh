@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The one test command: installs what the tests need on a fresh Debian machine with Rust,
+# then runs the whole suite (unit tests and the tests/it integration binary).
+#   tests/run.sh            # everything
+#   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v sftp >/dev/null || need_apt+=(openssh-client)
+command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
+python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "==> apt-get install ${need_apt[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+# paramiko in a venv kept outside the clone, so reruns are quick.
+VENV="${FERRY_TEST_VENV:-$HOME/.cache/ferry-test-venv}"
+if ! "$VENV/bin/python" -c 'import paramiko' 2>/dev/null; then
+    echo "==> creating $VENV with paramiko"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko
+fi
+export FERRY_TEST_PYTHON="$VENV/bin/python"
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+echo "==> cargo test"
+cargo test --locked -- "$@"
