@@ -72,13 +72,13 @@ impl Audit {
             outcome,
             reason: fields.reason,
         });
-        if let Some(tx) = &self.stdout {
-            if tx.try_send(Arc::clone(&record)).is_err() {
-                metrics()
-                    .audit_dropped_total
-                    .with_label_values(&["stdout"])
-                    .inc();
-            }
+        if let Some(tx) = &self.stdout
+            && tx.try_send(Arc::clone(&record)).is_err()
+        {
+            metrics()
+                .audit_dropped_total
+                .with_label_values(&["stdout"])
+                .inc();
         }
         let _ = self.subscribers.send(record);
     }

@@ -77,16 +77,15 @@ fn resolve(root: &Path, key: &Key, follow: bool) -> Result<PathBuf> {
         return Err(StorageError::Escapes);
     }
     let full = parent.join(last);
-    if follow {
-        if let Ok(meta) = std::fs::symlink_metadata(&full) {
-            if meta.file_type().is_symlink() {
-                let target = std::fs::canonicalize(&full)?;
-                if !target.starts_with(root) {
-                    return Err(StorageError::Escapes);
-                }
-                return Ok(target);
-            }
+    if follow
+        && let Ok(meta) = std::fs::symlink_metadata(&full)
+        && meta.file_type().is_symlink()
+    {
+        let target = std::fs::canonicalize(&full)?;
+        if !target.starts_with(root) {
+            return Err(StorageError::Escapes);
         }
+        return Ok(target);
     }
     Ok(full)
 }
@@ -481,14 +480,14 @@ impl WriteHandle for LocalWriter {
             return Ok(());
         };
         let final_path = self.final_path.clone();
-        let result = blocking(move || {
+
+        blocking(move || {
             std::fs::rename(&temp, &final_path).map_err(|e| {
                 let _ = std::fs::remove_file(&temp);
                 StorageError::from(e)
             })
         })
-        .await;
-        result
+        .await
     }
 
     async fn abort(mut self: Box<Self>) {

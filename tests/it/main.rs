@@ -1,6 +1,9 @@
 //! The single integration-test binary: real clients against a real ferry on 127.0.0.1:0.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+
 mod cli;
+mod docs;
 mod harness;
 mod layering;
 mod openssh;

@@ -344,12 +344,10 @@ where
                     None => target.clone(),
                 };
                 let exists = matches!(session.stat(&path).await, Ok(m) if m.kind == EntryKind::Dir);
-                if !exists {
-                    if let Err(e) = session.mkdir(&path).await {
-                        // Without its folder nothing below can land: stop here.
-                        warn(output, &e.to_string()).await?;
-                        return Ok(false);
-                    }
+                if !exists && let Err(e) = session.mkdir(&path).await {
+                    // Without its folder nothing below can land: stop here.
+                    warn(output, &e.to_string()).await?;
+                    return Ok(false);
                 }
                 if let Some(attrs) = times_attrs(times.take()) {
                     let _ = session.set_attrs(&path, attrs).await;

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -197,6 +197,7 @@ async fn connection(
         conn,
         identity: None,
         channels: HashMap::new(),
+        active: Arc::default(),
     };
     match russh::server::run_stream(Arc::clone(&settings.russh), stream, handler).await {
         Ok(running) => {
@@ -223,6 +224,8 @@ struct SshConnection {
     identity: Option<Identity>,
     /// Session channels opened but not yet given a subsystem or command.
     channels: HashMap<ChannelId, Channel<Msg>>,
+    /// SFTP and SCP channels being served right now.
+    active: Arc<AtomicUsize>,
 }
 
 /// SHA-1 RSA signatures (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
@@ -231,6 +234,16 @@ fn weak_signature(algorithm: &Algorithm) -> bool {
 }
 
 impl SshConnection {
+    /// Serves a channel on its own task, counted against `max_sessions_per_connection`.
+    fn spawn_channel(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let active = Arc::clone(&self.active);
+        active.fetch_add(1, Ordering::SeqCst);
+        tokio::spawn(async move {
+            work.await;
+            active.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+
     async fn login(&mut self, user: &str, credentials: Credentials) -> Auth {
         match self.sessions.login(&self.conn, user, &credentials).await {
             Ok(identity) => {
@@ -295,7 +308,8 @@ impl russh::server::Handler for SshConnection {
         reply: ChannelOpenHandle,
         _session: &mut SshSession,
     ) -> Result<(), Self::Error> {
-        if self.identity.is_none() || self.channels.len() >= self.settings.max_channels {
+        let open = self.channels.len() + self.active.load(Ordering::SeqCst);
+        if self.identity.is_none() || open >= self.settings.max_channels {
             reply.reject(ChannelOpenFailure::ResourceShortage).await;
             return Ok(());
         }
@@ -331,7 +345,7 @@ impl russh::server::Handler for SshConnection {
         {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
-                tokio::spawn(dispatch::serve(channel, file_session, self.settings.limits));
+                self.spawn_channel(dispatch::serve(channel, file_session, self.settings.limits));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
@@ -362,7 +376,7 @@ impl russh::server::Handler for SshConnection {
         {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
-                tokio::spawn(scp::run(channel, file_session, command));
+                self.spawn_channel(scp::run(channel, file_session, command));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
