@@ -5,6 +5,7 @@
 mod event;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc};
@@ -89,19 +90,37 @@ impl Audit {
     }
 }
 
+/// How often the stdout sink writes what has queued: batching keeps a busy server from paying
+/// a wake-up and a write per event; an event waits at most this long.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+
 async fn write_lines(mut rx: mpsc::Receiver<Arc<AuditRecord>>) {
-    let mut out = tokio::io::BufWriter::new(tokio::io::stdout());
-    while let Some(record) = rx.recv().await {
-        let mut line = serde_json::to_vec(record.as_ref()).unwrap_or_default();
-        line.push(b'\n');
-        if out.write_all(&line).await.is_err() {
-            return;
+    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, tokio::io::stdout());
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let mut closed = false;
+        loop {
+            match rx.try_recv() {
+                Ok(record) => {
+                    let mut line = serde_json::to_vec(record.as_ref()).unwrap_or_default();
+                    line.push(b'\n');
+                    if out.write_all(&line).await.is_err() {
+                        return;
+                    }
+                }
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    closed = true;
+                    break;
+                }
+            }
         }
-        if rx.is_empty() && out.flush().await.is_err() {
+        if out.flush().await.is_err() || closed {
             return;
         }
     }
-    let _ = out.flush().await;
 }
 
 #[cfg(test)]

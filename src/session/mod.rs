@@ -228,28 +228,28 @@ impl Session {
                 return Err(SessionError::IsADirectory(path.clone()));
             }
             self.check(Op::Upload, path)?;
-            let key = self.vfs.key(path);
-            match self.vfs.storage().stat(&key).await {
-                Ok(meta) if meta.kind == EntryKind::Dir => {
-                    return Err(SessionError::IsADirectory(path.clone()));
-                }
-                Ok(_) if how.exclusive => return Err(SessionError::AlreadyExists(path.clone())),
-                Ok(_) => self.check(Op::Overwrite, path)?,
-                Err(StorageError::NotFound) => {}
-                Err(e) => return Err(SessionError::from_storage(e, path)),
-            }
             let options = WriteOptions {
                 create: how.create,
                 truncate: how.truncate,
                 exclusive: how.exclusive,
                 append: how.append,
                 atomic: self.upload_mode == UploadMode::Atomic,
+                replace: self.permissions.allows(Op::Overwrite, path),
             };
-            self.vfs
+            let opened = self
+                .vfs
                 .storage()
-                .open_write(&key, options)
-                .await
-                .map_err(Self::storage_err(path))
+                .open_write(&self.vfs.key(path), options)
+                .await;
+            match opened {
+                Err(StorageError::AlreadyExists) if !how.exclusive => {
+                    Err(SessionError::PermissionDenied {
+                        op: Op::Overwrite,
+                        path: path.clone(),
+                    })
+                }
+                other => other.map_err(Self::storage_err(path)),
+            }
         }
         .await;
         match opened {

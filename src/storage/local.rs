@@ -354,7 +354,7 @@ fn open_writer(root: &Path, key: &Key, options: WriteOptions) -> Result<LocalWri
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e.into()),
     };
-    if existing.is_some() && options.exclusive {
+    if existing.is_some() && (options.exclusive || !options.replace) {
         return Err(StorageError::AlreadyExists);
     }
     if existing.is_none() && !options.create {

@@ -74,6 +74,9 @@ pub struct WriteOptions {
     pub append: bool,
     /// Stage the data under a temporary name and publish it on commit.
     pub atomic: bool,
+    /// An existing file may be written (else `AlreadyExists`, decided in the same step that
+    /// opens the file, so no second lookup is needed).
+    pub replace: bool,
 }
 
 /// Filesystem capacity as statvfs reports it.

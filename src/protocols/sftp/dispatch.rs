@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg};
+use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use russh_sftp::protocol::{
     Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet,
     StatusCode, Version,
 };
-use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore, mpsc};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
 use tokio::task::JoinSet;
 
 use super::ops::{attrs, listing_entry, set_attrs};
@@ -55,7 +55,7 @@ struct Dispatcher {
     session: Session,
     handles: HashMap<String, Arc<Entry>>,
     next_handle: u64,
-    replies: mpsc::Sender<(u64, Bytes)>,
+    replies: Arc<Replies>,
     /// Arrival number of the request being handled; its reply carries it.
     seq: u64,
     next_seq: u64,
@@ -65,33 +65,58 @@ struct Dispatcher {
     limits: Limits,
 }
 
+/// Writes replies to the channel in request order, from whichever task finishes the request
+/// that is next in line (no extra writer task to hop through).
+struct Replies {
+    output: ChannelWriteHalf<Msg>,
+    order: Mutex<Order>,
+}
+
+#[derive(Default)]
+struct Order {
+    next: u64,
+    /// Replies that finished before an earlier one; at most `max_in_flight`.
+    waiting: BTreeMap<u64, Bytes>,
+    broken: bool,
+}
+
+impl Replies {
+    async fn send(&self, seq: u64, bytes: Bytes) {
+        let mut order = self.order.lock().await;
+        if order.broken {
+            return;
+        }
+        order.waiting.insert(seq, bytes);
+        loop {
+            let next = order.next;
+            let Some(bytes) = order.waiting.remove(&next) else {
+                break;
+            };
+            order.next += 1;
+            if self.output.data_bytes(bytes).await.is_err() {
+                order.broken = true;
+                order.waiting.clear();
+                return;
+            }
+        }
+    }
+}
+
 /// Why the loop stops early: the stream can no longer be trusted or answered.
 struct Fatal(&'static str);
 
 /// Serves one SFTP subsystem channel until the client ends it.
 pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
     let (mut input, output) = channel.split();
-    let (replies, mut outbox) = mpsc::channel::<(u64, Bytes)>(limits.max_in_flight + 16);
-    let writer = tokio::spawn(async move {
-        // At most `max_in_flight` replies wait here for an earlier one.
-        let mut waiting = BTreeMap::new();
-        let mut next = 0u64;
-        'send: while let Some((seq, bytes)) = outbox.recv().await {
-            waiting.insert(seq, bytes);
-            while let Some(bytes) = waiting.remove(&next) {
-                next += 1;
-                if output.data_bytes(bytes).await.is_err() {
-                    break 'send;
-                }
-            }
-        }
-        output
+    let replies = Arc::new(Replies {
+        output,
+        order: Mutex::new(Order::default()),
     });
     let mut dispatcher = Dispatcher {
         session,
         handles: HashMap::new(),
         next_handle: 1,
-        replies,
+        replies: Arc::clone(&replies),
         seq: 0,
         next_seq: 0,
         permits: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -127,11 +152,9 @@ pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
     while dispatcher.tasks.join_next().await.is_some() {}
     // Uploads never closed by the client are dropped here: staged data is discarded.
     drop(dispatcher);
-    if let Ok(output) = writer.await {
-        let _ = output.exit_status(0).await;
-        let _ = output.eof().await;
-        let _ = output.close().await;
-    }
+    let _ = replies.output.exit_status(0).await;
+    let _ = replies.output.eof().await;
+    let _ = replies.output.close().await;
 }
 
 impl Dispatcher {
@@ -146,7 +169,7 @@ impl Dispatcher {
     }
 
     async fn send_bytes(&self, bytes: Bytes) {
-        let _ = self.replies.send((self.seq, bytes)).await;
+        self.replies.send(self.seq, bytes).await;
     }
 
     async fn status(&self, id: u32, code: StatusCode, message: &str) {
@@ -527,7 +550,7 @@ impl Dispatcher {
         Fut: std::future::Future<Output = Result<Option<Bytes>, (StatusCode, String)>> + Send,
     {
         let permit = Arc::clone(&self.permits).acquire_owned().await;
-        let replies = self.replies.clone();
+        let replies = Arc::clone(&self.replies);
         let seq = self.seq;
         let inline = entry.append;
         let task = async move {
@@ -539,7 +562,7 @@ impl Dispatcher {
             // The entry is dropped inside `work` before the guard is released here.
             drop(guard);
             drop(permit);
-            let _ = replies.send((seq, reply)).await;
+            replies.send(seq, reply).await;
         };
         if inline {
             task.await;
