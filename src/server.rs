@@ -120,6 +120,7 @@ pub async fn start(
             ?grace,
             "shutting down: draining transfers"
         );
+        sessions.transfers().drain();
         let _ = phase_tx.send(Phase::Draining);
         if tokio::time::timeout(grace, sessions.transfers().wait_idle())
             .await

@@ -55,8 +55,13 @@ pub struct Accepted {
     pub slot: ConnectionSlot,
 }
 
-/// Accepts the next connection that passes the limits; refused ones are closed and counted.
-pub async fn accept(listener: &TcpListener, limit: &ConnectionLimit) -> std::io::Result<Accepted> {
+/// Accepts the next connection that passes the limits; refused ones are closed, counted and
+/// reported to `refused` (the protocol records them through the session layer).
+pub async fn accept(
+    listener: &TcpListener,
+    limit: &ConnectionLimit,
+    refused: impl Fn(PeerAddr, &'static str),
+) -> std::io::Result<Accepted> {
     loop {
         let (stream, addr) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -75,6 +80,7 @@ pub async fn accept(listener: &TcpListener, limit: &ConnectionLimit) -> std::io:
                 .inc();
             tracing::warn!(peer = %addr, "connection limit reached; closing");
             drop(stream);
+            refused(PeerAddr(Some(addr)), "connection limit reached");
             continue;
         };
         // Interactive protocols: never wait for Nagle.

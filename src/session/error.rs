@@ -25,6 +25,8 @@ pub enum SessionError {
     Escapes(VirtualPath),
     #[error("not supported: {0}")]
     Unsupported(&'static str),
+    #[error("the server is shutting down; try again shortly")]
+    ShuttingDown,
     #[error("no space left on storage")]
     NoSpace,
     #[error("storage error: {0}")]

@@ -2,7 +2,7 @@
 //! also when it is dropped because the client vanished.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use tokio::time::Instant;
@@ -19,6 +19,8 @@ pub struct ReadFile {
     pub(super) path: VirtualPath,
     pub(super) handle: Box<dyn ReadHandle>,
     pub(super) bytes: AtomicU64,
+    /// Set when a read failed, so the download is recorded as failed.
+    pub(super) failed: AtomicBool,
     pub(super) started: Instant,
     pub(super) _guard: TransferGuard,
 }
@@ -30,11 +32,10 @@ impl ReadFile {
 
     /// Up to `len` bytes at `offset`; empty at end of file.
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SessionError> {
-        let data = self
-            .handle
-            .read_at(offset, len)
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))?;
+        let data = self.handle.read_at(offset, len).await.map_err(|e| {
+            self.failed.store(true, Ordering::Relaxed);
+            SessionError::from_storage(e, &self.path)
+        })?;
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
     }

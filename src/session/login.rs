@@ -9,7 +9,7 @@ use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::{AuthError, Authenticator, Credentials, Identity};
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId};
-use crate::vfs::{Key, Storage, StorageError};
+use crate::vfs::Storage;
 use crate::vfs::{Vfs, VirtualPath};
 
 /// One client connection, as audit records describe it.
@@ -73,6 +73,17 @@ impl SessionFactory {
             .inc();
     }
 
+    pub fn connection_refused(&self, peer: PeerAddr, protocol: Protocol, reason: &str) {
+        let fields = Fields {
+            protocol: Some(protocol),
+            peer: Some(peer),
+            reason: Some(reason.to_string()),
+            ..Fields::default()
+        };
+        self.audit
+            .emit(EventKind::ConnectionRefused, Outcome::Denied, fields);
+    }
+
     pub fn connection_closed(&self, conn: &ConnectionInfo) {
         self.audit
             .emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
@@ -130,18 +141,8 @@ impl SessionFactory {
         protocol: Protocol,
     ) -> Result<Session, SessionError> {
         let home = VirtualPath::parse(&identity.home)?;
-        let mut key = Vec::new();
-        for segment in home.segments() {
-            key.push(segment);
-            match self
-                .storage
-                .mkdir(&Key::from_segments(key.iter().copied()))
-                .await
-            {
-                Ok(()) | Err(StorageError::AlreadyExists) => {}
-                Err(e) => return Err(SessionError::from_storage(e, &home)),
-            }
-        }
+        let vfs = Vfs::new(self.storage.as_ref(), &home)
+            .map_err(|e| SessionError::from_storage(e, &home))?;
         let permissions = if identity.rules.is_empty() {
             Permissions::allow_all()
         } else {
@@ -164,7 +165,7 @@ impl SessionFactory {
                 user: identity.user.clone(),
                 seq: AtomicU64::new(0),
             }),
-            vfs: Vfs::new(Arc::clone(&self.storage), &home),
+            vfs,
             permissions,
             upload_mode: identity.upload_mode,
             transfers: Arc::clone(&self.transfers),

@@ -156,8 +156,19 @@ impl Session {
         move |e| SessionError::from_storage(e, path)
     }
 
+    /// Looking at an entry is part of listing its folder: metadata of anything but the home
+    /// itself needs the list permission on the parent.
+    fn check_visible(&self, path: &VirtualPath) -> Result<(), SessionError> {
+        if path.is_root() {
+            Ok(())
+        } else {
+            self.check(Op::List, &path.parent())
+        }
+    }
+
     /// Follows a final symlink (inside the jail only).
     pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
+        self.check_visible(path)?;
         self.vfs
             .storage()
             .stat(&self.vfs.key(path))
@@ -166,6 +177,7 @@ impl Session {
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
+        self.check_visible(path)?;
         self.vfs
             .storage()
             .lstat(&self.vfs.key(path))
@@ -190,6 +202,9 @@ impl Session {
     pub async fn open_read(&self, path: &VirtualPath) -> Result<ReadFile, SessionError> {
         let started = Instant::now();
         let opened = async {
+            if self.transfers.is_draining() {
+                return Err(SessionError::ShuttingDown);
+            }
             self.check(Op::Download, path)?;
             self.vfs
                 .storage()
@@ -204,6 +219,7 @@ impl Session {
                 path: path.clone(),
                 handle,
                 bytes: AtomicU64::new(0),
+                failed: Default::default(),
                 started,
                 _guard: self.transfers.begin(),
             }),
@@ -224,6 +240,9 @@ impl Session {
     ) -> Result<WriteFile, SessionError> {
         let started = Instant::now();
         let opened = async {
+            if self.transfers.is_draining() {
+                return Err(SessionError::ShuttingDown);
+            }
             if path.is_root() {
                 return Err(SessionError::IsADirectory(path.clone()));
             }
@@ -425,6 +444,7 @@ impl Session {
 
     /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
     pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
+        self.check_visible(path)?;
         let key = self
             .vfs
             .storage()

@@ -1,7 +1,7 @@
 //! Counts transfers in progress so a graceful shutdown can wait for them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use tokio::sync::Notify;
 
@@ -9,9 +9,19 @@ use tokio::sync::Notify;
 pub struct Transfers {
     active: AtomicUsize,
     idle: Notify,
+    /// Set at shutdown: running transfers finish, new ones are refused.
+    draining: AtomicBool,
 }
 
 impl Transfers {
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
     pub fn begin(self: &Arc<Self>) -> TransferGuard {
         self.active.fetch_add(1, Ordering::SeqCst);
         TransferGuard(Arc::clone(self))

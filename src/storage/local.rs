@@ -112,6 +112,17 @@ fn metadata_of(meta: &std::fs::Metadata) -> Metadata {
 
 #[async_trait]
 impl Storage for LocalStorage {
+    fn scoped(&self, prefix: &Key) -> Result<Arc<dyn Storage>> {
+        let mut path = self.root.to_path_buf();
+        path.extend(prefix.segments());
+        let scoped = LocalStorage::new(&path)?;
+        // A home that is (or passes through) a symlink leading out is refused.
+        if !scoped.root.starts_with(self.root.as_path()) {
+            return Err(StorageError::Escapes);
+        }
+        Ok(Arc::new(scoped))
+    }
+
     async fn stat(&self, key: &Key) -> Result<Metadata> {
         let key = key.clone();
         self.run(move |root| {

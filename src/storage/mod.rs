@@ -4,6 +4,7 @@
 
 pub mod local;
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -134,6 +135,9 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 
 #[async_trait]
 pub trait Storage: Send + Sync + 'static {
+    /// A view of this backend rooted at `prefix` (created if missing): keys, symlink checks
+    /// and listings of the view never reach outside it.
+    fn scoped(&self, prefix: &Key) -> Result<Arc<dyn Storage>>;
     /// Follows a final symlink (but never out of the root).
     async fn stat(&self, key: &Key) -> Result<Metadata>;
     /// Does not follow a final symlink.

@@ -13,44 +13,32 @@ pub use crate::storage::{
 };
 pub use path::{PathError, VirtualPath};
 
-/// One user's view: `/` is `home` on `storage`.
+/// One user's view: `/` is `home` on `storage`. The backend is scoped to the home, so
+/// symlinks are judged against the user's jail, not the whole storage root.
 #[derive(Clone)]
 pub struct Vfs {
     storage: Arc<dyn Storage>,
-    home: Key,
 }
 
 impl Vfs {
-    /// `home` is a virtual path inside the backend root (e.g. `/alice`).
-    pub fn new(storage: Arc<dyn Storage>, home: &VirtualPath) -> Self {
-        Self {
-            storage,
-            home: Key::from_segments(home.segments()),
-        }
+    /// `home` is a virtual path inside the backend root (e.g. `/alice`); created if missing.
+    pub fn new(storage: &dyn Storage, home: &VirtualPath) -> Result<Self, StorageError> {
+        Ok(Self {
+            storage: storage.scoped(&Key::from_segments(home.segments()))?,
+        })
     }
 
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()
     }
 
-    pub fn home_key(&self) -> &Key {
-        &self.home
-    }
-
     /// The backend key of a virtual path.
     pub fn key(&self, path: &VirtualPath) -> Key {
-        Key::from_segments(self.home.segments().chain(path.segments()))
+        Key::from_segments(path.segments())
     }
 
-    /// The virtual path of a backend key, when it lies inside the home.
+    /// The virtual path of a backend key.
     pub fn virtual_path(&self, key: &Key) -> Result<VirtualPath, PathError> {
-        let mut segments = key.segments();
-        for expected in self.home.segments() {
-            if segments.next() != Some(expected) {
-                return Err(PathError::Escapes);
-            }
-        }
-        let rest: Vec<&str> = segments.collect();
-        VirtualPath::parse(&format!("/{}", rest.join("/")))
+        VirtualPath::parse(&format!("/{}", key.as_str()))
     }
 }

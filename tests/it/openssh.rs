@@ -189,11 +189,16 @@ async fn permission_rules_are_enforced_per_path() {
     let err = failed(&srv.sftp("alice", local.path(), "rm ro/report.csv\n").await);
     assert!(err.contains("Permission denied"), "{err}");
     assert!(home.join("ro/report.csv").exists());
+    // Even looking at entries under /secret is refused (OpenSSH words a refused stat as
+    // "not found").
     let err = failed(
         &srv.sftp("alice", local.path(), "get secret/key.pem\n")
             .await,
     );
-    assert!(err.contains("Permission denied"), "{err}");
+    assert!(
+        err.contains("Permission denied") || err.contains("not found"),
+        "{err}"
+    );
     let err = failed(&srv.sftp("alice", local.path(), "ls secret\n").await);
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!local.path().join("key.pem").exists());
@@ -208,6 +213,8 @@ async fn traversal_attempts_stay_in_the_jail() {
     std::fs::write(srv.files.join("bob-secret.txt"), b"bob's").unwrap();
     std::os::unix::fs::symlink("/etc", home.join("etc-link")).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", home.join("passwd-link")).unwrap();
+    // Planted by someone else: points into the storage root, outside alice's home.
+    std::os::unix::fs::symlink(&srv.files, home.join("root-link")).unwrap();
     let local = tempfile::tempdir().unwrap();
     for attempt in [
         "get ../../etc/passwd",
@@ -215,6 +222,7 @@ async fn traversal_attempts_stay_in_the_jail() {
         "get /etc/passwd",
         "get etc-link/passwd",
         "get passwd-link",
+        "get root-link/bob-secret.txt",
         "cd ..",
     ] {
         let out = srv

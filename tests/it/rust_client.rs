@@ -221,6 +221,11 @@ async fn shutdown_lets_a_running_transfer_finish() {
         tokio::net::TcpStream::connect(srv.addr).await.is_err(),
         "listener closed"
     );
+    // New transfers are refused while draining.
+    assert!(
+        sftp.create("late.bin").await.is_err(),
+        "no new uploads during shutdown"
+    );
     file.write_all(&payload(1 << 20, 2)).await.unwrap();
     file.shutdown().await.unwrap();
     drop(file);
@@ -230,4 +235,22 @@ async fn shutdown_lets_a_running_transfer_finish() {
         .unwrap();
     let stored = std::fs::read(srv.home("raw").join("during.bin")).unwrap();
     assert_eq!(stored.len(), 2 << 20);
+    assert!(!srv.home("raw").join("late.bin").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_over_the_limit_are_closed_and_audited() {
+    let mut srv = TestServer::start_with("[sftp]\nmax_connections = 1\n").await;
+    srv.add_user(User::with_password("raw", "pw-raw-1")).await;
+    let _first = connect(&srv, "raw", "pw-raw-1").await;
+    let mut second = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut buf = Vec::new();
+    use tokio::io::AsyncReadExt;
+    let read = tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "closed without a banner: {buf:?}"
+    );
+    let record = srv.expect_event(|e| e.event == "connection.refused").await;
+    assert_eq!(record.reason.as_deref(), Some("connection limit reached"));
 }

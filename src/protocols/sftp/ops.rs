@@ -22,6 +22,7 @@ impl From<&SessionError> for StatusCode {
             | SessionError::IsADirectory(_)
             | SessionError::NotEmpty(_)
             | SessionError::NoSpace
+            | SessionError::ShuttingDown
             | SessionError::Storage(_) => StatusCode::Failure,
         }
     }

@@ -141,7 +141,7 @@ pub async fn serve(
             changed = phase.changed() => {
                 if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
             }
-            accepted = net::accept(&listener, &limit) => {
+            accepted = net::accept(&listener, &limit, |peer, why| sessions.connection_refused(peer, Protocol::Ssh, why)) => {
                 let accepted = accepted?;
                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                 tokio::spawn(connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry)));
@@ -383,6 +383,22 @@ impl russh::server::Handler for SshConnection {
                 refuse(channel_id, session)?;
             }
         }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel_id: ChannelId,
+        _term: &str,
+        _col_width: u32,
+        _row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut SshSession,
+    ) -> Result<(), Self::Error> {
+        // No terminals; the shell request that follows is refused and closes the channel.
+        session.channel_failure(channel_id)?;
         Ok(())
     }
 
