@@ -119,11 +119,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     Config::load(path, env_vars()).map_err(|e| match e {
         ConfigError::Invalid(errors) => anyhow::anyhow!(
             "invalid configuration:\n{}",
-            errors
-                .iter()
-                .map(|e| format!("  {e}"))
-                .collect::<Vec<_>>()
-                .join("\n")
+            errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n")
         ),
         other => anyhow::anyhow!(other),
     })
@@ -131,10 +127,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("ferry: cannot start the runtime: {e}");
@@ -156,24 +149,24 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             println!("ferry {}", env!("CARGO_PKG_VERSION"));
             Ok(ExitCode::SUCCESS)
         }
-        Command::Config {
-            command: ConfigCommand::Check { file },
-        } => match Config::load(Some(&file), env_vars()) {
-            Ok(_) => {
-                println!("{}: ok", file.display());
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(ConfigError::Invalid(errors)) => {
-                for error in errors {
-                    println!("{}: {error}", file.display());
+        Command::Config { command: ConfigCommand::Check { file } } => {
+            match Config::load(Some(&file), env_vars()) {
+                Ok(_) => {
+                    println!("{}: ok", file.display());
+                    Ok(ExitCode::SUCCESS)
                 }
-                Ok(ExitCode::FAILURE)
+                Err(ConfigError::Invalid(errors)) => {
+                    for error in errors {
+                        println!("{}: {error}", file.display());
+                    }
+                    Ok(ExitCode::FAILURE)
+                }
+                Err(other) => {
+                    println!("{other}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            Err(other) => {
-                println!("{other}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        }
         Command::Serve(args) => serve(args).await,
         Command::User { command, config } => user(command, config).await,
     }
@@ -184,10 +177,7 @@ async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
     ferry::telemetry::init_logging(&config.log);
     let bootstrap = Bootstrap {
         user: std::env::var("FERRY_ADMIN_USER").unwrap_or_else(|_| "admin".to_string()),
-        password: std::env::var("FERRY_ADMIN_PASSWORD")
-            .ok()
-            .filter(|p| !p.is_empty())
-            .map(Secret::new),
+        password: std::env::var("FERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let running = server::start(config, Some(bootstrap), rx).await?;
@@ -201,10 +191,8 @@ async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -215,17 +203,14 @@ async fn wait_for_signal() {
 
 fn read_password() -> anyhow::Result<Secret<String>> {
     let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .context("reading the password from stdin")?;
+    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
     let password = input.lines().next().unwrap_or("").to_string();
     anyhow::ensure!(!password.is_empty(), "empty password on stdin");
     Ok(Secret::new(password))
 }
 
 fn read_keys(file: &Path) -> anyhow::Result<Vec<String>> {
-    let text =
-        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let keys: Vec<String> = text
         .lines()
         .map(str::trim)
@@ -242,19 +227,8 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
     // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
     let admin = Admin::new(state, Audit::new(&config.server.node_name, false, 16));
     match command {
-        UserCommand::Add {
-            name,
-            password_stdin,
-            home,
-            keys,
-            rules,
-            upload_mode,
-        } => {
-            let password = if password_stdin {
-                Some(read_password()?)
-            } else {
-                None
-            };
+        UserCommand::Add { name, password_stdin, home, keys, rules, upload_mode } => {
+            let password = if password_stdin { Some(read_password()?) } else { None };
             let mut key_lines = Vec::new();
             for file in &keys {
                 key_lines.extend(read_keys(file)?);
@@ -263,16 +237,14 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                 password.is_some() || !key_lines.is_empty(),
                 "give --password-stdin or --key (a user needs a way to log in)"
             );
-            let rules = rules
-                .iter()
-                .map(|r| parse_rule(r))
-                .collect::<Result<Vec<_>, _>>()?;
-            let upload_mode = match upload_mode.as_deref() {
-                None => None,
-                Some(raw) => Some(UploadMode::parse(raw).with_context(|| {
-                    format!("--upload-mode: expected atomic or in_place, got `{raw}`")
-                })?),
-            };
+            let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
+            let upload_mode =
+                match upload_mode.as_deref() {
+                    None => None,
+                    Some(raw) => Some(UploadMode::parse(raw).with_context(|| {
+                        format!("--upload-mode: expected atomic or in_place, got `{raw}`")
+                    })?),
+                };
             admin
                 .create_user(UserSpec {
                     name: name.clone(),
@@ -290,10 +262,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
             if json {
                 println!("{}", serde_json::to_string_pretty(&users)?);
             } else {
-                println!(
-                    "{:<24} {:<8} {:<9} {:<5} HOME",
-                    "NAME", "ENABLED", "PASSWORD", "KEYS"
-                );
+                println!("{:<24} {:<8} {:<9} {:<5} HOME", "NAME", "ENABLED", "PASSWORD", "KEYS");
                 for u in users {
                     println!(
                         "{:<24} {:<8} {:<9} {:<5} {}",
@@ -306,10 +275,9 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                 }
             }
         }
-        UserCommand::Show { name } => println!(
-            "{}",
-            serde_json::to_string_pretty(&admin.user(&name).await?)?
-        ),
+        UserCommand::Show { name } => {
+            println!("{}", serde_json::to_string_pretty(&admin.user(&name).await?)?)
+        }
         UserCommand::Remove { name } => {
             admin.remove_user(&name).await?;
             println!("removed user {name}");
@@ -325,19 +293,12 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
             }
         }
         UserCommand::KeyRemove { name, key } => {
-            let key = if Path::new(&key).is_file() {
-                read_keys(Path::new(&key))?.remove(0)
-            } else {
-                key
-            };
+            let key = if Path::new(&key).is_file() { read_keys(Path::new(&key))?.remove(0) } else { key };
             admin.remove_key(&name, &key).await?;
             println!("removed key from {name}");
         }
         UserCommand::Rules { name, rules } => {
-            let rules = rules
-                .iter()
-                .map(|r| parse_rule(r))
-                .collect::<Result<Vec<_>, _>>()?;
+            let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
             admin.set_rules(&name, &rules).await?;
             println!("rules replaced for {name}");
         }

@@ -46,12 +46,7 @@ impl Running {
 pub async fn open_state(config: &Config) -> anyhow::Result<State> {
     State::open_sqlite(&config.state.sqlite_path)
         .await
-        .with_context(|| {
-            format!(
-                "opening state database {}",
-                config.state.sqlite_path.display()
-            )
-        })
+        .with_context(|| format!("opening state database {}", config.state.sqlite_path.display()))
 }
 
 /// Builds and binds everything, then runs until `shutdown` turns true.
@@ -63,11 +58,7 @@ pub async fn start(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let state = open_state(&config).await?;
-    let audit = Audit::new(
-        &config.server.node_name,
-        config.audit.stdout,
-        config.audit.queue_size,
-    );
+    let audit = Audit::new(&config.server.node_name, config.audit.stdout, config.audit.queue_size);
     if let Some(bootstrap) = bootstrap {
         ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
     }
@@ -80,8 +71,7 @@ pub async fn start(
     let mut listeners = JoinSet::new();
     let mut sftp_addr = None;
     if config.sftp.enabled {
-        let host_keys =
-            keys::host_keys(&config.sftp.host_keys, &config.data_dir.join("host_keys"))?;
+        let host_keys = keys::host_keys(&config.sftp.host_keys, &config.data_dir.join("host_keys"))?;
         let settings = SshSettings::new(&config.sftp, &config.auth, config.scp.enabled, host_keys)
             .map_err(anyhow::Error::msg)?;
         let listener = TcpListener::bind(config.sftp.bind)
@@ -89,20 +79,12 @@ pub async fn start(
             .with_context(|| format!("sftp.bind: cannot listen on {}", config.sftp.bind))?;
         sftp_addr = Some(listener.local_addr()?);
         tracing::info!(addr = %listener.local_addr()?, scp = config.scp.enabled, "SFTP/SCP listening");
-        listeners.spawn(sftp::serve(
-            listener,
-            settings,
-            sessions.clone(),
-            phase_rx.clone(),
-        ));
+        listeners.spawn(sftp::serve(listener, settings, sessions.clone(), phase_rx.clone()));
     }
     audit.emit(
         EventKind::ServerStarted,
         Outcome::Ok,
-        Fields {
-            reason: Some(format!("ferry {}", env!("CARGO_PKG_VERSION"))),
-            ..Fields::default()
-        },
+        Fields { reason: Some(format!("ferry {}", env!("CARGO_PKG_VERSION"))), ..Fields::default() },
     );
 
     let grace = config.server.shutdown_grace;
@@ -115,21 +97,11 @@ pub async fn start(
             }
         }
         task_audit.emit(EventKind::ServerStopping, Outcome::Ok, Fields::default());
-        tracing::info!(
-            active = sessions.transfers().active(),
-            ?grace,
-            "shutting down: draining transfers"
-        );
+        tracing::info!(active = sessions.transfers().active(), ?grace, "shutting down: draining transfers");
         sessions.transfers().drain();
         let _ = phase_tx.send(Phase::Draining);
-        if tokio::time::timeout(grace, sessions.transfers().wait_idle())
-            .await
-            .is_err()
-        {
-            tracing::warn!(
-                active = sessions.transfers().active(),
-                "grace period over; closing transfers"
-            );
+        if tokio::time::timeout(grace, sessions.transfers().wait_idle()).await.is_err() {
+            tracing::warn!(active = sessions.transfers().active(), "grace period over; closing transfers");
         }
         let _ = phase_tx.send(Phase::Closing);
         while let Some(joined) = listeners.join_next().await {
@@ -142,12 +114,7 @@ pub async fn start(
         tracing::info!("stopped");
         Ok(())
     });
-    Ok(Running {
-        sftp_addr,
-        audit,
-        state,
-        task,
-    })
+    Ok(Running { sftp_addr, audit, state, task })
 }
 
 async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Result<()> {
@@ -158,10 +125,7 @@ async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Resul
         Some(password) => (password, false),
         None => {
             use rand::distr::{Alphanumeric, SampleString};
-            (
-                Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 24)),
-                true,
-            )
+            (Secret::new(Alphanumeric.sample_string(&mut rand::rng(), 24)), true)
         }
     };
     let spec = UserSpec {
@@ -170,10 +134,7 @@ async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Resul
         home: Some("/".to_string()),
         ..UserSpec::default()
     };
-    admin
-        .create_user(spec)
-        .await
-        .context("creating the first user")?;
+    admin.create_user(spec).await.context("creating the first user")?;
     if generated {
         // Shown once: the store keeps only the argon2id hash.
         eprintln!(
@@ -182,10 +143,7 @@ async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Resul
             password.expose()
         );
     } else {
-        eprintln!(
-            "ferry: created user `{}` from FERRY_ADMIN_USER/FERRY_ADMIN_PASSWORD",
-            bootstrap.user
-        );
+        eprintln!("ferry: created user `{}` from FERRY_ADMIN_USER/FERRY_ADMIN_PASSWORD", bootstrap.user);
     }
     Ok(())
 }

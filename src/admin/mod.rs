@@ -11,9 +11,7 @@ use crate::types::{Protocol, Secret, UploadMode};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
-    #[error(
-        "invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`, not starting with `-`"
-    )]
+    #[error("invalid user name `{0}`: use 1-64 letters, digits, `.`, `_` or `-`, not starting with `-`")]
     InvalidName(String),
     #[error("invalid home `{0}`: must be an absolute path without `..`")]
     InvalidHome(String),
@@ -46,9 +44,7 @@ pub struct Admin {
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
         && !name.starts_with('-')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
         && name != "."
         && name != ".."
 }
@@ -61,10 +57,7 @@ pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
     if matches!(algorithm, russh::keys::Algorithm::Dsa) {
         return Err(AdminError::InvalidKey("DSA keys are not accepted".into()));
     }
-    Ok(KeyRecord {
-        fingerprint: key.fingerprint(HashAlg::Sha256).to_string(),
-        public_key: line.to_string(),
-    })
+    Ok(KeyRecord { fingerprint: key.fingerprint(HashAlg::Sha256).to_string(), public_key: line.to_string() })
 }
 
 /// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
@@ -74,12 +67,7 @@ pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
         .ok_or_else(|| AdminError::InvalidRule(format!("`{raw}`: expected PATH=perm,perm")))?;
     let rule = RuleRecord {
         path: path.trim().to_string(),
-        permissions: perms
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect(),
+        permissions: perms.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
     };
     crate::auth::validate_rule(&rule).map_err(AdminError::InvalidRule)?;
     Ok(rule)
@@ -104,18 +92,11 @@ impl Admin {
         if !valid_name(&spec.name) {
             return Err(AdminError::InvalidName(spec.name));
         }
-        let home = spec
-            .home
-            .clone()
-            .unwrap_or_else(|| format!("/{}", spec.name));
+        let home = spec.home.clone().unwrap_or_else(|| format!("/{}", spec.name));
         if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
             return Err(AdminError::InvalidHome(home));
         }
-        let keys = spec
-            .keys
-            .iter()
-            .map(|k| parse_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
+        let keys = spec.keys.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>, _>>()?;
         let password_hash = match &spec.password {
             Some(secret) => {
                 let secret = secret.expose().clone();
@@ -128,20 +109,12 @@ impl Admin {
             None => None,
         };
         let rules = if spec.rules.is_empty() {
-            vec![RuleRecord {
-                path: "/".into(),
-                permissions: vec!["*".into()],
-            }]
+            vec![RuleRecord { path: "/".into(), permissions: vec!["*".into()] }]
         } else {
             spec.rules
         };
-        let user = NewUser {
-            name: spec.name.clone(),
-            password_hash,
-            home,
-            upload_mode: spec.upload_mode,
-            rules,
-        };
+        let user =
+            NewUser { name: spec.name.clone(), password_hash, home, upload_mode: spec.upload_mode, rules };
         self.state.users().create(&user).await?;
         for key in &keys {
             self.state.users().add_key(&spec.name, key).await?;
@@ -181,27 +154,16 @@ impl Admin {
     pub async fn add_key(&self, name: &str, line: &str) -> Result<String, AdminError> {
         let key = parse_key(line)?;
         self.state.users().add_key(name, &key).await?;
-        self.record(
-            EventKind::UserUpdated,
-            name,
-            &format!("key added {}", key.fingerprint),
-        );
+        self.record(EventKind::UserUpdated, name, &format!("key added {}", key.fingerprint));
         Ok(key.fingerprint)
     }
 
     /// Removes a key given by fingerprint (`SHA256:…`) or by its authorized_keys line.
     pub async fn remove_key(&self, name: &str, key: &str) -> Result<(), AdminError> {
-        let fingerprint = if key.starts_with("SHA256:") {
-            key.to_string()
-        } else {
-            parse_key(key)?.fingerprint
-        };
+        let fingerprint =
+            if key.starts_with("SHA256:") { key.to_string() } else { parse_key(key)?.fingerprint };
         self.state.users().remove_key(name, &fingerprint).await?;
-        self.record(
-            EventKind::UserUpdated,
-            name,
-            &format!("key removed {fingerprint}"),
-        );
+        self.record(EventKind::UserUpdated, name, &format!("key removed {fingerprint}"));
         Ok(())
     }
 
@@ -213,11 +175,7 @@ impl Admin {
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
         self.state.users().set_enabled(name, enabled).await?;
-        self.record(
-            EventKind::UserUpdated,
-            name,
-            if enabled { "enabled" } else { "disabled" },
-        );
+        self.record(EventKind::UserUpdated, name, if enabled { "enabled" } else { "disabled" });
         Ok(())
     }
 }
@@ -233,10 +191,7 @@ mod tests {
         assert!(!valid_name("a/b"));
         assert!(!valid_name(""));
         assert!(!valid_name(".."));
-        assert_eq!(
-            parse_rule("/ro=list, download").unwrap().permissions,
-            ["list", "download"]
-        );
+        assert_eq!(parse_rule("/ro=list, download").unwrap().permissions, ["list", "download"]);
         assert!(parse_rule("/ro").is_err());
         assert!(parse_rule("/ro=fly").is_err());
         let key = parse_key(

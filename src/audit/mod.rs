@@ -47,11 +47,7 @@ impl Audit {
             tokio::spawn(write_lines(rx));
             tx
         });
-        Self {
-            node: Arc::from(node),
-            stdout,
-            subscribers,
-        }
+        Self { node: Arc::from(node), stdout, subscribers }
     }
 
     /// Records `kind`; drops (and counts) it rather than wait when a sink is full.
@@ -76,10 +72,7 @@ impl Audit {
         if let Some(tx) = &self.stdout
             && tx.try_send(Arc::clone(&record)).is_err()
         {
-            metrics()
-                .audit_dropped_total
-                .with_label_values(&["stdout"])
-                .inc();
+            metrics().audit_dropped_total.with_label_values(&["stdout"]).inc();
         }
         let _ = self.subscribers.send(record);
     }
@@ -146,10 +139,7 @@ mod tests {
         audit.emit(
             EventKind::FileDelete,
             Outcome::Ok,
-            Fields {
-                path: Some("/a".into()),
-                ..Default::default()
-            },
+            Fields { path: Some("/a".into()), ..Default::default() },
         );
         let record = rx.recv().await.unwrap();
         assert_eq!((record.id, record.event), (30003, "file.delete"));

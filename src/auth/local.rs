@@ -13,10 +13,7 @@ pub struct LocalAuthenticator {
 
 impl LocalAuthenticator {
     pub fn new(state: State, default_upload_mode: UploadMode) -> Self {
-        Self {
-            state,
-            default_upload_mode,
-        }
+        Self { state, default_upload_mode }
     }
 }
 
@@ -28,17 +25,9 @@ pub fn key_identity(line: &str) -> Option<String> {
 
 #[async_trait]
 impl Authenticator for LocalAuthenticator {
-    async fn authenticate(
-        &self,
-        user: &str,
-        credentials: &Credentials,
-    ) -> Result<Identity, AuthError> {
-        let record = self
-            .state
-            .users()
-            .find(user)
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError> {
+        let record =
+            self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         match credentials {
             Credentials::Password(secret) => {
                 if secret.expose().is_empty() {
@@ -47,11 +36,9 @@ impl Authenticator for LocalAuthenticator {
                 let stored = record.as_ref().and_then(|r| r.password_hash.clone());
                 let password = secret.expose().clone();
                 // Same argon2 work whether the user exists or not.
-                let ok = tokio::task::spawn_blocking(move || {
-                    password::verify(stored.as_deref(), &password)
-                })
-                .await
-                .unwrap_or(false);
+                let ok = tokio::task::spawn_blocking(move || password::verify(stored.as_deref(), &password))
+                    .await
+                    .unwrap_or(false);
                 match (&record, ok) {
                     (None, _) => return Err(AuthError::Denied(Denial::UnknownUser)),
                     (Some(_), false) => return Err(AuthError::Denied(Denial::WrongPassword)),

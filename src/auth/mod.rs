@@ -65,11 +65,7 @@ pub enum AuthError {
 
 #[async_trait]
 pub trait Authenticator: Send + Sync {
-    async fn authenticate(
-        &self,
-        user: &str,
-        credentials: &Credentials,
-    ) -> Result<Identity, AuthError>;
+    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError>;
 }
 
 /// Checks a permission rule's shape (absolute path, valid glob, known permissions). The rule
@@ -98,15 +94,8 @@ pub fn validate_rule(rule: &RuleRecord) -> Result<(), String> {
         "setstat",
         "symlink",
     ];
-    match rule
-        .permissions
-        .iter()
-        .find(|p| !KNOWN.contains(&p.as_str()))
-    {
-        Some(unknown) => Err(format!(
-            "unknown permission `{unknown}` (use {})",
-            KNOWN.join(", ")
-        )),
+    match rule.permissions.iter().find(|p| !KNOWN.contains(&p.as_str())) {
+        Some(unknown) => Err(format!("unknown permission `{unknown}` (use {})", KNOWN.join(", "))),
         None => Ok(()),
     }
 }

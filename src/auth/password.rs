@@ -37,9 +37,7 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
 pub fn verify(stored: Option<&str>, password: &str) -> bool {
     let target = stored.unwrap_or(DUMMY.as_str());
     let ok = match PasswordHash::new(target) {
-        Ok(parsed) => Argon2::default()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
+        Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
         Err(_) => false,
     };
     ok && stored.is_some()

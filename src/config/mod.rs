@@ -40,19 +40,11 @@ pub const CIPHERS: &[&str] = &[
     "aes128-ctr",
 ];
 /// MACs ferry can offer (used with CTR ciphers only): SHA-2, never SHA-1.
-pub const MACS: &[&str] = &[
-    "hmac-sha2-256-etm@openssh.com",
-    "hmac-sha2-512-etm@openssh.com",
-    "hmac-sha2-256",
-    "hmac-sha2-512",
-];
+pub const MACS: &[&str] =
+    &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512"];
 /// Host-key algorithms: Ed25519 and ECDSA keys only (no DSA, no SHA-1 signatures).
-pub const HOST_KEY_ALGORITHMS: &[&str] = &[
-    "ssh-ed25519",
-    "ecdsa-sha2-nistp256",
-    "ecdsa-sha2-nistp384",
-    "ecdsa-sha2-nistp521",
-];
+pub const HOST_KEY_ALGORITHMS: &[&str] =
+    &["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -66,6 +58,9 @@ pub struct Config {
     pub audit: AuditConfig,
     pub sftp: SftpConfig,
     pub scp: ScpConfig,
+    pub tls: TlsConfig,
+    pub ftp: FtpConfig,
+    pub ftps: FtpsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -149,14 +144,61 @@ pub struct ScpConfig {
     pub enabled: bool,
 }
 
+/// TLS shared by FTPS (and HTTPS later).
+#[derive(Debug, Clone)]
+pub struct TlsConfig {
+    /// PEM certificate chain; with `key_file`. Both empty: a self-signed certificate is
+    /// generated once into `data_dir/tls/` (fine for tests, not for partners).
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    pub min_version: TlsVersion,
+    pub max_version: TlsVersion,
+    /// IANA names (e.g. TLS13_AES_128_GCM_SHA256); empty: the provider's modern defaults.
+    pub cipher_suites: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// FTP with explicit TLS (AUTH TLS) on `bind`; the same settings serve implicit FTPS.
+#[derive(Debug, Clone)]
+pub struct FtpConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    /// Refuse USER/PASS and data transfers that are not protected by TLS.
+    pub require_tls: bool,
+    /// Allow USER/PASS in clear text even though `require_tls` is set (trusted networks only).
+    pub dangerous_allow_plaintext_login: bool,
+    /// Passive data ports, inclusive.
+    pub passive_ports: (u16, u16),
+    /// Address announced in PASV/EPSV replies: an IP or a DNS name resolved per connection.
+    /// Empty: the local address of the control connection.
+    pub passive_address: Option<String>,
+    /// PORT/EPRT (the server connects to the client); only ever to the client's own address.
+    pub active_mode: bool,
+    pub idle_timeout: Duration,
+    /// How long to wait for a client to open a data connection.
+    pub data_timeout: Duration,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub max_login_attempts: u32,
+    pub banner: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FtpsConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+}
+
 /// What went wrong loading a configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("{path}: invalid TOML: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -172,10 +214,8 @@ impl Config {
         let table = match path {
             None => Table::new(),
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
                 text.parse::<Table>().map_err(|e| ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string().trim().replace('\n', " "),
@@ -193,21 +233,13 @@ impl Config {
         let mut errors = Vec::new();
         apply_env(&mut table, env, &mut errors);
         let config = parse(table, &mut errors);
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Invalid(errors))
-        }
+        if errors.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(errors)) }
     }
 }
 
 /// `FERRY_SFTP__BIND=…` sets `sftp.bind`; `FERRY_DATA_DIR` sets `data_dir`. Values that read as
 /// TOML literals (`true`, `30`, `["a"]`) keep their type; everything else is a string.
-fn apply_env(
-    table: &mut Table,
-    env: impl IntoIterator<Item = (String, String)>,
-    errors: &mut Vec<KeyError>,
-) {
+fn apply_env(table: &mut Table, env: impl IntoIterator<Item = (String, String)>, errors: &mut Vec<KeyError>) {
     for (name, raw) in env {
         let Some(rest) = name.strip_prefix("FERRY_") else {
             continue;
@@ -224,17 +256,12 @@ fn apply_env(
             continue;
         };
         let (section, key) = (section.to_lowercase(), key.to_lowercase());
-        match table
-            .entry(section.clone())
-            .or_insert_with(|| Value::Table(Table::new()))
-        {
+        match table.entry(section.clone()).or_insert_with(|| Value::Table(Table::new())) {
             Value::Table(t) => {
                 t.insert(key, value);
             }
-            _ => errors.push(KeyError {
-                key: section,
-                message: format!("{name} needs `{}` to be a table", rest),
-            }),
+            _ => errors
+                .push(KeyError { key: section, message: format!("{name} needs `{}` to be a table", rest) }),
         }
     }
 }
@@ -242,12 +269,11 @@ fn apply_env(
 fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let mut top = Reader::new("", table, errors);
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
-    let sections = [
-        "server", "log", "storage", "state", "auth", "audit", "sftp", "scp",
-    ]
-    .map(|name| (name, top.section(name)));
+    let sections =
+        ["server", "log", "storage", "state", "auth", "audit", "sftp", "scp", "tls", "ftp", "ftps"]
+            .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, state, auth, audit, sftp, scp] = sections;
+    let [server, log, storage, state, auth, audit, sftp, scp, tls, ftp, ftps] = sections;
 
     let mut r = Reader::new(server.0, server.1, errors);
     let server = ServerConfig {
@@ -262,10 +288,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         "text" => LogFormat::Text,
         "json" => LogFormat::Json,
         other => {
-            r.fail(
-                "format",
-                format!("expected \"text\" or \"json\", found `{other}`"),
-            );
+            r.fail("format", format!("expected \"text\" or \"json\", found `{other}`"));
             LogFormat::Text
         }
     };
@@ -273,15 +296,11 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let log = LogConfig { level, format };
 
     let mut r = Reader::new(storage.0, storage.1, errors);
-    let storage = StorageConfig {
-        root: r.path("root", data_dir.join("files")),
-    };
+    let storage = StorageConfig { root: r.path("root", data_dir.join("files")) };
     r.finish();
 
     let mut r = Reader::new(state.0, state.1, errors);
-    let state = StateConfig {
-        sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")),
-    };
+    let state = StateConfig { sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")) };
     r.finish();
 
     let mut r = Reader::new(auth.0, auth.1, errors);
@@ -289,18 +308,11 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let rejection_delay = r.duration("rejection_delay", Duration::from_secs(1));
     let mode = r.string("default_upload_mode", "atomic");
     let default_upload_mode = UploadMode::parse(&mode).unwrap_or_else(|| {
-        r.fail(
-            "default_upload_mode",
-            format!("expected \"atomic\" or \"in_place\", found `{mode}`"),
-        );
+        r.fail("default_upload_mode", format!("expected \"atomic\" or \"in_place\", found `{mode}`"));
         UploadMode::Atomic
     });
     r.finish();
-    let auth = AuthConfig {
-        max_attempts,
-        rejection_delay,
-        default_upload_mode,
-    };
+    let auth = AuthConfig { max_attempts, rejection_delay, default_upload_mode };
 
     let mut r = Reader::new(audit.0, audit.1, errors);
     let audit = AuditConfig {
@@ -313,18 +325,13 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let sftp = SftpConfig {
         enabled: r.bool("enabled", true),
         bind: r.socket_addr("bind", "0.0.0.0:2222"),
-        host_keys: r
-            .strings("host_keys", &[])
-            .into_iter()
-            .map(PathBuf::from)
-            .collect(),
+        host_keys: r.strings("host_keys", &[]).into_iter().map(PathBuf::from).collect(),
         kex: allowed(&mut r, "kex", KEX_ALGORITHMS),
         ciphers: allowed(&mut r, "ciphers", CIPHERS),
         macs: allowed(&mut r, "macs", MACS),
         host_key_algorithms: allowed(&mut r, "host_key_algorithms", HOST_KEY_ALGORITHMS),
         idle_timeout: r.optional_duration("idle_timeout", Some(Duration::from_secs(600))),
-        keepalive_interval: r
-            .optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
+        keepalive_interval: r.optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
         keepalive_max: r.integer("keepalive_max", 3, 1, 1000) as usize,
         banner: r.string("banner", ""),
         max_sessions_per_connection: r.integer("max_sessions_per_connection", 10, 1, 1000) as usize,
@@ -335,22 +342,86 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     r.finish();
 
     let mut r = Reader::new(scp.0, scp.1, errors);
-    let scp = ScpConfig {
-        enabled: r.bool("enabled", true),
+    let scp = ScpConfig { enabled: r.bool("enabled", true) };
+    r.finish();
+
+    let mut r = Reader::new(tls.0, tls.1, errors);
+    let cert_file = optional_path(&mut r, "cert_file");
+    let key_file = optional_path(&mut r, "key_file");
+    if cert_file.is_some() != key_file.is_some() {
+        r.fail("cert_file", "cert_file and key_file go together: give both or neither");
+    }
+    let min_version = tls_version(&mut r, "min_version", "1.2");
+    let max_version = tls_version(&mut r, "max_version", "1.3");
+    if min_version > max_version {
+        r.fail("min_version", "is above max_version");
+    }
+    let tls = TlsConfig {
+        cert_file,
+        key_file,
+        min_version,
+        max_version,
+        cipher_suites: r.strings("cipher_suites", &[]),
     };
     r.finish();
 
-    Config {
-        data_dir,
-        server,
-        log,
-        storage,
-        state,
-        auth,
-        audit,
-        sftp,
-        scp,
+    let mut r = Reader::new(ftp.0, ftp.1, errors);
+    let ports_raw = r.string("passive_ports", "50000-50100");
+    let passive_ports = parse_port_range(&ports_raw).unwrap_or_else(|e| {
+        r.fail("passive_ports", e);
+        (50000, 50100)
+    });
+    let passive_address = Some(r.string("passive_address", "")).filter(|s| !s.is_empty());
+    let ftp = FtpConfig {
+        enabled: r.bool("enabled", true),
+        bind: r.socket_addr("bind", "0.0.0.0:2121"),
+        require_tls: r.bool("require_tls", true),
+        dangerous_allow_plaintext_login: r.bool("dangerous_allow_plaintext_login", false),
+        passive_ports,
+        passive_address,
+        active_mode: r.bool("active_mode", false),
+        idle_timeout: r.duration("idle_timeout", Duration::from_secs(300)),
+        data_timeout: r.duration("data_timeout", Duration::from_secs(30)),
+        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
+        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
+        max_login_attempts: r.integer("max_login_attempts", 3, 1, 100) as u32,
+        banner: r.string("banner", "ferry FTP server ready"),
+    };
+    r.finish();
+
+    let mut r = Reader::new(ftps.0, ftps.1, errors);
+    let ftps = FtpsConfig { enabled: r.bool("enabled", true), bind: r.socket_addr("bind", "0.0.0.0:9990") };
+    r.finish();
+
+    Config { data_dir, server, log, storage, state, auth, audit, sftp, scp, tls, ftp, ftps }
+}
+
+fn optional_path(r: &mut Reader<'_>, key: &str) -> Option<PathBuf> {
+    let path = r.path(key, PathBuf::new());
+    (!path.as_os_str().is_empty()).then_some(path)
+}
+
+fn tls_version(r: &mut Reader<'_>, key: &str, default: &str) -> TlsVersion {
+    match r.string(key, default).as_str() {
+        "1.2" => TlsVersion::Tls12,
+        "1.3" => TlsVersion::Tls13,
+        other => {
+            r.fail(key, format!("expected \"1.2\" or \"1.3\" (older versions are refused), found `{other}`"));
+            TlsVersion::Tls12
+        }
     }
+}
+
+/// "50000-50100" → (50000, 50100).
+fn parse_port_range(raw: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("expected a range such as \"50000-50100\", found `{raw}`");
+    let (low, high) = raw.split_once('-').ok_or_else(bad)?;
+    let low: u16 = low.trim().parse().map_err(|_| bad())?;
+    let high: u16 = high.trim().parse().map_err(|_| bad())?;
+    if low == 0 || low > high {
+        return Err(bad());
+    }
+    Ok((low, high))
 }
 
 /// A list whose every entry must be in `known` (order kept: the first is preferred).
@@ -358,13 +429,7 @@ fn allowed(r: &mut Reader<'_>, key: &str, known: &[&str]) -> Vec<String> {
     let list = r.strings(key, known);
     for name in &list {
         if !known.contains(&name.as_str()) {
-            r.fail(
-                key,
-                format!(
-                    "`{name}` is not supported; choose from {}",
-                    known.join(", ")
-                ),
-            );
+            r.fail(key, format!("`{name}` is not supported; choose from {}", known.join(", ")));
         }
     }
     if list.is_empty() {
@@ -386,10 +451,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -423,10 +485,9 @@ mod tests {
 
     #[test]
     fn weak_algorithms_and_unknown_keys_are_refused_by_name() {
-        let table: Table =
-            "colour = 1\n[sftp]\nciphers = [\"aes128-cbc\"]\nmacs = [\"hmac-sha1\"]\n[nope]\n"
-                .parse()
-                .unwrap();
+        let table: Table = "colour = 1\n[sftp]\nciphers = [\"aes128-cbc\"]\nmacs = [\"hmac-sha1\"]\n[nope]\n"
+            .parse()
+            .unwrap();
         let Err(ConfigError::Invalid(errors)) = Config::from_table(table, env(&[])) else {
             panic!("expected errors");
         };

@@ -31,11 +31,7 @@ pub struct Reader<'e> {
 
 impl<'e> Reader<'e> {
     pub fn new(prefix: &str, table: Table, errors: &'e mut Vec<KeyError>) -> Self {
-        Self {
-            prefix: prefix.to_string(),
-            table,
-            errors,
-        }
+        Self { prefix: prefix.to_string(), table, errors }
     }
 
     /// Takes a sub-table as its own reader's input (missing means empty).
@@ -51,19 +47,12 @@ impl<'e> Reader<'e> {
     }
 
     pub fn dotted(&self, key: &str) -> String {
-        if self.prefix.is_empty() {
-            key.to_string()
-        } else {
-            format!("{}.{key}", self.prefix)
-        }
+        if self.prefix.is_empty() { key.to_string() } else { format!("{}.{key}", self.prefix) }
     }
 
     pub fn fail(&mut self, key: &str, message: impl Into<String>) {
         let key = self.dotted(key);
-        self.errors.push(KeyError {
-            key,
-            message: message.into(),
-        });
+        self.errors.push(KeyError { key, message: message.into() });
     }
 
     pub fn bool(&mut self, key: &str, default: bool) -> bool {
@@ -72,10 +61,7 @@ impl<'e> Reader<'e> {
             Some(Value::Boolean(b)) => b,
             Some(Value::String(s)) if s == "true" || s == "false" => s == "true",
             Some(other) => {
-                self.fail(
-                    key,
-                    format!("expected true or false, found {}", other.type_str()),
-                );
+                self.fail(key, format!("expected true or false, found {}", other.type_str()));
                 default
             }
         }
@@ -86,10 +72,7 @@ impl<'e> Reader<'e> {
             None => default.to_string(),
             Some(Value::String(s)) => s,
             Some(other) => {
-                self.fail(
-                    key,
-                    format!("expected a string, found {}", other.type_str()),
-                );
+                self.fail(key, format!("expected a string, found {}", other.type_str()));
                 default.to_string()
             }
         }
@@ -101,10 +84,7 @@ impl<'e> Reader<'e> {
             Some(Value::String(s)) if s.is_empty() => default,
             Some(Value::String(s)) => PathBuf::from(s),
             Some(other) => {
-                self.fail(
-                    key,
-                    format!("expected a path string, found {}", other.type_str()),
-                );
+                self.fail(key, format!("expected a path string, found {}", other.type_str()));
                 default
             }
         }
@@ -115,12 +95,9 @@ impl<'e> Reader<'e> {
         match self.table.remove(key) {
             None => fallback(),
             // An env override gives one comma-separated string.
-            Some(Value::String(s)) => s
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(String::from)
-                .collect(),
+            Some(Value::String(s)) => {
+                s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
+            }
             Some(Value::Array(items)) => {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.into_iter().enumerate() {
@@ -135,10 +112,7 @@ impl<'e> Reader<'e> {
                 out
             }
             Some(other) => {
-                self.fail(
-                    key,
-                    format!("expected a list of strings, found {}", other.type_str()),
-                );
+                self.fail(key, format!("expected a list of strings, found {}", other.type_str()));
                 fallback()
             }
         }
@@ -150,10 +124,7 @@ impl<'e> Reader<'e> {
             Some(Value::Integer(i)) => u64::try_from(i).ok(),
             Some(Value::String(s)) => s.trim().parse().ok(),
             Some(other) => {
-                self.fail(
-                    key,
-                    format!("expected an integer, found {}", other.type_str()),
-                );
+                self.fail(key, format!("expected an integer, found {}", other.type_str()));
                 return default;
             }
         };
@@ -175,13 +146,7 @@ impl<'e> Reader<'e> {
             }),
             Some(Value::Integer(secs)) if secs >= 0 => Duration::from_secs(secs.unsigned_abs()),
             Some(other) => {
-                self.fail(
-                    key,
-                    format!(
-                        "expected a duration such as \"30s\", found {}",
-                        other.type_str()
-                    ),
-                );
+                self.fail(key, format!("expected a duration such as \"30s\", found {}", other.type_str()));
                 default
             }
         }
@@ -215,13 +180,7 @@ impl<'e> Reader<'e> {
             },
             Some(Value::Integer(i)) if i >= 0 => i.unsigned_abs(),
             Some(other) => {
-                self.fail(
-                    key,
-                    format!(
-                        "expected a size such as \"64MiB\", found {}",
-                        other.type_str()
-                    ),
-                );
+                self.fail(key, format!("expected a size such as \"64MiB\", found {}", other.type_str()));
                 return default;
             }
         };
@@ -236,7 +195,10 @@ impl<'e> Reader<'e> {
     pub fn socket_addr(&mut self, key: &str, default: &str) -> SocketAddr {
         let raw = self.string(key, default);
         raw.parse().unwrap_or_else(|_| {
-            self.fail(key, format!("invalid socket address `{raw}` (expected e.g. \"0.0.0.0:2222\" or \"[::]:2222\")"));
+            self.fail(
+                key,
+                format!("invalid socket address `{raw}` (expected e.g. \"0.0.0.0:2222\" or \"[::]:2222\")"),
+            );
             default.parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
         })
     }
@@ -244,15 +206,8 @@ impl<'e> Reader<'e> {
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for key in self.table.keys() {
-            let key = if self.prefix.is_empty() {
-                key.clone()
-            } else {
-                format!("{}.{key}", self.prefix)
-            };
-            self.errors.push(KeyError {
-                key,
-                message: "unknown key".to_string(),
-            });
+            let key = if self.prefix.is_empty() { key.clone() } else { format!("{}.{key}", self.prefix) };
+            self.errors.push(KeyError { key, message: "unknown key".to_string() });
         }
     }
 }
@@ -263,10 +218,9 @@ mod tests {
 
     #[test]
     fn every_error_is_reported_with_its_dotted_key() {
-        let table: Table = toml::from_str(
-            "bind = \":22x\"\nidle_timeout = \"5 fortnights\"\ncolour = \"blue\"\nmax = 0\n",
-        )
-        .unwrap();
+        let table: Table =
+            toml::from_str("bind = \":22x\"\nidle_timeout = \"5 fortnights\"\ncolour = \"blue\"\nmax = 0\n")
+                .unwrap();
         let mut errors = Vec::new();
         let mut r = Reader::new("sftp", table, &mut errors);
         r.socket_addr("bind", "127.0.0.1:2222");
@@ -274,10 +228,7 @@ mod tests {
         r.integer("max", 1, 1, 10);
         r.finish();
         let keys: Vec<_> = errors.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(
-            keys,
-            ["sftp.bind", "sftp.idle_timeout", "sftp.max", "sftp.colour"]
-        );
+        assert_eq!(keys, ["sftp.bind", "sftp.idle_timeout", "sftp.max", "sftp.colour"]);
         assert!(errors[0].message.contains(":22x"));
         assert_eq!(errors[3].message, "unknown key");
     }

@@ -17,14 +17,10 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "h" => value.checked_mul(3_600_000),
         "d" => value.checked_mul(86_400_000),
         other => {
-            return Err(format!(
-                "unknown duration unit `{other}` in `{raw}` (use ms, s, m, h or d)"
-            ));
+            return Err(format!("unknown duration unit `{other}` in `{raw}` (use ms, s, m, h or d)"));
         }
     };
-    millis
-        .map(Duration::from_millis)
-        .ok_or_else(|| format!("`{raw}` is too long a duration"))
+    millis.map(Duration::from_millis).ok_or_else(|| format!("`{raw}` is too long a duration"))
 }
 
 pub fn parse_size(raw: &str) -> Result<u64, String> {
@@ -45,14 +41,10 @@ pub fn parse_size(raw: &str) -> Result<u64, String> {
         "GB" => 1_000_000_000,
         "TB" => 1_000_000_000_000,
         other => {
-            return Err(format!(
-                "unknown size unit `{other}` in `{raw}` (use B, KiB, MiB, GiB, KB, MB, GB)"
-            ));
+            return Err(format!("unknown size unit `{other}` in `{raw}` (use B, KiB, MiB, GiB, KB, MB, GB)"));
         }
     };
-    value
-        .checked_mul(factor)
-        .ok_or_else(|| format!("`{raw}` is too large"))
+    value.checked_mul(factor).ok_or_else(|| format!("`{raw}` is too large"))
 }
 
 #[cfg(test)]

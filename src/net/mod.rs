@@ -2,45 +2,65 @@
 //! protocol, IP filters and the defender join here later. Yields vetted streams; never calls a
 //! protocol. Uses `config`, `telemetry`, `types`.
 
-use std::sync::Arc;
+pub mod tls;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::telemetry::metrics::metrics;
 use crate::types::PeerAddr;
 
-/// Caps the connections one listener serves at once.
+/// Caps the connections one listener serves at once, in total and per client address.
 #[derive(Clone)]
 pub struct ConnectionLimit {
     max: usize,
+    max_per_ip: usize,
     active: Arc<AtomicUsize>,
+    per_ip: Arc<Mutex<HashMap<IpAddr, usize>>>,
 }
 
 /// Holds one connection's place until dropped.
-pub struct ConnectionSlot(Arc<AtomicUsize>);
+pub struct ConnectionSlot {
+    limit: ConnectionLimit,
+    ip: IpAddr,
+}
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.limit.active.fetch_sub(1, Ordering::SeqCst);
+        if let Ok(mut per_ip) = self.limit.per_ip.lock() {
+            if let Some(count) = per_ip.get_mut(&self.ip) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    per_ip.remove(&self.ip);
+                }
+            }
+        }
     }
 }
 
 impl ConnectionLimit {
-    pub fn new(max: usize) -> Self {
-        Self {
-            max,
-            active: Arc::default(),
-        }
+    pub fn new(max: usize, max_per_ip: usize) -> Self {
+        Self { max, max_per_ip, active: Arc::default(), per_ip: Arc::default() }
     }
 
-    pub fn try_acquire(&self) -> Option<ConnectionSlot> {
-        let previous = self.active.fetch_add(1, Ordering::SeqCst);
-        if previous >= self.max {
-            self.active.fetch_sub(1, Ordering::SeqCst);
-            return None;
+    /// A place for a connection from `ip`, or why there is none.
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, &'static str> {
+        let mut per_ip = self.per_ip.lock().map_err(|_| "connection table unavailable")?;
+        let from_ip = per_ip.entry(ip).or_insert(0);
+        if *from_ip >= self.max_per_ip {
+            return Err("per-address connection limit reached");
         }
-        Some(ConnectionSlot(Arc::clone(&self.active)))
+        if self.active.load(Ordering::SeqCst) >= self.max {
+            return Err("connection limit reached");
+        }
+        *from_ip += 1;
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Ok(ConnectionSlot { limit: self.clone(), ip })
     }
 
     pub fn active(&self) -> usize {
@@ -73,31 +93,44 @@ pub async fn accept(
             }
             Err(e) => return Err(e),
         };
-        let Some(slot) = limit.try_acquire() else {
-            metrics()
-                .connections_refused_total
-                .with_label_values(&["limit"])
-                .inc();
-            tracing::warn!(peer = %addr, "connection limit reached; closing");
-            drop(stream);
-            refused(PeerAddr(Some(addr)), "connection limit reached");
-            continue;
+        let slot = match limit.try_acquire(addr.ip()) {
+            Ok(slot) => slot,
+            Err(why) => {
+                metrics().connections_refused_total.with_label_values(&["limit"]).inc();
+                tracing::warn!(peer = %addr, why, "closing connection");
+                drop(stream);
+                refused(PeerAddr(Some(addr)), why);
+                continue;
+            }
         };
         // Interactive protocols: never wait for Nagle.
         let _ = stream.set_nodelay(true);
-        return Ok(Accepted {
-            stream,
-            peer: PeerAddr(Some(addr)),
-            slot,
-        });
+        return Ok(Accepted { stream, peer: PeerAddr(Some(addr)), slot });
     }
 }
 
 fn is_transient(e: &std::io::Error) -> bool {
     use std::io::ErrorKind as K;
-    matches!(
-        e.kind(),
-        K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock
-    ) || e.raw_os_error() == Some(24)
+    matches!(e.kind(), K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock)
+        || e.raw_os_error() == Some(24)
         || e.raw_os_error() == Some(23)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_count_in_total_and_per_address() {
+        let limit = ConnectionLimit::new(3, 2);
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let first = limit.try_acquire(a).unwrap();
+        let _second = limit.try_acquire(a).unwrap();
+        assert_eq!(limit.try_acquire(a).err(), Some("per-address connection limit reached"));
+        let _third = limit.try_acquire(b).unwrap();
+        assert_eq!(limit.try_acquire(b).err(), Some("connection limit reached"));
+        drop(first);
+        assert!(limit.try_acquire(a).is_ok(), "a place freed by drop is reusable");
+    }
 }

@@ -41,10 +41,7 @@ impl ReadFile {
     }
 
     pub async fn metadata(&self) -> Result<Metadata, SessionError> {
-        self.handle
-            .metadata()
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle.metadata().await.map_err(|e| SessionError::from_storage(e, &self.path))
     }
 }
 
@@ -53,13 +50,7 @@ impl Drop for ReadFile {
         let bytes = self.bytes.load(Ordering::Relaxed);
         metrics::bytes(self.ctx.protocol, "download", bytes);
         metrics::file_op(self.ctx.protocol, "download", "ok");
-        self.ctx.emit_transfer(
-            EventKind::FileDownload,
-            &self.path,
-            bytes,
-            self.started,
-            Ok(()),
-        );
+        self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, Ok(()));
     }
 }
 
@@ -78,40 +69,26 @@ impl WriteFile {
     }
 
     fn handle(&self) -> Result<&dyn WriteHandle, SessionError> {
-        self.handle
-            .as_deref()
-            .ok_or(SessionError::Unsupported("file already closed"))
+        self.handle.as_deref().ok_or(SessionError::Unsupported("file already closed"))
     }
 
     pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), SessionError> {
         let len = data.len() as u64;
-        self.handle()?
-            .write_at(offset, data)
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))?;
+        self.handle()?.write_at(offset, data).await.map_err(|e| SessionError::from_storage(e, &self.path))?;
         self.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
 
     pub async fn metadata(&self) -> Result<Metadata, SessionError> {
-        self.handle()?
-            .metadata()
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?.metadata().await.map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     pub async fn set_len(&self, len: u64) -> Result<(), SessionError> {
-        self.handle()?
-            .set_len(len)
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?.set_len(len).await.map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     pub async fn sync(&self) -> Result<(), SessionError> {
-        self.handle()?
-            .sync()
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path))
+        self.handle()?.sync().await.map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
     /// Attribute changes that belong to the upload itself (`put -p`): applied to the open
@@ -148,22 +125,13 @@ impl WriteFile {
         let Some(handle) = self.handle.take() else {
             return Ok(());
         };
-        let result = handle
-            .commit()
-            .await
-            .map_err(|e| SessionError::from_storage(e, &self.path));
+        let result = handle.commit().await.map_err(|e| SessionError::from_storage(e, &self.path));
         let bytes = self.bytes.load(Ordering::Relaxed);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::bytes(self.ctx.protocol, "upload", bytes);
         metrics::file_op(self.ctx.protocol, "upload", outcome);
         let reason = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.ctx.emit_transfer(
-            EventKind::FileUpload,
-            &self.path,
-            bytes,
-            self.started,
-            reason,
-        );
+        self.ctx.emit_transfer(EventKind::FileUpload, &self.path, bytes, self.started, reason);
         result
     }
 }

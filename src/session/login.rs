@@ -51,12 +51,7 @@ pub struct SessionFactory {
 
 impl SessionFactory {
     pub fn new(auth: Arc<dyn Authenticator>, storage: Arc<dyn Storage>, audit: Audit) -> Self {
-        Self {
-            auth,
-            storage,
-            audit,
-            transfers: Arc::new(Transfers::default()),
-        }
+        Self { auth, storage, audit, transfers: Arc::new(Transfers::default()) }
     }
 
     pub fn audit(&self) -> &Audit {
@@ -65,12 +60,8 @@ impl SessionFactory {
 
     /// Records a client connecting and leaving (protocols never touch audit directly).
     pub fn connection_opened(&self, conn: &ConnectionInfo) {
-        self.audit
-            .emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
-        metrics::metrics()
-            .sessions_active
-            .with_label_values(&[conn.protocol.as_str()])
-            .inc();
+        self.audit.emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
+        metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).inc();
     }
 
     pub fn connection_refused(&self, peer: PeerAddr, protocol: Protocol, reason: &str) {
@@ -80,17 +71,12 @@ impl SessionFactory {
             reason: Some(reason.to_string()),
             ..Fields::default()
         };
-        self.audit
-            .emit(EventKind::ConnectionRefused, Outcome::Denied, fields);
+        self.audit.emit(EventKind::ConnectionRefused, Outcome::Denied, fields);
     }
 
     pub fn connection_closed(&self, conn: &ConnectionInfo) {
-        self.audit
-            .emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
-        metrics::metrics()
-            .sessions_active
-            .with_label_values(&[conn.protocol.as_str()])
-            .dec();
+        self.audit.emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
+        metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).dec();
     }
 
     pub fn transfers(&self) -> &Arc<Transfers> {
@@ -110,23 +96,20 @@ impl SessionFactory {
         match result {
             Ok(identity) => {
                 fields.reason = Some(format!("{method} via {}", identity.source));
-                self.audit
-                    .emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
+                self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, "ok");
                 Ok(identity)
             }
             Err(AuthError::Denied(denial)) => {
                 fields.reason = Some(format!("{method}: {denial}"));
-                self.audit
-                    .emit(EventKind::LoginFailed, Outcome::Denied, fields);
+                self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
                 metrics::login(conn.protocol, method, "denied");
                 Err(LoginError::Denied)
             }
             Err(AuthError::Unavailable(why)) => {
                 tracing::error!(%why, "authentication backend unavailable");
                 fields.reason = Some(format!("{method}: backend unavailable"));
-                self.audit
-                    .emit(EventKind::LoginFailed, Outcome::Failed, fields);
+                self.audit.emit(EventKind::LoginFailed, Outcome::Failed, fields);
                 metrics::login(conn.protocol, method, "error");
                 Err(LoginError::Unavailable)
             }
@@ -141,8 +124,7 @@ impl SessionFactory {
         protocol: Protocol,
     ) -> Result<Session, SessionError> {
         let home = VirtualPath::parse(&identity.home)?;
-        let vfs = Vfs::new(self.storage.as_ref(), &home)
-            .map_err(|e| SessionError::from_storage(e, &home))?;
+        let vfs = Vfs::new(self.storage.as_ref(), &home).map_err(|e| SessionError::from_storage(e, &home))?;
         let permissions = if identity.rules.is_empty() {
             Permissions::allow_all()
         } else {
@@ -152,10 +134,7 @@ impl SessionFactory {
                 Permissions::compile(&[]).unwrap_or_else(|_| Permissions::allow_all())
             })
         };
-        metrics::metrics()
-            .sessions_total
-            .with_label_values(&[protocol.as_str()])
-            .inc();
+        metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();
         Ok(Session {
             ctx: Arc::new(Context {
                 audit: self.audit.clone(),

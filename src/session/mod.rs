@@ -78,10 +78,7 @@ pub struct Listing {
 
 impl Listing {
     /// Up to `max` entries; empty when done.
-    pub async fn next_batch(
-        &mut self,
-        max: usize,
-    ) -> Result<Vec<(String, Metadata)>, SessionError> {
+    pub async fn next_batch(&mut self, max: usize) -> Result<Vec<(String, Metadata)>, SessionError> {
         let batch = self
             .lister
             .next_batch(max)
@@ -118,10 +115,7 @@ impl Session {
         if self.permissions.allows(op, path) {
             Ok(())
         } else {
-            Err(SessionError::PermissionDenied {
-                op,
-                path: path.clone(),
-            })
+            Err(SessionError::PermissionDenied { op, path: path.clone() })
         }
     }
 
@@ -138,9 +132,7 @@ impl Session {
         let result = work.await;
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Ok, None),
-            Err(e @ SessionError::PermissionDenied { .. }) => {
-                (Outcome::Denied, Some(e.to_string()))
-            }
+            Err(e @ SessionError::PermissionDenied { .. }) => (Outcome::Denied, Some(e.to_string())),
             Err(e) => (Outcome::Failed, Some(e.to_string())),
         };
         let mut fields = self.ctx.fields(path);
@@ -159,41 +151,25 @@ impl Session {
     /// Looking at an entry is part of listing its folder: metadata of anything but the home
     /// itself needs the list permission on the parent.
     fn check_visible(&self, path: &VirtualPath) -> Result<(), SessionError> {
-        if path.is_root() {
-            Ok(())
-        } else {
-            self.check(Op::List, &path.parent())
-        }
+        if path.is_root() { Ok(()) } else { self.check(Op::List, &path.parent()) }
     }
 
     /// Follows a final symlink (inside the jail only).
     pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
         self.check_visible(path)?;
-        self.vfs
-            .storage()
-            .stat(&self.vfs.key(path))
-            .await
-            .map_err(Self::storage_err(path))
+        self.vfs.storage().stat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
         self.check_visible(path)?;
-        self.vfs
-            .storage()
-            .lstat(&self.vfs.key(path))
-            .await
-            .map_err(Self::storage_err(path))
+        self.vfs.storage().lstat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
     }
 
     pub async fn list(&self, path: &VirtualPath) -> Result<Listing, SessionError> {
         self.audited(EventKind::DirList, "list", path, None, async {
             self.check(Op::List, path)?;
-            let lister = self
-                .vfs
-                .storage()
-                .list(&self.vfs.key(path))
-                .await
-                .map_err(Self::storage_err(path))?;
+            let lister =
+                self.vfs.storage().list(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
             Ok(Listing { lister })
         })
         .await
@@ -206,11 +182,7 @@ impl Session {
                 return Err(SessionError::ShuttingDown);
             }
             self.check(Op::Download, path)?;
-            self.vfs
-                .storage()
-                .open_read(&self.vfs.key(path))
-                .await
-                .map_err(Self::storage_err(path))
+            self.vfs.storage().open_read(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
         }
         .await;
         match opened {
@@ -224,20 +196,11 @@ impl Session {
                 _guard: self.transfers.begin(),
             }),
             // A download that never started is still one audited operation.
-            Err(e) => {
-                self.audited(EventKind::FileDownload, "download", path, None, async {
-                    Err(e)
-                })
-                .await
-            }
+            Err(e) => self.audited(EventKind::FileDownload, "download", path, None, async { Err(e) }).await,
         }
     }
 
-    pub async fn open_write(
-        &self,
-        path: &VirtualPath,
-        how: OpenWrite,
-    ) -> Result<WriteFile, SessionError> {
+    pub async fn open_write(&self, path: &VirtualPath, how: OpenWrite) -> Result<WriteFile, SessionError> {
         let started = Instant::now();
         let opened = async {
             if self.transfers.is_draining() {
@@ -255,17 +218,10 @@ impl Session {
                 atomic: self.upload_mode == UploadMode::Atomic,
                 replace: self.permissions.allows(Op::Overwrite, path),
             };
-            let opened = self
-                .vfs
-                .storage()
-                .open_write(&self.vfs.key(path), options)
-                .await;
+            let opened = self.vfs.storage().open_write(&self.vfs.key(path), options).await;
             match opened {
                 Err(StorageError::AlreadyExists) if !how.exclusive => {
-                    Err(SessionError::PermissionDenied {
-                        op: Op::Overwrite,
-                        path: path.clone(),
-                    })
+                    Err(SessionError::PermissionDenied { op: Op::Overwrite, path: path.clone() })
                 }
                 other => other.map_err(Self::storage_err(path)),
             }
@@ -280,23 +236,14 @@ impl Session {
                 started,
                 _guard: self.transfers.begin(),
             }),
-            Err(e) => {
-                self.audited(EventKind::FileUpload, "upload", path, None, async {
-                    Err(e)
-                })
-                .await
-            }
+            Err(e) => self.audited(EventKind::FileUpload, "upload", path, None, async { Err(e) }).await,
         }
     }
 
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirCreate, "mkdir", path, None, async {
             self.check(Op::Mkdir, path)?;
-            self.vfs
-                .storage()
-                .mkdir(&self.vfs.key(path))
-                .await
-                .map_err(Self::storage_err(path))
+            self.vfs.storage().mkdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -305,16 +252,9 @@ impl Session {
         self.audited(EventKind::DirRemove, "rmdir", path, None, async {
             self.check(Op::Rmdir, path)?;
             if path.is_root() {
-                return Err(SessionError::PermissionDenied {
-                    op: Op::Rmdir,
-                    path: path.clone(),
-                });
+                return Err(SessionError::PermissionDenied { op: Op::Rmdir, path: path.clone() });
             }
-            self.vfs
-                .storage()
-                .rmdir(&self.vfs.key(path))
-                .await
-                .map_err(Self::storage_err(path))
+            self.vfs.storage().rmdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -322,11 +262,7 @@ impl Session {
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::FileDelete, "delete", path, None, async {
             self.check(Op::Delete, path)?;
-            self.vfs
-                .storage()
-                .remove(&self.vfs.key(path))
-                .await
-                .map_err(Self::storage_err(path))
+            self.vfs.storage().remove(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -343,27 +279,18 @@ impl Session {
             self.check(Op::Rename, from)?;
             self.check(Op::Rename, to)?;
             if from.is_root() || to.is_root() {
-                return Err(SessionError::PermissionDenied {
-                    op: Op::Rename,
-                    path: from.clone(),
-                });
+                return Err(SessionError::PermissionDenied { op: Op::Rename, path: from.clone() });
             }
             let storage = self.vfs.storage();
             let to_key = self.vfs.key(to);
-            storage
-                .lstat(&self.vfs.key(from))
-                .await
-                .map_err(Self::storage_err(from))?;
+            storage.lstat(&self.vfs.key(from)).await.map_err(Self::storage_err(from))?;
             match storage.lstat(&to_key).await {
                 Ok(_) if !replace => return Err(SessionError::AlreadyExists(to.clone())),
                 Ok(_) => self.check(Op::Overwrite, to)?,
                 Err(StorageError::NotFound) => {}
                 Err(e) => return Err(SessionError::from_storage(e, to)),
             }
-            storage
-                .rename(&self.vfs.key(from), &to_key)
-                .await
-                .map_err(Self::storage_err(to))
+            storage.rename(&self.vfs.key(from), &to_key).await.map_err(Self::storage_err(to))
         })
         .await
     }
@@ -375,22 +302,13 @@ impl Session {
             let key = self.vfs.key(path);
             if let Some(size) = attrs.size {
                 self.check(Op::Overwrite, path)?;
-                storage
-                    .set_len(&key, size)
-                    .await
-                    .map_err(Self::storage_err(path))?;
+                storage.set_len(&key, size).await.map_err(Self::storage_err(path))?;
             }
             if let Some(mode) = attrs.mode {
-                storage
-                    .set_mode(&key, mode)
-                    .await
-                    .map_err(Self::storage_err(path))?;
+                storage.set_mode(&key, mode).await.map_err(Self::storage_err(path))?;
             }
             if let Some((accessed, modified)) = attrs.times {
-                storage
-                    .set_times(&key, accessed, modified)
-                    .await
-                    .map_err(Self::storage_err(path))?;
+                storage.set_times(&key, accessed, modified).await.map_err(Self::storage_err(path))?;
             }
             Ok(())
         })
@@ -399,45 +317,23 @@ impl Session {
 
     /// Creates `link` pointing at `target`. Reading through a link must not bypass rules, so the
     /// creator needs the download permission on the target too.
-    pub async fn symlink(
-        &self,
-        target: &VirtualPath,
-        link: &VirtualPath,
-    ) -> Result<(), SessionError> {
-        self.audited(
-            EventKind::FileSymlink,
-            "symlink",
-            link,
-            Some(target),
-            async {
-                self.check(Op::Symlink, link)?;
-                self.check(Op::Download, target)?;
-                let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
-                self.vfs
-                    .storage()
-                    .symlink(&target_key, &link_key)
-                    .await
-                    .map_err(Self::storage_err(link))
-            },
-        )
+    pub async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
+        self.audited(EventKind::FileSymlink, "symlink", link, Some(target), async {
+            self.check(Op::Symlink, link)?;
+            self.check(Op::Download, target)?;
+            let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
+            self.vfs.storage().symlink(&target_key, &link_key).await.map_err(Self::storage_err(link))
+        })
         .await
     }
 
-    pub async fn hard_link(
-        &self,
-        existing: &VirtualPath,
-        link: &VirtualPath,
-    ) -> Result<(), SessionError> {
+    pub async fn hard_link(&self, existing: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::FileLink, "link", existing, Some(link), async {
             self.check(Op::Symlink, link)?;
             self.check(Op::Upload, link)?;
             self.check(Op::Download, existing)?;
             let (existing_key, link_key) = (self.vfs.key(existing), self.vfs.key(link));
-            self.vfs
-                .storage()
-                .hard_link(&existing_key, &link_key)
-                .await
-                .map_err(Self::storage_err(link))
+            self.vfs.storage().hard_link(&existing_key, &link_key).await.map_err(Self::storage_err(link))
         })
         .await
     }
@@ -445,22 +341,11 @@ impl Session {
     /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
     pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
         self.check_visible(path)?;
-        let key = self
-            .vfs
-            .storage()
-            .read_link(&self.vfs.key(path))
-            .await
-            .map_err(Self::storage_err(path))?;
-        self.vfs
-            .virtual_path(&key)
-            .map_err(|_| SessionError::Escapes(path.clone()))
+        let key = self.vfs.storage().read_link(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
+        self.vfs.virtual_path(&key).map_err(|_| SessionError::Escapes(path.clone()))
     }
 
     pub async fn capacity(&self) -> Result<Capacity, SessionError> {
-        self.vfs
-            .storage()
-            .capacity()
-            .await
-            .map_err(Self::storage_err(&VirtualPath::root()))
+        self.vfs.storage().capacity().await.map_err(Self::storage_err(&VirtualPath::root()))
     }
 }

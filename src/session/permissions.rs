@@ -145,20 +145,14 @@ fn compile_rule(record: &RuleRecord) -> Result<Rule, RuleError> {
                 }
                 None => {
                     let known: Vec<_> = Op::ALL.iter().map(|op| op.as_str()).collect();
-                    return Err(RuleError::UnknownPermission(
-                        other.to_string(),
-                        known.join(", "),
-                    ));
+                    return Err(RuleError::UnknownPermission(other.to_string(), known.join(", ")));
                 }
             },
         }
     }
     let is_glob = pattern.contains(['*', '?', '[']);
-    let specificity = pattern
-        .chars()
-        .filter(|c| !matches!(c, '*' | '?' | '[' | ']'))
-        .count()
-        + usize::from(!is_glob);
+    let specificity =
+        pattern.chars().filter(|c| !matches!(c, '*' | '?' | '[' | ']')).count() + usize::from(!is_glob);
     let matcher = if is_glob {
         let glob = GlobBuilder::new(pattern)
             .literal_separator(true)
@@ -170,11 +164,7 @@ fn compile_rule(record: &RuleRecord) -> Result<Rule, RuleError> {
             .map_err(|e| RuleError::BadGlob(pattern.to_string(), e.to_string()))?;
         Matcher::Prefix(path)
     };
-    Ok(Rule {
-        matcher,
-        specificity,
-        granted,
-    })
+    Ok(Rule { matcher, specificity, granted })
 }
 
 #[cfg(test)]
@@ -182,10 +172,7 @@ mod tests {
     use super::*;
 
     fn rule(path: &str, perms: &[&str]) -> RuleRecord {
-        RuleRecord {
-            path: path.into(),
-            permissions: perms.iter().map(|s| s.to_string()).collect(),
-        }
+        RuleRecord { path: path.into(), permissions: perms.iter().map(|s| s.to_string()).collect() }
     }
 
     fn p(s: &str) -> VirtualPath {
@@ -224,17 +211,8 @@ mod tests {
         let perms = Permissions::compile(&[rule("/inbox", &["upload"])]).unwrap();
         assert!(!perms.allows(Op::List, &p("/")));
         assert!(perms.allows(Op::Upload, &p("/inbox/a")));
-        assert!(matches!(
-            validate(&rule("inbox", &["upload"])),
-            Err(RuleError::NotAbsolute(_))
-        ));
-        assert!(matches!(
-            validate(&rule("/a", &["fly"])),
-            Err(RuleError::UnknownPermission(..))
-        ));
-        assert!(matches!(
-            validate(&rule("/a[", &["list"])),
-            Err(RuleError::BadGlob(..))
-        ));
+        assert!(matches!(validate(&rule("inbox", &["upload"])), Err(RuleError::NotAbsolute(_))));
+        assert!(matches!(validate(&rule("/a", &["fly"])), Err(RuleError::UnknownPermission(..))));
+        assert!(matches!(validate(&rule("/a[", &["list"])), Err(RuleError::BadGlob(..))));
     }
 }

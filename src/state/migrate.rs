@@ -5,11 +5,7 @@ use sqlx::SqlitePool;
 use super::StateError;
 
 /// (version, description, SQL). Append only: never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "users and keys",
-    include_str!("migrations/0001_users.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "users and keys", include_str!("migrations/0001_users.sql"))];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
     sqlx::query(
@@ -20,23 +16,20 @@ pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
     .await?;
     for (version, description, sql) in MIGRATIONS {
         let mut tx = pool.begin().await?;
-        let done: Option<(i64,)> =
-            sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
         if done.is_some() {
             continue;
         }
         sqlx::raw_sql(*sql).execute(&mut *tx).await?;
-        sqlx::query(
-            "INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)",
-        )
-        .bind(version)
-        .bind(description)
-        .bind(chrono::Utc::now().to_rfc3339())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES (?, ?, ?)")
+            .bind(version)
+            .bind(description)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
     }
     Ok(())

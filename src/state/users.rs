@@ -42,15 +42,7 @@ pub struct NewUser {
     pub rules: Vec<RuleRecord>,
 }
 
-type UserRow = (
-    i64,
-    String,
-    Option<String>,
-    String,
-    bool,
-    Option<String>,
-    String,
-);
+type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String);
 
 pub struct Users<'a> {
     pool: &'a SqlitePool,
@@ -63,8 +55,7 @@ impl<'a> Users<'a> {
 
     pub async fn create(&self, user: &NewUser) -> Result<(), StateError> {
         let now = chrono::Utc::now().to_rfc3339();
-        let rules =
-            serde_json::to_string(&user.rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        let rules = serde_json::to_string(&user.rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
         let result = sqlx::query(
             "INSERT INTO users (name, password_hash, home, enabled, upload_mode, rules, created_at, updated_at) \
              VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
@@ -87,9 +78,7 @@ impl<'a> Users<'a> {
     }
 
     pub async fn count(&self) -> Result<i64, StateError> {
-        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users")
-            .fetch_one(self.pool)
-            .await?;
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(self.pool).await?;
         Ok(n)
     }
 
@@ -108,9 +97,7 @@ impl<'a> Users<'a> {
     }
 
     pub async fn get(&self, name: &str) -> Result<UserRecord, StateError> {
-        self.find(name)
-            .await?
-            .ok_or_else(|| StateError::UserNotFound(name.to_string()))
+        self.find(name).await?.ok_or_else(|| StateError::UserNotFound(name.to_string()))
     }
 
     pub async fn list(&self) -> Result<Vec<UserRecord>, StateError> {
@@ -127,10 +114,7 @@ impl<'a> Users<'a> {
     }
 
     pub async fn remove(&self, name: &str) -> Result<(), StateError> {
-        let done = sqlx::query("DELETE FROM users WHERE name = ?")
-            .bind(name)
-            .execute(self.pool)
-            .await?;
+        let done = sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(self.pool).await?;
         if done.rows_affected() == 0 {
             return Err(StateError::UserNotFound(name.to_string()));
         }
@@ -138,8 +122,7 @@ impl<'a> Users<'a> {
     }
 
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<(), StateError> {
-        self.update(name, "password_hash", Some(hash.to_string()))
-            .await
+        self.update(name, "password_hash", Some(hash.to_string())).await
     }
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), StateError> {
@@ -224,12 +207,11 @@ impl<'a> Users<'a> {
 
     async fn hydrate(&self, row: UserRow) -> Result<UserRecord, StateError> {
         let (id, name, password_hash, home, enabled, upload_mode, rules) = row;
-        let keys: Vec<(String, String)> = sqlx::query_as(
-            "SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id",
-        )
-        .bind(id)
-        .fetch_all(self.pool)
-        .await?;
+        let keys: Vec<(String, String)> =
+            sqlx::query_as("SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id")
+                .bind(id)
+                .fetch_all(self.pool)
+                .await?;
         let rules: Vec<RuleRecord> = serde_json::from_str(&rules)
             .map_err(|e| StateError::Corrupt(format!("rules of `{name}`: {e}")))?;
         Ok(UserRecord {
@@ -241,10 +223,7 @@ impl<'a> Users<'a> {
             rules,
             keys: keys
                 .into_iter()
-                .map(|(fingerprint, public_key)| KeyRecord {
-                    fingerprint,
-                    public_key,
-                })
+                .map(|(fingerprint, public_key)| KeyRecord { fingerprint, public_key })
                 .collect(),
             name,
         })

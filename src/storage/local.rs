@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 use super::{
-    Capacity, DirEntry, DirLister, EntryKind, Key, Metadata, ReadHandle, Result, Storage,
-    StorageError, WriteHandle, WriteOptions,
+    Capacity, DirEntry, DirLister, EntryKind, Key, Metadata, ReadHandle, Result, Storage, StorageError,
+    WriteHandle, WriteOptions,
 };
 
 /// Staged uploads carry this prefix; they are hidden from listings and unreachable by key.
@@ -28,9 +28,7 @@ impl LocalStorage {
     /// Creates the root folder if needed and pins its canonical form.
     pub fn new(root: &Path) -> std::io::Result<Self> {
         std::fs::create_dir_all(root)?;
-        Ok(Self {
-            root: Arc::new(std::fs::canonicalize(root)?),
-        })
+        Ok(Self { root: Arc::new(std::fs::canonicalize(root)?) })
     }
 
     pub fn root(&self) -> &Path {
@@ -52,9 +50,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> Result<T> + Send + 'static,
 {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(StorageError::Io(std::io::Error::other(e))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(StorageError::Io(std::io::Error::other(e))))
 }
 
 /// Maps `key` to a path under `root`. `follow` resolves a final symlink (refusing one that
@@ -167,23 +163,18 @@ impl Storage for LocalStorage {
                 Ok(file)
             })
             .await?;
-        Ok(Box::new(LocalReader {
-            file: Arc::new(file),
-        }))
+        Ok(Box::new(LocalReader { file: Arc::new(file) }))
     }
 
     async fn open_write(&self, key: &Key, options: WriteOptions) -> Result<Box<dyn WriteHandle>> {
         let key = key.clone();
-        let writer = self
-            .run(move |root| open_writer(root, &key, options))
-            .await?;
+        let writer = self.run(move |root| open_writer(root, &key, options)).await?;
         Ok(Box::new(writer))
     }
 
     async fn mkdir(&self, key: &Key) -> Result<()> {
         let key = key.clone();
-        self.run(move |root| Ok(std::fs::create_dir(resolve(root, &key, false)?)?))
-            .await
+        self.run(move |root| Ok(std::fs::create_dir(resolve(root, &key, false)?)?)).await
     }
 
     async fn rmdir(&self, key: &Key) -> Result<()> {
@@ -215,10 +206,7 @@ impl Storage for LocalStorage {
             if from.is_root() || to.is_root() {
                 return Err(StorageError::Unsupported);
             }
-            Ok(std::fs::rename(
-                resolve(root, &from, false)?,
-                resolve(root, &to, false)?,
-            )?)
+            Ok(std::fs::rename(resolve(root, &from, false)?, resolve(root, &to, false)?)?)
         })
         .await
     }
@@ -227,11 +215,7 @@ impl Storage for LocalStorage {
         let key = key.clone();
         self.run(move |root| {
             let file = File::open(resolve(root, &key, true)?)?;
-            Ok(file.set_times(
-                FileTimes::new()
-                    .set_accessed(accessed)
-                    .set_modified(modified),
-            )?)
+            Ok(file.set_times(FileTimes::new().set_accessed(accessed).set_modified(modified))?)
         })
         .await
     }
@@ -241,16 +225,9 @@ impl Storage for LocalStorage {
         self.run(move |root| {
             let path = resolve(root, &key, true)?;
             // The server must keep reading and writing what it stores.
-            let owner = if std::fs::metadata(&path)?.is_dir() {
-                0o700
-            } else {
-                0o600
-            };
+            let owner = if std::fs::metadata(&path)?.is_dir() { 0o700 } else { 0o600 };
             let mode = (mode & 0o777) | owner;
-            Ok(std::fs::set_permissions(
-                path,
-                std::fs::Permissions::from_mode(mode),
-            )?)
+            Ok(std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?)
         })
         .await
     }
@@ -258,9 +235,7 @@ impl Storage for LocalStorage {
     async fn set_len(&self, key: &Key, len: u64) -> Result<()> {
         let key = key.clone();
         self.run(move |root| {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(resolve(root, &key, true)?)?;
+            let file = OpenOptions::new().write(true).open(resolve(root, &key, true)?)?;
             Ok(file.set_len(len)?)
         })
         .await
@@ -271,10 +246,7 @@ impl Storage for LocalStorage {
         self.run(move |root| {
             let mut target_path = root.to_path_buf();
             target_path.extend(target.segments());
-            Ok(std::os::unix::fs::symlink(
-                target_path,
-                resolve(root, &link, false)?,
-            )?)
+            Ok(std::os::unix::fs::symlink(target_path, resolve(root, &link, false)?)?)
         })
         .await
     }
@@ -284,11 +256,8 @@ impl Storage for LocalStorage {
         self.run(move |root| {
             let path = resolve(root, &key, false)?;
             let target = std::fs::read_link(&path)?;
-            let absolute = if target.is_absolute() {
-                target
-            } else {
-                path.parent().unwrap_or(root).join(target)
-            };
+            let absolute =
+                if target.is_absolute() { target } else { path.parent().unwrap_or(root).join(target) };
             key_under(root, &absolute)
         })
         .await
@@ -297,10 +266,7 @@ impl Storage for LocalStorage {
     async fn hard_link(&self, existing: &Key, link: &Key) -> Result<()> {
         let (existing, link) = (existing.clone(), link.clone());
         self.run(move |root| {
-            Ok(std::fs::hard_link(
-                resolve(root, &existing, true)?,
-                resolve(root, &link, false)?,
-            )?)
+            Ok(std::fs::hard_link(resolve(root, &existing, true)?, resolve(root, &link, false)?)?)
         })
         .await
     }
@@ -334,9 +300,7 @@ fn key_under(root: &Path, path: &Path) -> Result<Key> {
             Component::ParentDir => {
                 parts.pop();
             }
-            Component::Normal(s) => {
-                parts.push(s.to_str().ok_or(StorageError::Escapes)?.to_string())
-            }
+            Component::Normal(s) => parts.push(s.to_str().ok_or(StorageError::Escapes)?.to_string()),
         }
     }
     let root_parts: Vec<String> = root
@@ -349,9 +313,7 @@ fn key_under(root: &Path, path: &Path) -> Result<Key> {
     if parts.len() < root_parts.len() || parts[..root_parts.len()] != root_parts[..] {
         return Err(StorageError::Escapes);
     }
-    Ok(Key::from_segments(
-        parts[root_parts.len()..].iter().map(String::as_str),
-    ))
+    Ok(Key::from_segments(parts[root_parts.len()..].iter().map(String::as_str)))
 }
 
 fn open_writer(root: &Path, key: &Key, options: WriteOptions) -> Result<LocalWriter> {
@@ -377,20 +339,12 @@ fn open_writer(root: &Path, key: &Key, options: WriteOptions) -> Result<LocalWri
     if stage {
         let parent = final_path.parent().ok_or(StorageError::NotFound)?;
         let temp = parent.join(format!("{PART_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-        let file = OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .open(&temp)?;
+        let file = OpenOptions::new().write(true).read(true).create_new(true).open(&temp)?;
         if let Some(meta) = &existing {
             // Keep the replaced file's permissions.
             let _ = file.set_permissions(meta.permissions());
         }
-        return Ok(LocalWriter {
-            file: Arc::new(file),
-            staged: Some(temp),
-            final_path,
-        });
+        return Ok(LocalWriter { file: Arc::new(file), staged: Some(temp), final_path });
     }
     let file = OpenOptions::new()
         .write(true)
@@ -399,11 +353,7 @@ fn open_writer(root: &Path, key: &Key, options: WriteOptions) -> Result<LocalWri
         .truncate(options.truncate)
         .append(options.append)
         .open(&final_path)?;
-    Ok(LocalWriter {
-        file: Arc::new(file),
-        staged: None,
-        final_path,
-    })
+    Ok(LocalWriter { file: Arc::new(file), staged: None, final_path })
 }
 
 struct LocalReader {
@@ -468,22 +418,14 @@ impl WriteHandle for LocalWriter {
 
     async fn set_times(&self, accessed: SystemTime, modified: SystemTime) -> Result<()> {
         let file = Arc::clone(&self.file);
-        blocking(move || {
-            Ok(file.set_times(
-                FileTimes::new()
-                    .set_accessed(accessed)
-                    .set_modified(modified),
-            )?)
-        })
-        .await
+        blocking(move || Ok(file.set_times(FileTimes::new().set_accessed(accessed).set_modified(modified))?))
+            .await
     }
 
     async fn set_mode(&self, mode: u32) -> Result<()> {
         let file = Arc::clone(&self.file);
-        blocking(move || {
-            Ok(file.set_permissions(std::fs::Permissions::from_mode((mode & 0o777) | 0o600))?)
-        })
-        .await
+        blocking(move || Ok(file.set_permissions(std::fs::Permissions::from_mode((mode & 0o777) | 0o600))?))
+            .await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
@@ -545,10 +487,7 @@ impl DirLister for LocalLister {
                 }
                 // Entry vanished between readdir and stat: skip it.
                 let Ok(meta) = entry.metadata() else { continue };
-                batch.push(DirEntry {
-                    name,
-                    meta: metadata_of(&meta),
-                });
+                batch.push(DirEntry { name, meta: metadata_of(&meta) });
             }
             Ok((if done { None } else { Some(dir) }, batch))
         })
@@ -570,29 +509,17 @@ mod tests {
     async fn atomic_write_is_invisible_until_commit_and_gone_on_drop() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalStorage::new(dir.path()).unwrap();
-        let options = WriteOptions {
-            create: true,
-            truncate: true,
-            atomic: true,
-            ..Default::default()
-        };
+        let options = WriteOptions { create: true, truncate: true, atomic: true, ..Default::default() };
         let w = store.open_write(&key("a.bin"), options).await.unwrap();
         w.write_at(0, Bytes::from_static(b"hello")).await.unwrap();
-        assert!(matches!(
-            store.stat(&key("a.bin")).await,
-            Err(StorageError::NotFound)
-        ));
+        assert!(matches!(store.stat(&key("a.bin")).await, Err(StorageError::NotFound)));
         w.commit().await.unwrap();
         assert_eq!(store.stat(&key("a.bin")).await.unwrap().size, 5);
 
         let w = store.open_write(&key("b.bin"), options).await.unwrap();
         w.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
         drop(w);
-        assert_eq!(
-            std::fs::read_dir(store.root()).unwrap().count(),
-            1,
-            "only a.bin remains"
-        );
+        assert_eq!(std::fs::read_dir(store.root()).unwrap().count(), 1, "only a.bin remains");
     }
 
     #[tokio::test]
@@ -602,35 +529,18 @@ mod tests {
         let store = LocalStorage::new(&root).unwrap();
         std::os::unix::fs::symlink("/etc", root.join("etc")).unwrap();
         std::os::unix::fs::symlink("/etc/passwd", root.join("passwd")).unwrap();
-        assert!(matches!(
-            store.stat(&key("etc/passwd")).await,
-            Err(StorageError::Escapes)
-        ));
-        assert!(matches!(
-            store.open_read(&key("passwd")).await,
-            Err(StorageError::Escapes)
-        ));
-        assert!(matches!(
-            store.list(&key("etc")).await,
-            Err(StorageError::Escapes)
-        ));
+        assert!(matches!(store.stat(&key("etc/passwd")).await, Err(StorageError::Escapes)));
+        assert!(matches!(store.open_read(&key("passwd")).await, Err(StorageError::Escapes)));
+        assert!(matches!(store.list(&key("etc")).await, Err(StorageError::Escapes)));
         // The link itself may be seen and removed.
-        assert_eq!(
-            store.lstat(&key("passwd")).await.unwrap().kind,
-            EntryKind::Symlink
-        );
+        assert_eq!(store.lstat(&key("passwd")).await.unwrap().kind, EntryKind::Symlink);
         store.remove(&key("passwd")).await.unwrap();
     }
 
     #[test]
     fn key_under_refuses_paths_outside_the_root() {
         let root = Path::new("/srv/files");
-        assert_eq!(
-            key_under(root, Path::new("/srv/files/a/../b"))
-                .unwrap()
-                .as_str(),
-            "b"
-        );
+        assert_eq!(key_under(root, Path::new("/srv/files/a/../b")).unwrap().as_str(), "b");
         assert!(key_under(root, Path::new("/srv/other")).is_err());
         assert!(key_under(root, Path::new("/srv/files/../../etc")).is_err());
     }

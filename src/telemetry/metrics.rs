@@ -37,19 +37,12 @@ fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntC
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new();
-    let sessions_active = IntGaugeVec::new(
-        Opts::new(SESSIONS_ACTIVE, "Sessions currently open, by protocol"),
-        &["protocol"],
-    )
-    .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
+    let sessions_active =
+        IntGaugeVec::new(Opts::new(SESSIONS_ACTIVE, "Sessions currently open, by protocol"), &["protocol"])
+            .unwrap_or_else(|e| unreachable!("gauge is well-formed: {e}"));
     let _ = registry.register(Box::new(sessions_active.clone()));
     Metrics {
-        sessions_total: counter(
-            &registry,
-            SESSIONS_TOTAL,
-            "Sessions opened, by protocol",
-            &["protocol"],
-        ),
+        sessions_total: counter(&registry, SESSIONS_TOTAL, "Sessions opened, by protocol", &["protocol"]),
         sessions_active,
         logins_total: counter(
             &registry,
@@ -91,23 +84,14 @@ pub fn metrics() -> &'static Metrics {
 
 /// Counts one file operation.
 pub fn file_op(protocol: Protocol, op: &'static str, outcome: &'static str) {
-    metrics()
-        .file_ops_total
-        .with_label_values(&[protocol.as_str(), op, outcome])
-        .inc();
+    metrics().file_ops_total.with_label_values(&[protocol.as_str(), op, outcome]).inc();
 }
 
 /// Counts bytes moved; `direction` is "upload" or "download".
 pub fn bytes(protocol: Protocol, direction: &'static str, count: u64) {
-    metrics()
-        .bytes_total
-        .with_label_values(&[protocol.as_str(), direction])
-        .inc_by(count);
+    metrics().bytes_total.with_label_values(&[protocol.as_str(), direction]).inc_by(count);
 }
 
 pub fn login(protocol: Protocol, method: &'static str, outcome: &'static str) {
-    metrics()
-        .logins_total
-        .with_label_values(&[protocol.as_str(), method, outcome])
-        .inc();
+    metrics().logins_total.with_label_values(&[protocol.as_str(), method, outcome]).inc();
 }

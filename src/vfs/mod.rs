@@ -23,9 +23,7 @@ pub struct Vfs {
 impl Vfs {
     /// `home` is a virtual path inside the backend root (e.g. `/alice`); created if missing.
     pub fn new(storage: &dyn Storage, home: &VirtualPath) -> Result<Self, StorageError> {
-        Ok(Self {
-            storage: storage.scoped(&Key::from_segments(home.segments()))?,
-        })
+        Ok(Self { storage: storage.scoped(&Key::from_segments(home.segments()))? })
     }
 
     pub fn storage(&self) -> &dyn Storage {

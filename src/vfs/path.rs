@@ -39,11 +39,7 @@ impl VirtualPath {
         if raw.len() > MAX_LEN {
             return Err(PathError::TooLong);
         }
-        let mut parts: Vec<&str> = if raw.starts_with('/') {
-            Vec::new()
-        } else {
-            self.segments().collect()
-        };
+        let mut parts: Vec<&str> = if raw.starts_with('/') { Vec::new() } else { self.segments().collect() };
         for segment in raw.split('/') {
             match segment {
                 "" | "." => {}
@@ -84,11 +80,7 @@ impl VirtualPath {
 
     /// Appends one entry name (from a listing; never contains `/`).
     pub fn join(&self, name: &str) -> Self {
-        if self.is_root() {
-            Self(format!("/{name}"))
-        } else {
-            Self(format!("{}/{name}", self.0))
-        }
+        if self.is_root() { Self(format!("/{name}")) } else { Self(format!("{}/{name}", self.0)) }
     }
 
     /// True when `self` is `other` or below it.
@@ -116,26 +108,17 @@ mod tests {
         assert_eq!(cwd.resolve("../b").unwrap().as_str(), "/in/b");
         assert_eq!(cwd.resolve("/x//y/./z/").unwrap().as_str(), "/x/y/z");
         assert_eq!(cwd.resolve(".").unwrap(), cwd);
-        assert_eq!(
-            VirtualPath::parse("/etc/passwd").unwrap().as_str(),
-            "/etc/passwd"
-        );
+        assert_eq!(VirtualPath::parse("/etc/passwd").unwrap().as_str(), "/etc/passwd");
         assert_eq!(VirtualPath::parse("").unwrap().as_str(), "/");
     }
 
     #[test]
     fn refuses_escapes_and_nul() {
         assert_eq!(VirtualPath::parse("/.."), Err(PathError::Escapes));
-        assert_eq!(
-            VirtualPath::parse("../../etc/passwd"),
-            Err(PathError::Escapes)
-        );
+        assert_eq!(VirtualPath::parse("../../etc/passwd"), Err(PathError::Escapes));
         assert_eq!(VirtualPath::parse("a/../../b"), Err(PathError::Escapes));
         assert_eq!(VirtualPath::parse("a\0b"), Err(PathError::Nul));
-        assert_eq!(
-            VirtualPath::parse(&"a/".repeat(3000)),
-            Err(PathError::TooLong)
-        );
+        assert_eq!(VirtualPath::parse(&"a/".repeat(3000)), Err(PathError::TooLong));
     }
 
     #[test]
@@ -143,15 +126,8 @@ mod tests {
         let p = VirtualPath::parse("/a/b/c").unwrap();
         assert_eq!(p.parent().as_str(), "/a/b");
         assert_eq!(p.name(), "c");
-        assert_eq!(
-            VirtualPath::parse("/a").unwrap().parent(),
-            VirtualPath::root()
-        );
+        assert_eq!(VirtualPath::parse("/a").unwrap().parent(), VirtualPath::root());
         assert!(p.starts_with(&VirtualPath::parse("/a/b").unwrap()));
-        assert!(
-            !VirtualPath::parse("/ab")
-                .unwrap()
-                .starts_with(&VirtualPath::parse("/a").unwrap())
-        );
+        assert!(!VirtualPath::parse("/ab").unwrap().starts_with(&VirtualPath::parse("/a").unwrap()));
     }
 }

@@ -17,44 +17,19 @@ fn config_check_names_every_bad_key() {
         "colour = 1\n[sftp]\nbind = \":22x\"\nidle_timeout = \"5 fortnights\"\nciphers = [\"aes128-cbc\"]\n",
     )
     .unwrap();
-    let out = ferry()
-        .args(["config", "check"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = ferry().args(["config", "check"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    for key in [
-        "colour: unknown key",
-        "sftp.bind:",
-        "sftp.idle_timeout:",
-        "sftp.ciphers:",
-    ] {
+    for key in ["colour: unknown key", "sftp.bind:", "sftp.idle_timeout:", "sftp.ciphers:"] {
         assert!(text.contains(key), "{key} in {text}");
     }
     let good = dir.path().join("good.toml");
-    std::fs::write(
-        &good,
-        "[sftp]\nbind = \"127.0.0.1:2222\"\nidle_timeout = \"30s\"\n",
-    )
-    .unwrap();
-    let out = ferry()
-        .args(["config", "check"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    std::fs::write(&good, "[sftp]\nbind = \"127.0.0.1:2222\"\nidle_timeout = \"30s\"\n").unwrap();
+    let out = ferry().args(["config", "check"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
     let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ferry.toml");
     let out = ferry().args(["config", "check", shipped]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "shipped config: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    assert!(out.status.success(), "shipped config: {}", String::from_utf8_lossy(&out.stdout));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,55 +47,27 @@ async fn user_commands_work_while_the_server_runs() {
         let mut child = cmd.spawn().unwrap();
         if let Some(input) = stdin {
             use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
         }
         child.wait_with_output().unwrap()
     };
     let pubkey = srv.key.with_extension("pub");
     let pubkey = pubkey.to_str().unwrap();
-    ok(&run(
-        &[
-            "user",
-            "add",
-            "carol",
-            "--key",
-            pubkey,
-            "--rule",
-            "/=list,download,upload",
-        ],
-        None,
-    ));
+    ok(&run(&["user", "add", "carol", "--key", pubkey, "--rule", "/=list,download,upload"], None));
     let listed = ok(&run(&["user", "list"], None));
-    assert!(
-        listed.contains("carol") && listed.contains("seed"),
-        "{listed}"
-    );
+    assert!(listed.contains("carol") && listed.contains("seed"), "{listed}");
     let local = tempfile::tempdir().unwrap();
     std::fs::write(local.path().join("c.txt"), b"carol").unwrap();
     ok(&srv.sftp("carol", local.path(), "put c.txt\n").await);
-    assert_eq!(
-        std::fs::read(srv.home("carol").join("c.txt")).unwrap(),
-        b"carol"
-    );
+    assert_eq!(std::fs::read(srv.home("carol").join("c.txt")).unwrap(), b"carol");
     let shown = ok(&run(&["user", "show", "carol"], None));
     let user: serde_json::Value = serde_json::from_str(&shown).unwrap();
     let fingerprint = user["keys"][0]["fingerprint"].as_str().unwrap().to_string();
-    assert!(
-        shown.find("password_hash").is_none(),
-        "hashes never printed"
-    );
+    assert!(shown.find("password_hash").is_none(), "hashes never printed");
     ok(&run(&["user", "key-remove", "carol", &fingerprint], None));
     let out = srv.sftp("carol", local.path(), "pwd\n").await;
     assert!(!out.status.success(), "removed key no longer works");
-    ok(&run(
-        &["user", "passwd", "carol", "--password-stdin"],
-        Some("new-password\n"),
-    ));
+    ok(&run(&["user", "passwd", "carol", "--password-stdin"], Some("new-password\n")));
     ok(&run(&["user", "remove", "carol"], None));
     let out = run(&["user", "show", "carol"], None);
     assert!(!out.status.success());

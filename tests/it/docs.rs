@@ -14,12 +14,6 @@ fn audit_event_catalogue_matches_the_document() {
             Some((id, cells.get(2)?.trim_matches('`').to_string()))
         })
         .collect();
-    let code: Vec<(u32, String)> = EventKind::ALL
-        .iter()
-        .map(|k| (k.id(), k.name().to_string()))
-        .collect();
-    assert_eq!(
-        documented, code,
-        "docs/audit-events.md and src/audit/event.rs disagree"
-    );
+    let code: Vec<(u32, String)> = EventKind::ALL.iter().map(|k| (k.id(), k.name().to_string())).collect();
+    assert_eq!(documented, code, "docs/audit-events.md and src/audit/event.rs disagree");
 }

@@ -39,23 +39,11 @@ pub struct User<'a> {
 
 impl<'a> User<'a> {
     pub fn with_key(name: &'a str) -> Self {
-        Self {
-            name,
-            password: None,
-            key: true,
-            rules: &[],
-            upload_mode: None,
-        }
+        Self { name, password: None, key: true, rules: &[], upload_mode: None }
     }
 
     pub fn with_password(name: &'a str, password: &'a str) -> Self {
-        Self {
-            name,
-            password: Some(password),
-            key: false,
-            rules: &[],
-            upload_mode: None,
-        }
+        Self { name, password: Some(password), key: false, rules: &[], upload_mode: None }
     }
 }
 
@@ -68,20 +56,14 @@ impl TestServer {
     pub async fn start_with(extra: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
-        let toml = format!(
-            "data_dir = {data:?}\n{extra}\n",
-            data = data.display().to_string(),
-        );
+        let toml = format!("data_dir = {data:?}\n{extra}\n", data = data.display().to_string(),);
         let mut table: toml::Table = toml.parse().expect("test config parses");
-        let defaults: toml::Table =
-            "[sftp]\nbind = \"127.0.0.1:0\"\n[auth]\nrejection_delay = \"50ms\"\n\
+        let defaults: toml::Table = "[sftp]\nbind = \"127.0.0.1:0\"\n[auth]\nrejection_delay = \"50ms\"\n\
              [audit]\nstdout = false\n[server]\nshutdown_grace = \"5s\"\n"
-                .parse()
-                .expect("defaults parse");
+            .parse()
+            .expect("defaults parse");
         for (section, values) in defaults {
-            let entry = table
-                .entry(section)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            let entry = table.entry(section).or_insert_with(|| toml::Value::Table(toml::Table::new()));
             if let (toml::Value::Table(target), toml::Value::Table(values)) = (entry, values) {
                 for (k, v) in values {
                     target.entry(k).or_insert(v);
@@ -98,23 +80,12 @@ impl TestServer {
             .expect("ssh-keygen runs (apt-get install openssh-client)");
         assert!(status.success());
         let (shutdown, rx) = watch::channel(false);
-        let running = server::start(config, None, rx)
-            .await
-            .expect("server starts");
+        let running = server::start(config, None, rx).await.expect("server starts");
         let addr = running.sftp_addr.expect("sftp enabled");
         let audit = running.audit.clone();
         let events = audit.subscribe();
         let admin = Admin::new(running.state.clone(), audit.clone());
-        Self {
-            dir,
-            addr,
-            admin,
-            files,
-            key,
-            events,
-            shutdown,
-            running: Some(running),
-        }
+        Self { dir, addr, admin, files, key, events, shutdown, running: Some(running) }
     }
 
     pub fn port(&self) -> u16 {
@@ -132,11 +103,7 @@ impl TestServer {
             password: user.password.map(|p| Secret::new(p.to_string())),
             home: None,
             keys,
-            rules: user
-                .rules
-                .iter()
-                .map(|r| parse_rule(r).expect("valid rule"))
-                .collect(),
+            rules: user.rules.iter().map(|r| parse_rule(r).expect("valid rule")).collect(),
             upload_mode: user.upload_mode.and_then(ferry::types::UploadMode::parse),
         };
         self.admin.create_user(spec).await.expect("user created");
@@ -246,10 +213,7 @@ pub fn rand_suffix() -> String {
 
 /// Deterministic pseudo-random bytes (so failures are reproducible).
 pub fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407)
-        | 1;
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
     let mut out = Vec::with_capacity(len);
     while out.len() < len {
         state ^= state << 13;

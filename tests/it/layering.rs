@@ -23,12 +23,7 @@ fn allowed(room: &str) -> Option<&'static [&'static str]> {
 
 fn room_of(path: &Path, src: &Path) -> String {
     let relative = path.strip_prefix(src).expect("under src");
-    let first = relative
-        .components()
-        .next()
-        .expect("non-empty")
-        .as_os_str()
-        .to_string_lossy();
+    let first = relative.components().next().expect("non-empty").as_os_str().to_string_lossy();
     first.trim_end_matches(".rs").to_string()
 }
 
@@ -56,10 +51,8 @@ fn dependencies_point_down_only() {
         };
         let text = std::fs::read_to_string(file).expect("readable");
         for (i, _) in text.match_indices("crate::") {
-            let target: String = text[i + 7..]
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
+            let target: String =
+                text[i + 7..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             if target.is_empty() || target == room || LEAVES.contains(&target.as_str()) {
                 continue;
             }

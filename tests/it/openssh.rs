@@ -12,26 +12,14 @@ async fn round_trips_keep_every_byte() {
     let sizes = [0usize, 1, 1 << 20, 100 << 20];
     let mut batch = String::new();
     for (i, size) in sizes.iter().enumerate() {
-        std::fs::write(
-            local.path().join(format!("f{i}.bin")),
-            payload(*size, i as u64),
-        )
-        .unwrap();
+        std::fs::write(local.path().join(format!("f{i}.bin")), payload(*size, i as u64)).unwrap();
         batch.push_str(&format!("put f{i}.bin\nget f{i}.bin back{i}.bin\n"));
     }
     ok(&srv.sftp("alice", local.path(), &batch).await);
     for (i, size) in sizes.iter().enumerate() {
         let expected = sha256(&payload(*size, i as u64));
-        assert_eq!(
-            sha256_file(&srv.home("alice").join(format!("f{i}.bin"))),
-            expected,
-            "stored f{i}"
-        );
-        assert_eq!(
-            sha256_file(&local.path().join(format!("back{i}.bin"))),
-            expected,
-            "downloaded f{i}"
-        );
+        assert_eq!(sha256_file(&srv.home("alice").join(format!("f{i}.bin"))), expected, "stored f{i}");
+        assert_eq!(sha256_file(&local.path().join(format!("back{i}.bin"))), expected, "downloaded f{i}");
     }
     srv.stop().await;
 }
@@ -49,13 +37,8 @@ async fn resume_continues_partial_transfers() {
     // A local partial download is completed by reget.
     std::fs::write(srv.home("alice").join("remote.bin"), &data).unwrap();
     std::fs::write(local.path().join("remote.bin"), &data[..1_234_567]).unwrap();
-    ok(&srv
-        .sftp("alice", local.path(), "reput full.bin\nreget remote.bin\n")
-        .await);
-    assert_eq!(
-        sha256_file(&srv.home("alice").join("full.bin")),
-        sha256(&data)
-    );
+    ok(&srv.sftp("alice", local.path(), "reput full.bin\nreget remote.bin\n").await);
+    assert_eq!(sha256_file(&srv.home("alice").join("full.bin")), sha256(&data));
     assert_eq!(sha256_file(&local.path().join("remote.bin")), sha256(&data));
 }
 
@@ -94,9 +77,7 @@ async fn rename_over_an_existing_file_replaces_it() {
     std::fs::write(home.join("new.csv"), b"new").unwrap();
     std::fs::write(home.join("old.csv"), b"old").unwrap();
     let local = tempfile::tempdir().unwrap();
-    ok(&srv
-        .sftp("alice", local.path(), "rename new.csv old.csv\n")
-        .await);
+    ok(&srv.sftp("alice", local.path(), "rename new.csv old.csv\n").await);
     assert_eq!(std::fs::read(home.join("old.csv")).unwrap(), b"new");
     assert!(!home.join("new.csv").exists());
 }
@@ -124,11 +105,7 @@ async fn unicode_and_space_names() {
     let srv = TestServer::start().await;
     srv.add_user(User::with_key("alice")).await;
     let local = tempfile::tempdir().unwrap();
-    let names = [
-        "naïve café.txt",
-        "日本語 ファイル.bin",
-        "with  two spaces.dat",
-    ];
+    let names = ["naïve café.txt", "日本語 ファイル.bin", "with  two spaces.dat"];
     let mut batch = String::new();
     for (i, name) in names.iter().enumerate() {
         std::fs::write(local.path().join(name), payload(1000 + i, i as u64)).unwrap();
@@ -137,10 +114,7 @@ async fn unicode_and_space_names() {
     batch.push_str("ls -1\n");
     let out = ok(&srv.sftp("alice", local.path(), &batch).await);
     for (i, name) in names.iter().enumerate() {
-        assert_eq!(
-            std::fs::read(srv.home("alice").join(name)).unwrap(),
-            payload(1000 + i, i as u64)
-        );
+        assert_eq!(std::fs::read(srv.home("alice").join(name)).unwrap(), payload(1000 + i, i as u64));
         assert!(out.contains(name), "listing shows {name}: {out}");
     }
 }
@@ -149,11 +123,7 @@ async fn unicode_and_space_names() {
 async fn permission_rules_are_enforced_per_path() {
     let mut srv = TestServer::start().await;
     let rules = ["/=*", "/ro=list,download", "/secret="];
-    srv.add_user(User {
-        rules: &rules,
-        ..User::with_key("alice")
-    })
-    .await;
+    srv.add_user(User { rules: &rules, ..User::with_key("alice") }).await;
     let home = srv.home("alice");
     std::fs::create_dir_all(home.join("ro")).unwrap();
     std::fs::create_dir_all(home.join("secret")).unwrap();
@@ -162,28 +132,15 @@ async fn permission_rules_are_enforced_per_path() {
     let local = tempfile::tempdir().unwrap();
     std::fs::write(local.path().join("up.txt"), b"upload").unwrap();
 
-    ok(&srv
-        .sftp(
-            "alice",
-            local.path(),
-            "get ro/report.csv\nput up.txt ok.txt\n",
-        )
-        .await);
-    assert_eq!(
-        std::fs::read(local.path().join("report.csv")).unwrap(),
-        b"a,b"
-    );
+    ok(&srv.sftp("alice", local.path(), "get ro/report.csv\nput up.txt ok.txt\n").await);
+    assert_eq!(std::fs::read(local.path().join("report.csv")).unwrap(), b"a,b");
     assert!(home.join("ok.txt").exists());
 
-    let err = failed(
-        &srv.sftp("alice", local.path(), "put up.txt ro/up.txt\n")
-            .await,
-    );
+    let err = failed(&srv.sftp("alice", local.path(), "put up.txt ro/up.txt\n").await);
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!home.join("ro/up.txt").exists());
-    let denied = srv
-        .expect_event(|e| e.event == "file.upload" && e.path.as_deref() == Some("/ro/up.txt"))
-        .await;
+    let denied =
+        srv.expect_event(|e| e.event == "file.upload" && e.path.as_deref() == Some("/ro/up.txt")).await;
     assert_eq!(denied.outcome, ferry::audit::Outcome::Denied);
 
     let err = failed(&srv.sftp("alice", local.path(), "rm ro/report.csv\n").await);
@@ -191,14 +148,8 @@ async fn permission_rules_are_enforced_per_path() {
     assert!(home.join("ro/report.csv").exists());
     // Even looking at entries under /secret is refused (OpenSSH words a refused stat as
     // "not found").
-    let err = failed(
-        &srv.sftp("alice", local.path(), "get secret/key.pem\n")
-            .await,
-    );
-    assert!(
-        err.contains("Permission denied") || err.contains("not found"),
-        "{err}"
-    );
+    let err = failed(&srv.sftp("alice", local.path(), "get secret/key.pem\n").await);
+    assert!(err.contains("Permission denied") || err.contains("not found"), "{err}");
     let err = failed(&srv.sftp("alice", local.path(), "ls secret\n").await);
     assert!(err.contains("Permission denied"), "{err}");
     assert!(!local.path().join("key.pem").exists());
@@ -225,9 +176,7 @@ async fn traversal_attempts_stay_in_the_jail() {
         "get root-link/bob-secret.txt",
         "cd ..",
     ] {
-        let out = srv
-            .sftp("alice", local.path(), &format!("{attempt}\n"))
-            .await;
+        let out = srv.sftp("alice", local.path(), &format!("{attempt}\n")).await;
         let err = failed(&out);
         assert!(
             err.contains("Permission denied")
@@ -237,18 +186,11 @@ async fn traversal_attempts_stay_in_the_jail() {
             "{attempt}: {err}"
         );
     }
-    assert_eq!(
-        std::fs::read_dir(local.path()).unwrap().count(),
-        0,
-        "nothing was downloaded"
-    );
+    assert_eq!(std::fs::read_dir(local.path()).unwrap().count(), 0, "nothing was downloaded");
     // The link itself is visible, never what it points to.
     let out = srv.sftp("alice", local.path(), "ls -l etc-link/\n").await;
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !text.contains("passwd") && !text.contains("hostname"),
-        "{text}"
-    );
+    assert!(!text.contains("passwd") && !text.contains("hostname"), "{text}");
     let out = ok(&srv.sftp("alice", local.path(), "cd /\npwd\n").await);
     assert!(out.contains("Remote working directory: /"), "{out}");
 }
@@ -256,16 +198,12 @@ async fn traversal_attempts_stay_in_the_jail() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_key_is_refused() {
     let mut srv = TestServer::start().await;
-    srv.add_user(User::with_password("alice", "s3cret-pw"))
-        .await;
+    srv.add_user(User::with_password("alice", "s3cret-pw")).await;
     let local = tempfile::tempdir().unwrap();
     let err = failed(&srv.sftp("alice", local.path(), "pwd\n").await);
     assert!(err.contains("Permission denied"), "{err}");
     let record = srv.expect_event(|e| e.event == "login.failed").await;
-    assert_eq!(
-        record.reason.as_deref(),
-        Some("publickey: key not authorized")
-    );
+    assert_eq!(record.reason.as_deref(), Some("publickey: key not authorized"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,31 +213,18 @@ async fn twenty_concurrent_sessions() {
     let local = tempfile::tempdir().unwrap();
     let batches: Vec<String> = (0..20u64)
         .map(|i| {
-            std::fs::write(
-                local.path().join(format!("c{i}.bin")),
-                payload(256 << 10, 100 + i),
-            )
-            .unwrap();
+            std::fs::write(local.path().join(format!("c{i}.bin")), payload(256 << 10, 100 + i)).unwrap();
             format!("put c{i}.bin\nget c{i}.bin r{i}.bin\n")
         })
         .collect();
-    let clients: Vec<_> = batches
-        .iter()
-        .map(|batch| srv.sftp("alice", local.path(), batch))
-        .collect();
+    let clients: Vec<_> = batches.iter().map(|batch| srv.sftp("alice", local.path(), batch)).collect();
     for out in futures::future::join_all(clients).await {
         ok(&out);
     }
     for i in 0..20u64 {
         let expected = sha256(&payload(256 << 10, 100 + i));
-        assert_eq!(
-            sha256_file(&srv.home("alice").join(format!("c{i}.bin"))),
-            expected
-        );
-        assert_eq!(
-            sha256_file(&local.path().join(format!("r{i}.bin"))),
-            expected
-        );
+        assert_eq!(sha256_file(&srv.home("alice").join(format!("c{i}.bin"))), expected);
+        assert_eq!(sha256_file(&local.path().join(format!("r{i}.bin"))), expected);
     }
 }
 
@@ -313,13 +238,7 @@ async fn a_client_killed_mid_upload_leaves_no_file() {
     std::fs::write(&batch, "put big.bin\n").unwrap();
     // Rate-limited (8 Mbit/s) so the upload is surely in progress when the client dies.
     let mut child = tokio::process::Command::new("sftp")
-        .args(srv.ssh_args().iter().map(|a| {
-            if a == "-p" {
-                "-P".to_string()
-            } else {
-                a.clone()
-            }
-        }))
+        .args(srv.ssh_args().iter().map(|a| if a == "-p" { "-P".to_string() } else { a.clone() }))
         .args(["-l", "8192", "-b"])
         .arg(&batch)
         .arg("alice@127.0.0.1")
@@ -334,25 +253,15 @@ async fn a_client_killed_mid_upload_leaves_no_file() {
         if staged > 0 {
             break;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "upload never started"
-        );
+        assert!(tokio::time::Instant::now() < deadline, "upload never started");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     child.kill().await.unwrap();
     let record = srv.expect_event(|e| e.event == "file.upload").await;
     assert_eq!(record.outcome, ferry::audit::Outcome::Failed);
-    assert!(
-        record.bytes.unwrap_or(0) > 0,
-        "some bytes arrived before the kill"
-    );
-    assert_eq!(
-        std::fs::read_dir(&home).unwrap().count(),
-        0,
-        "no final file and no staged part"
-    );
+    assert!(record.bytes.unwrap_or(0) > 0, "some bytes arrived before the kill");
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0, "no final file and no staged part");
     // The server keeps serving.
     std::fs::write(local.path().join("small.bin"), b"after").unwrap();
     ok(&srv.sftp("alice", local.path(), "put small.bin\n").await);

@@ -22,8 +22,7 @@ async fn paramiko(args: &[String]) -> serde_json::Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paramiko_session_behaves_like_openssh_sftp_server() {
     let srv = TestServer::start().await;
-    srv.add_user(User::with_password("pat", "correct horse battery"))
-        .await;
+    srv.add_user(User::with_password("pat", "correct horse battery")).await;
     let work = tempfile::tempdir().unwrap();
     let v = paramiko(&[
         srv.port().to_string(),
@@ -35,10 +34,7 @@ async fn paramiko_session_behaves_like_openssh_sftp_server() {
     assert_eq!(v["roundtrip"], true, "{v}");
     assert_eq!(v["stat_size"], 3 * 1024 * 1024 + 17);
     assert_eq!(v["listdir"], serde_json::json!(["one"]));
-    assert_eq!(
-        v["rename_over_existing"], "error",
-        "SFTP v3 rename must not replace"
-    );
+    assert_eq!(v["rename_over_existing"], "error", "SFTP v3 rename must not replace");
     assert_eq!(v["after_posix_rename"], "x");
     assert_eq!(v["escape"], "permission");
     assert_eq!(v["readlink"], "/t.txt");
@@ -51,12 +47,10 @@ async fn paramiko_session_behaves_like_openssh_sftp_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_password_unknown_user_and_empty_password_look_alike() {
     let mut srv = TestServer::start().await;
-    srv.add_user(User::with_password("pat", "right-password"))
-        .await;
+    srv.add_user(User::with_password("pat", "right-password")).await;
     let port = srv.port().to_string();
-    let login = |user: &str, password: &str| {
-        paramiko_login(port.clone(), user.to_string(), password.to_string())
-    };
+    let login =
+        |user: &str, password: &str| paramiko_login(port.clone(), user.to_string(), password.to_string());
     assert_eq!(login("pat", "right-password").await, "ok");
     assert_eq!(login("pat", "wrong-password").await, "denied");
     let record = srv.expect_event(|e| e.event == "login.failed").await;

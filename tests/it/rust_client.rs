@@ -15,23 +15,15 @@ struct AcceptAny;
 impl client::Handler for AcceptAny {
     type Error = russh::Error;
 
-    async fn check_server_key(
-        &mut self,
-        _key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
+    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         Ok(true)
     }
 }
 
 async fn connect(srv: &TestServer, user: &str, password: &str) -> Handle<AcceptAny> {
     let config = Arc::new(client::Config::default());
-    let mut handle = client::connect(config, srv.addr, AcceptAny)
-        .await
-        .expect("connect");
-    let auth = handle
-        .authenticate_password(user, password)
-        .await
-        .expect("auth exchange");
+    let mut handle = client::connect(config, srv.addr, AcceptAny).await.expect("connect");
+    let auth = handle.authenticate_password(user, password).await.expect("auth exchange");
     assert!(auth.success(), "login as {user}");
     handle
 }
@@ -39,37 +31,24 @@ async fn connect(srv: &TestServer, user: &str, password: &str) -> Handle<AcceptA
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn russh_sftp_client_round_trip() {
     let srv = TestServer::start().await;
-    srv.add_user(User::with_password("rusty", "pw-rusty-1"))
-        .await;
+    srv.add_user(User::with_password("rusty", "pw-rusty-1")).await;
     let handle = connect(&srv, "rusty", "pw-rusty-1").await;
     let channel = handle.channel_open_session().await.unwrap();
     channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream())
-        .await
-        .unwrap();
+    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
     let data = payload(1 << 20, 42);
     sftp.create_dir("in").await.unwrap();
     // russh-sftp's `write` closes the file from a background task; close explicitly so the
     // atomic upload is published before we read it back.
     let mut file = sftp.create("in/r.bin").await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut file, &data)
-        .await
-        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut file, &data).await.unwrap();
     tokio::io::AsyncWriteExt::shutdown(&mut file).await.unwrap();
     drop(file);
     assert_eq!(sftp.read("in/r.bin").await.unwrap(), data);
     assert_eq!(sftp.metadata("in/r.bin").await.unwrap().size, Some(1 << 20));
-    let names: Vec<String> = sftp
-        .read_dir("in")
-        .await
-        .unwrap()
-        .map(|e| e.file_name())
-        .collect();
+    let names: Vec<String> = sftp.read_dir("in").await.unwrap().map(|e| e.file_name()).collect();
     assert_eq!(names, ["r.bin"]);
-    assert_eq!(
-        sftp.canonicalize("in/../in/./r.bin").await.unwrap(),
-        "/in/r.bin"
-    );
+    assert_eq!(sftp.canonicalize("in/../in/./r.bin").await.unwrap(), "/in/r.bin");
     sftp.remove_file("in/r.bin").await.unwrap();
     assert!(sftp.metadata("in/r.bin").await.is_err());
 }
@@ -79,10 +58,7 @@ async fn raw_sftp(srv: &TestServer) -> (Handle<AcceptAny>, russh::Channel<client
     let handle = connect(srv, "raw", "pw-raw-1").await;
     let mut channel = handle.channel_open_session().await.unwrap();
     channel.request_subsystem(true, "sftp").await.unwrap();
-    channel
-        .data_bytes(vec![0u8, 0, 0, 5, 1, 0, 0, 0, 3])
-        .await
-        .unwrap();
+    channel.data_bytes(vec![0u8, 0, 0, 5, 1, 0, 0, 0, 3]).await.unwrap();
     let version = next_data(&mut channel).await;
     assert_eq!(version[4], 2, "VERSION reply");
     let text = String::from_utf8_lossy(&version);
@@ -100,10 +76,7 @@ async fn raw_sftp(srv: &TestServer) -> (Handle<AcceptAny>, russh::Channel<client
 
 async fn next_data(channel: &mut russh::Channel<client::Msg>) -> Vec<u8> {
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), channel.wait())
-            .await
-            .expect("reply in time")
-        {
+        match tokio::time::timeout(Duration::from_secs(5), channel.wait()).await.expect("reply in time") {
             Some(ChannelMsg::Data { data }) => return data.to_vec(),
             Some(_) => continue,
             None => panic!("channel ended"),
@@ -147,21 +120,7 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
     let (handle, mut channel) = raw_sftp(&srv).await;
     // STAT (17) id 9 of a name that is not UTF-8: a STATUS reply, the stream stays in sync.
     let name = [0xffu8, 0xfe, b'x'];
-    let mut packet = vec![
-        0,
-        0,
-        0,
-        (1 + 4 + 4 + name.len()) as u8,
-        17,
-        0,
-        0,
-        0,
-        9,
-        0,
-        0,
-        0,
-        name.len() as u8,
-    ];
+    let mut packet = vec![0, 0, 0, (1 + 4 + 4 + name.len()) as u8, 17, 0, 0, 0, 9, 0, 0, 0, name.len() as u8];
     packet.extend_from_slice(&name);
     channel.data_bytes(packet).await.unwrap();
     let reply = next_data(&mut channel).await;
@@ -169,15 +128,9 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
     assert_eq!(&reply[5..9], &[0, 0, 0, 9], "same request id");
     assert_eq!(&reply[9..13], &[0, 0, 0, 5], "SSH_FX_BAD_MESSAGE");
     // An unknown request type gets OP_UNSUPPORTED.
-    channel
-        .data_bytes(vec![0u8, 0, 0, 5, 77, 0, 0, 0, 10])
-        .await
-        .unwrap();
+    channel.data_bytes(vec![0u8, 0, 0, 5, 77, 0, 0, 0, 10]).await.unwrap();
     let reply = next_data(&mut channel).await;
-    assert_eq!(
-        (&reply[5..9], &reply[9..13]),
-        (&[0u8, 0, 0, 10][..], &[0u8, 0, 0, 8][..])
-    );
+    assert_eq!((&reply[5..9], &reply[9..13]), (&[0u8, 0, 0, 10][..], &[0u8, 0, 0, 8][..]));
     // A packet claiming 16 MiB closes the channel cleanly.
     channel.data_bytes(vec![1u8, 0, 0, 0, 3]).await.unwrap();
     let (seen, _) = until_closed(&mut channel).await;
@@ -185,19 +138,12 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
     // The connection itself survives: a new SFTP channel works.
     let channel = handle.channel_open_session().await.unwrap();
     channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream())
-        .await
-        .unwrap();
+    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
     let mut file = sftp.create("ok.txt").await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(&mut file, b"still serving")
-        .await
-        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut file, b"still serving").await.unwrap();
     tokio::io::AsyncWriteExt::shutdown(&mut file).await.unwrap();
     drop(file);
-    assert_eq!(
-        std::fs::read(srv.home("raw").join("ok.txt")).unwrap(),
-        b"still serving"
-    );
+    assert_eq!(std::fs::read(srv.home("raw").join("ok.txt")).unwrap(), b"still serving");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,9 +153,7 @@ async fn shutdown_lets_a_running_transfer_finish() {
     let handle = connect(&srv, "raw", "pw-raw-1").await;
     let channel = handle.channel_open_session().await.unwrap();
     channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream())
-        .await
-        .unwrap();
+    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
     let mut file = sftp.create("during.bin").await.unwrap();
     use tokio::io::AsyncWriteExt;
     file.write_all(&payload(1 << 20, 1)).await.unwrap();
@@ -217,22 +161,13 @@ async fn shutdown_lets_a_running_transfer_finish() {
     srv.signal_shutdown();
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Draining: new connections are refused, the open transfer goes on.
-    assert!(
-        tokio::net::TcpStream::connect(srv.addr).await.is_err(),
-        "listener closed"
-    );
+    assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err(), "listener closed");
     // New transfers are refused while draining.
-    assert!(
-        sftp.create("late.bin").await.is_err(),
-        "no new uploads during shutdown"
-    );
+    assert!(sftp.create("late.bin").await.is_err(), "no new uploads during shutdown");
     file.write_all(&payload(1 << 20, 2)).await.unwrap();
     file.shutdown().await.unwrap();
     drop(file);
-    tokio::time::timeout(Duration::from_secs(10), running.wait())
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running.wait()).await.unwrap().unwrap();
     let stored = std::fs::read(srv.home("raw").join("during.bin")).unwrap();
     assert_eq!(stored.len(), 2 << 20);
     assert!(!srv.home("raw").join("late.bin").exists());
@@ -247,10 +182,7 @@ async fn connections_over_the_limit_are_closed_and_audited() {
     let mut buf = Vec::new();
     use tokio::io::AsyncReadExt;
     let read = tokio::time::timeout(Duration::from_secs(5), second.read_to_end(&mut buf)).await;
-    assert!(
-        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
-        "closed without a banner: {buf:?}"
-    );
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed without a banner: {buf:?}");
     let record = srv.expect_event(|e| e.event == "connection.refused").await;
     assert_eq!(record.reason.as_deref(), Some("connection limit reached"));
 }

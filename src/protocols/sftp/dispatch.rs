@@ -14,8 +14,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use russh_sftp::protocol::{
-    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet,
-    StatusCode, Version,
+    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet, StatusCode,
+    Version,
 };
 use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
 use tokio::task::JoinSet;
@@ -108,10 +108,7 @@ struct Fatal(&'static str);
 /// Serves one SFTP subsystem channel until the client ends it.
 pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
     let (mut input, output) = channel.split();
-    let replies = Arc::new(Replies {
-        output,
-        order: Mutex::new(Order::default()),
-    });
+    let replies = Arc::new(Replies { output, order: Mutex::new(Order::default()) });
     let mut dispatcher = Dispatcher {
         session,
         handles: HashMap::new(),
@@ -198,14 +195,7 @@ impl Dispatcher {
     fn insert(&mut self, handle: Handle, append: bool) -> String {
         let name = self.next_handle.to_string();
         self.next_handle += 1;
-        self.handles.insert(
-            name.clone(),
-            Arc::new(Entry {
-                handle,
-                append,
-                order: Arc::default(),
-            }),
-        );
+        self.handles.insert(name.clone(), Arc::new(Entry { handle, append, order: Arc::default() }));
         name
     }
 
@@ -232,10 +222,7 @@ impl Dispatcher {
                 let (code, message) = if known {
                     (StatusCode::BadMessage, format!("malformed request: {e}"))
                 } else {
-                    (
-                        StatusCode::OpUnsupported,
-                        format!("unsupported request type {kind}"),
-                    )
+                    (StatusCode::OpUnsupported, format!("unsupported request type {kind}"))
                 };
                 self.status(id, code, &message).await;
                 return Ok(());
@@ -255,9 +242,7 @@ impl Dispatcher {
                 ("fsync@openssh.com", "1"),
                 ("limits@openssh.com", "1"),
             ] {
-                version
-                    .extensions
-                    .insert(name.to_string(), revision.to_string());
+                version.extensions.insert(name.to_string(), revision.to_string());
             }
             self.send(Packet::Version(version)).await;
             return Ok(());
@@ -270,9 +255,7 @@ impl Dispatcher {
         match packet {
             Packet::Read(read) => {
                 let Some(entry) = self.entry(&read.handle) else {
-                    return self
-                        .status(read.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let guard = Arc::clone(&entry.order).read_owned().await;
                 let len = (read.len as usize).min(MAX_DATA);
@@ -281,15 +264,10 @@ impl Dispatcher {
                     entry,
                     move |entry| async move {
                         let Handle::Read(file) = &entry.handle else {
-                            return Err((
-                                StatusCode::Failure,
-                                "handle is not open for reading".into(),
-                            ));
+                            return Err((StatusCode::Failure, "handle is not open for reading".into()));
                         };
                         match file.read_at(read.offset, len).await {
-                            Ok(data) if data.is_empty() => {
-                                Err((StatusCode::Eof, "End of file".into()))
-                            }
+                            Ok(data) if data.is_empty() => Err((StatusCode::Eof, "End of file".into())),
                             Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
                             Err(e) => Err(((&e).into(), e.to_string())),
                         }
@@ -300,9 +278,7 @@ impl Dispatcher {
             }
             Packet::Write(write) => {
                 let Some(entry) = self.entry(&write.handle) else {
-                    return self
-                        .status(write.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(write.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let guard = Arc::clone(&entry.order).read_owned().await;
                 self.spawn(
@@ -310,10 +286,7 @@ impl Dispatcher {
                     entry,
                     move |entry| async move {
                         let Handle::Write(file) = &entry.handle else {
-                            return Err((
-                                StatusCode::Failure,
-                                "handle is not open for writing".into(),
-                            ));
+                            return Err((StatusCode::Failure, "handle is not open for writing".into()));
                         };
                         match file.write_at(write.offset, Bytes::from(write.data)).await {
                             Ok(()) => Ok(None),
@@ -326,9 +299,7 @@ impl Dispatcher {
             }
             Packet::Open(open) => {
                 if self.handles.len() >= self.limits.max_handles {
-                    return self
-                        .status(open.id, StatusCode::Failure, "too many open handles")
-                        .await;
+                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
                 }
                 let flags = open.pflags;
                 let result = match self.path(&open.filename) {
@@ -348,29 +319,21 @@ impl Dispatcher {
                     Ok(handle) => {
                         let append = flags.contains(OpenFlags::APPEND);
                         let handle = self.insert(handle, append);
-                        self.send(Packet::Handle(HandleReply {
-                            id: open.id,
-                            handle,
-                        }))
-                        .await;
+                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
                     }
                     Err(e) => self.error(open.id, &e).await,
                 }
             }
             Packet::Close(close) => {
                 let Some(entry) = self.handles.remove(&close.handle) else {
-                    return self
-                        .status(close.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(close.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let result = close_entry(entry).await;
                 self.result(close.id, result).await;
             }
             Packet::OpenDir(open) => {
                 if self.handles.len() >= self.limits.max_handles {
-                    return self
-                        .status(open.id, StatusCode::Failure, "too many open handles")
-                        .await;
+                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
                 }
                 let listing = match self.path(&open.path) {
                     Ok(path) => self.session.list(&path).await,
@@ -379,25 +342,17 @@ impl Dispatcher {
                 match listing {
                     Ok(listing) => {
                         let handle = self.insert(Handle::Dir(Mutex::new(Some(listing))), false);
-                        self.send(Packet::Handle(HandleReply {
-                            id: open.id,
-                            handle,
-                        }))
-                        .await;
+                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
                     }
                     Err(e) => self.error(open.id, &e).await,
                 }
             }
             Packet::ReadDir(read) => {
                 let Some(entry) = self.entry(&read.handle) else {
-                    return self
-                        .status(read.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let Handle::Dir(listing) = &entry.handle else {
-                    return self
-                        .status(read.id, StatusCode::Failure, "not a folder handle")
-                        .await;
+                    return self.status(read.id, StatusCode::Failure, "not a folder handle").await;
                 };
                 let mut listing = listing.lock().await;
                 let batch = match listing.as_mut() {
@@ -411,10 +366,8 @@ impl Dispatcher {
                     }
                     Ok(batch) => {
                         let owner = self.session.user();
-                        let files: Vec<File> = batch
-                            .into_iter()
-                            .map(|(name, meta)| listing_entry(name, &meta, owner))
-                            .collect();
+                        let files: Vec<File> =
+                            batch.into_iter().map(|(name, meta)| listing_entry(name, &meta, owner)).collect();
                         self.send(Packet::Name(Name { id: read.id, files })).await;
                     }
                     Err(e) => self.error(read.id, &e).await,
@@ -436,9 +389,7 @@ impl Dispatcher {
             }
             Packet::Fstat(stat) => {
                 let Some(entry) = self.entry(&stat.handle) else {
-                    return self
-                        .status(stat.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(stat.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let _exclusive = entry.order.write().await;
                 let result = match &entry.handle {
@@ -457,9 +408,7 @@ impl Dispatcher {
             }
             Packet::FSetStat(set) => {
                 let Some(entry) = self.entry(&set.handle) else {
-                    return self
-                        .status(set.id, StatusCode::Failure, "invalid handle")
-                        .await;
+                    return self.status(set.id, StatusCode::Failure, "invalid handle").await;
                 };
                 let _exclusive = entry.order.write().await;
                 let result = match &entry.handle {
@@ -519,12 +468,10 @@ impl Dispatcher {
                 // OpenSSH sends the target first and the new link second (the reverse of the
                 // draft); every common client follows OpenSSH.
                 let result = match self.path(&link.targetpath) {
-                    Ok(link_path) => {
-                        match self.session.resolve(&link_path.parent(), &link.linkpath) {
-                            Ok(target) => self.session.symlink(&target, &link_path).await,
-                            Err(e) => Err(e),
-                        }
-                    }
+                    Ok(link_path) => match self.session.resolve(&link_path.parent(), &link.linkpath) {
+                        Ok(target) => self.session.symlink(&target, &link_path).await,
+                        Err(e) => Err(e),
+                    },
                     Err(e) => Err(e),
                 };
                 self.result(link.id, result).await;
@@ -532,20 +479,14 @@ impl Dispatcher {
             Packet::Extended(extended) => self.extended(extended).await,
             other => {
                 let id = other.get_request_id();
-                self.status(id, StatusCode::OpUnsupported, "unexpected packet")
-                    .await;
+                self.status(id, StatusCode::OpUnsupported, "unexpected packet").await;
             }
         }
     }
 
     /// Runs a READ/WRITE concurrently; `work` yields the reply bytes, or none for STATUS OK.
-    async fn spawn<F, Fut>(
-        &mut self,
-        guard: OwnedRwLockReadGuard<()>,
-        entry: Arc<Entry>,
-        work: F,
-        id: u32,
-    ) where
+    async fn spawn<F, Fut>(&mut self, guard: OwnedRwLockReadGuard<()>, entry: Arc<Entry>, work: F, id: u32)
+    where
         F: FnOnce(Arc<Entry>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<Bytes>, (StatusCode, String)>> + Send,
     {
@@ -573,28 +514,14 @@ impl Dispatcher {
 
     async fn attrs_reply(&self, id: u32, result: Result<crate::session::Metadata, SessionError>) {
         match result {
-            Ok(meta) => {
-                self.send(Packet::Attrs(Attrs {
-                    id,
-                    attrs: attrs(&meta),
-                }))
-                .await
-            }
+            Ok(meta) => self.send(Packet::Attrs(Attrs { id, attrs: attrs(&meta) })).await,
             Err(e) => self.error(id, &e).await,
         }
     }
 
     async fn name_reply(&self, id: u32, path: String) {
-        let file = File {
-            longname: path.clone(),
-            filename: path,
-            attrs: FileAttributes::empty(),
-        };
-        self.send(Packet::Name(Name {
-            id,
-            files: vec![file],
-        }))
-        .await;
+        let file = File { longname: path.clone(), filename: path, attrs: FileAttributes::empty() };
+        self.send(Packet::Name(Name { id, files: vec![file] })).await;
     }
 
     async fn extended(&mut self, request: Extended) {
@@ -602,12 +529,9 @@ impl Dispatcher {
         let mut data = request.data.as_slice();
         match request.request.as_str() {
             "posix-rename@openssh.com" | "hardlink@openssh.com" => {
-                let (Some(from), Some(to)) =
-                    (wire::take_string(&mut data), wire::take_string(&mut data))
+                let (Some(from), Some(to)) = (wire::take_string(&mut data), wire::take_string(&mut data))
                 else {
-                    return self
-                        .status(id, StatusCode::BadMessage, "malformed request")
-                        .await;
+                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
                 };
                 let result = match (self.path(&from), self.path(&to)) {
                     (Ok(from), Ok(to)) if request.request.starts_with("posix") => {
@@ -633,16 +557,13 @@ impl Dispatcher {
                         0, // flags
                         c.max_name_len,
                     ];
-                    self.send_bytes(wire::extended_reply_u64s(id, &values))
-                        .await;
+                    self.send_bytes(wire::extended_reply_u64s(id, &values)).await;
                 }
                 Err(e) => self.error(id, &e).await,
             },
             "fsync@openssh.com" => {
                 let Some(handle) = wire::take_string(&mut data) else {
-                    return self
-                        .status(id, StatusCode::BadMessage, "malformed request")
-                        .await;
+                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
                 };
                 let Some(entry) = self.entry(&handle) else {
                     return self.status(id, StatusCode::Failure, "invalid handle").await;
@@ -655,19 +576,11 @@ impl Dispatcher {
                 self.result(id, result).await;
             }
             "limits@openssh.com" => {
-                let values = [
-                    MAX_PACKET as u64,
-                    MAX_DATA as u64,
-                    MAX_DATA as u64,
-                    self.limits.max_handles as u64,
-                ];
-                self.send_bytes(wire::extended_reply_u64s(id, &values))
-                    .await;
+                let values =
+                    [MAX_PACKET as u64, MAX_DATA as u64, MAX_DATA as u64, self.limits.max_handles as u64];
+                self.send_bytes(wire::extended_reply_u64s(id, &values)).await;
             }
-            _ => {
-                self.status(id, StatusCode::OpUnsupported, "unsupported extension")
-                    .await
-            }
+            _ => self.status(id, StatusCode::OpUnsupported, "unsupported extension").await,
         }
     }
 }

@@ -11,9 +11,7 @@ impl From<&SessionError> for StatusCode {
     fn from(e: &SessionError) -> Self {
         match e {
             SessionError::NotFound(_) => StatusCode::NoSuchFile,
-            SessionError::PermissionDenied { .. } | SessionError::Escapes(_) => {
-                StatusCode::PermissionDenied
-            }
+            SessionError::PermissionDenied { .. } | SessionError::Escapes(_) => StatusCode::PermissionDenied,
             SessionError::InvalidPath(PathError::Escapes) => StatusCode::PermissionDenied,
             SessionError::InvalidPath(_) => StatusCode::BadMessage,
             SessionError::Unsupported(_) => StatusCode::OpUnsupported,
@@ -33,8 +31,7 @@ const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 
 fn unix_secs(t: Option<SystemTime>) -> Option<u32> {
-    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs().min(u64::from(u32::MAX)) as u32)
 }
 
 pub fn attrs(meta: &Metadata) -> FileAttributes {
@@ -73,11 +70,7 @@ pub fn listing_entry(name: String, meta: &Metadata, owner: &str) -> File {
     };
     let date = meta
         .modified
-        .map(|t| {
-            chrono::DateTime::<chrono::Utc>::from(t)
-                .format("%b %e %H:%M")
-                .to_string()
-        })
+        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).format("%b %e %H:%M").to_string())
         .unwrap_or_else(|| "Jan  1  1970".to_string());
     let longname = format!(
         "{kind}{}{}{} 1 {owner:<8} {owner:<8} {:>8} {date} {name}",
@@ -86,11 +79,7 @@ pub fn listing_entry(name: String, meta: &Metadata, owner: &str) -> File {
         rwx(mode),
         meta.size,
     );
-    File {
-        filename: name,
-        longname,
-        attrs,
-    }
+    File { filename: name, longname, attrs }
 }
 
 /// The changes a SETSTAT/FSETSTAT asks for (uid/gid are ignored: users own their files).
@@ -121,11 +110,7 @@ mod tests {
             mode: Some(0o640),
         };
         let entry = listing_entry("a b.txt".into(), &meta, "alice");
-        assert!(
-            entry.longname.starts_with("-rw-r----- 1 alice"),
-            "{}",
-            entry.longname
-        );
+        assert!(entry.longname.starts_with("-rw-r----- 1 alice"), "{}", entry.longname);
         assert!(entry.longname.ends_with(" a b.txt"));
         assert_eq!(entry.attrs.permissions, Some(0o100640));
     }

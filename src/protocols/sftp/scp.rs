@@ -56,12 +56,7 @@ impl Command {
         if sink == source {
             return None;
         }
-        Some(Self {
-            sink,
-            recursive,
-            preserve,
-            path: path.unwrap_or_else(|| ".".into()),
-        })
+        Some(Self { sink, recursive, preserve, path: path.unwrap_or_else(|| ".".into()) })
     }
 }
 
@@ -171,26 +166,19 @@ async fn ack<W: AsyncWrite + Unpin>(output: &mut W) -> Result<(), ScpError> {
 
 /// A non-fatal error the client prints before going on.
 async fn warn<W: AsyncWrite + Unpin>(output: &mut W, message: &str) -> Result<(), ScpError> {
-    output
-        .write_all(format!("\x01scp: {message}\n").as_bytes())
-        .await?;
+    output.write_all(format!("\x01scp: {message}\n").as_bytes()).await?;
     output.flush().await?;
     Ok(())
 }
 
 async fn read_line<R: AsyncBufReadExt + Unpin>(input: &mut R) -> Result<Option<Vec<u8>>, ScpError> {
     let mut line = Vec::new();
-    let read = (&mut *input)
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut line)
-        .await?;
+    let read = (&mut *input).take(MAX_LINE as u64).read_until(b'\n', &mut line).await?;
     if read == 0 {
         return Ok(None);
     }
     if line.last() != Some(&b'\n') {
-        return Err(ScpError::Protocol(
-            "control line too long or truncated".into(),
-        ));
+        return Err(ScpError::Protocol("control line too long or truncated".into()));
     }
     line.pop();
     Ok(Some(line))
@@ -205,15 +193,9 @@ async fn response<R: AsyncBufReadExt + Unpin>(input: &mut R) -> Result<bool, Scp
         code @ (1 | 2) => {
             let message = read_line(input).await?.unwrap_or_default();
             let message = String::from_utf8_lossy(&message).into_owned();
-            if code == 2 {
-                Err(ScpError::ClientAborted(message))
-            } else {
-                Ok(false)
-            }
+            if code == 2 { Err(ScpError::ClientAborted(message)) } else { Ok(false) }
         }
-        other => Err(ScpError::Protocol(format!(
-            "unexpected response byte {other}"
-        ))),
+        other => Err(ScpError::Protocol(format!("unexpected response byte {other}"))),
     }
 }
 
@@ -242,18 +224,12 @@ fn parse_times(line: &str) -> Result<(u64, u64), ScpError> {
     let [mtime, _, atime, _] = fields[..] else {
         return Err(bad());
     };
-    Ok((
-        mtime.parse().map_err(|_| bad())?,
-        atime.parse().map_err(|_| bad())?,
-    ))
+    Ok((mtime.parse().map_err(|_| bad())?, atime.parse().map_err(|_| bad())?))
 }
 
 fn times_attrs(times: Option<(u64, u64)>) -> Option<SetAttrs> {
     times.map(|(mtime, atime)| SetAttrs {
-        times: Some((
-            UNIX_EPOCH + Duration::from_secs(atime),
-            UNIX_EPOCH + Duration::from_secs(mtime),
-        )),
+        times: Some((UNIX_EPOCH + Duration::from_secs(atime), UNIX_EPOCH + Duration::from_secs(mtime))),
         ..SetAttrs::default()
     })
 }
@@ -276,8 +252,8 @@ where
     let mut all_ok = true;
     ack(output).await?;
     while let Some(line) = read_line(input).await? {
-        let line = String::from_utf8(line)
-            .map_err(|_| ScpError::Protocol("file names must be UTF-8".into()))?;
+        let line =
+            String::from_utf8(line).map_err(|_| ScpError::Protocol("file names must be UTF-8".into()))?;
         let destination = |name: &str| match dirs.last() {
             Some(dir) => dir.join(name),
             None if target_is_dir => target.join(name),
@@ -291,11 +267,7 @@ where
             Some(b'C') => {
                 let (_mode, size, name) = parse_entry(&line)?;
                 let path = destination(name);
-                let how = OpenWrite {
-                    create: true,
-                    truncate: true,
-                    ..OpenWrite::default()
-                };
+                let how = OpenWrite { create: true, truncate: true, ..OpenWrite::default() };
                 let file = match session.open_write(&path, how).await {
                     Ok(file) => file,
                     Err(e) => {
@@ -315,8 +287,7 @@ where
                     if n == 0 {
                         return Err(ScpError::Protocol("connection ended mid-file".into()));
                     }
-                    file.write_at(offset, bytes::Bytes::copy_from_slice(&buffer[..n]))
-                        .await?;
+                    file.write_at(offset, bytes::Bytes::copy_from_slice(&buffer[..n])).await?;
                     offset += n as u64;
                 }
                 if !response(input).await? {
@@ -364,9 +335,7 @@ where
             Some(1) => all_ok = false,
             Some(2) => return Err(ScpError::ClientAborted(line[1..].to_string())),
             _ => {
-                return Err(ScpError::Protocol(format!(
-                    "unexpected control line `{line}`"
-                )));
+                return Err(ScpError::Protocol(format!("unexpected control line `{line}`")));
             }
         }
     }
@@ -413,14 +382,9 @@ where
         };
         if command.preserve {
             let secs = |t: Option<std::time::SystemTime>| {
-                t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map_or(0, |d| d.as_secs())
+                t.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
             };
-            let line = format!(
-                "T{} 0 {} 0\n",
-                secs(meta.modified),
-                secs(meta.accessed.or(meta.modified))
-            );
+            let line = format!("T{} 0 {} 0\n", secs(meta.modified), secs(meta.accessed.or(meta.modified)));
             output.write_all(line.as_bytes()).await?;
             output.flush().await?;
             if !response(input).await? {
@@ -452,9 +416,7 @@ where
                 children.extend(batch.into_iter().map(|(child, _)| path.join(&child)));
             }
             let mode = meta.mode.unwrap_or(0o755) & 0o7777;
-            output
-                .write_all(format!("D{mode:04o} 0 {name}\n").as_bytes())
-                .await?;
+            output.write_all(format!("D{mode:04o} 0 {name}\n").as_bytes()).await?;
             output.flush().await?;
             if !response(input).await? {
                 all_ok = false;
@@ -473,9 +435,7 @@ where
             }
         };
         let mode = meta.mode.unwrap_or(0o644) & 0o7777;
-        output
-            .write_all(format!("C{mode:04o} {} {name}\n", meta.size).as_bytes())
-            .await?;
+        output.write_all(format!("C{mode:04o} {} {name}\n", meta.size).as_bytes()).await?;
         output.flush().await?;
         if !response(input).await? {
             all_ok = false;
@@ -486,9 +446,7 @@ where
             let want = (meta.size - offset).min(CHUNK as u64) as usize;
             let data = file.read_at(offset, want).await?;
             if data.is_empty() {
-                return Err(ScpError::Protocol(format!(
-                    "{path}: file shrank while being sent"
-                )));
+                return Err(ScpError::Protocol(format!("{path}: file shrank while being sent")));
             }
             output.write_all(&data).await?;
             offset += data.len() as u64;
@@ -522,16 +480,10 @@ mod tests {
 
     #[test]
     fn control_lines_parse_and_refuse_bad_names() {
-        assert_eq!(
-            parse_entry("C0644 12 a b.txt").unwrap(),
-            (0o644, 12, "a b.txt")
-        );
+        assert_eq!(parse_entry("C0644 12 a b.txt").unwrap(), (0o644, 12, "a b.txt"));
         assert!(parse_entry("C0644 12 ../evil").is_err());
         assert!(parse_entry("C0644 12 a/b").is_err());
         assert!(parse_entry("C0644 x a").is_err());
-        assert_eq!(
-            parse_times("T1700000000 0 1700000001 0").unwrap(),
-            (1_700_000_000, 1_700_000_001)
-        );
+        assert_eq!(parse_times("T1700000000 0 1700000001 0").unwrap(), (1_700_000_000, 1_700_000_001));
     }
 }

@@ -47,8 +47,7 @@ impl SshSettings {
         let mut kex = Vec::new();
         for name in names(&sftp.kex) {
             kex.push(
-                russh::kex::Name::try_from(name)
-                    .map_err(|_| format!("sftp.kex: `{name}` unsupported"))?,
+                russh::kex::Name::try_from(name).map_err(|_| format!("sftp.kex: `{name}` unsupported"))?,
             );
         }
         // Extension negotiation and strict KEX (Terrapin) stay on whatever the list says.
@@ -66,8 +65,7 @@ impl SshSettings {
         let mut mac = Vec::new();
         for name in names(&sftp.macs) {
             mac.push(
-                russh::mac::Name::try_from(name)
-                    .map_err(|_| format!("sftp.macs: `{name}` unsupported"))?,
+                russh::mac::Name::try_from(name).map_err(|_| format!("sftp.macs: `{name}` unsupported"))?,
             );
         }
         let mut key = Vec::new();
@@ -103,10 +101,7 @@ impl SshSettings {
         };
         Ok(Self {
             russh: Arc::new(russh),
-            limits: Limits {
-                max_in_flight: sftp.max_requests_in_flight,
-                max_handles: 256,
-            },
+            limits: Limits { max_in_flight: sftp.max_requests_in_flight, max_handles: 256 },
             scp_enabled,
             max_channels: sftp.max_sessions_per_connection,
             banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
@@ -133,7 +128,7 @@ pub async fn serve(
     sessions: SessionFactory,
     mut phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    let limit = ConnectionLimit::new(settings.max_connections);
+    let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections);
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     loop {
@@ -154,17 +149,10 @@ pub async fn serve(
             break;
         }
     }
-    let handles: Vec<_> = registry
-        .lock()
-        .map(|r| r.values().cloned().collect())
-        .unwrap_or_default();
+    let handles: Vec<_> = registry.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
     for handle in handles {
         let _ = handle
-            .disconnect(
-                russh::Disconnect::ByApplication,
-                "server shutting down".into(),
-                "en".into(),
-            )
+            .disconnect(russh::Disconnect::ByApplication, "server shutting down".into(), "en".into())
             .await;
     }
     // Give the connections a moment to flush their goodbyes.
@@ -185,11 +173,7 @@ async fn connection(
     registry: Registry,
 ) {
     let net::Accepted { stream, peer, slot } = accepted;
-    let conn = ConnectionInfo {
-        session_id: SessionId::new(),
-        peer,
-        protocol: Protocol::Ssh,
-    };
+    let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
     sessions.connection_opened(&conn);
     let handler = SshConnection {
         sessions: sessions.clone(),
@@ -263,12 +247,7 @@ impl russh::server::Handler for SshConnection {
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
-        Ok(self
-            .login(
-                user,
-                Credentials::Password(Secret::new(password.to_string())),
-            )
-            .await)
+        Ok(self.login(user, Credentials::Password(Secret::new(password.to_string()))).await)
     }
 
     async fn auth_publickey_offered(
@@ -282,11 +261,7 @@ impl russh::server::Handler for SshConnection {
         Ok(Auth::Accept)
     }
 
-    async fn auth_publickey(
-        &mut self,
-        user: &str,
-        key: VerifiedPublicKey<'_>,
-    ) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         if weak_signature(key.algorithm) {
             return Ok(Auth::reject());
         }
@@ -297,9 +272,7 @@ impl russh::server::Handler for SshConnection {
         let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
             return Ok(Auth::reject());
         };
-        Ok(self
-            .login(user, Credentials::PublicKey(format!("{kind} {blob}")))
-            .await)
+        Ok(self.login(user, Credentials::PublicKey(format!("{kind} {blob}"))).await)
     }
 
     async fn channel_open_session(
@@ -338,11 +311,7 @@ impl russh::server::Handler for SshConnection {
             refuse(channel_id, session)?;
             return Ok(());
         };
-        match self
-            .sessions
-            .open(identity, &self.conn, Protocol::Sftp)
-            .await
-        {
+        match self.sessions.open(identity, &self.conn, Protocol::Sftp).await {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
                 self.spawn_channel(dispatch::serve(channel, file_session, self.settings.limits));
@@ -369,11 +338,7 @@ impl russh::server::Handler for SshConnection {
             refuse(channel_id, session)?;
             return Ok(());
         };
-        match self
-            .sessions
-            .open(identity, &self.conn, Protocol::Scp)
-            .await
-        {
+        match self.sessions.open(identity, &self.conn, Protocol::Scp).await {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
                 self.spawn_channel(scp::run(channel, file_session, command));

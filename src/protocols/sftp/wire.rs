@@ -100,10 +100,7 @@ mod tests {
     #[test]
     fn data_reply_layout() {
         let b = data_reply(7, b"abc");
-        assert_eq!(
-            &b[..],
-            &[0, 0, 0, 12, 103, 0, 0, 0, 7, 0, 0, 0, 3, b'a', b'b', b'c']
-        );
+        assert_eq!(&b[..], &[0, 0, 0, 12, 103, 0, 0, 0, 7, 0, 0, 0, 3, b'a', b'b', b'c']);
     }
 
     #[test]
@@ -115,8 +112,6 @@ mod tests {
         assert_eq!(request_id(&[3, 0]), None);
         assert!(names_are_utf8(&[17, 0, 0, 0, 1, 0, 0, 0, 2, b'o', b'k']));
         assert!(!names_are_utf8(&[17, 0, 0, 0, 1, 0, 0, 0, 2, 0xff, b'k']));
-        assert!(!names_are_utf8(&[
-            18, 0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 1, 0xc3
-        ]));
+        assert!(!names_are_utf8(&[18, 0, 0, 0, 1, 0, 0, 0, 1, b'a', 0, 0, 0, 1, 0xc3]));
     }
 }
