@@ -126,6 +126,8 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
+    // One crypto provider for every TLS user (FTPS now, HTTPS and LDAP later).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -13,7 +13,10 @@ use crate::admin::{Admin, UserSpec};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::local::LocalAuthenticator;
 use crate::config::Config;
-use crate::protocols::sftp::{self, Phase, SshSettings, keys};
+use crate::net::tls;
+use crate::protocols::Phase;
+use crate::protocols::ftp::{self, FtpSettings};
+use crate::protocols::sftp::{self, SshSettings, keys};
 use crate::session::SessionFactory;
 use crate::state::State;
 use crate::storage::LocalStorage;
@@ -30,6 +33,10 @@ pub struct Bootstrap {
 /// A started server: its bound addresses and the task that runs it.
 pub struct Running {
     pub sftp_addr: Option<SocketAddr>,
+    /// FTP with explicit TLS (AUTH TLS).
+    pub ftp_addr: Option<SocketAddr>,
+    /// Implicit FTPS.
+    pub ftps_addr: Option<SocketAddr>,
     pub audit: Audit,
     pub state: State,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -81,6 +88,40 @@ pub async fn start(
         tracing::info!(addr = %listener.local_addr()?, scp = config.scp.enabled, "SFTP/SCP listening");
         listeners.spawn(sftp::serve(listener, settings, sessions.clone(), phase_rx.clone()));
     }
+    let mut ftp_addr = None;
+    let mut ftps_addr = None;
+    if config.ftp.enabled || config.ftps.enabled {
+        let tls = tls::server_config(&config.tls, &config.data_dir)?;
+        let settings = Arc::new(FtpSettings {
+            config: config.ftp.clone(),
+            tls: Some(tls),
+            rejection_delay: config.auth.rejection_delay,
+        });
+        for (enabled, bind, implicit, key) in [
+            (config.ftp.enabled, config.ftp.bind, false, "ftp.bind"),
+            (config.ftps.enabled, config.ftps.bind, true, "ftps.bind"),
+        ] {
+            if !enabled {
+                continue;
+            }
+            let listener =
+                TcpListener::bind(bind).await.with_context(|| format!("{key}: cannot listen on {bind}"))?;
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, implicit_tls = implicit, "FTP listening");
+            if implicit {
+                ftps_addr = Some(addr);
+            } else {
+                ftp_addr = Some(addr);
+            }
+            listeners.spawn(ftp::serve(
+                listener,
+                Arc::clone(&settings),
+                sessions.clone(),
+                implicit,
+                phase_rx.clone(),
+            ));
+        }
+    }
     audit.emit(
         EventKind::ServerStarted,
         Outcome::Ok,
@@ -114,7 +155,7 @@ pub async fn start(
         tracing::info!("stopped");
         Ok(())
     });
-    Ok(Running { sftp_addr, audit, state, task })
+    Ok(Running { sftp_addr, ftp_addr, ftps_addr, audit, state, task })
 }
 
 async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Result<()> {

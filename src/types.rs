@@ -35,6 +35,8 @@ pub enum Protocol {
     Ssh,
     Sftp,
     Scp,
+    Ftp,
+    Ftps,
     Cli,
 }
 
@@ -44,6 +46,8 @@ impl Protocol {
             Protocol::Ssh => "ssh",
             Protocol::Sftp => "sftp",
             Protocol::Scp => "scp",
+            Protocol::Ftp => "ftp",
+            Protocol::Ftps => "ftps",
             Protocol::Cli => "cli",
         }
     }

@@ -9,4 +9,4 @@ mod scp;
 mod server;
 mod wire;
 
-pub use server::{Phase, SshSettings, serve};
+pub use server::{SshSettings, serve};

@@ -20,6 +20,7 @@ use super::dispatch::{self, Limits};
 use super::scp;
 use crate::config::{AuthConfig, SftpConfig};
 use crate::net::{self, ConnectionLimit};
+use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Credentials, Identity, SessionFactory};
 use crate::types::{Protocol, Secret, SessionId};
 
@@ -108,15 +109,6 @@ impl SshSettings {
             max_connections: sftp.max_connections,
         })
     }
-}
-
-/// Shutdown phases the composition root drives: running, then draining (no new connections,
-/// transfers go on), then closing (every connection is disconnected).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    Running,
-    Draining,
-    Closing,
 }
 
 type Registry = Arc<Mutex<HashMap<u64, russh::server::Handle>>>;

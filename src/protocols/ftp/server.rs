@@ -1,0 +1,60 @@
+//! The FTP accept loop: one task per control connection, through the shared accept path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::{FtpSettings, control};
+use crate::net::{self, ConnectionLimit};
+use crate::protocols::Phase;
+use crate::session::{ConnectionInfo, SessionFactory};
+use crate::types::{Protocol, SessionId};
+
+/// Serves FTP (`implicit = false`, AUTH TLS available) or implicit FTPS on `listener` until
+/// `phase` reaches `Closing` and every connection has said goodbye.
+pub async fn serve(
+    listener: TcpListener,
+    settings: Arc<FtpSettings>,
+    sessions: SessionFactory,
+    implicit: bool,
+    mut phase: watch::Receiver<Phase>,
+) -> std::io::Result<()> {
+    let config = &settings.config;
+    let limit = ConnectionLimit::new(config.max_connections, config.max_connections_per_ip);
+    let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
+            }
+            accepted = net::accept(&listener, &limit, |peer, why| sessions.connection_refused(peer, protocol, why)) => {
+                let net::Accepted { stream, peer, slot } = accepted?;
+                let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol };
+                let (settings, sessions, phase) = (Arc::clone(&settings), sessions.clone(), phase.clone());
+                connections.spawn(async move {
+                    sessions.connection_opened(&info);
+                    control::run(stream, info, settings, sessions.clone(), implicit, phase).await;
+                    sessions.connection_closed(&info);
+                    drop(slot);
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    drop(listener);
+    // Connections see `Closing` themselves; give them a moment to say 421 and go.
+    while *phase.borrow() < Phase::Closing {
+        if phase.changed().await.is_err() {
+            break;
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    Ok(())
+}

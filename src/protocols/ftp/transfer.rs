@@ -1,0 +1,203 @@
+//! The data side of RETR, STOR/APPE/STOU and LIST/NLST/MLSD, run as a task the control
+//! channel can abort (ABOR). Memory per transfer is one chunk; nothing is buffered whole.
+//! TYPE A converts line ends on the fly (LF to CRLF out, CRLF to LF in).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::data::DataStream;
+use super::listing;
+use super::reply;
+use crate::session::{Listing, ReadFile, Session, VirtualPath, WriteFile};
+
+const CHUNK: usize = 256 * 1024;
+
+/// What the control channel says when a transfer ends: (code, text).
+pub type Outcome = (u16, String);
+
+fn data_error(e: std::io::Error) -> Outcome {
+    (426, format!("Data connection closed; transfer aborted: {e}"))
+}
+
+/// Sends `file` from `offset`.
+pub async fn download(file: ReadFile, mut offset: u64, mut data: DataStream, ascii: bool) -> Outcome {
+    let mut sent = 0u64;
+    loop {
+        let chunk = match file.read_at(offset, CHUNK).await {
+            Ok(chunk) => chunk,
+            Err(e) => return reply::for_error(&e),
+        };
+        if chunk.is_empty() {
+            break;
+        }
+        offset += chunk.len() as u64;
+        let result =
+            if ascii { data.write_all(&to_crlf(&chunk)).await } else { data.write_all(&chunk).await };
+        if let Err(e) = result {
+            return data_error(e);
+        }
+        sent += chunk.len() as u64;
+    }
+    if let Err(e) = data.shutdown().await {
+        return data_error(e);
+    }
+    (226, format!("Transfer complete ({sent} bytes)"))
+}
+
+/// Receives into `file` from `offset` until the client closes the data connection, then
+/// publishes the file. A broken connection leaves nothing under the final name.
+pub async fn upload(file: WriteFile, mut offset: u64, mut data: DataStream, ascii: bool) -> Outcome {
+    let mut buffer = vec![0u8; CHUNK];
+    let mut pending_cr = false;
+    loop {
+        let n = match data.read(&mut buffer).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            // TLS peers that skip close_notify: the TCP close still ends the upload, as in
+            // vsftpd's default (the client saw its own writes succeed).
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return data_error(e),
+        };
+        let chunk = if ascii {
+            Bytes::from(from_crlf(&buffer[..n], &mut pending_cr))
+        } else {
+            Bytes::copy_from_slice(&buffer[..n])
+        };
+        let len = chunk.len() as u64;
+        if let Err(e) = file.write_at(offset, chunk).await {
+            return reply::for_error(&e);
+        }
+        offset += len;
+    }
+    if pending_cr {
+        if let Err(e) = file.write_at(offset, Bytes::from_static(b"\r")).await {
+            return reply::for_error(&e);
+        }
+    }
+    match file.close().await {
+        Ok(()) => (226, "Transfer complete".to_string()),
+        Err(e) => reply::for_error(&e),
+    }
+}
+
+/// How a listing is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListFormat {
+    Long,
+    Names,
+    Facts,
+}
+
+/// Streams a folder listing in batches.
+pub async fn list(
+    session: Arc<Session>,
+    mut listing: Listing,
+    format: ListFormat,
+    mut data: DataStream,
+) -> Outcome {
+    let now = std::time::SystemTime::now();
+    loop {
+        let batch = match listing.next_batch(256).await {
+            Ok(batch) => batch,
+            Err(e) => return reply::for_error(&e),
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let mut text = String::new();
+        for (name, meta) in batch {
+            match format {
+                ListFormat::Long => text.push_str(&listing::list_line(&name, &meta, session.user(), now)),
+                ListFormat::Names => {
+                    text.push_str(&name);
+                    text.push_str("\r\n");
+                }
+                ListFormat::Facts => {
+                    text.push_str(&listing::mlsx_facts(&name, &meta));
+                    text.push_str("\r\n");
+                }
+            }
+        }
+        if let Err(e) = data.write_all(text.as_bytes()).await {
+            return data_error(e);
+        }
+    }
+    if let Err(e) = data.shutdown().await {
+        return data_error(e);
+    }
+    (226, "Transfer complete".to_string())
+}
+
+/// A single-file LIST/NLST (the argument named a file, not a folder).
+pub async fn list_one(
+    name: String,
+    meta: crate::session::Metadata,
+    owner: String,
+    format: ListFormat,
+    mut data: DataStream,
+) -> Outcome {
+    let line = match format {
+        ListFormat::Long => listing::list_line(&name, &meta, &owner, std::time::SystemTime::now()),
+        ListFormat::Names => format!("{name}\r\n"),
+        ListFormat::Facts => format!("{}\r\n", listing::mlsx_facts(&name, &meta)),
+    };
+    if let Err(e) = data.write_all(line.as_bytes()).await {
+        return data_error(e);
+    }
+    if let Err(e) = data.shutdown().await {
+        return data_error(e);
+    }
+    (226, "Transfer complete".to_string())
+}
+
+fn to_crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 32);
+    for &b in data {
+        if b == b'\n' {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Drops the CR of each CRLF; a CR at the end of a chunk waits for the next one.
+fn from_crlf(data: &[u8], pending_cr: &mut bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 1);
+    for &b in data {
+        if *pending_cr {
+            *pending_cr = false;
+            if b != b'\n' {
+                out.push(b'\r');
+            }
+        }
+        if b == b'\r' {
+            *pending_cr = true;
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// A path for STOU: a fresh name in `dir`.
+pub fn unique_name(dir: &VirtualPath) -> VirtualPath {
+    dir.join(&format!("ferry-{}", uuid::Uuid::new_v4().simple()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_conversion_round_trips_across_chunks() {
+        assert_eq!(to_crlf(b"a\nb\n"), b"a\r\nb\r\n");
+        let mut cr = false;
+        let mut out = from_crlf(b"a\r\nb\r", &mut cr);
+        out.extend(from_crlf(b"\nc\rd", &mut cr));
+        assert_eq!(out, b"a\nb\nc\rd");
+        assert!(!cr);
+    }
+}
