@@ -32,12 +32,12 @@ pub struct ConnectionSlot {
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         self.limit.active.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(mut per_ip) = self.limit.per_ip.lock() {
-            if let Some(count) = per_ip.get_mut(&self.ip) {
-                *count = count.saturating_sub(1);
-                if *count == 0 {
-                    per_ip.remove(&self.ip);
-                }
+        if let Ok(mut per_ip) = self.limit.per_ip.lock()
+            && let Some(count) = per_ip.get_mut(&self.ip)
+        {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                per_ip.remove(&self.ip);
             }
         }
     }

@@ -71,10 +71,8 @@ pub async fn upload(file: WriteFile, mut offset: u64, mut data: DataStream, asci
         }
         offset += len;
     }
-    if pending_cr {
-        if let Err(e) = file.write_at(offset, Bytes::from_static(b"\r")).await {
-            return reply::for_error(&e);
-        }
+    if pending_cr && let Err(e) = file.write_at(offset, Bytes::from_static(b"\r")).await {
+        return reply::for_error(&e);
     }
     match file.close().await {
         Ok(()) => (226, "Transfer complete".to_string()),
