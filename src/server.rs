@@ -92,11 +92,7 @@ pub async fn start(
     let mut ftps_addr = None;
     if config.ftp.enabled || config.ftps.enabled {
         let tls = tls::server_config(&config.tls, &config.data_dir)?;
-        let settings = Arc::new(FtpSettings {
-            config: config.ftp.clone(),
-            tls: Some(tls),
-            rejection_delay: config.auth.rejection_delay,
-        });
+        let settings = Arc::new(FtpSettings::new(config.ftp.clone(), Some(tls), config.auth.rejection_delay));
         for (enabled, bind, implicit, key) in [
             (config.ftp.enabled, config.ftp.bind, false, "ftp.bind"),
             (config.ftps.enabled, config.ftps.bind, true, "ftps.bind"),

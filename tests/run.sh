@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
-# then runs the whole suite (unit tests and the tests/it integration binary).
+# then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
+# server, lftp and curl from Debian, paramiko in a venv.
 #   tests/run.sh            # everything
 #   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
 set -euo pipefail
@@ -11,6 +12,8 @@ command -v sftp >/dev/null || need_apt+=(openssh-client)
 command -v ssh-keygen >/dev/null || need_apt+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
+command -v lftp >/dev/null || need_apt+=(lftp)
+command -v curl >/dev/null || need_apt+=(curl)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -19,6 +19,11 @@ use tokio::sync::{broadcast, watch};
 pub struct TestServer {
     pub dir: TempDir,
     pub addr: SocketAddr,
+    /// FTP with AUTH TLS, and implicit FTPS.
+    pub ftp: SocketAddr,
+    pub ftps: SocketAddr,
+    /// The server's self-signed certificate (PEM), for clients that verify it.
+    pub cert: PathBuf,
     pub admin: Admin,
     /// The storage root on disk.
     pub files: PathBuf,
@@ -59,7 +64,8 @@ impl TestServer {
         let toml = format!("data_dir = {data:?}\n{extra}\n", data = data.display().to_string(),);
         let mut table: toml::Table = toml.parse().expect("test config parses");
         let defaults: toml::Table = "[sftp]\nbind = \"127.0.0.1:0\"\n[auth]\nrejection_delay = \"50ms\"\n\
-             [audit]\nstdout = false\n[server]\nshutdown_grace = \"5s\"\n"
+             [audit]\nstdout = false\n[server]\nshutdown_grace = \"5s\"\n\
+             [ftp]\nbind = \"127.0.0.1:0\"\npassive_ports = \"20000-29999\"\n[ftps]\nbind = \"127.0.0.1:0\"\n"
             .parse()
             .expect("defaults parse");
         for (section, values) in defaults {
@@ -82,10 +88,13 @@ impl TestServer {
         let (shutdown, rx) = watch::channel(false);
         let running = server::start(config, None, rx).await.expect("server starts");
         let addr = running.sftp_addr.expect("sftp enabled");
+        let ftp = running.ftp_addr.expect("ftp enabled");
+        let ftps = running.ftps_addr.expect("ftps enabled");
+        let cert = data.join("tls/cert.pem");
         let audit = running.audit.clone();
         let events = audit.subscribe();
         let admin = Admin::new(running.state.clone(), audit.clone());
-        Self { dir, addr, admin, files, key, events, shutdown, running: Some(running) }
+        Self { dir, addr, ftp, ftps, cert, admin, files, key, events, shutdown, running: Some(running) }
     }
 
     pub fn port(&self) -> u16 {

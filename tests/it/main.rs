@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod ftp;
 mod harness;
 mod layering;
 mod openssh;

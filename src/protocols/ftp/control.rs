@@ -24,6 +24,14 @@ use crate::session::{
 };
 use crate::types::{Protocol, Secret};
 
+/// Every verb this server answers; others get 502 whatever the login state.
+const KNOWN: &[&str] = &[
+    "USER", "PASS", "AUTH", "PBSZ", "PROT", "CCC", "FEAT", "SYST", "NOOP", "HELP", "QUIT", "OPTS", "ABOR",
+    "STAT", "PWD", "CWD", "CDUP", "TYPE", "MODE", "STRU", "ALLO", "REST", "PASV", "EPSV", "PORT", "EPRT",
+    "RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD", "MLST", "SIZE", "MDTM", "MFMT", "DELE", "MKD",
+    "RMD", "RNFR", "RNTO",
+];
+
 /// Longest command line accepted (a 4 KiB path plus verb and slack).
 const MAX_LINE: usize = 8192;
 
@@ -263,6 +271,9 @@ impl Connection {
             self.settle_transfer().await?;
         }
         let logged_in = self.session.is_some();
+        if !KNOWN.contains(&cmd.verb.as_str()) {
+            return self.done(502, &format!("Command {} not implemented", cmd.verb)).await;
+        }
         match cmd.verb.as_str() {
             "USER" => self.user(&cmd).await,
             "PASS" => self.pass(&cmd).await,
@@ -628,7 +639,7 @@ impl Connection {
         // Unreachable when `take_plan` succeeded; kept for the type.
         let Some(plan) = self.plan.take() else { return };
         let client = self.info.peer.0.map(|a| a.ip()).unwrap_or(self.local.ip());
-        let tls = if self.protect_data { self.settings.tls.clone() } else { None };
+        let tls = if self.protect_data { self.settings.data_tls.clone() } else { None };
         let timeout = self.settings.config.data_timeout;
         self.transfer = Some(tokio::spawn(async move {
             match data::connect(plan, client, tls.as_ref(), timeout).await {

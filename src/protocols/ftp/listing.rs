@@ -44,6 +44,9 @@ pub fn timestamp(t: Option<SystemTime>) -> String {
 /// Parses `YYYYMMDDHHMMSS[.sss]` (MFMT).
 pub fn parse_timestamp(raw: &str) -> Option<SystemTime> {
     let digits = raw.split('.').next()?;
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
     let naive = chrono::NaiveDateTime::parse_from_str(digits, "%Y%m%d%H%M%S").ok()?;
     let secs = u64::try_from(naive.and_utc().timestamp()).ok()?;
     Some(UNIX_EPOCH + Duration::from_secs(secs))

@@ -15,6 +15,17 @@ use std::time::Duration;
 
 pub use server::serve;
 
+impl FtpSettings {
+    pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>, rejection_delay: Duration) -> Self {
+        let data_tls = tls.as_ref().map(|control| {
+            let mut data = rustls::ServerConfig::clone(control);
+            data.send_tls13_tickets = 0;
+            Arc::new(data)
+        });
+        Self { config, tls, data_tls, rejection_delay }
+    }
+}
+
 use crate::config::FtpConfig;
 
 /// Everything an FTP listener needs, built once from configuration.
@@ -22,6 +33,10 @@ pub struct FtpSettings {
     pub config: FtpConfig,
     /// `None` when TLS is unavailable: AUTH TLS is then refused (and implicit FTPS not served).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The same TLS settings and session cache for data connections, minus TLS 1.3 session
+    /// tickets: a client that never reads tickets on a data connection closes it with unread
+    /// bytes, which the kernel turns into a reset, failing an upload that was complete.
+    pub data_tls: Option<Arc<rustls::ServerConfig>>,
     /// Every refused login takes this long.
     pub rejection_delay: Duration,
 }

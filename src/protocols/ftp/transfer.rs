@@ -55,9 +55,8 @@ pub async fn upload(file: WriteFile, mut offset: u64, mut data: DataStream, asci
         let n = match data.read(&mut buffer).await {
             Ok(0) => break,
             Ok(n) => n,
-            // TLS peers that skip close_notify: the TCP close still ends the upload, as in
-            // vsftpd's default (the client saw its own writes succeed).
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            // Over TLS a finished upload ends with close_notify; a bare TCP close means the
+            // client vanished (or someone truncated the stream), so nothing is published.
             Err(e) => return data_error(e),
         };
         let chunk = if ascii {
@@ -74,6 +73,8 @@ pub async fn upload(file: WriteFile, mut offset: u64, mut data: DataStream, asci
     if pending_cr && let Err(e) = file.write_at(offset, Bytes::from_static(b"\r")).await {
         return reply::for_error(&e);
     }
+    // Answer the client's close_notify with ours (Python's ssl `unwrap` waits for it).
+    let _ = data.shutdown().await;
     match file.close().await {
         Ok(()) => (226, "Transfer complete".to_string()),
         Err(e) => reply::for_error(&e),

@@ -120,7 +120,7 @@ pub async fn serve(
     sessions: SessionFactory,
     mut phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections);
+    let limit = ConnectionLimit::new(settings.max_connections, usize::MAX);
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     loop {

@@ -1,0 +1,386 @@
+//! FTP, explicit FTPS and implicit FTPS with real clients: curl, lftp, Python ftplib and the
+//! Rust suppaftp client, plus raw control-channel checks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::harness::{TestServer, User, failed, ok, payload, run, sha256, sha256_file};
+
+fn curl(srv: &TestServer, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "--cacert"]).arg(&srv.cert).args(args);
+    cmd
+}
+
+fn explicit(srv: &TestServer, path: &str) -> String {
+    format!("ftp://127.0.0.1:{}/{path}", srv.ftp.port())
+}
+
+fn implicit(srv: &TestServer, path: &str) -> String {
+    format!("ftps://127.0.0.1:{}/{path}", srv.ftps.port())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_round_trips_over_explicit_and_implicit_tls() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("fred", "ftp-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    for (i, size) in [0usize, 1, 1 << 20, 100 << 20].into_iter().enumerate() {
+        let name = format!("f{i}.bin");
+        let src = local.path().join(&name);
+        std::fs::write(&src, payload(size, i as u64)).unwrap();
+        let up = explicit(&srv, &name);
+        ok(&run(curl(&srv, &["--ssl-reqd", "-u", "fred:ftp-pass-1", "-T", src.to_str().unwrap(), &up]), 300)
+            .await);
+        let back = local.path().join(format!("back{i}"));
+        let down = implicit(&srv, &name);
+        ok(&run(curl(&srv, &["-u", "fred:ftp-pass-1", "-o", back.to_str().unwrap(), &down]), 300).await);
+        let expected = sha256(&payload(size, i as u64));
+        assert_eq!(sha256_file(&srv.home("fred").join(&name)), expected, "stored {name}");
+        assert_eq!(sha256_file(&back), expected, "downloaded {name}");
+    }
+    let listing = ok(&run(curl(&srv, &["-u", "fred:ftp-pass-1", &implicit(&srv, "")]), 60).await);
+    assert!(listing.lines().any(|l| l.starts_with("-rw") && l.ends_with(" f3.bin")), "{listing}");
+    let names =
+        ok(&run(curl(&srv, &["--ssl-reqd", "-l", "-u", "fred:ftp-pass-1", &explicit(&srv, "")]), 60).await);
+    let mut names: Vec<&str> = names.lines().collect();
+    names.sort();
+    assert_eq!(names, ["f0.bin", "f1.bin", "f2.bin", "f3.bin"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_resumes_downloads_and_uploads() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("fred", "ftp-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let data = payload(3 << 20, 11);
+    std::fs::create_dir_all(srv.home("fred")).unwrap();
+    std::fs::write(srv.home("fred").join("whole.bin"), &data).unwrap();
+    let partial = local.path().join("whole.bin");
+    std::fs::write(&partial, &data[..1_000_000]).unwrap();
+    let url = explicit(&srv, "whole.bin");
+    ok(&run(
+        curl(
+            &srv,
+            &["--ssl-reqd", "-u", "fred:ftp-pass-1", "-C", "-", "-o", partial.to_str().unwrap(), &url],
+        ),
+        60,
+    )
+    .await);
+    assert_eq!(sha256_file(&partial), sha256(&data));
+
+    std::fs::write(srv.home("fred").join("up.bin"), &data[..777_777]).unwrap();
+    let full = local.path().join("full.bin");
+    std::fs::write(&full, &data).unwrap();
+    let url = explicit(&srv, "up.bin");
+    ok(&run(
+        curl(&srv, &["--ssl-reqd", "-u", "fred:ftp-pass-1", "-C", "-", "-T", full.to_str().unwrap(), &url]),
+        60,
+    )
+    .await);
+    assert_eq!(sha256_file(&srv.home("fred").join("up.bin")), sha256(&data));
+}
+
+fn lftp_script(srv: &TestServer, url: &str, body: &str) -> tokio::process::Command {
+    let script = format!(
+        "set ssl:ca-file {}\nset ftp:ssl-force true\nset ftp:ssl-protect-data true\nset net:max-retries 1\n\
+         set net:timeout 20\nopen -u lara,lftp-pass-1 {url}\n{body}\n",
+        srv.cert.display()
+    );
+    let mut cmd = tokio::process::Command::new("lftp");
+    cmd.arg("-c").arg(script);
+    cmd
+}
+
+fn tree(root: &Path) {
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    std::fs::write(root.join("top.txt"), b"top").unwrap();
+    std::fs::write(root.join("sub/mid.bin"), payload(300_000, 4)).unwrap();
+    std::fs::write(root.join("sub/deeper/leaf name.txt"), "ünïcödé").unwrap();
+    std::fs::write(root.join("sub/deeper/empty"), b"").unwrap();
+}
+
+fn same_tree(a: &Path, b: &Path) {
+    let out = std::process::Command::new("diff").arg("-r").arg(a).arg(b).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lftp_mirrors_a_tree_both_ways() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("lara", "lftp-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let source = local.path().join("source");
+    tree(&source);
+    let url = format!("ftp://127.0.0.1:{}", srv.ftp.port());
+    let body =
+        format!("mirror -R {} /up\nmirror /up {}", source.display(), local.path().join("down").display());
+    ok(&run(lftp_script(&srv, &url, &body), 120).await);
+    same_tree(&source, &srv.home("lara").join("up"));
+    same_tree(&source, &local.path().join("down"));
+
+    let url = format!("ftps://127.0.0.1:{}", srv.ftps.port());
+    let body =
+        format!("mirror -R {} /up2\nmirror /up2 {}", source.display(), local.path().join("down2").display());
+    ok(&run(lftp_script(&srv, &url, &body), 120).await);
+    same_tree(&source, &srv.home("lara").join("up2"));
+    same_tree(&source, &local.path().join("down2"));
+}
+
+fn python() -> String {
+    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
+}
+
+fn ftplib_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ftplib_client.py")
+}
+
+async fn ftplib(srv: &TestServer, scenario: &str, user: &str, password: &str) -> serde_json::Value {
+    let mut cmd = tokio::process::Command::new(python());
+    cmd.arg(ftplib_script())
+        .arg(scenario)
+        .arg(srv.ftp.port().to_string())
+        .arg(user)
+        .arg(password)
+        .arg(&srv.cert);
+    let out = ok(&run(cmd, 120).await);
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("ftplib output {out}: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ftplib_session_covers_files_folders_rules_and_abort() {
+    let srv = TestServer::start().await;
+    srv.add_user(User { rules: &["/=*", "/ro=list,download"], ..User::with_password("pyftp", "py-pass-1") })
+        .await;
+    let home = srv.home("pyftp");
+    std::fs::create_dir_all(home.join("many")).unwrap();
+    std::fs::create_dir_all(home.join("ro")).unwrap();
+    for i in 0..2000 {
+        std::fs::write(home.join("many").join(format!("m{i:04}")), b"x").unwrap();
+    }
+    std::fs::write(home.join("big.bin"), payload(64 << 20, 5)).unwrap();
+    let v = ftplib(&srv, "main", "pyftp", "py-pass-1").await;
+    assert_eq!(v["roundtrip"], true, "{v}");
+    assert_eq!(v["size"], 1024 * 1024 + 3);
+    assert_eq!(v["mkd"], "/d1");
+    assert_eq!(v["nlst_d1"], serde_json::json!(["b.bin"]));
+    assert_eq!(v["rmd_nonempty"], "550");
+    assert_eq!(v["rmd"], "250");
+    assert_eq!(v["unicode_listed"], true);
+    assert_eq!(v["mlsd_many"], 2000);
+    assert_eq!(v["escape_retr"], "550");
+    assert_eq!(v["abs_retr"], "550");
+    assert_eq!(v["cdup_root"], "550");
+    assert_eq!(v["ro_upload"], "550");
+    assert_eq!(v["ccc"], "534");
+    assert_eq!(v["abor"], serde_json::json!(["426", "226"]));
+    assert_eq!(v["after_abor"], "200");
+    assert_eq!(v["tls_version"], "TLSv1.3");
+    assert!(!home.join("ro/x.txt").exists());
+    assert_eq!(std::fs::read(home.join("naïve café 日本.txt")).unwrap(), b"unicode");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_versions_are_negotiated_and_old_ones_refused() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    std::fs::create_dir_all(srv.home("pyftp")).unwrap();
+    std::fs::write(srv.home("pyftp").join("hello.txt"), b"hello").unwrap();
+    let v = ftplib(&srv, "tls", "pyftp", "py-pass-1").await;
+    assert_eq!(v["1.2"], serde_json::json!({"control": "TLSv1.2", "data": "hello"}), "{v}");
+    assert_eq!(v["1.3"], serde_json::json!({"control": "TLSv1.3", "data": "hello"}), "{v}");
+    let refused = v["1.1"].as_str().unwrap_or_default();
+    assert!(
+        refused.contains("PROTOCOL_VERSION") || refused.contains("alert"),
+        "TLS 1.1 refused by the server: {refused}"
+    );
+
+    let v = ftplib(&srv, "plaintext", "pyftp", "py-pass-1").await;
+    let login = v["login"].as_str().unwrap_or_default();
+    assert!(login.starts_with("534") && login.contains("TLS required"), "{login}");
+
+    let out = run(curl(&srv, &["--ssl-reqd", "-u", "pyftp:wrong", &explicit(&srv, "")]), 60).await;
+    failed(&out);
+    let record = srv.expect_event(|e| e.event == "login.failed").await;
+    assert_eq!(record.protocol, Some(ferry::types::Protocol::Ftps));
+    assert_eq!(record.reason.as_deref(), Some("password: wrong password"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_vanishing_mid_upload_leaves_no_file() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    let v = ftplib(&srv, "vanish", "pyftp", "py-pass-1").await;
+    assert_eq!(v["sent"], true);
+    let record = srv.expect_event(|e| e.event == "file.upload").await;
+    assert_eq!(record.outcome, ferry::audit::Outcome::Failed, "{record:?}");
+    let home = srv.home("pyftp");
+    assert_eq!(std::fs::read_dir(&home).unwrap().count(), 0, "no final file and no staged part");
+    // Still serving.
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("after.txt");
+    std::fs::write(&src, b"after").unwrap();
+    ok(&run(
+        curl(
+            &srv,
+            &[
+                "--ssl-reqd",
+                "-u",
+                "pyftp:py-pass-1",
+                "-T",
+                src.to_str().unwrap(),
+                &explicit(&srv, "after.txt"),
+            ],
+        ),
+        60,
+    )
+    .await);
+    assert_eq!(std::fs::read(home.join("after.txt")).unwrap(), b"after");
+}
+
+async fn suppaftp_client(
+    srv: &TestServer,
+    user: &str,
+    password: &str,
+) -> suppaftp::tokio::AsyncRustlsFtpStream {
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&srv.cert).unwrap();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector =
+        suppaftp::tokio::AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)));
+    let ftp = suppaftp::tokio::AsyncRustlsFtpStream::connect(srv.ftp).await.unwrap();
+    let mut ftp = ftp.into_secure(connector, "127.0.0.1").await.unwrap();
+    ftp.login(user, password).await.unwrap();
+    ftp
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_concurrent_suppaftp_sessions() {
+    let srv = Arc::new(TestServer::start().await);
+    srv.add_user(User::with_password("rusty", "rust-pass-1")).await;
+    let mut tasks = Vec::new();
+    for i in 0..20u64 {
+        let srv = Arc::clone(&srv);
+        tasks.push(tokio::spawn(async move {
+            let mut ftp = suppaftp_client(&srv, "rusty", "rust-pass-1").await;
+            ftp.transfer_type(suppaftp::types::FileType::Binary).await.unwrap();
+            let data = payload(300_000, 200 + i);
+            let name = format!("s{i}.bin");
+            ftp.put_file(&name, &mut data.as_slice()).await.unwrap();
+            let mut stream = ftp.retr_as_stream(&name).await.unwrap();
+            let mut back = Vec::new();
+            tokio::io::AsyncReadExt::read_to_end(&mut stream, &mut back).await.unwrap();
+            stream.finish().await.unwrap();
+            ftp.quit().await.unwrap();
+            assert_eq!(back, data, "session {i}");
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    for i in 0..20u64 {
+        assert_eq!(
+            std::fs::read(srv.home("rusty").join(format!("s{i}.bin"))).unwrap(),
+            payload(300_000, 200 + i)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_cross_between_sftp_and_ftps() {
+    let srv = TestServer::start().await;
+    srv.add_user(User { password: Some("both-pass-1"), ..User::with_key("both") }).await;
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("via-sftp.bin"), payload(500_000, 8)).unwrap();
+    ok(&srv.sftp("both", local.path(), "put via-sftp.bin\n").await);
+    let back = local.path().join("via-sftp.back");
+    ok(&run(
+        curl(
+            &srv,
+            &["-u", "both:both-pass-1", "-o", back.to_str().unwrap(), &implicit(&srv, "via-sftp.bin")],
+        ),
+        60,
+    )
+    .await);
+    assert_eq!(std::fs::read(&back).unwrap(), payload(500_000, 8));
+
+    let src = local.path().join("via-ftps.bin");
+    std::fs::write(&src, payload(600_000, 9)).unwrap();
+    ok(&run(
+        curl(&srv, &["-u", "both:both-pass-1", "-T", src.to_str().unwrap(), &implicit(&srv, "via-ftps.bin")]),
+        60,
+    )
+    .await);
+    ok(&srv.sftp("both", local.path(), "get via-ftps.bin via-ftps.back\n").await);
+    assert_eq!(std::fs::read(local.path().join("via-ftps.back")).unwrap(), payload(600_000, 9));
+}
+
+/// A raw control connection for checking exact replies.
+struct Raw {
+    reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    writer: tokio::net::tcp::OwnedWriteHalf,
+}
+
+impl Raw {
+    async fn connect(addr: std::net::SocketAddr) -> Self {
+        let (read, writer) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+        let mut raw = Self { reader: BufReader::new(read), writer };
+        assert!(raw.reply().await.starts_with("220"));
+        raw
+    }
+
+    /// The final line of the next reply.
+    async fn reply(&mut self) -> String {
+        loop {
+            let mut line = String::new();
+            tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!line.is_empty(), "connection closed");
+            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+                return line.trim_end().to_string();
+            }
+        }
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> String {
+        self.writer.write_all(bytes).await.unwrap();
+        self.writer.write_all(b"\r\n").await.unwrap();
+        self.reply().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_bounce_attempts_get_the_right_replies() {
+    let srv = TestServer::start_with("[ftp]\nrequire_tls = false\nactive_mode = true\n").await;
+    srv.add_user(User::with_password("raw", "raw-pass-1")).await;
+    let mut raw = Raw::connect(srv.ftp).await;
+    assert!(raw.send(b"LIST").await.starts_with("530 "), "commands before login");
+    assert!(raw.send(b"FROB x").await.starts_with("502 "), "unknown command");
+    assert!(raw.send(b"STOR \xff\xfe").await.starts_with("501 "), "non-UTF-8");
+    assert!(raw.send(&vec![b'A'; 20_000]).await.starts_with("500 "), "overlong line");
+    assert!(raw.send(b"PASS nope").await.starts_with("503 "), "PASS before USER");
+    assert!(raw.send(b"USER raw").await.starts_with("331 "));
+    assert!(raw.send(b"PASS raw-pass-1").await.starts_with("230 "));
+    assert!(raw.send(b"PORT 10,1,2,3,200,1").await.starts_with("504 "), "bounce to another host");
+    assert!(raw.send(b"EPRT |1|192.0.2.7|50001|").await.starts_with("504 "), "bounce via EPRT");
+    assert!(raw.send(b"PORT 127,0,0,1,0,21").await.starts_with("504 "), "privileged port");
+    assert!(raw.send(b"PORT 127,0,0,1,200,1").await.starts_with("200 "), "own address is fine");
+    assert!(raw.send(b"RETR ../../../etc/passwd").await.starts_with("550 "), "traversal");
+    assert!(raw.send(b"MODE B").await.starts_with("504 "));
+    assert!(raw.send(b"TYPE X").await.starts_with("504 "));
+    assert!(raw.send(b"REST abc").await.starts_with("501 "));
+    assert!(raw.send(b"QUIT").await.starts_with("221 "));
+}
