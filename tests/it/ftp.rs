@@ -384,3 +384,23 @@ async fn bad_input_and_bounce_attempts_get_the_right_replies() {
     assert!(raw.send(b"REST abc").await.starts_with("501 "));
     assert!(raw.send(b"QUIT").await.starts_with("221 "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_mode_transfers_when_enabled() {
+    // lftp, not curl: curl 7.88 fails active-mode FTPS on its own side (inet_ntop errno 97).
+    let srv = TestServer::start_with("[ftp]\nactive_mode = true\n").await;
+    srv.add_user(User::with_password("lara", "lftp-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("act.bin");
+    std::fs::write(&src, payload(700_000, 12)).unwrap();
+    let url = format!("ftp://127.0.0.1:{}", srv.ftp.port());
+    let back = local.path().join("act.back");
+    let body = format!(
+        "set ftp:passive-mode off\nput {} -o act.bin\nget act.bin -o {}",
+        src.display(),
+        back.display()
+    );
+    ok(&run(lftp_script(&srv, &url, &body), 60).await);
+    assert_eq!(std::fs::read(srv.home("lara").join("act.bin")).unwrap(), payload(700_000, 12));
+    assert_eq!(std::fs::read(&back).unwrap(), payload(700_000, 12));
+}
