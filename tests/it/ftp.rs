@@ -404,3 +404,21 @@ async fn active_mode_transfers_when_enabled() {
     assert_eq!(std::fs::read(srv.home("lara").join("act.bin")).unwrap(), payload(700_000, 12));
     assert_eq!(std::fs::read(&back).unwrap(), payload(700_000, 12));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_logins_close_the_connection() {
+    let mut srv = TestServer::start_with("[ftp]\nrequire_tls = false\nmax_login_attempts = 2\n").await;
+    srv.add_user(User::with_password("raw", "raw-pass-1")).await;
+    let mut raw = Raw::connect(srv.ftp).await;
+    assert!(raw.send(b"USER raw").await.starts_with("331 "));
+    assert!(raw.send(b"PASS wrong-1").await.starts_with("530 "));
+    assert!(raw.send(b"USER raw").await.starts_with("331 "));
+    assert!(raw.send(b"PASS wrong-2").await.starts_with("421 "), "second failure closes");
+    let mut rest = String::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), raw.reader.read_line(&mut rest)).await.unwrap();
+    assert_eq!(read.unwrap(), 0, "connection closed");
+    for _ in 0..2 {
+        let record = srv.expect_event(|e| e.event == "login.failed").await;
+        assert_eq!(record.protocol, Some(ferry::types::Protocol::Ftp));
+    }
+}
