@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::data::DataStream;
@@ -12,7 +12,8 @@ use super::listing;
 use super::reply;
 use crate::session::{Listing, ReadFile, Session, VirtualPath, WriteFile};
 
-const CHUNK: usize = 256 * 1024;
+/// Bytes per storage call; a transfer holds at most two chunks.
+const CHUNK: usize = 512 * 1024;
 
 /// What the control channel says when a transfer ends: (code, text).
 pub type Outcome = (u16, String);
@@ -21,24 +22,28 @@ fn data_error(e: std::io::Error) -> Outcome {
     (426, format!("Data connection closed; transfer aborted: {e}"))
 }
 
-/// Sends `file` from `offset`.
+/// Sends `file` from `offset`. The next chunk is read from storage while the current one is
+/// written to the network, so neither side waits on the other.
 pub async fn download(file: ReadFile, mut offset: u64, mut data: DataStream, ascii: bool) -> Outcome {
     let mut sent = 0u64;
-    loop {
-        let chunk = match file.read_at(offset, CHUNK).await {
-            Ok(chunk) => chunk,
-            Err(e) => return reply::for_error(&e),
-        };
-        if chunk.is_empty() {
-            break;
-        }
+    let mut chunk = match file.read_at(offset, CHUNK).await {
+        Ok(chunk) => chunk,
+        Err(e) => return reply::for_error(&e),
+    };
+    while !chunk.is_empty() {
         offset += chunk.len() as u64;
-        let result =
-            if ascii { data.write_all(&to_crlf(&chunk)).await } else { data.write_all(&chunk).await };
-        if let Err(e) = result {
+        let send = async {
+            if ascii { data.write_all(&to_crlf(&chunk)).await } else { data.write_all(&chunk).await }
+        };
+        let (written, next) = tokio::join!(send, file.read_at(offset, CHUNK));
+        if let Err(e) = written {
             return data_error(e);
         }
         sent += chunk.len() as u64;
+        chunk = match next {
+            Ok(next) => next,
+            Err(e) => return reply::for_error(&e),
+        };
     }
     if let Err(e) = data.shutdown().await {
         return data_error(e);
@@ -46,24 +51,53 @@ pub async fn download(file: ReadFile, mut offset: u64, mut data: DataStream, asc
     (226, format!("Transfer complete ({sent} bytes)"))
 }
 
+/// Fills `buf` up to its capacity or the end of the stream; `Ok(false)` at the end.
+async fn fill(data: &mut DataStream, buf: &mut BytesMut) -> std::io::Result<bool> {
+    while buf.len() < buf.capacity() {
+        if data.read_buf(buf).await? == 0 {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Receives into `file` from `offset` until the client closes the data connection, then
-/// publishes the file. A broken connection leaves nothing under the final name.
+/// publishes the file. The next chunk is read from the network while the current one is written
+/// to storage. A broken connection leaves nothing under the final name.
 pub async fn upload(file: WriteFile, mut offset: u64, mut data: DataStream, ascii: bool) -> Outcome {
-    let mut buffer = vec![0u8; CHUNK];
     let mut pending_cr = false;
+    let mut current: Option<Bytes> = None;
     loop {
-        let n = match data.read(&mut buffer).await {
-            Ok(0) => break,
-            Ok(n) => n,
-            // Over TLS a finished upload ends with close_notify; a bare TCP close means the
-            // client vanished (or someone truncated the stream), so nothing is published.
+        let mut next = BytesMut::with_capacity(CHUNK);
+        let store = async {
+            match current.take() {
+                Some(chunk) => {
+                    let len = chunk.len() as u64;
+                    file.write_at(offset, chunk).await.map(|()| len)
+                }
+                None => Ok(0),
+            }
+        };
+        let (stored, more) = tokio::join!(store, fill(&mut data, &mut next));
+        match stored {
+            Ok(len) => offset += len,
+            Err(e) => return reply::for_error(&e),
+        }
+        // Over TLS a finished upload ends with close_notify; a bare TCP close means the
+        // client vanished (or someone truncated the stream), so nothing is published.
+        let more = match more {
+            Ok(more) => more,
             Err(e) => return data_error(e),
         };
-        let chunk = if ascii {
-            Bytes::from(from_crlf(&buffer[..n], &mut pending_cr))
-        } else {
-            Bytes::copy_from_slice(&buffer[..n])
-        };
+        if !next.is_empty() {
+            current =
+                Some(if ascii { Bytes::from(from_crlf(&next, &mut pending_cr)) } else { next.freeze() });
+        }
+        if !more {
+            break;
+        }
+    }
+    if let Some(chunk) = current.take() {
         let len = chunk.len() as u64;
         if let Err(e) = file.write_at(offset, chunk).await {
             return reply::for_error(&e);
