@@ -121,6 +121,61 @@ impl UploadMode {
     }
 }
 
+/// A file operation a rule can grant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Op {
+    List,
+    Download,
+    Upload,
+    Overwrite,
+    Delete,
+    Rename,
+    Mkdir,
+    Rmdir,
+    SetStat,
+    Symlink,
+}
+
+impl Op {
+    pub const ALL: [Op; 10] = [
+        Op::List,
+        Op::Download,
+        Op::Upload,
+        Op::Overwrite,
+        Op::Delete,
+        Op::Rename,
+        Op::Mkdir,
+        Op::Rmdir,
+        Op::SetStat,
+        Op::Symlink,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::List => "list",
+            Op::Download => "download",
+            Op::Upload => "upload",
+            Op::Overwrite => "overwrite",
+            Op::Delete => "delete",
+            Op::Rename => "rename",
+            Op::Mkdir => "mkdir",
+            Op::Rmdir => "rmdir",
+            Op::SetStat => "setstat",
+            Op::Symlink => "symlink",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.as_str() == raw)
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

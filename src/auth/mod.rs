@@ -8,7 +8,7 @@ pub mod password;
 use async_trait::async_trait;
 
 use crate::state::RuleRecord;
-use crate::types::{Secret, UploadMode};
+use crate::types::{Op, Secret, UploadMode};
 
 /// Everything a session needs to know about an authenticated user.
 #[derive(Debug, Clone)]
@@ -80,22 +80,13 @@ pub fn validate_rule(rule: &RuleRecord) -> Result<(), String> {
             .build()
             .map_err(|e| format!("rule path `{}`: {}", rule.path, e.kind()))?;
     }
-    const KNOWN: &[&str] = &[
-        "*",
-        "all",
-        "list",
-        "download",
-        "upload",
-        "overwrite",
-        "delete",
-        "rename",
-        "mkdir",
-        "rmdir",
-        "setstat",
-        "symlink",
-    ];
-    match rule.permissions.iter().find(|p| !KNOWN.contains(&p.as_str())) {
-        Some(unknown) => Err(format!("unknown permission `{unknown}` (use {})", KNOWN.join(", "))),
+    let unknown =
+        rule.permissions.iter().find(|p| !matches!(p.as_str(), "*" | "all") && Op::parse(p).is_none());
+    match unknown {
+        Some(unknown) => {
+            let known: Vec<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
+            Err(format!("unknown permission `{unknown}` (use {}, * or all)", known.join(", ")))
+        }
         None => Ok(()),
     }
 }

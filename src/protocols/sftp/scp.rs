@@ -309,11 +309,7 @@ where
             }
             Some(b'D') => {
                 let (_mode, _, name) = parse_entry(&line)?;
-                let path = match dirs.last() {
-                    Some(dir) => dir.join(name),
-                    None if target_is_dir => target.join(name),
-                    None => target.clone(),
-                };
+                let path = destination(name);
                 let exists = matches!(session.stat(&path).await, Ok(m) if m.kind == EntryKind::Dir);
                 if !exists && let Err(e) = session.mkdir(&path).await {
                     // Without its folder nothing below can land: stop here.
