@@ -112,6 +112,34 @@ def tls_versions(port, user, password, cafile):
     print(json.dumps(r))
 
 
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """Data connections resume the control connection's TLS session, as FileZilla insists."""
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            self.reused.append(conn.session_reused)
+        return conn, size
+
+
+def resumption(port, user, password, cafile):
+    r = {}
+    for label, maximum in (("1.2", ssl.TLSVersion.TLSv1_2), ("1.3", None)):
+        ftp = ResumingFTP_TLS(context=context(cafile, None, maximum), timeout=30)
+        ftp.reused = []
+        ftp.connect("127.0.0.1", port)
+        ftp.auth()
+        ftp.login(user, password)
+        ftp.prot_p()
+        out = io.BytesIO()
+        ftp.retrbinary("RETR hello.txt", out.write)
+        ftp.retrbinary("RETR hello.txt", out.write)
+        r[label] = {"reused": ftp.reused, "data": out.getvalue().decode()}
+        ftp.quit()
+    print(json.dumps(r))
+
+
 def plaintext(port, user, password, cafile):
     ftp = ftplib.FTP(timeout=30)
     ftp.connect("127.0.0.1", port)
@@ -133,6 +161,12 @@ def vanish(port, user, password, cafile):
 
 if __name__ == "__main__":
     scenario, port, user, password, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
-    {"main": main_scenario, "tls": tls_versions, "plaintext": plaintext, "vanish": vanish}[scenario](
+    {
+        "main": main_scenario,
+        "tls": tls_versions,
+        "resumption": resumption,
+        "plaintext": plaintext,
+        "vanish": vanish,
+    }[scenario](
         port, user, password, cafile
     )

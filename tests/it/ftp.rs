@@ -198,6 +198,12 @@ async fn tls_versions_are_negotiated_and_old_ones_refused() {
         "TLS 1.1 refused by the server: {refused}"
     );
 
+    let v = ftplib(&srv, "resumption", "pyftp", "py-pass-1").await;
+    for version in ["1.2", "1.3"] {
+        assert_eq!(v[version]["reused"], serde_json::json!([true, true]), "TLS {version} data resumes: {v}");
+        assert_eq!(v[version]["data"], "hellohello");
+    }
+
     let v = ftplib(&srv, "plaintext", "pyftp", "py-pass-1").await;
     let login = v["login"].as_str().unwrap_or_default();
     assert!(login.starts_with("534") && login.contains("TLS required"), "{login}");

@@ -9,5 +9,6 @@ mod harness;
 mod layering;
 mod openssh;
 mod paramiko;
+mod rclone;
 mod rust_client;
 mod scp;
