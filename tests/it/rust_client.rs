@@ -186,3 +186,26 @@ async fn connections_over_the_limit_are_closed_and_audited() {
     let record = srv.expect_event(|e| e.event == "connection.refused").await;
     assert_eq!(record.reason.as_deref(), Some("connection limit reached"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_sessions_are_closed_even_when_they_answer_keepalives() {
+    let srv = TestServer::start_with("[sftp]\nidle_timeout = \"2s\"\nkeepalive_interval = \"500ms\"\n").await;
+    srv.add_user(User::with_password("raw", "pw-raw-1")).await;
+    let handle = connect(&srv, "raw", "pw-raw-1").await;
+    let channel = handle.channel_open_session().await.unwrap();
+    channel.request_subsystem(true, "sftp").await.unwrap();
+    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    // In use: requests keep it open past the limit.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        sftp.canonicalize(".").await.unwrap();
+    }
+    assert!(!handle.is_closed(), "a session in use stays open");
+    // Unused (the client still answers keepalives): closed after the limit.
+    let started = Instant::now();
+    while !handle.is_closed() {
+        assert!(started.elapsed() < Duration::from_secs(6), "idle session was not closed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_millis(1500), "closed too early: {:?}", started.elapsed());
+}

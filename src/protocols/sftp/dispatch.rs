@@ -20,6 +20,7 @@ use russh_sftp::protocol::{
 use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
 use tokio::task::JoinSet;
 
+use super::idle::Activity;
 use super::ops::{attrs, listing_entry, set_attrs};
 use super::wire::{self, MAX_DATA, MAX_PACKET};
 use crate::session::{Listing, OpenWrite, ReadFile, Session, SessionError, VirtualPath, WriteFile};
@@ -109,7 +110,7 @@ impl Replies {
 struct Fatal(&'static str);
 
 /// Serves one SFTP subsystem channel until the client ends it.
-pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
+pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits, activity: Activity) {
     let (mut input, output) = channel.split();
     let replies = Arc::new(Replies { output, order: Mutex::new(Order::default()) });
     let mut dispatcher = Dispatcher {
@@ -142,6 +143,7 @@ pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits) {
             }
             buffer.advance(4);
             let body = buffer.split_to(len).freeze();
+            activity.touch();
             if let Err(Fatal(why)) = dispatcher.handle(body).await {
                 tracing::warn!(why, "closing SFTP channel");
                 break 'channel;

@@ -3,6 +3,7 @@
 //! codes live in `ops.rs`.
 
 mod dispatch;
+mod idle;
 pub mod keys;
 mod ops;
 mod scp;

@@ -8,6 +8,7 @@ use russh::Channel;
 use russh::server::Msg;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+use super::idle::Activity;
 use crate::session::{EntryKind, OpenWrite, Session, SessionError, SetAttrs, VirtualPath};
 
 /// Longest control line accepted (`C0644 <size> <name>`).
@@ -129,7 +130,14 @@ enum ScpError {
 }
 
 /// Runs one scp command on its channel and ends it with an exit status.
-pub async fn run(channel: Channel<Msg>, session: Session, command: Command) {
+pub async fn run(channel: Channel<Msg>, session: Session, command: Command, activity: Activity) {
+    // A running scp command is in use for the idle timeout.
+    let in_use = tokio::spawn(async move {
+        loop {
+            activity.touch();
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
     let (mut read_half, write_half) = channel.split();
     let mut output = write_half.make_writer();
     let result = {
@@ -153,6 +161,7 @@ pub async fn run(channel: Channel<Msg>, session: Session, command: Command) {
             1
         }
     };
+    in_use.abort();
     let _ = write_half.exit_status(status).await;
     let _ = write_half.eof().await;
     let _ = write_half.close().await;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::dispatch::{self, Limits};
+use super::idle::{self, Activity};
 use super::scp;
 use crate::config::{AuthConfig, SftpConfig};
 use crate::net::{self, ConnectionLimit};
@@ -33,6 +34,7 @@ pub struct SshSettings {
     max_channels: usize,
     banner: Option<String>,
     max_connections: usize,
+    idle_timeout: Option<Duration>,
 }
 
 impl SshSettings {
@@ -107,6 +109,7 @@ impl SshSettings {
             max_channels: sftp.max_sessions_per_connection,
             banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
             max_connections: sftp.max_connections,
+            idle_timeout: sftp.idle_timeout,
         })
     }
 }
@@ -167,6 +170,7 @@ async fn connection(
     let net::Accepted { stream, peer, slot } = accepted;
     let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
     sessions.connection_opened(&conn);
+    let activity = Activity::new();
     let handler = SshConnection {
         sessions: sessions.clone(),
         settings: settings.clone(),
@@ -174,13 +178,21 @@ async fn connection(
         identity: None,
         channels: HashMap::new(),
         active: Arc::default(),
+        activity: activity.clone(),
     };
     match russh::server::run_stream(Arc::clone(&settings.russh), stream, handler).await {
         Ok(running) => {
             if let Ok(mut r) = registry.lock() {
                 r.insert(id, running.handle());
             }
-            if let Err(e) = running.await {
+            let watchdog = settings
+                .idle_timeout
+                .map(|limit| tokio::spawn(idle::watch(activity, limit, running.handle())));
+            let ended = running.await;
+            if let Some(watchdog) = watchdog {
+                watchdog.abort();
+            }
+            if let Err(e) = ended {
                 tracing::debug!(peer = %peer, error = %e, "SSH connection ended with an error");
             }
             if let Ok(mut r) = registry.lock() {
@@ -202,6 +214,8 @@ struct SshConnection {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// SFTP and SCP channels being served right now.
     active: Arc<AtomicUsize>,
+    /// Last use of the connection, for the idle timeout.
+    activity: Activity,
 }
 
 /// SHA-1 RSA signatures (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
@@ -306,7 +320,8 @@ impl russh::server::Handler for SshConnection {
         match self.sessions.open(identity, &self.conn, Protocol::Sftp).await {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
-                self.spawn_channel(dispatch::serve(channel, file_session, self.settings.limits));
+                let activity = self.activity.clone();
+                self.spawn_channel(dispatch::serve(channel, file_session, self.settings.limits, activity));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
@@ -333,7 +348,8 @@ impl russh::server::Handler for SshConnection {
         match self.sessions.open(identity, &self.conn, Protocol::Scp).await {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
-                self.spawn_channel(scp::run(channel, file_session, command));
+                let activity = self.activity.clone();
+                self.spawn_channel(scp::run(channel, file_session, command, activity));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");
