@@ -19,6 +19,8 @@
 set -euo pipefail
 # EPOCHREALTIME, awk and printf must all use '.' as the decimal separator.
 export LC_ALL=C
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
@@ -59,10 +61,6 @@ does not exist, and leaves it in place afterwards.
 EOF
 }
 
-die() { echo "error: $*" >&2; exit 1; }
-warn() { echo "warning: $*" >&2; }
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
 # ---------------------------------------------------------------- options ---
 
 opt_size='' opt_files='' opt_idle='' QUICK=0
@@ -71,9 +69,6 @@ KEEP=0
 SERVERS_CSV="ferry,vsftpd,unftp"
 MODES_CSV="ftp,ftps"
 CERT_KEY=rsa
-
-need_arg() { [[ $# -ge 2 && -n $2 ]] || die "option $1 needs an argument"; }
-is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]] || die "$2 must be a positive integer, got '$1'"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -112,7 +107,6 @@ for m in "${MODES[@]}"; do
     [[ $m == ftp || $m == ftps ]] || die "unknown mode '$m' (use ftp and/or ftps)"
 done
 [[ $CERT_KEY == rsa || $CERT_KEY == ec ]] || die "--cert-key must be rsa or ec, got '$CERT_KEY'"
-want_server() { [[ ",$SERVERS_CSV," == *",$1,"* ]]; }
 
 # ------------------------------------------------------------ prerequisites ---
 
@@ -134,13 +128,7 @@ skip_server() {
 }
 
 if want_server ferry; then
-    if [[ -z ${FERRY_BIN:-} ]]; then
-        if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
-            FERRY_BIN=$CARGO_TARGET_DIR/release/ferry
-        else
-            FERRY_BIN=$REPO_ROOT/target/release/ferry
-        fi
-    fi
+    default_ferry_bin
     if [[ -f $FERRY_BIN && -x $FERRY_BIN ]]; then
         FERRY_BIN=$(cd "$(dirname "$FERRY_BIN")" && pwd)/$(basename "$FERRY_BIN")
     else
@@ -171,7 +159,7 @@ fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # tmpfs needs the big file, one uploaded copy and some slack.
-need_kib=$(( (SIZE_MIB * 2 + 64) * 1024 ))
+need_kib=$(( (SIZE_MIB * 3 + 64) * 1024 ))  # big.bin, its upload source copy and up.bin
 avail_kib=$(df --output=avail -k /dev/shm | tail -n 1 | tr -d ' ')
 (( avail_kib >= need_kib )) ||
     die "/dev/shm has ${avail_kib} KiB free, need ${need_kib} KiB; try --size-mib"
@@ -186,39 +174,6 @@ SERVER_PIDS=()   # long-running servers we started
 IDLE_PIDS=()     # the idle-connection client of the current idle test
 VSFTPD_USER_UNLOCKED=0   # cleanup() locks the vsftpd user's password again
 
-# True if PID is still a child of this shell. Checked before every signal so a
-# PID that has exited and been reused by an unrelated process is never hit.
-is_our_child() {
-    local line rest
-    local -a fields
-    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-    rest=${line##*) }
-    read -ra fields <<<"$rest"
-    [[ ${fields[1]} == "$$" && ${fields[0]} != Z ]]
-}
-
-# Send TERM to each still-running PID, give them a few seconds, then KILL, and
-# reap them. Only PIDs this script started are ever passed in here.
-stop_pids() {
-    local pid alive i
-    for pid in "$@"; do
-        if is_our_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-    done
-    for (( i = 0; i < 50; i++ )); do
-        alive=0
-        for pid in "$@"; do
-            if is_our_child "$pid"; then alive=1; break; fi
-        done
-        (( alive )) || break
-        sleep 0.1
-    done
-    for pid in "$@"; do
-        if is_our_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    done
-    # `wait` reaps them and keeps bash from printing "Terminated" notices.
-    for pid in "$@"; do { wait "$pid"; } 2>/dev/null || true; done
-}
-
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
     local rc=$?
@@ -229,103 +184,14 @@ cleanup() {
     if (( VSFTPD_USER_UNLOCKED )); then
         usermod -L "$VSFTPD_USER" >/dev/null 2>&1 || warn "could not lock the password of $VSFTPD_USER"
     fi
-    if (( rc != 0 )); then
-        local f
-        for f in "$WORK"/*.log; do
-            [[ -s $f ]] || continue
-            echo "---- last lines of $f ----" >&2
-            tail -n 15 "$f" >&2
-        done
-    fi
-    if (( KEEP )); then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf -- "$WORK"
-    fi
+    finish_work "$rc"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ------------------------------------------------------- /proc accounting ---
-
-# Print ROOT and all its live descendants, one PID per line. vsftpd forks two
-# processes per connection, so per-server figures must cover the tree.
-tree_pids() {
-    local root=$1 f line rest pid ppid
-    local -A kids=()
-    local -a fields
-    for f in /proc/[0-9]*/stat; do
-        { read -r line <"$f"; } 2>/dev/null || continue   # it may just have exited
-        pid=${f#/proc/}; pid=${pid%/stat}
-        rest=${line##*) }            # the comm field may contain spaces and ')'
-        read -ra fields <<<"$rest"   # fields[0] is field 3 (state), [1] is ppid
-        ppid=${fields[1]}
-        kids[$ppid]+=" $pid"
-    done
-    local -a queue=("$root")
-    while (( ${#queue[@]} )); do
-        pid=${queue[0]}
-        queue=("${queue[@]:1}")
-        echo "$pid"
-        if [[ -n ${kids[$pid]:-} ]]; then
-            # shellcheck disable=SC2206  # intentional split of a list of PIDs
-            queue+=(${kids[$pid]})
-        fi
-    done
-    return 0
-}
-
-# CPU clock ticks used so far by the server's process tree.
-# For every process in the tree: utime+stime (fields 14,15) plus cutime+cstime
-# (fields 16,17). A per-connection vsftpd process that has exited and been
-# reaped is accounted in its parent's cutime/cstime (ultimately the listener's),
-# so nothing is lost or double counted as long as the children get reaped; that
-# is why measurements call settle() before reading the "after" figure.
-tree_cpu_ticks() {
-    local pid line rest total=0
-    local -a fields
-    while read -r pid; do
-        { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
-        rest=${line##*) }
-        read -ra fields <<<"$rest"
-        # fields[i] is field i+3: utime=14 -> 11, stime 12, cutime 13, cstime 14
-        total=$(( total + fields[11] + fields[12] + fields[13] + fields[14] ))
-    done < <(tree_pids "$1")
-    echo "$total"
-}
-
-# "RSS_KiB PSS_KiB" summed over the server's process tree. PSS splits shared
-# pages (libc, libcrypto, ...) between vsftpd's many processes, so it is the
-# fairer memory figure for vsftpd; for single-process servers RSS ~= PSS.
-tree_mem_kib() {
-    local pid key val rest rss=0 pss=0
-    while read -r pid; do
-        while read -r key val rest; do
-            [[ $key == VmRSS: ]] && { rss=$(( rss + val )); break; }
-        done 2>/dev/null <"/proc/$pid/status" || true
-        while read -r key val rest; do
-            [[ $key == Pss: ]] && { pss=$(( pss + val )); break; }
-        done 2>/dev/null <"/proc/$pid/smaps_rollup" || true
-    done < <(tree_pids "$1")
-    echo "$rss $pss"
-}
-
-tree_count() { tree_pids "$1" | wc -l; }
-
 # ------------------------------------------------------------ small utils ---
-
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-now() { echo "$EPOCHREALTIME"; }
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
 
 # First port of N consecutive free ports, below the kernel's ephemeral range
 # (32768+) so that outgoing connections cannot take them while we run.
@@ -631,20 +497,6 @@ restart_server() {
     launch_server "$1" "${SRV_MODE[$1]}"
 }
 
-# Wait until the server's process tree is back to its idle size, i.e. vsftpd
-# has reaped its per-connection processes (their CPU then shows up in the
-# listener's cutime/cstime). ferry and unFTP are single processes, so this only
-# waits the grace time.
-settle() {
-    local srv=$1 i
-    sleep 0.2
-    for (( i = 0; i < 100; i++ )); do
-        if (( $(tree_count "${SRV_PID[$srv]}") <= ${SRV_BASE[$srv]} )); then return 0; fi
-        sleep 0.1
-    done
-    warn "${SRV_NAME[$srv]}: process tree did not shrink back to ${SRV_BASE[$srv]} process(es)"
-}
-
 # ----------------------------------------------------------------- client ---
 
 # lftp for every transfer. HOME points at an empty directory so a personal
@@ -839,7 +691,6 @@ measure_session() {
 # ------------------------------------------------------------ measurements ---
 
 declare -A R   # results: R[mode|server|metric]
-put_r() { R["$1|$2|$3"]=$4; }
 
 # Generous time limit for one big transfer: at least 1 MiB/s.
 BIG_LIMIT=$(( 120 + SIZE_MIB ))
@@ -888,14 +739,6 @@ mput -O small f*" || return 1
     put_r "$mode" "$srv" small_cpu "$M_CPU"
     put_r "$mode" "$srv" small_client "$M_CLIENT"
     log "  $N_SMALL small files: ${M_WALL}s wall, ${M_CPU}s server CPU, ${M_CLIENT}s client CPU"
-}
-
-count_established() {
-    if (( HAVE_SS )); then
-        ss -Htn state established "( sport = :$1 )" | wc -l
-    else
-        echo "?"
-    fi
 }
 
 # Wait until FILE is non-empty while the idle client PID runs; else FAIL_MSG.
@@ -1009,8 +852,6 @@ M_LABEL[idle_pss]="$N_IDLE idle connections: server PSS (KiB/conn)"; M_BETTER[id
 M_LABEL[idle_rss_marg]="Idle, marginal (2nd half): server RSS (KiB/conn)"; M_BETTER[idle_rss_marg]=lower; M_DIGITS[idle_rss_marg]=0
 M_LABEL[idle_pss_marg]="Idle, marginal (2nd half): server PSS (KiB/conn)"; M_BETTER[idle_pss_marg]=lower; M_DIGITS[idle_pss_marg]=0
 PEERS=(vsftpd unftp)
-
-fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf("%." d "f", x) }'; }
 
 # Best peer value for MODE and METRIC ("value server"), or nothing.
 best_peer() {
@@ -1143,24 +984,13 @@ print_notes() {
     return 0
 }
 
-git_commit() {
-    local c
-    c=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
-    [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && c+="-dirty"
-    echo "$c"
-}
-
 append_report() {
-    local table=$1 cpu
-    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    local table=$1
     {
         echo
         echo "## ferry vs vsftpd and unFTP (FTP / FTPS), $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         echo
-        echo "- Kernel: $(uname -r)"
-        echo "- CPU: ${cpu:-unknown} ($(nproc) CPUs)"
-        echo "- Command: \`$CMDLINE\`"
-        echo "- ferry commit: $(git_commit)"
+        print_run_metadata
         want_server ferry && echo "- ferry binary: ${FERRY_BIN:-?}"
         if want_server vsftpd; then
             echo "- vsftpd: $(dpkg-query -W -f '${Version}' vsftpd 2>/dev/null || echo "$VSFTPD_BIN")"

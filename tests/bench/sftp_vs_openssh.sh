@@ -16,6 +16,8 @@
 set -euo pipefail
 # EPOCHREALTIME, awk and printf must all use '.' as the decimal separator.
 export LC_ALL=C
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
@@ -52,10 +54,6 @@ Environment:
 EOF
 }
 
-die() { echo "error: $*" >&2; exit 1; }
-warn() { echo "warning: $*" >&2; }
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
 # ---------------------------------------------------------------- options ---
 
 opt_size='' opt_files='' opt_idle='' QUICK=0
@@ -65,9 +63,6 @@ KEEP=0
 SERVERS_CSV="openssh,ferry"
 CIPHERS_CSV="aes128-gcm@openssh.com,chacha20-poly1305@openssh.com"
 KEX=''
-
-need_arg() { [[ $# -ge 2 && -n $2 ]] || die "option $1 needs an argument"; }
-is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]] || die "$2 must be a positive integer, got '$1'"; }
 
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -101,7 +96,6 @@ IFS=, read -ra CIPHERS <<<"$CIPHERS_CSV"
 for s in "${SERVERS[@]}"; do
     [[ $s == openssh || $s == ferry ]] || die "unknown server '$s' (use openssh and/or ferry)"
 done
-want_server() { [[ ",$SERVERS_CSV," == *",$1,"* ]]; }
 
 # ------------------------------------------------------------ prerequisites ---
 
@@ -121,13 +115,7 @@ HAVE_SS=0
 command -v ss >/dev/null && HAVE_SS=1
 
 if want_server ferry; then
-    if [[ -z ${FERRY_BIN:-} ]]; then
-        if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
-            FERRY_BIN=$CARGO_TARGET_DIR/release/ferry
-        else
-            FERRY_BIN=$REPO_ROOT/target/release/ferry
-        fi
-    fi
+    default_ferry_bin
     [[ -f $FERRY_BIN && -x $FERRY_BIN ]] || die "ferry binary not found or not executable: $FERRY_BIN
        Build it first (cargo build --release), set FERRY_BIN=/path/to/ferry,
        or run only the OpenSSH half with --servers openssh."
@@ -149,39 +137,6 @@ SERVER_PIDS=()   # long-running servers we started
 IDLE_CLIENTS=()  # idle sftp clients of the current idle-session test
 IDLE_HOLDERS=()  # the `sleep` processes holding their stdin fifos open
 
-# True if PID is still a child of this shell. Checked before every signal so a
-# PID that has exited and been reused by an unrelated process is never hit.
-is_our_child() {
-    local line rest
-    local -a fields
-    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
-    rest=${line##*) }
-    read -ra fields <<<"$rest"
-    [[ ${fields[1]} == "$$" && ${fields[0]} != Z ]]
-}
-
-# Send TERM to each still-running PID, give them a few seconds, then KILL, and
-# reap them. Only PIDs this script started are ever passed in here.
-stop_pids() {
-    local pid alive i
-    for pid in "$@"; do
-        if is_our_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
-    done
-    for (( i = 0; i < 50; i++ )); do
-        alive=0
-        for pid in "$@"; do
-            if is_our_child "$pid"; then alive=1; break; fi
-        done
-        (( alive )) || break
-        sleep 0.1
-    done
-    for pid in "$@"; do
-        if is_our_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-    done
-    # `wait` reaps them and keeps bash from printing "Terminated" notices.
-    for pid in "$@"; do { wait "$pid"; } 2>/dev/null || true; done
-}
-
 # shellcheck disable=SC2317  # invoked via trap
 cleanup() {
     local rc=$?
@@ -191,103 +146,14 @@ cleanup() {
         stop_pids "${IDLE_HOLDERS[@]}" "${IDLE_CLIENTS[@]}"
     fi
     if (( ${#SERVER_PIDS[@]} )); then stop_pids "${SERVER_PIDS[@]}"; fi
-    if (( rc != 0 )); then
-        local f
-        for f in "$WORK"/*.log; do
-            [[ -s $f ]] || continue
-            echo "---- last lines of $f ----" >&2
-            tail -n 15 "$f" >&2
-        done
-    fi
-    if (( KEEP )); then
-        echo "work directory kept: $WORK" >&2
-    else
-        rm -rf -- "$WORK"
-    fi
+    finish_work "$rc"
     exit "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ------------------------------------------------------- /proc accounting ---
-
-# Print ROOT and all its live descendants, one PID per line. sshd forks one or
-# two processes per connection, so per-server figures must cover the tree.
-tree_pids() {
-    local root=$1 f line rest pid ppid
-    local -A kids=()
-    local -a fields
-    for f in /proc/[0-9]*/stat; do
-        { read -r line <"$f"; } 2>/dev/null || continue   # it may just have exited
-        pid=${f#/proc/}; pid=${pid%/stat}
-        rest=${line##*) }            # the comm field may contain spaces and ')'
-        read -ra fields <<<"$rest"   # fields[0] is field 3 (state), [1] is ppid
-        ppid=${fields[1]}
-        kids[$ppid]+=" $pid"
-    done
-    local -a queue=("$root")
-    while (( ${#queue[@]} )); do
-        pid=${queue[0]}
-        queue=("${queue[@]:1}")
-        echo "$pid"
-        if [[ -n ${kids[$pid]:-} ]]; then
-            # shellcheck disable=SC2206  # intentional split of a list of PIDs
-            queue+=(${kids[$pid]})
-        fi
-    done
-    return 0
-}
-
-# CPU clock ticks used so far by the server's process tree.
-# For every process in the tree: utime+stime (fields 14,15) plus cutime+cstime
-# (fields 16,17). A per-connection sshd child that has exited and been reaped
-# is accounted in its parent's cutime/cstime (ultimately the listener's), so
-# nothing is lost or double counted as long as the children get reaped; that is
-# why measurements call settle() before reading the "after" figure.
-tree_cpu_ticks() {
-    local pid line rest total=0
-    local -a fields
-    while read -r pid; do
-        { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
-        rest=${line##*) }
-        read -ra fields <<<"$rest"
-        # fields[i] is field i+3: utime=14 -> 11, stime 12, cutime 13, cstime 14
-        total=$(( total + fields[11] + fields[12] + fields[13] + fields[14] ))
-    done < <(tree_pids "$1")
-    echo "$total"
-}
-
-# "RSS_KiB PSS_KiB" summed over the server's process tree. PSS splits shared
-# pages (libcrypto etc.) between sshd's many processes, so it is the fairer
-# memory figure for sshd; for the single ferry process RSS ~= PSS.
-tree_mem_kib() {
-    local pid key val rest rss=0 pss=0
-    while read -r pid; do
-        while read -r key val rest; do
-            [[ $key == VmRSS: ]] && { rss=$(( rss + val )); break; }
-        done 2>/dev/null <"/proc/$pid/status" || true
-        while read -r key val rest; do
-            [[ $key == Pss: ]] && { pss=$(( pss + val )); break; }
-        done 2>/dev/null <"/proc/$pid/smaps_rollup" || true
-    done < <(tree_pids "$1")
-    echo "$rss $pss"
-}
-
-tree_count() { tree_pids "$1" | wc -l; }
-
 # ------------------------------------------------------------ small utils ---
-
-calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
-now() { echo "$EPOCHREALTIME"; }
-
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
 
 # Wait until PORT accepts TCP connections, failing early if PID died.
 wait_for_port() {
@@ -418,19 +284,6 @@ restart_server() {
     launch_server "$1"
 }
 
-# Wait until the server's process tree is back to its idle size, i.e. sshd has
-# reaped its per-connection children (their CPU then shows up in the listener's
-# cutime/cstime). ferry is a single process, so this only waits the grace time.
-settle() {
-    local srv=$1 i
-    sleep 0.2
-    for (( i = 0; i < 100; i++ )); do
-        if (( $(tree_count "${SRV_PID[$srv]}") <= ${SRV_BASE[$srv]} )); then return 0; fi
-        sleep 0.1
-    done
-    warn "${SRV_NAME[$srv]}: process tree did not shrink back to ${SRV_BASE[$srv]} process(es)"
-}
-
 # ----------------------------------------------------------------- client ---
 
 # Fill SFTP_ARGS with the client command for SERVER and CIPHER, minus -b;
@@ -496,7 +349,6 @@ measure_session() {
 # ------------------------------------------------------------ measurements ---
 
 declare -A R   # results: R[cipher|server|metric]
-put_r() { R["$1|$2|$3"]=$4; }
 
 # Generous time limit for one big transfer: at least 1 MiB/s.
 BIG_LIMIT=$(( 120 + SIZE_MIB ))
@@ -562,14 +414,6 @@ bench_logins() {
     put_r "$cipher" "$srv" login_ms "$wall"
     put_r "$cipher" "$srv" login_cpu_ms "$cpu"
     log "  $N_LOGINS logins: ${wall} ms wall/login, ${cpu} ms server CPU/login"
-}
-
-count_established() {
-    if (( HAVE_SS )); then
-        ss -Htn state established "( sport = :$1 )" | wc -l
-    else
-        echo "?"
-    fi
 }
 
 # Server memory per idle session. Each client is an `sftp -b -` reading its
@@ -661,8 +505,6 @@ M_LABEL[login_cpu_ms]="Login: server CPU (ms/login)";       M_BETTER[login_cpu_m
 M_LABEL[idle_rss]="$N_IDLE idle sessions: server RSS (KiB/session)"; M_BETTER[idle_rss]=lower; M_DIGITS[idle_rss]=0
 M_LABEL[idle_pss]="$N_IDLE idle sessions: server PSS (KiB/session)"; M_BETTER[idle_pss]=lower; M_DIGITS[idle_pss]=0
 
-fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf("%." d "f", x) }'; }
-
 # Print the Markdown table. Ratio is always ferry/OpenSSH; the "better" column
 # says which direction wins for that metric, the verdict applies it (+-5% = tie).
 print_table() {
@@ -701,24 +543,13 @@ print_table() {
     done
 }
 
-git_commit() {
-    local c
-    c=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
-    [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && c+="-dirty"
-    echo "$c"
-}
-
 append_report() {
-    local table=$1 cpu
-    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    local table=$1
     {
         echo
         echo "## ferry vs OpenSSH SFTP, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
         echo
-        echo "- Kernel: $(uname -r)"
-        echo "- CPU: ${cpu:-unknown} ($(nproc) CPUs)"
-        echo "- Command: \`$CMDLINE\`"
-        echo "- ferry commit: $(git_commit)"
+        print_run_metadata
         want_server ferry && echo "- ferry binary: $FERRY_BIN"
         want_server openssh && echo "- sshd: $("$SSHD_BIN" -V 2>&1 | head -n 1 || true)"
         echo

@@ -1,0 +1,228 @@
+# shellcheck shell=bash
+# Helpers shared by the benchmark scripts in this directory
+# (sftp_vs_openssh.sh, ftp_vs_peers.sh), which source this file. It only defines
+# functions: messages and option checks, signalling and reaping our own child
+# processes, /proc accounting of a server's process tree, small number and port
+# utilities, and a few report helpers.
+#
+# Globals the sourcing script must provide (they are read when a function runs):
+#   WORK          the run's work directory (its *.log files are shown on failure)
+#   KEEP          1 to keep WORK at the end, else 0
+#   REPO_ROOT     the repository, for git_commit
+#   CMDLINE       the script's command line, for print_run_metadata
+#   SERVERS_CSV   comma-separated servers of this run, for want_server
+#   HAVE_SS       1 if `ss` is available, for count_established
+#   SRV_PID SRV_BASE SRV_NAME   associative arrays keyed by server, for settle
+#   R             associative array of results, for put_r
+# The scripts keep their own PID arrays (SERVER_PIDS and their idle clients)
+# and pass them to stop_pids.
+
+die() { echo "error: $*" >&2; exit 1; }
+warn() { echo "warning: $*" >&2; }
+log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+# ---------------------------------------------------------------- options ---
+
+need_arg() { [[ $# -ge 2 && -n $2 ]] || die "option $1 needs an argument"; }
+is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]] || die "$2 must be a positive integer, got '$1'"; }
+want_server() { [[ ",$SERVERS_CSV," == *",$1,"* ]]; }
+
+# Set FERRY_BIN to its default unless the caller set it:
+# $CARGO_TARGET_DIR/release/ferry if CARGO_TARGET_DIR is set, else
+# <repo>/target/release/ferry.
+default_ferry_bin() {
+    if [[ -z ${FERRY_BIN:-} ]]; then
+        if [[ -n ${CARGO_TARGET_DIR:-} ]]; then
+            FERRY_BIN=$CARGO_TARGET_DIR/release/ferry
+        else
+            FERRY_BIN=$REPO_ROOT/target/release/ferry
+        fi
+    fi
+}
+
+# ---------------------------------------------------- process bookkeeping ---
+
+# True if PID is still a child of this shell. Checked before every signal so a
+# PID that has exited and been reused by an unrelated process is never hit.
+is_our_child() {
+    local line rest
+    local -a fields
+    { read -r line <"/proc/$1/stat"; } 2>/dev/null || return 1
+    rest=${line##*) }
+    read -ra fields <<<"$rest"
+    [[ ${fields[1]} == "$$" && ${fields[0]} != Z ]]
+}
+
+# Send TERM to each still-running PID, give them a few seconds, then KILL, and
+# reap them. Only PIDs this script started are ever passed in here.
+stop_pids() {
+    local pid alive i
+    for pid in "$@"; do
+        if is_our_child "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
+    done
+    for (( i = 0; i < 50; i++ )); do
+        alive=0
+        for pid in "$@"; do
+            if is_our_child "$pid"; then alive=1; break; fi
+        done
+        (( alive )) || break
+        sleep 0.1
+    done
+    for pid in "$@"; do
+        if is_our_child "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+    done
+    # `wait` reaps them and keeps bash from printing "Terminated" notices.
+    for pid in "$@"; do { wait "$pid"; } 2>/dev/null || true; done
+}
+
+# The common end of the scripts' cleanup(), after their processes are stopped:
+# if the exit status RC is not 0, show the last lines of every non-empty log in
+# WORK; then remove WORK, unless KEEP is set.
+finish_work() {
+    local rc=$1
+    if (( rc != 0 )); then
+        local f
+        for f in "$WORK"/*.log; do
+            [[ -s $f ]] || continue
+            echo "---- last lines of $f ----" >&2
+            tail -n 15 "$f" >&2
+        done
+    fi
+    if (( KEEP )); then
+        echo "work directory kept: $WORK" >&2
+    else
+        rm -rf -- "$WORK"
+    fi
+}
+
+# ------------------------------------------------------- /proc accounting ---
+
+# Print ROOT and all its live descendants, one PID per line. sshd and vsftpd
+# fork per connection, so per-server figures must cover the tree.
+tree_pids() {
+    local root=$1 f line rest pid ppid
+    local -A kids=()
+    local -a fields
+    for f in /proc/[0-9]*/stat; do
+        { read -r line <"$f"; } 2>/dev/null || continue   # it may just have exited
+        pid=${f#/proc/}; pid=${pid%/stat}
+        rest=${line##*) }            # the comm field may contain spaces and ')'
+        read -ra fields <<<"$rest"   # fields[0] is field 3 (state), [1] is ppid
+        ppid=${fields[1]}
+        kids[$ppid]+=" $pid"
+    done
+    local -a queue=("$root")
+    while (( ${#queue[@]} )); do
+        pid=${queue[0]}
+        queue=("${queue[@]:1}")
+        echo "$pid"
+        if [[ -n ${kids[$pid]:-} ]]; then
+            # shellcheck disable=SC2206  # intentional split of a list of PIDs
+            queue+=(${kids[$pid]})
+        fi
+    done
+    return 0
+}
+
+# CPU clock ticks used so far by the server's process tree.
+# For every process in the tree: utime+stime (fields 14,15) plus cutime+cstime
+# (fields 16,17). A per-connection process (sshd, vsftpd) that has exited and
+# been reaped is accounted in its parent's cutime/cstime (ultimately the
+# listener's), so nothing is lost or double counted as long as the children get
+# reaped; that is why measurements call settle() before reading the "after"
+# figure.
+tree_cpu_ticks() {
+    local pid line rest total=0
+    local -a fields
+    while read -r pid; do
+        { read -r line <"/proc/$pid/stat"; } 2>/dev/null || continue
+        rest=${line##*) }
+        read -ra fields <<<"$rest"
+        # fields[i] is field i+3: utime=14 -> 11, stime 12, cutime 13, cstime 14
+        total=$(( total + fields[11] + fields[12] + fields[13] + fields[14] ))
+    done < <(tree_pids "$1")
+    echo "$total"
+}
+
+# "RSS_KiB PSS_KiB" summed over the server's process tree. PSS splits shared
+# pages (libc, libcrypto, ...) between the many processes of a forking server
+# (sshd, vsftpd), so it is the fairer memory figure there; for single-process
+# servers RSS ~= PSS.
+tree_mem_kib() {
+    local pid key val rest rss=0 pss=0
+    while read -r pid; do
+        while read -r key val rest; do
+            [[ $key == VmRSS: ]] && { rss=$(( rss + val )); break; }
+        done 2>/dev/null <"/proc/$pid/status" || true
+        while read -r key val rest; do
+            [[ $key == Pss: ]] && { pss=$(( pss + val )); break; }
+        done 2>/dev/null <"/proc/$pid/smaps_rollup" || true
+    done < <(tree_pids "$1")
+    echo "$rss $pss"
+}
+
+tree_count() { tree_pids "$1" | wc -l; }
+
+# Wait until the server's process tree is back to its idle size SRV_BASE, i.e.
+# a forking server has reaped its per-connection processes (their CPU then
+# shows up in the listener's cutime/cstime). For single-process servers this
+# only waits the grace time.
+settle() {
+    local srv=$1 i
+    sleep 0.2
+    for (( i = 0; i < 100; i++ )); do
+        if (( $(tree_count "${SRV_PID[$srv]}") <= ${SRV_BASE[$srv]} )); then return 0; fi
+        sleep 0.1
+    done
+    warn "${SRV_NAME[$srv]}: process tree did not shrink back to ${SRV_BASE[$srv]} process(es)"
+}
+
+# Established TCP connections to local port PORT, or "?" without `ss`.
+count_established() {
+    if (( HAVE_SS )); then
+        ss -Htn state established "( sport = :$1 )" | wc -l
+    else
+        echo "?"
+    fi
+}
+
+# ------------------------------------------------------------ small utils ---
+
+calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
+now() { echo "$EPOCHREALTIME"; }
+
+free_port() {
+    python3 -c 'import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# ------------------------------------------------------------------ report ---
+
+# R[key1|key2|key3]=VALUE
+# shellcheck disable=SC2034  # R is the sourcing script's results array
+put_r() { R["$1|$2|$3"]=$4; }
+
+# NUMBER with DIGITS decimals.
+fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf("%." d "f", x) }'; }
+
+# Short commit of the repository, with "-dirty" if tracked files are modified.
+git_commit() {
+    local c
+    c=$(git -C "$REPO_ROOT" rev-parse --short HEAD 2>/dev/null) || { echo unknown; return; }
+    [[ -n $(git -C "$REPO_ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]] && c+="-dirty"
+    echo "$c"
+}
+
+# The run's metadata as Markdown list items: kernel, CPU, the command line
+# (CMDLINE) and the ferry commit.
+print_run_metadata() {
+    local cpu
+    cpu=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+    echo "- Kernel: $(uname -r)"
+    echo "- CPU: ${cpu:-unknown} ($(nproc) CPUs)"
+    echo "- Command: \`$CMDLINE\`"
+    echo "- ferry commit: $(git_commit)"
+}
