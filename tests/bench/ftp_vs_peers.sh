@@ -158,7 +158,7 @@ fi
 
 CLK_TCK=$(getconf CLK_TCK)
 
-# tmpfs needs the big file, one uploaded copy and some slack.
+# tmpfs needs the big file, its upload source copy, the uploaded copy and some slack.
 need_kib=$(( (SIZE_MIB * 3 + 64) * 1024 ))  # big.bin, its upload source copy and up.bin
 avail_kib=$(df --output=avail -k /dev/shm | tail -n 1 | tr -d ' ')
 (( avail_kib >= need_kib )) ||
