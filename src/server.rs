@@ -19,7 +19,7 @@ use crate::protocols::ftp::{self, FtpSettings};
 use crate::protocols::sftp::{self, SshSettings, keys};
 use crate::session::SessionFactory;
 use crate::state::State;
-use crate::storage::LocalStorage;
+use crate::storage;
 use crate::types::Secret;
 
 /// The first user, created when the store has none.
@@ -69,10 +69,9 @@ pub async fn start(
     if let Some(bootstrap) = bootstrap {
         ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
     }
-    let storage = LocalStorage::new(&config.storage.root)
-        .with_context(|| format!("opening storage root {}", config.storage.root.display()))?;
+    let storage = storage::open(&config.storage).map_err(anyhow::Error::msg)?;
     let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode);
-    let sessions = SessionFactory::new(Arc::new(auth), Arc::new(storage), audit.clone());
+    let sessions = SessionFactory::new(Arc::new(auth), storage, audit.clone());
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let mut listeners = JoinSet::new();

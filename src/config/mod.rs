@@ -86,8 +86,39 @@ pub struct LogConfig {
 
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
+    pub backend: Backend,
     /// Root folder of the local backend; users' homes are inside it.
     pub root: PathBuf,
+    /// Bucket (S3, GCS) or container (Azure) of an object backend.
+    pub bucket: String,
+    /// Key prefix inside the bucket under which users' homes live.
+    pub prefix: String,
+    /// S3-compatible or emulator endpoint (MinIO, moto, azurite); empty: the provider's.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Plain-HTTP endpoints (emulators only).
+    pub allow_http: bool,
+    /// S3 path-style requests (most S3-compatible stores and emulators need them).
+    pub path_style: bool,
+    /// Azure storage account.
+    pub account: Option<String>,
+    /// Static credentials; empty: the environment or the platform (IMDSv2, IRSA, Pod Identity,
+    /// ECS roles, GKE workload identity, Azure managed identity) through object_store.
+    pub access_key_id: Option<crate::types::Secret<String>>,
+    pub secret_access_key: Option<crate::types::Secret<String>>,
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+    pub reorder_window: usize,
+    pub read_block: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Local,
+    Memory,
+    S3,
+    Gcs,
+    Azure,
 }
 
 #[derive(Debug, Clone)]
@@ -296,7 +327,38 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let log = LogConfig { level, format };
 
     let mut r = Reader::new(storage.0, storage.1, errors);
-    let storage = StorageConfig { root: r.path("root", data_dir.join("files")) };
+    let backend = match r.string("backend", "local").as_str() {
+        "local" => Backend::Local,
+        "memory" => Backend::Memory,
+        "s3" => Backend::S3,
+        "gcs" => Backend::Gcs,
+        "azure" => Backend::Azure,
+        other => {
+            r.fail("backend", format!("expected local, memory, s3, gcs or azure, found `{other}`"));
+            Backend::Local
+        }
+    };
+    let text = |r: &mut Reader<'_>, key: &str| Some(r.string(key, "")).filter(|s| !s.is_empty());
+    let storage = StorageConfig {
+        backend,
+        root: r.path("root", data_dir.join("files")),
+        bucket: r.string("bucket", ""),
+        prefix: r.string("prefix", ""),
+        endpoint: text(&mut r, "endpoint"),
+        region: text(&mut r, "region"),
+        allow_http: r.bool("allow_http", false),
+        path_style: r.bool("path_style", false),
+        account: text(&mut r, "account"),
+        access_key_id: text(&mut r, "access_key_id").map(crate::types::Secret::new),
+        secret_access_key: text(&mut r, "secret_access_key").map(crate::types::Secret::new),
+        part_size: r.size("part_size", 8 << 20, 5 << 20, 5 << 30) as usize,
+        parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
+        reorder_window: r.size("reorder_window", 8 << 20, 1 << 20, 1 << 30) as usize,
+        read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
+    };
+    if matches!(backend, Backend::S3 | Backend::Gcs | Backend::Azure) && storage.bucket.is_empty() {
+        r.fail("bucket", "an object backend needs a bucket (container for Azure)");
+    }
     r.finish();
 
     let mut r = Reader::new(state.0, state.1, errors);

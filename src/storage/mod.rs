@@ -3,6 +3,7 @@
 //! listings fetched in batches. Uses `config` and `types`.
 
 pub mod local;
+pub mod object;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +12,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use local::LocalStorage;
+pub use object::{ObjectOptions, ObjectStorage};
 
 /// A backend-relative key: `/`-separated, no leading slash, no `.`/`..`; "" is the root.
 /// Only `vfs` builds keys, after normalising the virtual path.
@@ -188,4 +190,70 @@ pub trait WriteHandle: Send + Sync {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Discards staged data; the final name keeps what it had.
     async fn abort(self: Box<Self>);
+}
+
+/// Opens the configured backend.
+pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
+    use crate::config::Backend;
+    use object_store::ObjectStore;
+    use object_store::list::PaginatedListStore;
+
+    let options = ObjectOptions {
+        part_size: config.part_size,
+        parts_in_flight: config.parts_in_flight,
+        reorder_window: config.reorder_window,
+        read_block: config.read_block,
+    };
+    let object =
+        |store: Arc<dyn ObjectStore>, pages: Option<Arc<dyn PaginatedListStore>>| -> Arc<dyn Storage> {
+            Arc::new(ObjectStorage::new(store, pages, &config.prefix, options))
+        };
+    let build_error = |e: object_store::Error| format!("storage: {e}");
+    match config.backend {
+        Backend::Local => LocalStorage::new(&config.root)
+            .map(|s| Arc::new(s) as Arc<dyn Storage>)
+            .map_err(|e| format!("storage.root {}: {e}", config.root.display())),
+        Backend::Memory => Ok(object(Arc::new(object_store::memory::InMemory::new()), None)),
+        Backend::S3 => {
+            let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_bucket_name(&config.bucket)
+                .with_allow_http(config.allow_http)
+                .with_virtual_hosted_style_request(!config.path_style);
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint);
+            }
+            if let Some(region) = &config.region {
+                builder = builder.with_region(region);
+            }
+            if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+                builder = builder.with_access_key_id(id.expose()).with_secret_access_key(secret.expose());
+            }
+            let s3 = Arc::new(builder.build().map_err(build_error)?);
+            Ok(object(s3.clone(), Some(s3)))
+        }
+        Backend::Gcs => {
+            let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_bucket_name(&config.bucket)
+                .build()
+                .map_err(build_error)?;
+            let gcs = Arc::new(gcs);
+            Ok(object(gcs.clone(), Some(gcs)))
+        }
+        Backend::Azure => {
+            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_container_name(&config.bucket)
+                .with_allow_http(config.allow_http);
+            if let Some(account) = &config.account {
+                builder = builder.with_account(account);
+            }
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            if let Some(key) = &config.secret_access_key {
+                builder = builder.with_access_key(key.expose());
+            }
+            let azure = Arc::new(builder.build().map_err(build_error)?);
+            Ok(object(azure.clone(), Some(azure)))
+        }
+    }
 }

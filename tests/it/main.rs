@@ -12,3 +12,4 @@ mod paramiko;
 mod rclone;
 mod rust_client;
 mod scp;
+mod vfs_conformance;

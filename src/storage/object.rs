@@ -1,0 +1,573 @@
+//! Object-store backend (S3 and S3-compatible stores, GCS, Azure Blob, and object_store's
+//! in-memory store for tests) behind the same `Storage` trait. Folders are prefixes, with an
+//! empty `.ferry-dir` marker object for empty ones. Uploads stream into a multipart upload
+//! through a bounded reorder window (SFTP's pipelined writes arrive slightly out of order) and
+//! become visible only on commit; small files are one PUT. Reads are ranged GETs of a fixed
+//! block size, so sequential readers touch the store once per block.
+//!
+//! Not yet (documented in docs/storage.md): resume/append of existing objects, writes far
+//! outside the reorder window, rename of objects above the store's copy limit (5 GiB on S3),
+//! read-ahead across blocks, times and modes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::{StreamExt, TryStreamExt};
+use object_store::list::{PaginatedListOptions, PaginatedListStore};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use tokio::sync::Mutex;
+
+use super::{
+    Capacity, DirEntry, DirLister, EntryKind, Key, Metadata, ReadHandle, Result, Storage, StorageError,
+    WriteHandle, WriteOptions,
+};
+
+/// The empty object that keeps an otherwise empty folder.
+pub const DIR_MARKER: &str = ".ferry-dir";
+
+/// Memory and concurrency bounds of one backend.
+#[derive(Debug, Clone, Copy)]
+pub struct ObjectOptions {
+    /// Multipart part size; memory per upload is about `part_size × (parts_in_flight + 1)`
+    /// plus the reorder window.
+    pub part_size: usize,
+    pub parts_in_flight: usize,
+    /// Bytes an upload may hold ahead of the next expected offset.
+    pub reorder_window: usize,
+    /// Bytes fetched per ranged GET.
+    pub read_block: usize,
+}
+
+impl Default for ObjectOptions {
+    fn default() -> Self {
+        Self { part_size: 8 << 20, parts_in_flight: 2, reorder_window: 8 << 20, read_block: 4 << 20 }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObjectStorage {
+    store: Arc<dyn ObjectStore>,
+    /// Stateless paged listing (S3, GCS, Azure); `None` falls back to one delimiter listing.
+    pages: Option<Arc<dyn PaginatedListStore>>,
+    root: Vec<String>,
+    options: ObjectOptions,
+}
+
+fn store_error(e: object_store::Error) -> StorageError {
+    match e {
+        object_store::Error::NotFound { .. } => StorageError::NotFound,
+        object_store::Error::AlreadyExists { .. } => StorageError::AlreadyExists,
+        object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
+            StorageError::Unsupported
+        }
+        other => StorageError::Io(std::io::Error::other(other)),
+    }
+}
+
+impl ObjectStorage {
+    pub fn new(
+        store: Arc<dyn ObjectStore>,
+        pages: Option<Arc<dyn PaginatedListStore>>,
+        prefix: &str,
+        options: ObjectOptions,
+    ) -> Self {
+        let root = prefix.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
+        Self { store, pages, root, options }
+    }
+
+    fn path(&self, key: &Key) -> Path {
+        Path::from_iter(self.root.iter().map(String::as_str).chain(key.segments()))
+    }
+
+    fn marker(&self, key: &Key) -> Path {
+        self.path(key).clone().join(DIR_MARKER)
+    }
+
+    /// True when some object lives under `key/` (the folder exists).
+    async fn is_dir(&self, key: &Key) -> Result<bool> {
+        if key.is_root() {
+            return Ok(true);
+        }
+        let prefix = self.path(key);
+        let mut objects = self.store.list(Some(&prefix));
+        match objects.next().await {
+            Some(Ok(_)) => Ok(true),
+            Some(Err(e)) => Err(store_error(e)),
+            None => Ok(false),
+        }
+    }
+
+    async fn file_meta(&self, key: &Key) -> Result<Option<Metadata>> {
+        if key.is_root() {
+            return Ok(None);
+        }
+        match self.store.head(&self.path(key)).await {
+            Ok(meta) => Ok(Some(Metadata {
+                kind: EntryKind::File,
+                size: meta.size,
+                modified: Some(SystemTime::from(meta.last_modified)),
+                accessed: None,
+                mode: None,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_error(e)),
+        }
+    }
+
+    fn dir_meta() -> Metadata {
+        Metadata { kind: EntryKind::Dir, size: 0, modified: None, accessed: None, mode: None }
+    }
+}
+
+#[async_trait]
+impl Storage for ObjectStorage {
+    fn scoped(&self, prefix: &Key) -> Result<Arc<dyn Storage>> {
+        let mut scoped = self.clone();
+        scoped.root.extend(prefix.segments().map(String::from));
+        Ok(Arc::new(scoped))
+    }
+
+    async fn stat(&self, key: &Key) -> Result<Metadata> {
+        if let Some(meta) = self.file_meta(key).await? {
+            return Ok(meta);
+        }
+        if self.is_dir(key).await? { Ok(Self::dir_meta()) } else { Err(StorageError::NotFound) }
+    }
+
+    async fn lstat(&self, key: &Key) -> Result<Metadata> {
+        self.stat(key).await
+    }
+
+    async fn list(&self, key: &Key) -> Result<Box<dyn DirLister>> {
+        if self.file_meta(key).await?.is_some() {
+            return Err(StorageError::NotADirectory);
+        }
+        if !self.is_dir(key).await? {
+            return Err(StorageError::NotFound);
+        }
+        let prefix = self.path(key);
+        Ok(Box::new(ObjectLister {
+            store: Arc::clone(&self.store),
+            pages: self.pages.clone(),
+            prefix,
+            state: ListState::Start,
+            ready: Vec::new(),
+        }))
+    }
+
+    async fn open_read(&self, key: &Key) -> Result<Box<dyn ReadHandle>> {
+        let Some(meta) = self.file_meta(key).await? else {
+            return Err(if self.is_dir(key).await? {
+                StorageError::IsADirectory
+            } else {
+                StorageError::NotFound
+            });
+        };
+        Ok(Box::new(ObjectReader {
+            store: Arc::clone(&self.store),
+            path: self.path(key),
+            meta,
+            block: self.options.read_block as u64,
+            cache: Mutex::new(None),
+        }))
+    }
+
+    async fn open_write(&self, key: &Key, options: WriteOptions) -> Result<Box<dyn WriteHandle>> {
+        if key.is_root() || self.is_dir(key).await? {
+            return Err(StorageError::IsADirectory);
+        }
+        let exists = self.file_meta(key).await?.is_some();
+        if exists && (options.exclusive || !options.replace) {
+            return Err(StorageError::AlreadyExists);
+        }
+        if !exists && !options.create {
+            return Err(StorageError::NotFound);
+        }
+        // Objects cannot be written in place: only a whole new object is possible.
+        if exists && (options.append || !options.truncate) {
+            return Err(StorageError::Unsupported);
+        }
+        Ok(Box::new(ObjectWriter {
+            store: Arc::clone(&self.store),
+            path: self.path(key),
+            options: self.options,
+            state: Mutex::new(WriteState::default()),
+        }))
+    }
+
+    async fn mkdir(&self, key: &Key) -> Result<()> {
+        if key.is_root() || self.file_meta(key).await?.is_some() || self.is_dir(key).await? {
+            return Err(StorageError::AlreadyExists);
+        }
+        if let Some(parent) = parent_of(key)
+            && !self.is_dir(&parent).await?
+        {
+            return Err(StorageError::NotFound);
+        }
+        self.store.put(&self.marker(key), PutPayload::default()).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn rmdir(&self, key: &Key) -> Result<()> {
+        if key.is_root() {
+            return Err(StorageError::Unsupported);
+        }
+        let prefix = self.path(key);
+        let marker = self.marker(key);
+        let first: Vec<_> =
+            self.store.list(Some(&prefix)).take(2).try_collect().await.map_err(store_error)?;
+        if first.is_empty() {
+            return Err(if self.file_meta(key).await?.is_some() {
+                StorageError::NotADirectory
+            } else {
+                StorageError::NotFound
+            });
+        }
+        if first.iter().any(|meta| meta.location != marker) {
+            return Err(StorageError::NotEmpty);
+        }
+        self.store.delete(&marker).await.map_err(store_error)
+    }
+
+    async fn remove(&self, key: &Key) -> Result<()> {
+        if self.file_meta(key).await?.is_none() {
+            return Err(if self.is_dir(key).await? {
+                StorageError::IsADirectory
+            } else {
+                StorageError::NotFound
+            });
+        }
+        self.store.delete(&self.path(key)).await.map_err(store_error)
+    }
+
+    /// Files: copy then delete. Folders: every object under the prefix, eight at a time; if it
+    /// fails halfway, what was copied exists at both names and nothing is lost.
+    async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::Unsupported);
+        }
+        if self.file_meta(from).await?.is_some() {
+            if self.is_dir(to).await? {
+                return Err(StorageError::IsADirectory);
+            }
+            let (source, target) = (self.path(from), self.path(to));
+            self.store.copy(&source, &target).await.map_err(store_error)?;
+            return self.store.delete(&source).await.map_err(store_error);
+        }
+        if !self.is_dir(from).await? {
+            return Err(StorageError::NotFound);
+        }
+        if self.file_meta(to).await?.is_some() || self.is_dir(to).await? {
+            return Err(StorageError::AlreadyExists);
+        }
+        let source = self.path(from);
+        let target = self.path(to);
+        let source_parts = source.parts().count();
+        let objects: Vec<_> = self.store.list(Some(&source)).try_collect().await.map_err(store_error)?;
+        futures::stream::iter(objects)
+            .map(|meta| {
+                let target = Path::from_iter(target.parts().chain(meta.location.parts().skip(source_parts)));
+                let store = Arc::clone(&self.store);
+                async move {
+                    store.copy(&meta.location, &target).await?;
+                    store.delete(&meta.location).await
+                }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<_>>()
+            .await
+            .map_err(store_error)?;
+        Ok(())
+    }
+
+    async fn set_times(&self, _key: &Key, _accessed: SystemTime, _modified: SystemTime) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn set_mode(&self, _key: &Key, _mode: u32) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn set_len(&self, _key: &Key, _len: u64) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn symlink(&self, _target: &Key, _link: &Key) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn read_link(&self, _key: &Key) -> Result<Key> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn hard_link(&self, _existing: &Key, _link: &Key) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn capacity(&self) -> Result<Capacity> {
+        Err(StorageError::Unsupported)
+    }
+}
+
+fn parent_of(key: &Key) -> Option<Key> {
+    let segments: Vec<&str> = key.segments().collect();
+    let (_, parent) = segments.split_last()?;
+    Some(Key::from_segments(parent.iter().copied()))
+}
+
+enum ListState {
+    Start,
+    Page(String),
+    Done,
+}
+
+struct ObjectLister {
+    store: Arc<dyn ObjectStore>,
+    pages: Option<Arc<dyn PaginatedListStore>>,
+    prefix: Path,
+    state: ListState,
+    ready: Vec<DirEntry>,
+}
+
+impl ObjectLister {
+    fn entries(&self, result: object_store::ListResult) -> Vec<DirEntry> {
+        let mut entries = Vec::new();
+        for dir in result.common_prefixes {
+            if let Some(name) = dir.filename() {
+                entries.push(DirEntry { name: name.to_string(), meta: ObjectStorage::dir_meta() });
+            }
+        }
+        for object in result.objects {
+            let Some(name) = object.location.filename() else { continue };
+            if name == DIR_MARKER || object.location == self.prefix {
+                continue;
+            }
+            entries.push(DirEntry {
+                name: name.to_string(),
+                meta: Metadata {
+                    kind: EntryKind::File,
+                    size: object.size,
+                    modified: Some(SystemTime::from(object.last_modified)),
+                    accessed: None,
+                    mode: None,
+                },
+            });
+        }
+        entries
+    }
+
+    /// Fetches the next page (or, without paging support, the whole listing once).
+    async fn fetch(&mut self) -> Result<()> {
+        let token = match std::mem::replace(&mut self.state, ListState::Done) {
+            ListState::Done => return Ok(()),
+            ListState::Start => None,
+            ListState::Page(token) => Some(token),
+        };
+        let Some(pages) = &self.pages else {
+            let result = self.store.list_with_delimiter(Some(&self.prefix)).await.map_err(store_error)?;
+            self.ready = self.entries(result);
+            return Ok(());
+        };
+        let prefix =
+            if self.prefix.as_ref().is_empty() { String::new() } else { format!("{}/", self.prefix) };
+        let options = PaginatedListOptions {
+            delimiter: Some("/".into()),
+            page_token: token,
+            max_keys: Some(1000),
+            ..PaginatedListOptions::default()
+        };
+        let page = pages
+            .list_paginated((!prefix.is_empty()).then_some(prefix.as_str()), options)
+            .await
+            .map_err(store_error)?;
+        if let Some(token) = page.page_token {
+            self.state = ListState::Page(token);
+        }
+        self.ready = self.entries(page.result);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl DirLister for ObjectLister {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<DirEntry>> {
+        while self.ready.is_empty() && !matches!(self.state, ListState::Done) {
+            self.fetch().await?;
+        }
+        let take = self.ready.len().min(max);
+        Ok(self.ready.drain(..take).collect())
+    }
+}
+
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    meta: Metadata,
+    block: u64,
+    /// The last block fetched: sequential reads of any size are served from it.
+    cache: Mutex<Option<(u64, Bytes)>>,
+}
+
+#[async_trait]
+impl ReadHandle for ObjectReader {
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        let size = self.meta.size;
+        if offset >= size || len == 0 {
+            return Ok(Bytes::new());
+        }
+        let end = (offset + len as u64).min(size);
+        let mut cache = self.cache.lock().await;
+        if let Some((start, block)) = cache.as_ref()
+            && offset >= *start
+            && end <= start + block.len() as u64
+        {
+            return Ok(block.slice((offset - start) as usize..(end - start) as usize));
+        }
+        let fetch_end = (offset + self.block.max(len as u64)).min(size);
+        let block = self.store.get_range(&self.path, offset..fetch_end).await.map_err(store_error)?;
+        let out = block.slice(..(end - offset) as usize);
+        *cache = Some((offset, block));
+        Ok(out)
+    }
+
+    async fn metadata(&self) -> Result<Metadata> {
+        Ok(self.meta.clone())
+    }
+}
+
+#[derive(Default)]
+struct WriteState {
+    /// Started once more than one part's worth arrived; small files are a single PUT.
+    upload: Option<WriteMultipart>,
+    /// Data in order, not yet handed to a part (or the whole small file).
+    buffer: BytesMut,
+    /// Offset of the next byte expected in order.
+    next: u64,
+    /// Writes that arrived early, by offset; bounded by `reorder_window`.
+    early: BTreeMap<u64, Bytes>,
+    early_bytes: usize,
+}
+
+struct ObjectWriter {
+    store: Arc<dyn ObjectStore>,
+    path: Path,
+    options: ObjectOptions,
+    state: Mutex<WriteState>,
+}
+
+impl ObjectWriter {
+    async fn push(&self, state: &mut WriteState, data: &[u8]) -> Result<()> {
+        state.buffer.extend_from_slice(data);
+        state.next += data.len() as u64;
+        while state.buffer.len() >= self.options.part_size {
+            let part = state.buffer.split_to(self.options.part_size).freeze();
+            if state.upload.is_none() {
+                let upload = self.store.put_multipart(&self.path).await.map_err(store_error)?;
+                state.upload = Some(WriteMultipart::new_with_chunk_size(upload, self.options.part_size));
+            }
+            if let Some(upload) = state.upload.as_mut() {
+                upload.wait_for_capacity(self.options.parts_in_flight).await.map_err(store_error)?;
+                upload.put(part);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl WriteHandle for ObjectWriter {
+    async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if offset < state.next {
+            // Already streamed: an object cannot be rewritten in place.
+            return Err(StorageError::Unsupported);
+        }
+        if offset > state.next {
+            let ahead = (offset - state.next) as usize + data.len();
+            if ahead > self.options.reorder_window
+                || state.early_bytes + data.len() > self.options.reorder_window
+            {
+                return Err(StorageError::Unsupported);
+            }
+            state.early_bytes += data.len();
+            state.early.insert(offset, data);
+            return Ok(());
+        }
+        self.push(&mut state, &data).await?;
+        loop {
+            let next = state.next;
+            let Some(chunk) = state.early.remove(&next) else { break };
+            state.early_bytes -= chunk.len();
+            self.push(&mut state, &chunk).await?;
+        }
+        Ok(())
+    }
+
+    async fn metadata(&self) -> Result<Metadata> {
+        let state = self.state.lock().await;
+        Ok(Metadata { kind: EntryKind::File, size: state.next, modified: None, accessed: None, mode: None })
+    }
+
+    async fn set_len(&self, _len: u64) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+
+    async fn set_times(&self, _accessed: SystemTime, _modified: SystemTime) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn set_mode(&self, _mode: u32) -> Result<()> {
+        Err(StorageError::Unsupported)
+    }
+
+    async fn commit(self: Box<Self>) -> Result<()> {
+        let mut state = self.state.lock().await;
+        if !state.early.is_empty() {
+            // A hole before the early writes: the object would be incomplete.
+            if let Some(upload) = state.upload.take() {
+                let _ = upload.abort().await;
+            }
+            return Err(StorageError::Unsupported);
+        }
+        let rest = std::mem::take(&mut state.buffer).freeze();
+        match state.upload.take() {
+            None => {
+                self.store.put(&self.path, PutPayload::from(rest)).await.map_err(store_error)?;
+            }
+            Some(mut upload) => {
+                if !rest.is_empty() {
+                    upload.put(rest);
+                }
+                upload.finish().await.map_err(store_error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn abort(self: Box<Self>) {
+        let mut state = self.state.lock().await;
+        if let Some(upload) = state.upload.take() {
+            let _ = upload.abort().await;
+        }
+    }
+}
+
+impl Drop for ObjectWriter {
+    /// Dropped without commit (client gone): abort the multipart upload so no parts linger.
+    fn drop(&mut self) {
+        let upload = self.state.get_mut().upload.take();
+        if let (Some(upload), Ok(runtime)) = (upload, tokio::runtime::Handle::try_current()) {
+            runtime.spawn(async move {
+                let _ = upload.abort().await;
+            });
+        }
+    }
+}

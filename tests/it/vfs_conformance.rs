@@ -1,0 +1,201 @@
+//! One behaviour for every storage backend: the same checks run against the local disk and the
+//! object-store backend (object_store's in-memory store here).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferry::storage::{
+    EntryKind, Key, LocalStorage, ObjectOptions, ObjectStorage, Storage, StorageError, WriteOptions,
+};
+
+use crate::harness::payload;
+
+fn key(path: &str) -> Key {
+    Key::from_segments(path.split('/').filter(|s| !s.is_empty()))
+}
+
+fn new_file() -> WriteOptions {
+    WriteOptions { create: true, truncate: true, atomic: true, replace: true, ..WriteOptions::default() }
+}
+
+async fn write(store: &dyn Storage, path: &str, data: &[u8]) {
+    let w = store.open_write(&key(path), new_file()).await.unwrap();
+    w.write_at(0, Bytes::copy_from_slice(data)).await.unwrap();
+    w.commit().await.unwrap();
+}
+
+async fn read_all(store: &dyn Storage, path: &str) -> Vec<u8> {
+    let r = store.open_read(&key(path)).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let chunk = r.read_at(out.len() as u64, 100_000).await.unwrap();
+        if chunk.is_empty() {
+            return out;
+        }
+        out.extend_from_slice(&chunk);
+    }
+}
+
+async fn names(store: &dyn Storage, path: &str) -> Vec<String> {
+    let mut lister = store.list(&key(path)).await.unwrap();
+    let mut names = Vec::new();
+    loop {
+        let batch = lister.next_batch(100).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        names.extend(batch.into_iter().map(|e| e.name));
+    }
+    names.sort();
+    names
+}
+
+async fn conformance(store: Arc<dyn Storage>) {
+    let store = store.as_ref();
+    // Uploads are invisible until committed, and gone when dropped.
+    let w = store.open_write(&key("a.bin"), new_file()).await.unwrap();
+    let data = payload(3 << 20, 1);
+    // Pipelined writes arrive out of order within the window.
+    w.write_at(1 << 20, Bytes::copy_from_slice(&data[1 << 20..2 << 20])).await.unwrap();
+    w.write_at(0, Bytes::copy_from_slice(&data[..1 << 20])).await.unwrap();
+    w.write_at(2 << 20, Bytes::copy_from_slice(&data[2 << 20..])).await.unwrap();
+    assert!(matches!(store.stat(&key("a.bin")).await, Err(StorageError::NotFound)));
+    w.commit().await.unwrap();
+    assert_eq!(store.stat(&key("a.bin")).await.unwrap().size, 3 << 20);
+    assert_eq!(read_all(store, "a.bin").await, data);
+    let r = store.open_read(&key("a.bin")).await.unwrap();
+    assert_eq!(r.read_at(100, 10).await.unwrap(), Bytes::copy_from_slice(&data[100..110]));
+    assert!(r.read_at(3 << 20, 10).await.unwrap().is_empty(), "past the end");
+    let dropped = store.open_write(&key("dropped.bin"), new_file()).await.unwrap();
+    dropped.write_at(0, Bytes::from_static(b"half")).await.unwrap();
+    drop(dropped);
+    assert!(matches!(store.stat(&key("dropped.bin")).await, Err(StorageError::NotFound)));
+    // An existing file is refused without `replace`.
+    let keep = WriteOptions { replace: false, ..new_file() };
+    assert!(matches!(store.open_write(&key("a.bin"), keep).await, Err(StorageError::AlreadyExists)));
+
+    // Folders.
+    store.mkdir(&key("d")).await.unwrap();
+    assert_eq!(store.stat(&key("d")).await.unwrap().kind, EntryKind::Dir);
+    assert!(matches!(store.mkdir(&key("d")).await, Err(StorageError::AlreadyExists)));
+    assert!(matches!(store.mkdir(&key("missing/child")).await, Err(StorageError::NotFound)));
+    assert_eq!(names(store, "").await, ["a.bin", "d"]);
+    assert!(names(store, "d").await.is_empty(), "an empty folder lists empty");
+    write(store, "d/inner.txt", b"inner").await;
+    store.mkdir(&key("d/sub")).await.unwrap();
+    write(store, "d/sub/deep.txt", b"deep").await;
+    assert!(matches!(store.rmdir(&key("d")).await, Err(StorageError::NotEmpty)));
+    assert!(matches!(store.list(&key("a.bin")).await, Err(StorageError::NotADirectory)));
+    assert!(matches!(store.open_read(&key("d")).await, Err(StorageError::IsADirectory)));
+    assert!(matches!(store.remove(&key("d")).await, Err(StorageError::IsADirectory)));
+
+    // Renames: a file over an existing one, and a whole folder.
+    write(store, "b.bin", b"bee").await;
+    store.rename(&key("b.bin"), &key("a.bin")).await.unwrap();
+    assert_eq!(read_all(store, "a.bin").await, b"bee");
+    assert!(matches!(store.stat(&key("b.bin")).await, Err(StorageError::NotFound)));
+    store.rename(&key("d"), &key("e")).await.unwrap();
+    assert_eq!(read_all(store, "e/sub/deep.txt").await, b"deep");
+    assert_eq!(names(store, "e").await, ["inner.txt", "sub"]);
+    assert!(matches!(store.stat(&key("d")).await, Err(StorageError::NotFound)));
+
+    // Removal.
+    store.remove(&key("e/sub/deep.txt")).await.unwrap();
+    store.rmdir(&key("e/sub")).await.unwrap();
+    store.remove(&key("e/inner.txt")).await.unwrap();
+    store.rmdir(&key("e")).await.unwrap();
+    assert!(matches!(store.remove(&key("nope")).await, Err(StorageError::NotFound)));
+    assert_eq!(names(store, "").await, ["a.bin"]);
+
+    // A big folder is listed completely, in batches.
+    store.mkdir(&key("many")).await.unwrap();
+    for i in 0..2500 {
+        write(store, &format!("many/f{i:04}"), b"x").await;
+    }
+    let listed = names(store, "many").await;
+    assert_eq!(listed.len(), 2500);
+    assert_eq!(listed[2499], "f2499");
+
+    // A scoped view sees only its prefix.
+    let scoped = store.scoped(&key("many")).unwrap();
+    assert_eq!(read_all(scoped.as_ref(), "f0001").await, b"x");
+    assert!(matches!(scoped.stat(&key("a.bin")).await, Err(StorageError::NotFound)));
+}
+
+#[tokio::test]
+async fn local_disk_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    conformance(Arc::new(LocalStorage::new(dir.path()).unwrap())).await;
+}
+
+#[tokio::test]
+async fn object_store_conforms() {
+    let options = ObjectOptions {
+        part_size: 1 << 20,
+        parts_in_flight: 2,
+        reorder_window: 2 << 20,
+        read_block: 1 << 20,
+    };
+    let memory = Arc::new(object_store::memory::InMemory::new());
+    conformance(Arc::new(ObjectStorage::new(memory, None, "tenant/files", options))).await;
+}
+
+#[tokio::test]
+async fn object_store_refuses_what_objects_cannot_do() {
+    let memory = Arc::new(object_store::memory::InMemory::new());
+    let store = ObjectStorage::new(
+        memory,
+        None,
+        "",
+        ObjectOptions { reorder_window: 1 << 20, ..ObjectOptions::default() },
+    );
+    write(&store, "x.bin", b"0123456789").await;
+    // Resume or append to an existing object: refused with a clear error, nothing changed.
+    let resume = WriteOptions { create: true, truncate: false, replace: true, ..WriteOptions::default() };
+    assert!(matches!(store.open_write(&key("x.bin"), resume).await, Err(StorageError::Unsupported)));
+    let append = WriteOptions { append: true, ..resume };
+    assert!(matches!(store.open_write(&key("x.bin"), append).await, Err(StorageError::Unsupported)));
+    // A write far outside the reorder window is refused, and the upload leaves nothing.
+    let w = store.open_write(&key("y.bin"), new_file()).await.unwrap();
+    assert!(matches!(w.write_at(10 << 20, Bytes::from_static(b"far")).await, Err(StorageError::Unsupported)));
+    assert!(matches!(w.commit().await, Ok(())), "nothing out of order is pending");
+    assert_eq!(read_all(&store, "x.bin").await, b"0123456789");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_ftps_serve_files_from_object_storage() {
+    use crate::harness::{TestServer, User, ok, run, sha256, sha256_file};
+    let srv = TestServer::start_with("[storage]\nbackend = \"memory\"\nprefix = \"ferry\"\n").await;
+    srv.add_user(User { password: Some("obj-pass-1"), ..User::with_key("obj") }).await;
+    let local = tempfile::tempdir().unwrap();
+    // 20 MiB: several multipart parts, written by OpenSSH's pipelined, reordered WRITEs.
+    std::fs::write(local.path().join("big.bin"), payload(20 << 20, 31)).unwrap();
+    let out = ok(&srv
+        .sftp(
+            "obj",
+            local.path(),
+            "mkdir in\nput big.bin in/big.bin\nrename in out\nls -l out\nget out/big.bin back.bin\n",
+        )
+        .await);
+    assert!(out.contains("big.bin"), "{out}");
+    assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(20 << 20, 31)));
+    assert!(!srv.home("obj").join("out").exists(), "nothing went to the local disk");
+
+    let ftps = format!("ftps://127.0.0.1:{}/out/big.bin", srv.ftps.port());
+    let via_ftps = local.path().join("via-ftps.bin");
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args(["-sS", "--cacert"])
+        .arg(&srv.cert)
+        .args(["-u", "obj:obj-pass-1", "-o"])
+        .arg(&via_ftps)
+        .arg(&ftps);
+    ok(&run(curl, 120).await);
+    assert_eq!(sha256_file(&via_ftps), sha256(&payload(20 << 20, 31)));
+    // Resuming an upload over an existing object is refused clearly, the object unchanged.
+    std::fs::write(local.path().join("head.bin"), &payload(20 << 20, 31)[..1 << 20]).unwrap();
+    ok(&srv.sftp("obj", local.path(), "put head.bin out/part.bin\n").await);
+    let err = crate::harness::failed(&srv.sftp("obj", local.path(), "reput big.bin out/part.bin\n").await);
+    assert!(err.contains("nsupported"), "{err}");
+    ok(&srv.sftp("obj", local.path(), "get out/part.bin again.bin\n").await);
+    assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), &payload(20 << 20, 31)[..1 << 20]);
+}
