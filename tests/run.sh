@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl and rclone from Debian, paramiko in a venv.
+# server, lftp, curl and rclone from Debian; paramiko and the moto S3 emulator in a venv (the tests
+# start moto themselves on loopback ports).
 #   tests/run.sh            # everything
 #   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
 set -euo pipefail
@@ -22,12 +23,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# paramiko in a venv kept outside the clone, so reruns are quick.
+# paramiko and the moto S3 emulator in a venv kept outside the clone, so reruns are quick.
 VENV="${FERRY_TEST_VENV:-$HOME/.cache/ferry-test-venv}"
-if ! "$VENV/bin/python" -c 'import paramiko' 2>/dev/null; then
-    echo "==> creating $VENV with paramiko"
+if ! "$VENV/bin/python" -c 'import paramiko, moto.server' 2>/dev/null || [ ! -x "$VENV/bin/moto_server" ]; then
+    echo "==> creating $VENV with paramiko and moto[server]"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko
+    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]"
 fi
 export FERRY_TEST_PYTHON="$VENV/bin/python"
 

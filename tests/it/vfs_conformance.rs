@@ -199,3 +199,92 @@ async fn sftp_and_ftps_serve_files_from_object_storage() {
     ok(&srv.sftp("obj", local.path(), "get out/part.bin again.bin\n").await);
     assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), &payload(20 << 20, 31)[..1 << 20]);
 }
+
+/// A moto S3 server on a loopback port for one test, stopped on drop.
+struct Moto {
+    child: tokio::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    async fn start(bucket: &str) -> Self {
+        let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let bin = std::path::Path::new(&python).with_file_name("moto_server");
+        assert!(
+            bin.exists(),
+            "{} missing: tests/run.sh installs moto[server] next to FERRY_TEST_PYTHON",
+            bin.display()
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = tokio::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}");
+        // Create the bucket (moto does not check signatures), retrying until the server is up.
+        for attempt in 0.. {
+            assert!(attempt < 100, "moto did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { continue };
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let request = format!(
+                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            if stream.write_all(request.as_bytes()).await.is_err() {
+                continue;
+            }
+            let mut reply = String::new();
+            let _ = stream.read_to_string(&mut reply).await;
+            if reply.starts_with("HTTP/1.1 200") {
+                break;
+            }
+        }
+        Self { child, endpoint }
+    }
+
+    fn config(&self, bucket: &str) -> String {
+        format!(
+            "[storage]\nbackend = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"ferry\"\nendpoint = \"{}\"\n\
+             region = \"us-east-1\"\nallow_http = true\npath_style = true\naccess_key_id = \"test\"\n\
+             secret_access_key = \"test\"\npart_size = \"5MiB\"\n",
+            self.endpoint
+        )
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_emulator_conforms() {
+    let moto = Moto::start("conformance").await;
+    let table: toml::Table = moto.config("conformance").parse().unwrap();
+    let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
+    conformance(ferry::storage::open(&config.storage).unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_ftps_over_the_s3_emulator() {
+    use crate::harness::{TestServer, User, ok, sha256, sha256_file};
+    let moto = Moto::start("transfers").await;
+    let srv = TestServer::start_with(&moto.config("transfers")).await;
+    srv.add_user(User::with_key("s3user")).await;
+    let local = tempfile::tempdir().unwrap();
+    // 23 MiB: five multipart parts of 5 MiB from pipelined SFTP writes.
+    std::fs::write(local.path().join("big.bin"), payload(23 << 20, 41)).unwrap();
+    ok(&srv
+        .sftp(
+            "s3user",
+            local.path(),
+            "mkdir d\nput big.bin d/big.bin\nrename d e\nget e/big.bin back.bin\nls -l e\n",
+        )
+        .await);
+    assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(23 << 20, 41)));
+    assert!(!srv.files.join("s3user").exists(), "nothing on local disk");
+}
