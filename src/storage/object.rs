@@ -172,7 +172,7 @@ impl Storage for ObjectStorage {
             path: self.path(key),
             meta,
             block: self.options.read_block as u64,
-            cache: Mutex::new(None),
+            blocks: Mutex::new(Blocks::default()),
         }))
     }
 
@@ -408,8 +408,75 @@ struct ObjectReader {
     path: Path,
     meta: Metadata,
     block: u64,
-    /// The last block fetched: sequential reads of any size are served from it.
-    cache: Mutex<Option<(u64, Bytes)>>,
+    blocks: Mutex<Blocks>,
+}
+
+/// The block being served and the ones fetched ahead of the reader.
+#[derive(Default)]
+struct Blocks {
+    current: Option<(u64, Bytes)>,
+    /// Started fetches by start offset, in order; at most `READ_AHEAD`.
+    ahead: std::collections::VecDeque<(u64, tokio::task::JoinHandle<Result<Bytes>>)>,
+}
+
+/// Blocks fetched ahead of a sequential reader, so one stream keeps the store busy even at
+/// tens of milliseconds of latency per request.
+const READ_AHEAD: usize = 2;
+
+impl ObjectReader {
+    fn fetch(&self, start: u64) -> tokio::task::JoinHandle<Result<Bytes>> {
+        let (store, path) = (Arc::clone(&self.store), self.path.clone());
+        let end = (start + self.block).min(self.meta.size);
+        tokio::spawn(async move { store.get_range(&path, start..end).await.map_err(store_error) })
+    }
+
+    /// The part of `offset..end` inside the block that holds `offset`.
+    async fn read_in_block(&self, blocks: &mut Blocks, offset: u64, end: u64) -> Result<Bytes> {
+        if let Some((start, block)) = blocks.current.as_ref()
+            && offset >= *start
+            && offset < start + block.len() as u64
+        {
+            let to = (end - start).min(block.len() as u64) as usize;
+            return Ok(block.slice((offset - start) as usize..to));
+        }
+        // Blocks are aligned to `block`; when the reader moved elsewhere, read-ahead restarts.
+        let start = offset - offset % self.block;
+        while let Some((ahead, _)) = blocks.ahead.front() {
+            if *ahead == start {
+                break;
+            }
+            if let Some((_, stale)) = blocks.ahead.pop_front() {
+                stale.abort();
+            }
+        }
+        let fetch = match blocks.ahead.pop_front() {
+            Some((_, fetch)) => fetch,
+            None => self.fetch(start),
+        };
+        let fetched = fetch.await.unwrap_or_else(|e| Err(StorageError::Io(std::io::Error::other(e))))?;
+        blocks.current = Some((start, fetched.clone()));
+        self.top_up(blocks, start + self.block);
+        let from = (offset - start) as usize;
+        let to = ((end - start) as usize).min(fetched.len());
+        Ok(if to > from { fetched.slice(from..to) } else { Bytes::new() })
+    }
+
+    /// Keeps `READ_AHEAD` blocks in flight after `from`.
+    fn top_up(&self, blocks: &mut Blocks, from: u64) {
+        let mut next = blocks.ahead.back().map_or(from, |(start, _)| start + self.block);
+        while blocks.ahead.len() < READ_AHEAD && next < self.meta.size {
+            blocks.ahead.push_back((next, self.fetch(next)));
+            next += self.block;
+        }
+    }
+}
+
+impl Drop for ObjectReader {
+    fn drop(&mut self) {
+        for (_, fetch) in self.blocks.get_mut().ahead.drain(..) {
+            fetch.abort();
+        }
+    }
 }
 
 #[async_trait]
@@ -420,18 +487,22 @@ impl ReadHandle for ObjectReader {
             return Ok(Bytes::new());
         }
         let end = (offset + len as u64).min(size);
-        let mut cache = self.cache.lock().await;
-        if let Some((start, block)) = cache.as_ref()
-            && offset >= *start
-            && end <= start + block.len() as u64
-        {
-            return Ok(block.slice((offset - start) as usize..(end - start) as usize));
+        let mut blocks = self.blocks.lock().await;
+        let first = self.read_in_block(&mut blocks, offset, end).await?;
+        if first.len() as u64 == end - offset {
+            return Ok(first);
         }
-        let fetch_end = (offset + self.block.max(len as u64)).min(size);
-        let block = self.store.get_range(&self.path, offset..fetch_end).await.map_err(store_error)?;
-        let out = block.slice(..(end - offset) as usize);
-        *cache = Some((offset, block));
-        Ok(out)
+        // The read spans blocks: assemble it, so callers get the whole range.
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        out.extend_from_slice(&first);
+        while (out.len() as u64) < end - offset {
+            let piece = self.read_in_block(&mut blocks, offset + out.len() as u64, end).await?;
+            if piece.is_empty() {
+                break;
+            }
+            out.extend_from_slice(&piece);
+        }
+        Ok(out.freeze())
     }
 
     async fn metadata(&self) -> Result<Metadata> {

@@ -66,6 +66,14 @@ async fn conformance(store: Arc<dyn Storage>) {
     let r = store.open_read(&key("a.bin")).await.unwrap();
     assert_eq!(r.read_at(100, 10).await.unwrap(), Bytes::copy_from_slice(&data[100..110]));
     assert!(r.read_at(3 << 20, 10).await.unwrap().is_empty(), "past the end");
+    // Random access after sequential reads, and a read across a block boundary.
+    let across = (1 << 20) - 5;
+    assert_eq!(
+        r.read_at(across, 10).await.unwrap(),
+        Bytes::copy_from_slice(&data[across as usize..across as usize + 10])
+    );
+    assert_eq!(r.read_at(5, 3).await.unwrap(), Bytes::copy_from_slice(&data[5..8]));
+    assert_eq!(r.read_at((3 << 20) - 4, 100).await.unwrap(), Bytes::copy_from_slice(&data[(3 << 20) - 4..]));
     let dropped = store.open_write(&key("dropped.bin"), new_file()).await.unwrap();
     dropped.write_at(0, Bytes::from_static(b"half")).await.unwrap();
     drop(dropped);
