@@ -210,6 +210,16 @@ impl Session {
                 return Err(SessionError::IsADirectory(path.clone()));
             }
             self.check(Op::Upload, path)?;
+            // An object backend writes `NAME.filepart` straight to `NAME` (no copy on the
+            // client's final rename), so such an upload needs NAME's permissions too.
+            if let Some(name) = path.name().strip_suffix(".filepart").filter(|n| !n.is_empty()) {
+                let target = path.parent().join(name);
+                self.check(Op::Upload, &target)?;
+                self.check(Op::Rename, &target)?;
+                if self.vfs.storage().stat(&self.vfs.key(&target)).await.is_ok() {
+                    self.check(Op::Overwrite, &target)?;
+                }
+            }
             let options = WriteOptions {
                 create: how.create,
                 truncate: how.truncate,
@@ -281,6 +291,12 @@ impl Session {
             if from.is_root() || to.is_root() {
                 return Err(SessionError::PermissionDenied { op: Op::Rename, path: from.clone() });
             }
+            // Finishing a `NAME.filepart` upload: an object backend already wrote NAME (and made
+            // a delete of the old NAME a no-op), so the rename replaces whatever NAME shows.
+            let finishes_part = from.parent() == to.parent()
+                && from.name().strip_suffix(".filepart") == Some(to.name())
+                && !to.name().is_empty();
+            let replace = replace || finishes_part;
             let storage = self.vfs.storage();
             let to_key = self.vfs.key(to);
             storage.lstat(&self.vfs.key(from)).await.map_err(Self::storage_err(from))?;

@@ -55,7 +55,18 @@ pub struct ObjectStorage {
     pages: Option<Arc<dyn PaginatedListStore>>,
     root: Vec<String>,
     options: ObjectOptions,
+    /// Finished `*.filepart` uploads, written straight to their final key: temporary path →
+    /// final path, until the client's rename (a no-op then) or removal.
+    parts: PartTable,
 }
+
+/// Temporary path → final path of finished `*.filepart` uploads, shared by scoped views.
+type PartTable = Arc<std::sync::Mutex<std::collections::HashMap<Path, Path>>>;
+
+/// The temporary suffix WinSCP uploads under before renaming to the final name. Objects are
+/// written straight to the final key instead, so the rename costs no server-side copy (S3's
+/// CopyObject also stops at 5 GiB).
+pub const PART_SUFFIX: &str = ".filepart";
 
 fn store_error(e: object_store::Error) -> StorageError {
     match e {
@@ -76,11 +87,22 @@ impl ObjectStorage {
         options: ObjectOptions,
     ) -> Self {
         let root = prefix.split('/').filter(|s| !s.is_empty()).map(String::from).collect();
-        Self { store, pages, root, options }
+        Self { store, pages, root, options, parts: Arc::default() }
     }
 
     fn path(&self, key: &Key) -> Path {
         Path::from_iter(self.root.iter().map(String::as_str).chain(key.segments()))
+    }
+
+    /// The final path of a finished `*.filepart` upload, if `key` is one.
+    fn part_target(&self, key: &Key) -> Option<Path> {
+        self.parts.lock().ok()?.get(&self.path(key)).cloned()
+    }
+
+    fn forget_part(&self, key: &Key) {
+        if let Ok(mut parts) = self.parts.lock() {
+            parts.remove(&self.path(key));
+        }
     }
 
     fn marker(&self, key: &Key) -> Path {
@@ -132,6 +154,16 @@ impl Storage for ObjectStorage {
     }
 
     async fn stat(&self, key: &Key) -> Result<Metadata> {
+        if let Some(target) = self.part_target(key) {
+            let meta = self.store.head(&target).await.map_err(store_error)?;
+            return Ok(Metadata {
+                kind: EntryKind::File,
+                size: meta.size,
+                modified: Some(SystemTime::from(meta.last_modified)),
+                accessed: None,
+                mode: None,
+            });
+        }
         if let Some(meta) = self.file_meta(key).await? {
             return Ok(meta);
         }
@@ -191,11 +223,17 @@ impl Storage for ObjectStorage {
         if exists && (options.append || !options.truncate) {
             return Err(StorageError::Unsupported);
         }
+        let path = self.path(key);
+        let part = key.name().strip_suffix(PART_SUFFIX).filter(|name| !name.is_empty()).map(|name| {
+            let parent = parent_of(key).unwrap_or_else(|| Key::from_segments([]));
+            (path.clone(), self.path(&Key::from_segments(parent.segments().chain([name]))))
+        });
         Ok(Box::new(ObjectWriter {
             store: Arc::clone(&self.store),
-            path: self.path(key),
+            path: part.as_ref().map_or(path, |(_, target)| target.clone()),
             options: self.options,
             state: Mutex::new(WriteState::default()),
+            part: part.map(|(temporary, _)| (temporary, Arc::clone(&self.parts))),
         }))
     }
 
@@ -234,6 +272,16 @@ impl Storage for ObjectStorage {
     }
 
     async fn remove(&self, key: &Key) -> Result<()> {
+        // Clients without an overwriting rename delete the old file before renaming NAME.filepart
+        // onto it; the old version is already replaced, and deleting NAME would lose the upload.
+        let path = self.path(key);
+        if self.parts.lock().map(|parts| parts.values().any(|target| *target == path)).unwrap_or(false) {
+            return Ok(());
+        }
+        if let Some(target) = self.part_target(key) {
+            self.forget_part(key);
+            return self.store.delete(&target).await.map_err(store_error);
+        }
         if self.file_meta(key).await?.is_none() {
             return Err(if self.is_dir(key).await? {
                 StorageError::IsADirectory
@@ -249,6 +297,15 @@ impl Storage for ObjectStorage {
     async fn rename(&self, from: &Key, to: &Key) -> Result<()> {
         if from.is_root() || to.is_root() {
             return Err(StorageError::Unsupported);
+        }
+        if let Some(target) = self.part_target(from) {
+            // The upload already sits at its final key: renaming onto it is free.
+            self.forget_part(from);
+            if target == self.path(to) {
+                return Ok(());
+            }
+            self.store.copy(&target, &self.path(to)).await.map_err(store_error)?;
+            return self.store.delete(&target).await.map_err(store_error);
         }
         if self.file_meta(from).await?.is_some() {
             if self.is_dir(to).await? {
@@ -528,6 +585,8 @@ struct ObjectWriter {
     path: Path,
     options: ObjectOptions,
     state: Mutex<WriteState>,
+    /// For a `*.filepart` upload: its temporary path and the table that maps it to `path`.
+    part: Option<(Path, PartTable)>,
 }
 
 impl ObjectWriter {
@@ -619,6 +678,11 @@ impl WriteHandle for ObjectWriter {
                 }
                 upload.finish().await.map_err(store_error)?;
             }
+        }
+        if let Some((temporary, parts)) = &self.part
+            && let Ok(mut parts) = parts.lock()
+        {
+            parts.insert(temporary.clone(), self.path.clone());
         }
         Ok(())
     }

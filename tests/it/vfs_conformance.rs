@@ -170,6 +170,32 @@ async fn object_store_refuses_what_objects_cannot_do() {
     assert_eq!(read_all(&store, "x.bin").await, b"0123456789");
 }
 
+#[tokio::test]
+async fn filepart_uploads_land_at_the_final_key_without_a_copy() {
+    let memory = Arc::new(object_store::memory::InMemory::new());
+    let store = ObjectStorage::new(memory, None, "", ObjectOptions::default());
+    store.mkdir(&key("d")).await.unwrap();
+    write(&store, "d/report.csv", b"old").await;
+    let w = store.open_write(&key("d/report.csv.filepart"), new_file()).await.unwrap();
+    w.write_at(0, Bytes::from_static(b"new content")).await.unwrap();
+    // Until it is complete, neither name shows the new data.
+    assert_eq!(read_all(&store, "d/report.csv").await, b"old");
+    w.commit().await.unwrap();
+    // The data already sits at the final key; the temporary name answers for it until renamed.
+    assert_eq!(names(&store, "d").await, ["report.csv"]);
+    assert_eq!(store.stat(&key("d/report.csv.filepart")).await.unwrap().size, 11);
+    // A client that deletes the old file before renaming must not lose the upload.
+    store.remove(&key("d/report.csv")).await.unwrap();
+    store.rename(&key("d/report.csv.filepart"), &key("d/report.csv")).await.unwrap();
+    assert_eq!(read_all(&store, "d/report.csv").await, b"new content");
+    assert!(matches!(store.stat(&key("d/report.csv.filepart")).await, Err(StorageError::NotFound)));
+    // A dropped .filepart upload leaves the old file alone.
+    let w = store.open_write(&key("d/report.csv.filepart"), new_file()).await.unwrap();
+    w.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
+    drop(w);
+    assert_eq!(read_all(&store, "d/report.csv").await, b"new content");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_and_ftps_serve_files_from_object_storage() {
     use crate::harness::{TestServer, User, ok, run, sha256, sha256_file};
@@ -295,4 +321,32 @@ async fn sftp_and_ftps_over_the_s3_emulator() {
         .await);
     assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(23 << 20, 41)));
     assert!(!srv.files.join("s3user").exists(), "nothing on local disk");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn winscp_style_filepart_uploads_over_sftp_on_object_storage() {
+    use crate::harness::{TestServer, User, ok, run};
+    let srv = TestServer::start_with("[storage]\nbackend = \"memory\"\n").await;
+    srv.add_user(User::with_password("win", "win-pass-1")).await;
+    // WinSCP's sequence with a plain SFTP v3 rename: upload NAME.filepart, delete NAME, rename.
+    let script = r#"
+import paramiko, sys
+t = paramiko.Transport(("127.0.0.1", int(sys.argv[1])))
+t.connect(username="win", password="win-pass-1")
+s = paramiko.SFTPClient.from_transport(t)
+with s.open("report.csv", "wb") as f:
+    f.write(b"old")
+with s.open("report.csv.filepart", "wb") as f:
+    f.write(b"new" * 100000)
+s.remove("report.csv")
+s.rename("report.csv.filepart", "report.csv")
+with s.open("report.csv", "rb") as f:
+    data = f.read()
+print(len(data), data[:3].decode(), sorted(s.listdir(".")))
+"#;
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
+    let out = ok(&run(cmd, 60).await);
+    assert_eq!(out.trim(), "300000 new ['report.csv']");
 }
