@@ -5,9 +5,9 @@
 //! become visible only on commit; small files are one PUT. Reads are ranged GETs of a fixed
 //! block size, so sequential readers touch the store once per block.
 //!
-//! Not yet (documented in docs/storage.md): resume/append of existing objects, writes far
-//! outside the reorder window, rename of objects above the store's copy limit (5 GiB on S3),
-//! read-ahead across blocks, times and modes.
+//! Not yet (documented in docs/storage.md): resume/append of existing objects, rewriting data
+//! after a part has been sent, rename of objects above the store's copy limit (5 GiB on S3)
+//! other than `*.filepart` uploads, times and modes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -578,6 +578,61 @@ struct WriteState {
     /// Writes that arrived early, by offset; bounded by `reorder_window`.
     early: BTreeMap<u64, Bytes>,
     early_bytes: usize,
+    /// Random writes: everything goes to a temporary file, uploaded on commit.
+    spill: Option<Spill>,
+}
+
+/// A temporary file holding an upload whose writes were not sequential; removed on drop.
+struct Spill {
+    file: Arc<std::fs::File>,
+    path: std::path::PathBuf,
+    len: u64,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> std::io::Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(StorageError::from)
+}
+
+impl Spill {
+    async fn create() -> Result<Self> {
+        let path = std::env::temp_dir().join(format!(".ferry-spill-{}", uuid::Uuid::new_v4().simple()));
+        let open = path.clone();
+        let file = blocking(move || {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new().read(true).write(true).create_new(true).mode(0o600).open(open)
+        })
+        .await?;
+        Ok(Self { file: Arc::new(file), path, len: 0 })
+    }
+
+    async fn write_at(&mut self, offset: u64, data: Bytes) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let file = Arc::clone(&self.file);
+        let end = offset + data.len() as u64;
+        blocking(move || file.write_all_at(&data, offset)).await?;
+        self.len = self.len.max(end);
+        Ok(())
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        use std::os::unix::fs::FileExt;
+        let file = Arc::clone(&self.file);
+        blocking(move || {
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset)?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
 }
 
 struct ObjectWriter {
@@ -612,17 +667,33 @@ impl ObjectWriter {
 impl WriteHandle for ObjectWriter {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
         let mut state = self.state.lock().await;
-        if offset < state.next {
-            // Already streamed: an object cannot be rewritten in place.
-            return Err(StorageError::Unsupported);
+        if let Some(spill) = state.spill.as_mut() {
+            return spill.write_at(offset, data).await;
         }
-        if offset > state.next {
-            let ahead = (offset - state.next) as usize + data.len();
-            if ahead > self.options.reorder_window
-                || state.early_bytes + data.len() > self.options.reorder_window
-            {
+        let out_of_window = offset < state.next
+            || (offset > state.next
+                && ((offset - state.next) as usize + data.len() > self.options.reorder_window
+                    || state.early_bytes + data.len() > self.options.reorder_window));
+        if out_of_window {
+            // Not sequential after all. Before any part left, everything moves to a temporary
+            // file (uploaded on commit); parts already sent cannot be rewritten.
+            if state.upload.is_some() {
                 return Err(StorageError::Unsupported);
             }
+            let mut spill = Spill::create().await?;
+            let start = state.next - state.buffer.len() as u64;
+            spill.write_at(start, std::mem::take(&mut state.buffer).freeze()).await?;
+            for (at, chunk) in std::mem::take(&mut state.early) {
+                spill.write_at(at, chunk).await?;
+            }
+            state.early_bytes = 0;
+            // Replayed from the start on commit.
+            state.next = 0;
+            spill.write_at(offset, data).await?;
+            state.spill = Some(spill);
+            return Ok(());
+        }
+        if offset > state.next {
             state.early_bytes += data.len();
             state.early.insert(offset, data);
             return Ok(());
@@ -639,7 +710,8 @@ impl WriteHandle for ObjectWriter {
 
     async fn metadata(&self) -> Result<Metadata> {
         let state = self.state.lock().await;
-        Ok(Metadata { kind: EntryKind::File, size: state.next, modified: None, accessed: None, mode: None })
+        let size = state.spill.as_ref().map_or(state.next, |spill| spill.len);
+        Ok(Metadata { kind: EntryKind::File, size, modified: None, accessed: None, mode: None })
     }
 
     async fn set_len(&self, _len: u64) -> Result<()> {
@@ -660,6 +732,16 @@ impl WriteHandle for ObjectWriter {
 
     async fn commit(self: Box<Self>) -> Result<()> {
         let mut state = self.state.lock().await;
+        if let Some(spill) = state.spill.take() {
+            // Stream the temporary file through the same part logic.
+            let mut at = 0;
+            while at < spill.len {
+                let len = (spill.len - at).min(self.options.part_size as u64) as usize;
+                let chunk = spill.read_at(at, len).await?;
+                self.push(&mut state, &chunk).await?;
+                at += len as u64;
+            }
+        }
         if !state.early.is_empty() {
             // A hole before the early writes: the object would be incomplete.
             if let Some(upload) = state.upload.take() {

@@ -163,10 +163,36 @@ async fn object_store_refuses_what_objects_cannot_do() {
     assert!(matches!(store.open_write(&key("x.bin"), resume).await, Err(StorageError::Unsupported)));
     let append = WriteOptions { append: true, ..resume };
     assert!(matches!(store.open_write(&key("x.bin"), append).await, Err(StorageError::Unsupported)));
-    // A write far outside the reorder window is refused, and the upload leaves nothing.
+    // Writes far outside the reorder window (a client writing the end first) spill to a
+    // temporary file and upload on commit; holes read as zeros, as on a disk.
     let w = store.open_write(&key("y.bin"), new_file()).await.unwrap();
-    assert!(matches!(w.write_at(10 << 20, Bytes::from_static(b"far")).await, Err(StorageError::Unsupported)));
-    assert!(matches!(w.commit().await, Ok(())), "nothing out of order is pending");
+    w.write_at(3 << 20, Bytes::from_static(b"tail")).await.unwrap();
+    w.write_at(0, Bytes::from_static(b"head")).await.unwrap();
+    w.write_at(2, Bytes::from_static(b"AD")).await.unwrap();
+    assert_eq!(w.metadata().await.unwrap().size, (3 << 20) + 4);
+    w.commit().await.unwrap();
+    let y = read_all(&store, "y.bin").await;
+    assert_eq!(y.len(), (3 << 20) + 4);
+    assert_eq!(&y[..4], b"heAD");
+    assert!(y[4..3 << 20].iter().all(|&b| b == 0));
+    assert_eq!(&y[3 << 20..], b"tail");
+    // Once parts have left, rewriting earlier data is refused.
+    let small = ObjectStorage::new(
+        Arc::new(object_store::memory::InMemory::new()),
+        None,
+        "",
+        ObjectOptions {
+            part_size: 5 << 20,
+            parts_in_flight: 1,
+            reorder_window: 1 << 20,
+            read_block: 1 << 20,
+        },
+    );
+    let w = small.open_write(&key("z.bin"), new_file()).await.unwrap();
+    w.write_at(0, Bytes::from(payload(6 << 20, 3))).await.unwrap();
+    assert!(matches!(w.write_at(0, Bytes::from_static(b"again")).await, Err(StorageError::Unsupported)));
+    drop(w);
+    assert!(matches!(small.stat(&key("z.bin")).await, Err(StorageError::NotFound)));
     assert_eq!(read_all(&store, "x.bin").await, b"0123456789");
 }
 
