@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl and rclone from Debian; paramiko and the moto S3 emulator in a venv (the tests
-# start moto themselves on loopback ports).
+# server, lftp, curl and rclone from Debian; paramiko, the moto S3 emulator and azure-storage-blob
+# in a venv; the azurite Blob emulator from npm (the tests start the emulators themselves on
+# loopback ports).
 #   tests/run.sh            # everything
 #   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
 set -euo pipefail
@@ -16,6 +17,7 @@ python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
 command -v lftp >/dev/null || need_apt+=(lftp)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v rclone >/dev/null || need_apt+=(rclone)
+command -v npm >/dev/null || need_apt+=(npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -25,12 +27,22 @@ fi
 
 # paramiko and the moto S3 emulator in a venv kept outside the clone, so reruns are quick.
 VENV="${FERRY_TEST_VENV:-$HOME/.cache/ferry-test-venv}"
-if ! "$VENV/bin/python" -c 'import paramiko, moto.server' 2>/dev/null || [ ! -x "$VENV/bin/moto_server" ]; then
-    echo "==> creating $VENV with paramiko and moto[server]"
+if ! "$VENV/bin/python" -c 'import paramiko, moto.server, azure.storage.blob' 2>/dev/null \
+    || [ ! -x "$VENV/bin/moto_server" ]; then
+    echo "==> creating $VENV with paramiko, moto[server] and azure-storage-blob"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]"
+    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]" azure-storage-blob
 fi
 export FERRY_TEST_PYTHON="$VENV/bin/python"
+
+# The azurite Blob emulator from npm, also outside the clone.
+NODE_DIR="${FERRY_TEST_NODE:-$HOME/.cache/ferry-test-node}"
+if [ ! -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]; then
+    echo "==> installing azurite into $NODE_DIR"
+    mkdir -p "$NODE_DIR"
+    (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund azurite@3)
+fi
+export FERRY_TEST_AZURITE="$NODE_DIR/node_modules/.bin/azurite-blob"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

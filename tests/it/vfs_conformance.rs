@@ -376,3 +376,80 @@ print(len(data), data[:3].decode(), sorted(s.listdir(".")))
     let out = ok(&run(cmd, 60).await);
     assert_eq!(out.trim(), "300000 new ['report.csv']");
 }
+
+/// An azurite Blob emulator on a loopback port for one test, with a container, stopped on drop.
+struct Azurite {
+    child: tokio::process::Child,
+    endpoint: String,
+}
+
+/// azurite's well-known development account key (public, documented by Microsoft).
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+impl Azurite {
+    async fn start(container: &str) -> Self {
+        let bin =
+            std::env::var("FERRY_TEST_AZURITE").expect("FERRY_TEST_AZURITE: tests/run.sh installs azurite");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = tokio::process::Command::new(bin)
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .args(["--inMemoryPersistence", "--skipApiVersionCheck", "--silent"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
+        let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = format!(
+            "from azure.storage.blob import BlobServiceClient\n\
+             c = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};'\n\
+             BlobServiceClient.from_connection_string(c).create_container('{container}')\n"
+        );
+        for attempt in 0.. {
+            assert!(attempt < 50, "azurite did not start");
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let out = tokio::process::Command::new(&python).arg("-c").arg(&script).output().await.unwrap();
+            if out.status.success() {
+                break;
+            }
+        }
+        Self { child, endpoint }
+    }
+
+    fn config(&self, container: &str) -> String {
+        format!(
+            "[storage]\nbackend = \"azure\"\nbucket = \"{container}\"\nprefix = \"ferry\"\naccount = \"devstoreaccount1\"\n\
+             endpoint = \"{}\"\nallow_http = true\nsecret_access_key = \"{AZURITE_KEY}\"\npart_size = \"5MiB\"\n",
+            self.endpoint
+        )
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        let _ = self.child.start_kill();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_emulator_conforms_and_serves_sftp() {
+    use crate::harness::{TestServer, User, ok, sha256, sha256_file};
+    let azurite = Azurite::start("conformance").await;
+    let table: toml::Table = azurite.config("conformance").parse().unwrap();
+    let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
+    conformance(ferry::storage::open(&config.storage).unwrap()).await;
+
+    let srv = TestServer::start_with(
+        &azurite.config("conformance").replace("prefix = \"ferry\"", "prefix = \"served\""),
+    )
+    .await;
+    srv.add_user(User::with_key("azuser")).await;
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("big.bin"), payload(12 << 20, 51)).unwrap();
+    ok(&srv
+        .sftp("azuser", local.path(), "mkdir d\nput big.bin d/big.bin\nrename d e\nget e/big.bin back.bin\n")
+        .await);
+    assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(12 << 20, 51)));
+}
