@@ -126,16 +126,7 @@ impl<'a> Users<'a> {
     }
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), StateError> {
-        let done = sqlx::query("UPDATE users SET enabled = ?, updated_at = ? WHERE name = ?")
-            .bind(enabled)
-            .bind(chrono::Utc::now().to_rfc3339())
-            .bind(name)
-            .execute(self.pool)
-            .await?;
-        if done.rows_affected() == 0 {
-            return Err(StateError::UserNotFound(name.to_string()));
-        }
-        Ok(())
+        self.update(name, "enabled", enabled).await
     }
 
     pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), StateError> {
@@ -147,12 +138,10 @@ impl<'a> Users<'a> {
         self.update(name, "home", Some(home.to_string())).await
     }
 
-    async fn update(
-        &self,
-        name: &str,
-        column: &'static str,
-        value: Option<String>,
-    ) -> Result<(), StateError> {
+    async fn update<T>(&self, name: &str, column: &'static str, value: T) -> Result<(), StateError>
+    where
+        T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send + 'static,
+    {
         let sql = format!("UPDATE users SET {column} = ?, updated_at = ? WHERE name = ?");
         // `column` is one of a fixed set of names chosen by the callers above.
         let done = sqlx::query(sqlx::AssertSqlSafe(sql))

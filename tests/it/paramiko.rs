@@ -60,6 +60,16 @@ async fn wrong_password_unknown_user_and_empty_password_look_alike() {
     assert_eq!(record.reason.as_deref(), Some("password: unknown user"));
     assert_eq!(record.user.as_deref(), Some("nobody"));
     assert_eq!(login("pat", "").await, "denied");
+    srv.admin.set_enabled("pat", false).await.unwrap();
+    assert_eq!(login("pat", "right-password").await, "denied");
+    let record = srv
+        .expect_event(|e| {
+            e.event == "login.failed" && e.reason.as_deref() != Some("password: empty password")
+        })
+        .await;
+    assert_eq!(record.reason.as_deref(), Some("password: account disabled"));
+    srv.admin.set_enabled("pat", true).await.unwrap();
+    assert_eq!(login("pat", "right-password").await, "ok");
 }
 
 async fn paramiko_login(port: String, user: String, password: String) -> String {
