@@ -131,7 +131,7 @@ impl SessionFactory {
             Permissions::compile(&identity.rules).unwrap_or_else(|e| {
                 // Fail closed: a rule we cannot read grants nothing.
                 tracing::error!(user = %identity.user, error = %e, "invalid permission rule; denying all");
-                Permissions::compile(&[]).unwrap_or_else(|_| Permissions::allow_all())
+                Permissions::deny_all()
             })
         };
         metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();

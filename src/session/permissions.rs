@@ -58,6 +58,11 @@ impl Permissions {
         }
     }
 
+    /// Nothing anywhere (a rule set that could not be read fails closed).
+    pub fn deny_all() -> Self {
+        Self { rules: Vec::new() }
+    }
+
     pub fn allows(&self, op: Op, path: &VirtualPath) -> bool {
         self.rules
             .iter()
