@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 
-use ferry::admin::{Admin, UserSpec, parse_rule};
+use ferry::admin::{Admin, UserSpec, parse_mount, parse_rule};
 use ferry::audit::Audit;
 use ferry::config::{Config, ConfigError};
 use ferry::server::{self, Bootstrap};
@@ -75,6 +75,10 @@ enum UserCommand {
         /// Default: everything everywhere.
         #[arg(long = "rule")]
         rules: Vec<String>,
+        /// Mount PATH=STORAGE[:PREFIX] (e.g. /inbox=partners:acme/inbox, STORAGE from
+        /// [storages.NAME] or `default`); repeatable.
+        #[arg(long = "mount")]
+        mounts: Vec<String>,
         /// `atomic` (default: temp name, renamed on close) or `in_place` (resumable).
         #[arg(long)]
         upload_mode: Option<String>,
@@ -105,10 +109,29 @@ enum UserCommand {
         #[arg(long = "rule", required = true)]
         rules: Vec<String>,
     },
+    /// Replace a user's mounts (PATH=STORAGE[:PREFIX]; repeatable; none leaves just the home).
+    Mounts {
+        name: String,
+        #[arg(long = "mount")]
+        mounts: Vec<String>,
+    },
     /// Allow a user to log in again.
     Enable { name: String },
     /// Refuse a user's logins without removing them.
     Disable { name: String },
+}
+
+/// Parses `--mount` values and checks each names a backend this configuration has.
+fn parse_mounts(config: &Config, raw: &[String]) -> anyhow::Result<Vec<ferry::state::MountRecord>> {
+    raw.iter()
+        .map(|r| {
+            let mount = parse_mount(r)?;
+            let known = mount.storage == ferry::config::DEFAULT_STORAGE
+                || config.storages.iter().any(|(name, _)| *name == mount.storage);
+            anyhow::ensure!(known, "--mount {r}: the configuration has no [storages.{}]", mount.storage);
+            Ok(mount)
+        })
+        .collect()
 }
 
 fn env_vars() -> Vec<(String, String)> {
@@ -229,7 +252,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
     // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
     let admin = Admin::new(state, Audit::new(&config.server.node_name, false, 16));
     match command {
-        UserCommand::Add { name, password_stdin, home, keys, rules, upload_mode } => {
+        UserCommand::Add { name, password_stdin, home, keys, rules, mounts, upload_mode } => {
             let password = if password_stdin { Some(read_password()?) } else { None };
             let mut key_lines = Vec::new();
             for file in &keys {
@@ -240,6 +263,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                 "give --password-stdin or --key (a user needs a way to log in)"
             );
             let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
+            let mounts = parse_mounts(&config, &mounts)?;
             let upload_mode =
                 match upload_mode.as_deref() {
                     None => None,
@@ -254,6 +278,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                     home,
                     keys: key_lines,
                     rules,
+                    mounts,
                     upload_mode,
                 })
                 .await?;
@@ -303,6 +328,11 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
             let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
             admin.set_rules(&name, &rules).await?;
             println!("rules replaced for {name}");
+        }
+        UserCommand::Mounts { name, mounts } => {
+            let mounts = parse_mounts(&config, &mounts)?;
+            admin.set_mounts(&name, &mounts).await?;
+            println!("mounts replaced for {name}");
         }
         UserCommand::Enable { name } => {
             admin.set_enabled(&name, true).await?;

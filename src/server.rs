@@ -21,6 +21,7 @@ use crate::session::SessionFactory;
 use crate::state::State;
 use crate::storage;
 use crate::types::Secret;
+use crate::vfs::Backends;
 
 /// The first user, created when the store has none.
 #[derive(Debug, Clone)]
@@ -69,9 +70,14 @@ pub async fn start(
     if let Some(bootstrap) = bootstrap {
         ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
     }
-    let storage = storage::open(&config.storage).map_err(anyhow::Error::msg)?;
+    let mut backends = Backends::new(storage::open(&config.storage).map_err(anyhow::Error::msg)?);
+    for (name, storage_config) in &config.storages {
+        let backend = storage::open(storage_config).map_err(|e| anyhow::anyhow!("storages.{name}: {e}"))?;
+        backends.insert(name, backend);
+    }
     let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode);
-    let sessions = SessionFactory::new(Arc::new(auth), storage, audit.clone());
+    let sessions =
+        SessionFactory::new(Arc::new(auth), backends, config.storage.cross_mount_rename, audit.clone());
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let mut listeners = JoinSet::new();

@@ -6,7 +6,7 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::password;
-use crate::state::{KeyRecord, NewUser, RuleRecord, State, StateError, UserRecord};
+use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State, StateError, UserRecord};
 use crate::types::{Protocol, Secret, UploadMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,8 @@ pub enum AdminError {
     InvalidKey(String),
     #[error("invalid rule: {0}")]
     InvalidRule(String),
+    #[error("invalid mount: {0}")]
+    InvalidMount(String),
     #[error("{0}")]
     Password(#[from] password::HashError),
     #[error("{0}")]
@@ -33,6 +35,7 @@ pub struct UserSpec {
     pub home: Option<String>,
     pub keys: Vec<String>,
     pub rules: Vec<RuleRecord>,
+    pub mounts: Vec<MountRecord>,
     pub upload_mode: Option<UploadMode>,
 }
 
@@ -71,6 +74,22 @@ pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
     };
     crate::auth::validate_rule(&rule).map_err(AdminError::InvalidRule)?;
     Ok(rule)
+}
+
+/// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`): the virtual folder PATH
+/// shows PREFIX of the backend named STORAGE (`default` is `[storage]`).
+pub fn parse_mount(raw: &str) -> Result<MountRecord, AdminError> {
+    let (path, target) = raw
+        .split_once('=')
+        .ok_or_else(|| AdminError::InvalidMount(format!("`{raw}`: expected PATH=STORAGE[:PREFIX]")))?;
+    let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
+    let mount = MountRecord {
+        path: path.trim().to_string(),
+        storage: storage.trim().to_string(),
+        prefix: prefix.trim().trim_matches('/').to_string(),
+    };
+    crate::auth::validate_mount(&mount).map_err(AdminError::InvalidMount)?;
+    Ok(mount)
 }
 
 impl Admin {
@@ -115,9 +134,15 @@ impl Admin {
         };
         let user =
             NewUser { name: spec.name.clone(), password_hash, home, upload_mode: spec.upload_mode, rules };
+        for mount in &spec.mounts {
+            crate::auth::validate_mount(mount).map_err(AdminError::InvalidMount)?;
+        }
         self.state.users().create(&user).await?;
         for key in &keys {
             self.state.users().add_key(&spec.name, key).await?;
+        }
+        if !spec.mounts.is_empty() {
+            self.state.users().set_mounts(&spec.name, &spec.mounts).await?;
         }
         self.record(EventKind::UserCreated, &spec.name, "created");
         Ok(())
@@ -170,6 +195,16 @@ impl Admin {
     pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), AdminError> {
         self.state.users().set_rules(name, rules).await?;
         self.record(EventKind::UserUpdated, name, "rules changed");
+        Ok(())
+    }
+
+    /// Replaces a user's mounts (an empty list leaves just the home).
+    pub async fn set_mounts(&self, name: &str, mounts: &[MountRecord]) -> Result<(), AdminError> {
+        for mount in mounts {
+            crate::auth::validate_mount(mount).map_err(AdminError::InvalidMount)?;
+        }
+        self.state.users().set_mounts(name, mounts).await?;
+        self.record(EventKind::UserUpdated, name, "mounts changed");
         Ok(())
     }
 

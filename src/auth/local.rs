@@ -68,6 +68,7 @@ impl Authenticator for LocalAuthenticator {
             user: record.name,
             home: record.home,
             rules: record.rules,
+            mounts: record.mounts,
             upload_mode: record.upload_mode.unwrap_or(self.default_upload_mode),
             source: "local",
         })

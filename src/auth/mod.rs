@@ -7,7 +7,7 @@ pub mod password;
 
 use async_trait::async_trait;
 
-use crate::state::RuleRecord;
+use crate::state::{MountRecord, RuleRecord};
 use crate::types::{Op, Secret, UploadMode};
 
 /// Everything a session needs to know about an authenticated user.
@@ -17,6 +17,8 @@ pub struct Identity {
     /// Virtual path of the home inside the storage root, e.g. `/alice`.
     pub home: String,
     pub rules: Vec<RuleRecord>,
+    /// Virtual folders on other backends or prefixes; `/` here replaces the home.
+    pub mounts: Vec<MountRecord>,
     pub upload_mode: UploadMode,
     /// Which backend vouched for the user ("local", later "ldap", "http").
     pub source: &'static str,
@@ -66,6 +68,35 @@ pub enum AuthError {
 #[async_trait]
 pub trait Authenticator: Send + Sync {
     async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError>;
+}
+
+/// Checks a mount's shape: an absolute virtual folder and a key prefix, neither with `.`, `..`,
+/// empty segments, backslashes or NUL, and a storage name as `[storages.NAME]` spells it.
+pub fn validate_mount(mount: &MountRecord) -> Result<(), String> {
+    let clean = |s: &str| {
+        s.split('/').filter(|p| !p.is_empty()).all(|p| p != "." && p != ".." && !p.contains(['\\', '\0']))
+    };
+    if !mount.path.starts_with('/') || mount.path.contains("//") || !clean(&mount.path) {
+        return Err(format!(
+            "mount path `{}` must be an absolute path without `.`, `..` or `//`",
+            mount.path
+        ));
+    }
+    if !clean(&mount.prefix) {
+        return Err(format!("mount prefix `{}` must not contain `.`, `..`, `\\` or NUL", mount.prefix));
+    }
+    let name_ok = !mount.storage.is_empty()
+        && mount
+            .storage
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if !name_ok {
+        return Err(format!(
+            "storage name `{}` must be lowercase letters, digits, `_` or `-`",
+            mount.storage
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a permission rule's shape (absolute path, valid glob, known permissions). The rule

@@ -52,7 +52,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub server: ServerConfig,
     pub log: LogConfig,
+    /// The default backend: users' homes live here.
     pub storage: StorageConfig,
+    /// Further backends by name, for users' mounts (`[storages.NAME]`).
+    pub storages: Vec<(String, StorageConfig)>,
     pub state: StateConfig,
     pub auth: AuthConfig,
     pub audit: AuditConfig,
@@ -75,6 +78,77 @@ pub struct ServerConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// The keys of one backend, shared by `[storage]` and each `[storages.NAME]`.
+fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
+    let backend = match r.string("backend", "local").as_str() {
+        "local" => Backend::Local,
+        "memory" => Backend::Memory,
+        "s3" => Backend::S3,
+        "gcs" => Backend::Gcs,
+        "azure" => Backend::Azure,
+        other => {
+            r.fail("backend", format!("expected local, memory, s3, gcs or azure, found `{other}`"));
+            Backend::Local
+        }
+    };
+    let text = |r: &mut Reader<'_>, key: &str| Some(r.string(key, "")).filter(|s| !s.is_empty());
+    let storage = StorageConfig {
+        backend,
+        root: r.path("root", default_root),
+        bucket: r.string("bucket", ""),
+        prefix: r.string("prefix", ""),
+        endpoint: text(r, "endpoint"),
+        region: text(r, "region"),
+        allow_http: r.bool("allow_http", false),
+        path_style: r.bool("path_style", false),
+        account: text(r, "account"),
+        access_key_id: text(r, "access_key_id").map(crate::types::Secret::new),
+        secret_access_key: text(r, "secret_access_key").map(crate::types::Secret::new),
+        part_size: r.size("part_size", 8 << 20, 5 << 20, 5 << 30) as usize,
+        parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
+        reorder_window: r.size("reorder_window", 8 << 20, 1 << 20, 1 << 30) as usize,
+        read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
+        cross_mount_rename: CrossMountRename::Copy,
+    };
+    if matches!(backend, Backend::S3 | Backend::Gcs | Backend::Azure) && storage.bucket.is_empty() {
+        r.fail("bucket", "an object backend needs a bucket (container for Azure)");
+    }
+    storage
+}
+
+/// `[storages.NAME]` tables: further backends that users' mounts refer to by name.
+fn parse_named_storages(
+    prefix: &str,
+    table: Table,
+    data_dir: &Path,
+    errors: &mut Vec<KeyError>,
+) -> Vec<(String, StorageConfig)> {
+    let mut named = Vec::new();
+    let mut r = Reader::new(prefix, table, errors);
+    for name in r.keys() {
+        let valid = !name.is_empty()
+            && name != DEFAULT_STORAGE
+            && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let section = r.section(&name);
+        if !valid {
+            r.fail(
+                &name,
+                format!(
+                    "a storage name is lowercase letters, digits, `_` and `-`, and not `{DEFAULT_STORAGE}`"
+                ),
+            );
+            continue;
+        }
+        let dotted = r.dotted(&name);
+        let mut inner = Reader::new(&dotted, section, r.errors());
+        let storage = parse_storage(&mut inner, data_dir.join(&name));
+        inner.finish();
+        named.push((name, storage));
+    }
+    r.finish();
+    named
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +184,20 @@ pub struct StorageConfig {
     pub parts_in_flight: usize,
     pub reorder_window: usize,
     pub read_block: usize,
+    /// What a rename from one mount to another does (read from `[storage]` only).
+    pub cross_mount_rename: CrossMountRename,
+}
+
+/// The name mounts use for `[storage]`.
+pub const DEFAULT_STORAGE: &str = "default";
+
+/// A rename between two mounts cannot be a backend rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossMountRename {
+    /// Copy the file to the other mount, then delete the original.
+    Copy,
+    /// Refuse, as if the backend could not rename.
+    Refuse,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,11 +388,12 @@ fn apply_env(table: &mut Table, env: impl IntoIterator<Item = (String, String)>,
 fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let mut top = Reader::new("", table, errors);
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
-    let sections =
-        ["server", "log", "storage", "state", "auth", "audit", "sftp", "scp", "tls", "ftp", "ftps"]
-            .map(|name| (name, top.section(name)));
+    let sections = [
+        "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp", "ftps",
+    ]
+    .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, state, auth, audit, sftp, scp, tls, ftp, ftps] = sections;
+    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps] = sections;
 
     let mut r = Reader::new(server.0, server.1, errors);
     let server = ServerConfig {
@@ -327,39 +416,19 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let log = LogConfig { level, format };
 
     let mut r = Reader::new(storage.0, storage.1, errors);
-    let backend = match r.string("backend", "local").as_str() {
-        "local" => Backend::Local,
-        "memory" => Backend::Memory,
-        "s3" => Backend::S3,
-        "gcs" => Backend::Gcs,
-        "azure" => Backend::Azure,
+    let storage = parse_storage(&mut r, data_dir.join("files"));
+    let cross_mount_rename = match r.string("cross_mount_rename", "copy").as_str() {
+        "copy" => CrossMountRename::Copy,
+        "refuse" => CrossMountRename::Refuse,
         other => {
-            r.fail("backend", format!("expected local, memory, s3, gcs or azure, found `{other}`"));
-            Backend::Local
+            r.fail("cross_mount_rename", format!("expected \"copy\" or \"refuse\", found `{other}`"));
+            CrossMountRename::Copy
         }
     };
-    let text = |r: &mut Reader<'_>, key: &str| Some(r.string(key, "")).filter(|s| !s.is_empty());
-    let storage = StorageConfig {
-        backend,
-        root: r.path("root", data_dir.join("files")),
-        bucket: r.string("bucket", ""),
-        prefix: r.string("prefix", ""),
-        endpoint: text(&mut r, "endpoint"),
-        region: text(&mut r, "region"),
-        allow_http: r.bool("allow_http", false),
-        path_style: r.bool("path_style", false),
-        account: text(&mut r, "account"),
-        access_key_id: text(&mut r, "access_key_id").map(crate::types::Secret::new),
-        secret_access_key: text(&mut r, "secret_access_key").map(crate::types::Secret::new),
-        part_size: r.size("part_size", 8 << 20, 5 << 20, 5 << 30) as usize,
-        parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
-        reorder_window: r.size("reorder_window", 8 << 20, 1 << 20, 1 << 30) as usize,
-        read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
-    };
-    if matches!(backend, Backend::S3 | Backend::Gcs | Backend::Azure) && storage.bucket.is_empty() {
-        r.fail("bucket", "an object backend needs a bucket (container for Azure)");
-    }
+    let storage = StorageConfig { cross_mount_rename, ..storage };
     r.finish();
+
+    let storages = parse_named_storages(storages.0, storages.1, &data_dir, errors);
 
     let mut r = Reader::new(state.0, state.1, errors);
     let state = StateConfig { sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")) };
@@ -455,7 +524,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let ftps = FtpsConfig { enabled: r.bool("enabled", true), bind: r.socket_addr("bind", "0.0.0.0:9990") };
     r.finish();
 
-    Config { data_dir, server, log, storage, state, auth, audit, sftp, scp, tls, ftp, ftps }
+    Config { data_dir, server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps }
 }
 
 fn optional_path(r: &mut Reader<'_>, key: &str) -> Option<PathBuf> {

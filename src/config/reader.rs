@@ -46,6 +46,16 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// The keys still unread, for sections whose keys are names (`[storages.NAME]`).
+    pub fn keys(&self) -> Vec<String> {
+        self.table.keys().cloned().collect()
+    }
+
+    /// Lends the error list to a nested reader.
+    pub fn errors(&mut self) -> &mut Vec<KeyError> {
+        self.errors
+    }
+
     pub fn dotted(&self, key: &str) -> String {
         if self.prefix.is_empty() { key.to_string() } else { format!("{}.{key}", self.prefix) }
     }

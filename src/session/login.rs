@@ -7,10 +7,10 @@ use std::sync::atomic::AtomicU64;
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::{AuthError, Authenticator, Credentials, Identity};
+use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId};
-use crate::vfs::Storage;
-use crate::vfs::{Vfs, VirtualPath};
+use crate::vfs::{Backends, MountSpec, Vfs, VirtualPath};
 
 /// One client connection, as audit records describe it.
 #[derive(Debug, Clone, Copy)]
@@ -44,14 +44,20 @@ pub enum LoginError {
 #[derive(Clone)]
 pub struct SessionFactory {
     auth: Arc<dyn Authenticator>,
-    storage: Arc<dyn Storage>,
+    backends: Backends,
+    cross_mount_rename: CrossMountRename,
     audit: Audit,
     transfers: Arc<Transfers>,
 }
 
 impl SessionFactory {
-    pub fn new(auth: Arc<dyn Authenticator>, storage: Arc<dyn Storage>, audit: Audit) -> Self {
-        Self { auth, storage, audit, transfers: Arc::new(Transfers::default()) }
+    pub fn new(
+        auth: Arc<dyn Authenticator>,
+        backends: Backends,
+        cross_mount_rename: CrossMountRename,
+        audit: Audit,
+    ) -> Self {
+        Self { auth, backends, cross_mount_rename, audit, transfers: Arc::new(Transfers::default()) }
     }
 
     pub fn audit(&self) -> &Audit {
@@ -124,7 +130,21 @@ impl SessionFactory {
         protocol: Protocol,
     ) -> Result<Session, SessionError> {
         let home = VirtualPath::parse(&identity.home)?;
-        let vfs = Vfs::new(self.storage.as_ref(), &home).map_err(|e| SessionError::from_storage(e, &home))?;
+        let mounts = identity
+            .mounts
+            .iter()
+            .map(|m| {
+                Ok(MountSpec {
+                    path: VirtualPath::parse(&m.path)?,
+                    storage: m.storage.clone(),
+                    prefix: VirtualPath::root().resolve(&m.prefix)?,
+                })
+            })
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        let vfs = Vfs::new(&self.backends, &home, &mounts).map_err(|e| {
+            tracing::error!(user = %identity.user, error = %e, "cannot build the user's file tree");
+            SessionError::from_storage(e, &home)
+        })?;
         let permissions = if identity.rules.is_empty() {
             Permissions::allow_all()
         } else {
@@ -147,6 +167,7 @@ impl SessionFactory {
             vfs,
             permissions,
             upload_mode: identity.upload_mode,
+            cross_mount_rename: self.cross_mount_rename,
             transfers: Arc::clone(&self.transfers),
         })
     }

@@ -25,10 +25,10 @@ pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
-use crate::vfs::Vfs;
-use crate::vfs::{DirLister, StorageError, WriteOptions};
+use crate::vfs::{DirLister, Located, StorageError, Vfs, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
 pub(crate) struct Context {
@@ -94,6 +94,7 @@ pub struct Session {
     vfs: Vfs,
     permissions: Permissions,
     upload_mode: UploadMode,
+    cross_mount_rename: CrossMountRename,
     transfers: Arc<Transfers>,
 }
 
@@ -157,19 +158,28 @@ impl Session {
     /// Follows a final symlink (inside the jail only).
     pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
         self.check_visible(path)?;
-        self.vfs.storage().stat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        self.vfs.stat(path).await.map_err(Self::storage_err(path))
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
         self.check_visible(path)?;
-        self.vfs.storage().lstat(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+        self.vfs.lstat(path).await.map_err(Self::storage_err(path))
+    }
+
+    /// Mount points and the folders leading to them are part of the tree's shape, not the
+    /// user's files: they cannot be removed or renamed.
+    fn check_not_mount(&self, op: Op, path: &VirtualPath) -> Result<(), SessionError> {
+        if path.is_root() || self.vfs.holds_mount(path) {
+            Err(SessionError::PermissionDenied { op, path: path.clone() })
+        } else {
+            Ok(())
+        }
     }
 
     pub async fn list(&self, path: &VirtualPath) -> Result<Listing, SessionError> {
         self.audited(EventKind::DirList, "list", path, None, async {
             self.check(Op::List, path)?;
-            let lister =
-                self.vfs.storage().list(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
+            let lister = self.vfs.list(path).await.map_err(Self::storage_err(path))?;
             Ok(Listing { lister })
         })
         .await
@@ -182,7 +192,8 @@ impl Session {
                 return Err(SessionError::ShuttingDown);
             }
             self.check(Op::Download, path)?;
-            self.vfs.storage().open_read(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            let at = self.vfs.locate(path);
+            at.storage.open_read(&at.key).await.map_err(Self::storage_err(path))
         }
         .await;
         match opened {
@@ -216,7 +227,7 @@ impl Session {
                 let target = path.parent().join(name);
                 self.check(Op::Upload, &target)?;
                 self.check(Op::Rename, &target)?;
-                if self.vfs.storage().stat(&self.vfs.key(&target)).await.is_ok() {
+                if self.vfs.stat(&target).await.is_ok() {
                     self.check(Op::Overwrite, &target)?;
                 }
             }
@@ -228,7 +239,8 @@ impl Session {
                 atomic: self.upload_mode == UploadMode::Atomic,
                 replace: self.permissions.allows(Op::Overwrite, path),
             };
-            let opened = self.vfs.storage().open_write(&self.vfs.key(path), options).await;
+            let at = self.vfs.locate(path);
+            let opened = at.storage.open_write(&at.key, options).await;
             match opened {
                 Err(StorageError::AlreadyExists) if !how.exclusive => {
                     Err(SessionError::PermissionDenied { op: Op::Overwrite, path: path.clone() })
@@ -253,7 +265,8 @@ impl Session {
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirCreate, "mkdir", path, None, async {
             self.check(Op::Mkdir, path)?;
-            self.vfs.storage().mkdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            let at = self.vfs.locate(path);
+            at.storage.mkdir(&at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -261,10 +274,9 @@ impl Session {
     pub async fn rmdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirRemove, "rmdir", path, None, async {
             self.check(Op::Rmdir, path)?;
-            if path.is_root() {
-                return Err(SessionError::PermissionDenied { op: Op::Rmdir, path: path.clone() });
-            }
-            self.vfs.storage().rmdir(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.check_not_mount(Op::Rmdir, path)?;
+            let at = self.vfs.locate(path);
+            at.storage.rmdir(&at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -272,7 +284,9 @@ impl Session {
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::FileDelete, "delete", path, None, async {
             self.check(Op::Delete, path)?;
-            self.vfs.storage().remove(&self.vfs.key(path)).await.map_err(Self::storage_err(path))
+            self.check_not_mount(Op::Delete, path)?;
+            let at = self.vfs.locate(path);
+            at.storage.remove(&at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -288,25 +302,26 @@ impl Session {
         self.audited(EventKind::FileRename, "rename", from, Some(to), async {
             self.check(Op::Rename, from)?;
             self.check(Op::Rename, to)?;
-            if from.is_root() || to.is_root() {
-                return Err(SessionError::PermissionDenied { op: Op::Rename, path: from.clone() });
-            }
+            self.check_not_mount(Op::Rename, from)?;
+            self.check_not_mount(Op::Rename, to)?;
             // Finishing a `NAME.filepart` upload: an object backend already wrote NAME (and made
             // a delete of the old NAME a no-op), so the rename replaces whatever NAME shows.
             let finishes_part = from.parent() == to.parent()
                 && from.name().strip_suffix(".filepart") == Some(to.name())
                 && !to.name().is_empty();
             let replace = replace || finishes_part;
-            let storage = self.vfs.storage();
-            let to_key = self.vfs.key(to);
-            storage.lstat(&self.vfs.key(from)).await.map_err(Self::storage_err(from))?;
-            match storage.lstat(&to_key).await {
+            let (source, target) = (self.vfs.locate(from), self.vfs.locate(to));
+            let meta = source.storage.lstat(&source.key).await.map_err(Self::storage_err(from))?;
+            match target.storage.lstat(&target.key).await {
                 Ok(_) if !replace => return Err(SessionError::AlreadyExists(to.clone())),
                 Ok(_) => self.check(Op::Overwrite, to)?,
                 Err(StorageError::NotFound) => {}
                 Err(e) => return Err(SessionError::from_storage(e, to)),
             }
-            storage.rename(&self.vfs.key(from), &to_key).await.map_err(Self::storage_err(to))
+            if source.same_mount(&target) {
+                return source.storage.rename(&source.key, &target.key).await.map_err(Self::storage_err(to));
+            }
+            self.rename_across_mounts(&source, &target, &meta, from, to).await
         })
         .await
     }
@@ -314,8 +329,8 @@ impl Session {
     pub async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> Result<(), SessionError> {
         self.audited(EventKind::FileSetStat, "setstat", path, None, async {
             self.check(Op::SetStat, path)?;
-            let storage = self.vfs.storage();
-            let key = self.vfs.key(path);
+            let at = self.vfs.locate(path);
+            let (storage, key) = (at.storage, at.key);
             if let Some(size) = attrs.size {
                 self.check(Op::Overwrite, path)?;
                 storage.set_len(&key, size).await.map_err(Self::storage_err(path))?;
@@ -337,8 +352,11 @@ impl Session {
         self.audited(EventKind::FileSymlink, "symlink", link, Some(target), async {
             self.check(Op::Symlink, link)?;
             self.check(Op::Download, target)?;
-            let (target_key, link_key) = (self.vfs.key(target), self.vfs.key(link));
-            self.vfs.storage().symlink(&target_key, &link_key).await.map_err(Self::storage_err(link))
+            let (target_at, link_at) = (self.vfs.locate(target), self.vfs.locate(link));
+            if !target_at.same_mount(&link_at) {
+                return Err(SessionError::Unsupported("a link from one mount to another"));
+            }
+            link_at.storage.symlink(&target_at.key, &link_at.key).await.map_err(Self::storage_err(link))
         })
         .await
     }
@@ -348,8 +366,11 @@ impl Session {
             self.check(Op::Symlink, link)?;
             self.check(Op::Upload, link)?;
             self.check(Op::Download, existing)?;
-            let (existing_key, link_key) = (self.vfs.key(existing), self.vfs.key(link));
-            self.vfs.storage().hard_link(&existing_key, &link_key).await.map_err(Self::storage_err(link))
+            let (existing_at, link_at) = (self.vfs.locate(existing), self.vfs.locate(link));
+            if !existing_at.same_mount(&link_at) {
+                return Err(SessionError::Unsupported("a link from one mount to another"));
+            }
+            link_at.storage.hard_link(&existing_at.key, &link_at.key).await.map_err(Self::storage_err(link))
         })
         .await
     }
@@ -357,11 +378,57 @@ impl Session {
     /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
     pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
         self.check_visible(path)?;
-        let key = self.vfs.storage().read_link(&self.vfs.key(path)).await.map_err(Self::storage_err(path))?;
-        self.vfs.virtual_path(&key).map_err(|_| SessionError::Escapes(path.clone()))
+        let at = self.vfs.locate(path);
+        let key = at.storage.read_link(&at.key).await.map_err(Self::storage_err(path))?;
+        self.vfs.virtual_path(&at, &key).map_err(|_| SessionError::Escapes(path.clone()))
     }
 
     pub async fn capacity(&self) -> Result<Capacity, SessionError> {
-        self.vfs.storage().capacity().await.map_err(Self::storage_err(&VirtualPath::root()))
+        self.vfs.root_storage().capacity().await.map_err(Self::storage_err(&VirtualPath::root()))
+    }
+
+    /// A rename between mounts cannot be one backend call: as configured, refuse it or copy the
+    /// file (visible at `to` only when complete) and then delete the original. Folders are
+    /// refused: copying a tree between backends is a job for a transfer rule, not a rename.
+    async fn rename_across_mounts(
+        &self,
+        source: &Located<'_>,
+        target: &Located<'_>,
+        meta: &Metadata,
+        from: &VirtualPath,
+        to: &VirtualPath,
+    ) -> Result<(), SessionError> {
+        if self.cross_mount_rename == CrossMountRename::Refuse {
+            return Err(SessionError::Unsupported("a rename from one mount to another"));
+        }
+        if meta.kind != EntryKind::File {
+            return Err(SessionError::Unsupported("renaming a folder from one mount to another"));
+        }
+        let reader = source.storage.open_read(&source.key).await.map_err(Self::storage_err(from))?;
+        let options =
+            WriteOptions { create: true, truncate: true, atomic: true, replace: true, ..Default::default() };
+        let writer = target.storage.open_write(&target.key, options).await.map_err(Self::storage_err(to))?;
+        const CHUNK: usize = 1 << 20;
+        let mut offset = 0u64;
+        loop {
+            let data = match reader.read_at(offset, CHUNK).await {
+                Ok(data) => data,
+                Err(e) => {
+                    writer.abort().await;
+                    return Err(SessionError::from_storage(e, from));
+                }
+            };
+            if data.is_empty() {
+                break;
+            }
+            let len = data.len() as u64;
+            if let Err(e) = writer.write_at(offset, data).await {
+                writer.abort().await;
+                return Err(SessionError::from_storage(e, to));
+            }
+            offset += len;
+        }
+        writer.commit().await.map_err(Self::storage_err(to))?;
+        source.storage.remove(&source.key).await.map_err(Self::storage_err(from))
     }
 }

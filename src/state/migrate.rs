@@ -5,7 +5,10 @@ use sqlx::SqlitePool;
 use super::StateError;
 
 /// (version, description, SQL). Append only: never edit a released migration.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "users and keys", include_str!("migrations/0001_users.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "users and keys", include_str!("migrations/0001_users.sql")),
+    (2, "user mounts", include_str!("migrations/0002_user_mounts.sql")),
+];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
     sqlx::query(

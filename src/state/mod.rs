@@ -13,7 +13,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use users::{KeyRecord, NewUser, RuleRecord, UserRecord};
+pub use users::{KeyRecord, MountRecord, NewUser, RuleRecord, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

@@ -13,6 +13,16 @@ pub struct RuleRecord {
     pub permissions: Vec<String>,
 }
 
+/// A mount as stored: the virtual folder `path` shows `prefix` of the backend named `storage`
+/// (`default` is `[storage]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountRecord {
+    pub path: String,
+    pub storage: String,
+    #[serde(default)]
+    pub prefix: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeyRecord {
     pub fingerprint: String,
@@ -29,6 +39,7 @@ pub struct UserRecord {
     pub enabled: bool,
     pub upload_mode: Option<UploadMode>,
     pub rules: Vec<RuleRecord>,
+    pub mounts: Vec<MountRecord>,
     pub keys: Vec<KeyRecord>,
 }
 
@@ -42,7 +53,7 @@ pub struct NewUser {
     pub rules: Vec<RuleRecord>,
 }
 
-type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String);
+type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String, String);
 
 pub struct Users<'a> {
     pool: &'a SqlitePool,
@@ -85,7 +96,7 @@ impl<'a> Users<'a> {
     /// The user with keys and rules, or `None` (callers decide how unknown users are answered).
     pub async fn find(&self, name: &str) -> Result<Option<UserRecord>, StateError> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules FROM users WHERE name = ?",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(self.pool)
@@ -102,7 +113,7 @@ impl<'a> Users<'a> {
 
     pub async fn list(&self) -> Result<Vec<UserRecord>, StateError> {
         let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules FROM users ORDER BY name",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts FROM users ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
@@ -132,6 +143,11 @@ impl<'a> Users<'a> {
     pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), StateError> {
         let json = serde_json::to_string(rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
         self.update(name, "rules", Some(json)).await
+    }
+
+    pub async fn set_mounts(&self, name: &str, mounts: &[MountRecord]) -> Result<(), StateError> {
+        let json = serde_json::to_string(mounts).map_err(|e| StateError::Corrupt(e.to_string()))?;
+        self.update(name, "mounts", Some(json)).await
     }
 
     pub async fn set_home(&self, name: &str, home: &str) -> Result<(), StateError> {
@@ -195,7 +211,7 @@ impl<'a> Users<'a> {
     }
 
     async fn hydrate(&self, row: UserRow) -> Result<UserRecord, StateError> {
-        let (id, name, password_hash, home, enabled, upload_mode, rules) = row;
+        let (id, name, password_hash, home, enabled, upload_mode, rules, mounts) = row;
         let keys: Vec<(String, String)> =
             sqlx::query_as("SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id")
                 .bind(id)
@@ -203,6 +219,8 @@ impl<'a> Users<'a> {
                 .await?;
         let rules: Vec<RuleRecord> = serde_json::from_str(&rules)
             .map_err(|e| StateError::Corrupt(format!("rules of `{name}`: {e}")))?;
+        let mounts: Vec<MountRecord> = serde_json::from_str(&mounts)
+            .map_err(|e| StateError::Corrupt(format!("mounts of `{name}`: {e}")))?;
         Ok(UserRecord {
             has_password: password_hash.is_some(),
             password_hash,
@@ -210,6 +228,7 @@ impl<'a> Users<'a> {
             enabled,
             upload_mode: upload_mode.as_deref().and_then(UploadMode::parse),
             rules,
+            mounts,
             keys: keys
                 .into_iter()
                 .map(|(fingerprint, public_key)| KeyRecord { fingerprint, public_key })

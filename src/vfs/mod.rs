@@ -1,42 +1,43 @@
 //! The virtual filesystem a user sees: virtual paths mapped through a mount table to a backend
-//! and key prefix. Today one mount (the user's home on the configured backend); object-store
-//! mounts come with the object storage issue. Uses `storage`, `config`, `types`.
+//! and key prefix (`/` on the home, `/inbox` on an S3 prefix, `/archive` on Azure). Folders that
+//! lead to a mount point exist even where no backend holds them. Uses `storage`, `config`, `types`.
 
+mod mounts;
 mod path;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Backend types the session layer works with, re-exported so it depends on `vfs` only.
 pub use crate::storage::{
-    Capacity, DirLister, EntryKind, Key, Metadata, ReadHandle, Storage, StorageError, WriteHandle,
+    Capacity, DirEntry, DirLister, EntryKind, Key, Metadata, ReadHandle, Storage, StorageError, WriteHandle,
     WriteOptions,
 };
+pub use mounts::{Located, MountSpec, Vfs};
 pub use path::{PathError, VirtualPath};
 
-/// One user's view: `/` is `home` on `storage`. The backend is scoped to the home, so
-/// symlinks are judged against the user's jail, not the whole storage root.
+/// The configured backends by name: `default` is `[storage]`, the others `[storages.NAME]`.
 #[derive(Clone)]
-pub struct Vfs {
-    storage: Arc<dyn Storage>,
+pub struct Backends {
+    by_name: HashMap<String, Arc<dyn Storage>>,
 }
 
-impl Vfs {
-    /// `home` is a virtual path inside the backend root (e.g. `/alice`); created if missing.
-    pub fn new(storage: &dyn Storage, home: &VirtualPath) -> Result<Self, StorageError> {
-        Ok(Self { storage: storage.scoped(&Key::from_segments(home.segments()))? })
+impl Backends {
+    pub fn new(default: Arc<dyn Storage>) -> Self {
+        let mut by_name = HashMap::new();
+        by_name.insert(crate::config::DEFAULT_STORAGE.to_string(), default);
+        Self { by_name }
     }
 
-    pub fn storage(&self) -> &dyn Storage {
-        self.storage.as_ref()
+    pub fn insert(&mut self, name: &str, storage: Arc<dyn Storage>) {
+        self.by_name.insert(name.to_string(), storage);
     }
 
-    /// The backend key of a virtual path.
-    pub fn key(&self, path: &VirtualPath) -> Key {
-        Key::from_segments(path.segments())
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Storage>> {
+        self.by_name.get(name)
     }
 
-    /// The virtual path of a backend key.
-    pub fn virtual_path(&self, key: &Key) -> Result<VirtualPath, PathError> {
-        VirtualPath::parse(&format!("/{}", key.as_str()))
+    pub fn default_storage(&self) -> &Arc<dyn Storage> {
+        &self.by_name[crate::config::DEFAULT_STORAGE]
     }
 }

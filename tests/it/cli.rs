@@ -67,6 +67,13 @@ async fn user_commands_work_while_the_server_runs() {
     ok(&run(&["user", "key-remove", "carol", &fingerprint], None));
     let out = srv.sftp("carol", local.path(), "pwd\n").await;
     assert!(!out.status.success(), "removed key no longer works");
+    let out = run(&["user", "mounts", "carol", "--mount", "/in=nope:x"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no [storages.nope]"), "{out:?}");
+    let out = run(&["user", "mounts", "carol", "--mount", "/in/../..=default:x"], None);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid mount"), "{out:?}");
+    ok(&run(&["user", "mounts", "carol", "--mount", "/in=default:shared/in"], None));
+    let shown: serde_json::Value = serde_json::from_str(&ok(&run(&["user", "show", "carol"], None))).unwrap();
+    assert_eq!(shown["mounts"][0]["prefix"], "shared/in");
     ok(&run(&["user", "passwd", "carol", "--password-stdin"], Some("new-password\n")));
     ok(&run(&["user", "remove", "carol"], None));
     let out = run(&["user", "show", "carol"], None);

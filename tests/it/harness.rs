@@ -7,7 +7,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry::admin::{Admin, UserSpec, parse_rule};
+use ferry::admin::{Admin, UserSpec, parse_mount, parse_rule};
 use ferry::audit::AuditRecord;
 use ferry::config::Config;
 use ferry::server::{self, Running};
@@ -39,16 +39,18 @@ pub struct User<'a> {
     pub password: Option<&'a str>,
     pub key: bool,
     pub rules: &'a [&'a str],
+    /// `PATH=STORAGE[:PREFIX]`, as `ferry user add --mount` takes them.
+    pub mounts: &'a [&'a str],
     pub upload_mode: Option<&'a str>,
 }
 
 impl<'a> User<'a> {
     pub fn with_key(name: &'a str) -> Self {
-        Self { name, password: None, key: true, rules: &[], upload_mode: None }
+        Self { name, password: None, key: true, rules: &[], mounts: &[], upload_mode: None }
     }
 
     pub fn with_password(name: &'a str, password: &'a str) -> Self {
-        Self { name, password: Some(password), key: false, rules: &[], upload_mode: None }
+        Self { name, password: Some(password), key: false, rules: &[], mounts: &[], upload_mode: None }
     }
 }
 
@@ -113,6 +115,7 @@ impl TestServer {
             home: None,
             keys,
             rules: user.rules.iter().map(|r| parse_rule(r).expect("valid rule")).collect(),
+            mounts: user.mounts.iter().map(|m| parse_mount(m).expect("valid mount")).collect(),
             upload_mode: user.upload_mode.and_then(ferry::types::UploadMode::parse),
         };
         self.admin.create_user(spec).await.expect("user created");

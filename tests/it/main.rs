@@ -7,6 +7,7 @@ mod docs;
 mod ftp;
 mod harness;
 mod layering;
+mod mounts;
 mod openssh;
 mod paramiko;
 mod rclone;
