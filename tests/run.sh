@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl and rclone from Debian; paramiko, the moto S3 emulator and azure-storage-blob
-# in a venv; the azurite Blob emulator from npm (the tests start the emulators themselves on
-# loopback ports).
+# server, lftp, curl and rclone from Debian; paramiko, the moto S3 emulator (also behind the GCS
+# emulator shim) and azure-storage-blob in a venv; the azurite Blob emulator from npm; s3s-fs from
+# crates.io (the tests start the emulators themselves on loopback ports).
 #   tests/run.sh            # everything
 #   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
 set -euo pipefail
@@ -43,6 +43,15 @@ if [ ! -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]; then
     (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund azurite@3)
 fi
 export FERRY_TEST_AZURITE="$NODE_DIR/node_modules/.bin/azurite-blob"
+
+# s3s-fs, a fast S3 server over a folder (crates.io), for the gigabyte transfers; built once
+# into a folder outside the clone. The GCS tests use tests/clients/gcs_emulator.py (moto).
+TOOLS="${FERRY_TEST_TOOLS:-$HOME/.cache/ferry-tools}"
+if ! "$TOOLS/bin/s3s-fs" --version 2>/dev/null | grep -q '0.14.1'; then
+    echo "==> cargo install s3s-fs 0.14.1 into $TOOLS"
+    cargo install -q --locked s3s-fs --version 0.14.1 --features binary --root "$TOOLS"
+fi
+export FERRY_TEST_S3S="$TOOLS/bin/s3s-fs"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

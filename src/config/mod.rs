@@ -104,12 +104,15 @@ fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
         allow_http: r.bool("allow_http", false),
         path_style: r.bool("path_style", false),
         account: text(r, "account"),
+        service_account_file: text(r, "service_account_file").map(PathBuf::from),
         access_key_id: text(r, "access_key_id").map(crate::types::Secret::new),
         secret_access_key: text(r, "secret_access_key").map(crate::types::Secret::new),
         part_size: r.size("part_size", 8 << 20, 5 << 20, 5 << 30) as usize,
         parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
-        reorder_window: r.size("reorder_window", 8 << 20, 1 << 20, 1 << 30) as usize,
+        reorder_window: r.size("reorder_window", 16 << 20, 1 << 20, 1 << 30) as usize,
         read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
+        max_retries: r.integer("max_retries", 5, 0, 100) as usize,
+        retry_timeout: r.duration("retry_timeout", Duration::from_secs(30)),
         cross_mount_rename: CrossMountRename::Copy,
     };
     if matches!(backend, Backend::S3 | Backend::Gcs | Backend::Azure) && storage.bucket.is_empty() {
@@ -176,6 +179,8 @@ pub struct StorageConfig {
     pub path_style: bool,
     /// Azure storage account.
     pub account: Option<String>,
+    /// GCS service account JSON; empty: the environment or GKE workload identity.
+    pub service_account_file: Option<PathBuf>,
     /// Static credentials; empty: the environment or the platform (IMDSv2, IRSA, Pod Identity,
     /// ECS roles, GKE workload identity, Azure managed identity) through object_store.
     pub access_key_id: Option<crate::types::Secret<String>>,
@@ -184,6 +189,10 @@ pub struct StorageConfig {
     pub parts_in_flight: usize,
     pub reorder_window: usize,
     pub read_block: usize,
+    /// Retries of a failed store request, and how long retrying may take before the client gets
+    /// an error (object_store's default is 3 minutes, which clients read as a hang).
+    pub max_retries: usize,
+    pub retry_timeout: Duration,
     /// What a rename from one mount to another does (read from `[storage]` only).
     pub cross_mount_rename: CrossMountRename,
 }

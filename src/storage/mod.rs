@@ -209,6 +209,11 @@ pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dy
             Arc::new(ObjectStorage::new(store, pages, &config.prefix, options))
         };
     let build_error = |e: object_store::Error| format!("storage: {e}");
+    let retry = object_store::RetryConfig {
+        max_retries: config.max_retries,
+        retry_timeout: config.retry_timeout,
+        ..Default::default()
+    };
     match config.backend {
         Backend::Local => LocalStorage::new(&config.root)
             .map(|s| Arc::new(s) as Arc<dyn Storage>)
@@ -217,6 +222,7 @@ pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dy
         Backend::S3 => {
             let mut builder = object_store::aws::AmazonS3Builder::from_env()
                 .with_bucket_name(&config.bucket)
+                .with_retry(retry)
                 .with_allow_http(config.allow_http)
                 .with_virtual_hosted_style_request(!config.path_style);
             if let Some(endpoint) = &config.endpoint {
@@ -232,16 +238,23 @@ pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dy
             Ok(object(s3.clone(), Some(s3)))
         }
         Backend::Gcs => {
-            let gcs = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
                 .with_bucket_name(&config.bucket)
-                .build()
-                .map_err(build_error)?;
+                .with_retry(retry);
+            if let Some(file) = &config.service_account_file {
+                builder = builder.with_service_account_path(file.to_string_lossy());
+            }
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_base_url(endpoint);
+            }
+            let gcs = builder.build().map_err(build_error)?;
             let gcs = Arc::new(gcs);
             Ok(object(gcs.clone(), Some(gcs)))
         }
         Backend::Azure => {
             let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
                 .with_container_name(&config.bucket)
+                .with_retry(retry)
                 .with_allow_http(config.allow_http);
             if let Some(account) = &config.account {
                 builder = builder.with_account(account);

@@ -44,7 +44,7 @@ pub struct ObjectOptions {
 
 impl Default for ObjectOptions {
     fn default() -> Self {
-        Self { part_size: 8 << 20, parts_in_flight: 2, reorder_window: 8 << 20, read_block: 4 << 20 }
+        Self { part_size: 8 << 20, parts_in_flight: 2, reorder_window: 16 << 20, read_block: 4 << 20 }
     }
 }
 
@@ -234,6 +234,7 @@ impl Storage for ObjectStorage {
             options: self.options,
             state: Mutex::new(WriteState::default()),
             part: part.map(|(temporary, _)| (temporary, Arc::clone(&self.parts))),
+            progress: tokio::sync::Notify::new(),
         }))
     }
 
@@ -642,7 +643,12 @@ struct ObjectWriter {
     state: Mutex<WriteState>,
     /// For a `*.filepart` upload: its temporary path and the table that maps it to `path`.
     part: Option<(Path, PartTable)>,
+    /// Woken whenever the in-order position advances, for writes waiting beyond the window.
+    progress: tokio::sync::Notify,
 }
+
+/// How long a write far ahead waits for the writes before it before the upload gives up.
+const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ObjectWriter {
     async fn push(&self, state: &mut WriteState, data: &[u8]) -> Result<()> {
@@ -666,7 +672,27 @@ impl ObjectWriter {
 #[async_trait]
 impl WriteHandle for ObjectWriter {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
-        let mut state = self.state.lock().await;
+        let waited_since = tokio::time::Instant::now();
+        let mut state = loop {
+            let state = self.state.lock().await;
+            let ahead = offset > state.next
+                && ((offset - state.next) as usize + data.len() > self.options.reorder_window
+                    || state.early_bytes + data.len() > self.options.reorder_window);
+            // Far ahead of a stream that has been sequential so far: the writes before it are
+            // most likely still in flight (tasks run in any order), so wait for them a while
+            // rather than give up on an upload whose first parts have already left.
+            if !(ahead && state.spill.is_none() && state.upload.is_some()) {
+                break state;
+            }
+            if waited_since.elapsed() > GAP_WAIT {
+                return Err(StorageError::Unsupported);
+            }
+            let progress = self.progress.notified();
+            tokio::pin!(progress);
+            progress.as_mut().enable();
+            drop(state);
+            let _ = tokio::time::timeout(GAP_WAIT, progress).await;
+        };
         if let Some(spill) = state.spill.as_mut() {
             return spill.write_at(offset, data).await;
         }
@@ -705,6 +731,7 @@ impl WriteHandle for ObjectWriter {
             state.early_bytes -= chunk.len();
             self.push(&mut state, &chunk).await?;
         }
+        self.progress.notify_waiters();
         Ok(())
     }
 

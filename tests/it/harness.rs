@@ -149,15 +149,27 @@ impl TestServer {
 
     /// Runs OpenSSH `sftp -b` with `batch` as `user` (key auth) in `cwd`.
     pub async fn sftp(&self, user: &str, cwd: &Path, batch: &str) -> Output {
+        run(self.sftp_command(user, cwd, batch, &[]), 300).await
+    }
+
+    /// The `sftp -b` command with extra options (e.g. `-l` to limit its bandwidth), to spawn.
+    pub fn sftp_command(
+        &self,
+        user: &str,
+        cwd: &Path,
+        batch: &str,
+        extra: &[&str],
+    ) -> tokio::process::Command {
         let batch_file = self.dir.path().join(format!("batch-{}", rand_suffix()));
         std::fs::write(&batch_file, batch).expect("batch file");
         let mut cmd = tokio::process::Command::new("sftp");
         cmd.args(self.ssh_options("-P"))
+            .args(extra)
             .arg("-b")
             .arg(&batch_file)
             .arg(format!("{user}@127.0.0.1"))
             .current_dir(cwd);
-        run(cmd, 300).await
+        cmd
     }
 
     /// Runs OpenSSH `scp` with extra args (use `{remote}` as `user@127.0.0.1`).

@@ -4,6 +4,7 @@
 
 mod cli;
 mod docs;
+mod emulators;
 mod ftp;
 mod harness;
 mod layering;

@@ -1,5 +1,6 @@
-//! One behaviour for every storage backend: the same checks run against the local disk and the
-//! object-store backend (object_store's in-memory store here).
+//! One behaviour for every storage backend: the same checks run against the local disk,
+//! object_store's in-memory store and the S3, GCS and Azure emulators, then real clients through
+//! each emulator.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use ferry::storage::{
     EntryKind, Key, LocalStorage, ObjectOptions, ObjectStorage, Storage, StorageError, WriteOptions,
 };
 
+use crate::emulators::{Emulator, Kind};
 use crate::harness::payload;
 
 fn key(path: &str) -> Key {
@@ -194,6 +196,22 @@ async fn object_store_refuses_what_objects_cannot_do() {
     drop(w);
     assert!(matches!(small.stat(&key("z.bin")).await, Err(StorageError::NotFound)));
     assert_eq!(read_all(&store, "x.bin").await, b"0123456789");
+
+    // Once parts have left, a write beyond the window waits for the writes before it (a client
+    // with more in flight than the window) instead of failing the upload.
+    let w = Arc::new(small.open_write(&key("w.bin"), new_file()).await.unwrap());
+    let data = Bytes::from(payload(9 << 20, 4));
+    w.write_at(0, data.slice(..6 << 20)).await.unwrap();
+    let far = tokio::spawn({
+        let (w, data) = (Arc::clone(&w), data.clone());
+        async move { w.write_at(8 << 20, data.slice(8 << 20..)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!far.is_finished(), "the far write waits");
+    w.write_at(6 << 20, data.slice(6 << 20..8 << 20)).await.unwrap();
+    far.await.unwrap().unwrap();
+    Arc::into_inner(w).expect("one owner left").commit().await.unwrap();
+    assert_eq!(read_all(&small, "w.bin").await, data);
 }
 
 #[tokio::test]
@@ -260,95 +278,6 @@ async fn sftp_and_ftps_serve_files_from_object_storage() {
     assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), &payload(20 << 20, 31)[..1 << 20]);
 }
 
-/// A moto S3 server on a loopback port for one test, stopped on drop.
-struct Moto {
-    child: tokio::process::Child,
-    endpoint: String,
-}
-
-impl Moto {
-    async fn start(bucket: &str) -> Self {
-        let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let bin = std::path::Path::new(&python).with_file_name("moto_server");
-        assert!(
-            bin.exists(),
-            "{} missing: tests/run.sh installs moto[server] next to FERRY_TEST_PYTHON",
-            bin.display()
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = tokio::process::Command::new(&bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let endpoint = format!("http://127.0.0.1:{port}");
-        // Create the bucket (moto does not check signatures), retrying until the server is up.
-        for attempt in 0.. {
-            assert!(attempt < 100, "moto did not start");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { continue };
-            use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let request = format!(
-                "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-            );
-            if stream.write_all(request.as_bytes()).await.is_err() {
-                continue;
-            }
-            let mut reply = String::new();
-            let _ = stream.read_to_string(&mut reply).await;
-            if reply.starts_with("HTTP/1.1 200") {
-                break;
-            }
-        }
-        Self { child, endpoint }
-    }
-
-    fn config(&self, bucket: &str) -> String {
-        format!(
-            "[storage]\nbackend = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"ferry\"\nendpoint = \"{}\"\n\
-             region = \"us-east-1\"\nallow_http = true\npath_style = true\naccess_key_id = \"test\"\n\
-             secret_access_key = \"test\"\npart_size = \"5MiB\"\n",
-            self.endpoint
-        )
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_emulator_conforms() {
-    let moto = Moto::start("conformance").await;
-    let table: toml::Table = moto.config("conformance").parse().unwrap();
-    let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
-    conformance(ferry::storage::open(&config.storage).unwrap()).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sftp_and_ftps_over_the_s3_emulator() {
-    use crate::harness::{TestServer, User, ok, sha256, sha256_file};
-    let moto = Moto::start("transfers").await;
-    let srv = TestServer::start_with(&moto.config("transfers")).await;
-    srv.add_user(User::with_key("s3user")).await;
-    let local = tempfile::tempdir().unwrap();
-    // 23 MiB: five multipart parts of 5 MiB from pipelined SFTP writes.
-    std::fs::write(local.path().join("big.bin"), payload(23 << 20, 41)).unwrap();
-    ok(&srv
-        .sftp(
-            "s3user",
-            local.path(),
-            "mkdir d\nput big.bin d/big.bin\nrename d e\nget e/big.bin back.bin\nls -l e\n",
-        )
-        .await);
-    assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(23 << 20, 41)));
-    assert!(!srv.files.join("s3user").exists(), "nothing on local disk");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn winscp_style_filepart_uploads_over_sftp_on_object_storage() {
     use crate::harness::{TestServer, User, ok, run};
@@ -377,79 +306,170 @@ print(len(data), data[:3].decode(), sorted(s.listdir(".")))
     assert_eq!(out.trim(), "300000 new ['report.csv']");
 }
 
-/// An azurite Blob emulator on a loopback port for one test, with a container, stopped on drop.
-struct Azurite {
-    child: tokio::process::Child,
-    endpoint: String,
-}
-
-/// azurite's well-known development account key (public, documented by Microsoft).
-const AZURITE_KEY: &str =
-    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
-
-impl Azurite {
-    async fn start(container: &str) -> Self {
-        let bin =
-            std::env::var("FERRY_TEST_AZURITE").expect("FERRY_TEST_AZURITE: tests/run.sh installs azurite");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = tokio::process::Command::new(bin)
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
-            .args(["--inMemoryPersistence", "--skipApiVersionCheck", "--silent"])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let endpoint = format!("http://127.0.0.1:{port}/devstoreaccount1");
-        let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = format!(
-            "from azure.storage.blob import BlobServiceClient\n\
-             c = 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={AZURITE_KEY};BlobEndpoint={endpoint};'\n\
-             BlobServiceClient.from_connection_string(c).create_container('{container}')\n"
-        );
-        for attempt in 0.. {
-            assert!(attempt < 50, "azurite did not start");
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let out = tokio::process::Command::new(&python).arg("-c").arg(&script).output().await.unwrap();
-            if out.status.success() {
-                break;
-            }
-        }
-        Self { child, endpoint }
-    }
-
-    fn config(&self, container: &str) -> String {
-        format!(
-            "[storage]\nbackend = \"azure\"\nbucket = \"{container}\"\nprefix = \"ferry\"\naccount = \"devstoreaccount1\"\n\
-             endpoint = \"{}\"\nallow_http = true\nsecret_access_key = \"{AZURITE_KEY}\"\npart_size = \"5MiB\"\n",
-            self.endpoint
-        )
-    }
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_emulator_conforms() {
+    conformance(Emulator::start(Kind::S3, "conformance").await.storage("ferry")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn azure_emulator_conforms_and_serves_sftp() {
-    use crate::harness::{TestServer, User, ok, sha256, sha256_file};
-    let azurite = Azurite::start("conformance").await;
-    let table: toml::Table = azurite.config("conformance").parse().unwrap();
-    let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
-    conformance(ferry::storage::open(&config.storage).unwrap()).await;
+async fn gcs_emulator_conforms() {
+    conformance(Emulator::start(Kind::Gcs, "conformance").await.storage("ferry")).await;
+}
 
-    let srv = TestServer::start_with(
-        &azurite.config("conformance").replace("prefix = \"ferry\"", "prefix = \"served\""),
-    )
-    .await;
-    srv.add_user(User::with_key("azuser")).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn azure_emulator_conforms() {
+    conformance(Emulator::start(Kind::Azure, "conformance").await.storage("ferry")).await;
+}
+
+/// SFTP (OpenSSH) and FTPS (curl) in both directions through one emulator, 0 B to 1 GiB, each
+/// file read back by the other protocol and compared by sha256. `one_way_from` limits files of
+/// that size and up to SFTP up, FTPS down (the moto-based GCS emulator moves ~10 MB/s).
+async fn round_trips(kind: Kind, one_way_from: usize) {
+    use crate::harness::{TestServer, User, ok, run, sha256_file};
+    let emulator = Emulator::start(kind, "transfers").await;
+    let srv = TestServer::start_with(&emulator.config("served")).await;
+    srv.add_user(User { password: Some("obj-pass-1"), ..User::with_key("obj") }).await;
     let local = tempfile::tempdir().unwrap();
-    std::fs::write(local.path().join("big.bin"), payload(12 << 20, 51)).unwrap();
-    ok(&srv
-        .sftp("azuser", local.path(), "mkdir d\nput big.bin d/big.bin\nrename d e\nget e/big.bin back.bin\n")
-        .await);
-    assert_eq!(sha256_file(&local.path().join("back.bin")), sha256(&payload(12 << 20, 51)));
+    let curl = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sS", "--fail", "--cacert"]).arg(&srv.cert).args(["-u", "obj:obj-pass-1"]).args(args);
+        cmd
+    };
+    for (i, size) in [0usize, 1, (5 << 20) + 1, 1 << 30].into_iter().enumerate() {
+        let name = format!("f{size}.bin");
+        let path = local.path().join(&name);
+        write_payload(&path, size, 60 + i as u64);
+        let want = sha256_file(&path);
+        // SFTP up, FTPS down.
+        ok(&srv.sftp("obj", local.path(), &format!("put {name} up-{name}\n")).await);
+        let url = format!("ftps://127.0.0.1:{}/up-{name}", srv.ftps.port());
+        let down = local.path().join(format!("down-{name}"));
+        ok(&run(curl(&["-o", down.to_str().unwrap(), &url]), 600).await);
+        assert_eq!(sha256_file(&down), want, "{kind:?} {size} B: SFTP up, FTPS down");
+        std::fs::remove_file(&down).unwrap();
+        if size >= one_way_from {
+            continue;
+        }
+        // FTPS up, SFTP down.
+        let url = format!("ftps://127.0.0.1:{}/ftps-{name}", srv.ftps.port());
+        ok(&run(curl(&["-T", path.to_str().unwrap(), &url]), 600).await);
+        ok(&srv.sftp("obj", local.path(), &format!("get ftps-{name} back-{name}\n")).await);
+        assert_eq!(
+            sha256_file(&local.path().join(format!("back-{name}"))),
+            want,
+            "{kind:?} {size} B: FTPS up, SFTP down"
+        );
+        std::fs::remove_file(local.path().join(format!("back-{name}"))).unwrap();
+    }
+    assert!(!srv.files.join("obj").exists(), "nothing went to the local disk");
+}
+
+/// Writes `size` bytes of the test payload to `path` without holding them all in memory.
+fn write_payload(path: &std::path::Path, size: usize, seed: u64) {
+    use std::io::Write;
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let block = payload(8 << 20, seed);
+    let mut left = size;
+    while left > 0 {
+        let n = left.min(block.len());
+        file.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    file.flush().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_ftps_round_trips_over_the_s3_emulator() {
+    round_trips(Kind::S3Fs, usize::MAX).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_ftps_round_trips_over_the_gcs_emulator() {
+    round_trips(Kind::Gcs, 1 << 30).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_and_ftps_round_trips_over_the_azure_emulator() {
+    round_trips(Kind::Azure, usize::MAX).await;
+}
+
+/// Azure storage goes away in the middle of an SFTP upload: the client gets an error within the
+/// retry budget, the failure is audited, no partial blob is visible when storage returns, and
+/// the server serves again without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storage_outage_mid_upload_fails_cleanly_and_service_resumes() {
+    use crate::harness::{TestServer, User, failed, ok, run};
+    use ferry::audit::Outcome;
+    let mut emulator = Emulator::start(Kind::Azure, "outage").await;
+    let mut srv = TestServer::start_with(&emulator.config("served")).await;
+    srv.add_user(User::with_key("out")).await;
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("keep.bin"), b"kept").unwrap();
+    write_payload(&local.path().join("big.bin"), 64 << 20, 81);
+    ok(&srv.sftp("out", local.path(), "put keep.bin\n").await);
+
+    // 64 MiB at 40 Mbit/s takes ~13 s: storage stops 3 s in.
+    let upload = srv.sftp_command("out", local.path(), "put big.bin\n", &["-l", "40000"]);
+    let upload = tokio::spawn(run(upload, 120));
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    emulator.stop().await;
+    let started = std::time::Instant::now();
+    let err = failed(&upload.await.unwrap());
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "error came in time");
+    // OpenSSH reports the failed WRITE or CLOSE ("close remote: Failure").
+    assert!(err.contains("remote") || err.contains("big.bin"), "{err}");
+    let record =
+        srv.expect_event(|e| e.event == "file.upload" && e.path.as_deref() == Some("/big.bin")).await;
+    assert_eq!(record.outcome, Outcome::Failed, "{record:?}");
+
+    emulator.restart().await;
+    let listing = ok(&srv.sftp("out", local.path(), "ls -1\nget keep.bin again.bin\n").await);
+    assert!(!listing.contains("big.bin"), "no partial object: {listing}");
+    assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), b"kept");
+    ok(&srv.sftp("out", local.path(), "put big.bin\n").await);
+    let listing = ok(&srv.sftp("out", local.path(), "ls -l big.bin\n").await);
+    assert!(listing.contains(&(64u64 << 20).to_string()), "{listing}");
+}
+
+/// WinSCP's `NAME.filepart` pattern at 6 GiB on S3: above CopyObject's 5 GiB limit, so the final
+/// rename must not copy. The upload is written straight to the key `NAME` (s3s-fs keeps one file
+/// per object: the same inode before and after the rename proves nothing was copied).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn six_gib_filepart_upload_is_renamed_without_a_copy() {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+
+    use crate::harness::{TestServer, User, ok};
+    const SIZE: u64 = 6 << 30;
+    let emulator = Emulator::start(Kind::S3Fs, "big").await;
+    let srv = TestServer::start_with(&emulator.config("served")).await;
+    srv.add_user(User::with_key("win")).await;
+    let local = tempfile::tempdir().unwrap();
+    // Sparse, with real data at the start, across the 5 GiB mark and at the end.
+    let marks = [0, (5 << 30) - 3, SIZE - (1 << 20)];
+    let mut file = std::fs::File::create(local.path().join("big.iso")).unwrap();
+    file.set_len(SIZE).unwrap();
+    for (i, at) in marks.iter().enumerate() {
+        file.seek(SeekFrom::Start(*at)).unwrap();
+        file.write_all(&payload(1 << 20, 90 + i as u64)).unwrap();
+    }
+    drop(file);
+
+    ok(&srv.sftp("win", local.path(), "put big.iso big.iso.filepart\n").await);
+    let object = emulator.dir().join("s3s/big/served/win/big.iso");
+    let before = std::fs::metadata(&object).expect("the upload went straight to the final key");
+    assert_eq!(before.len(), SIZE);
+    let started = std::time::Instant::now();
+    let out = ok(&srv.sftp("win", local.path(), "rename big.iso.filepart big.iso\nls -l\n").await);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "no 6 GiB copy");
+    let listing = out.split("sftp> ls -l").nth(1).unwrap_or_default();
+    assert!(listing.contains(&format!("{SIZE} ")) && !listing.contains("filepart"), "{out}");
+    assert_eq!(std::fs::metadata(&object).unwrap().ino(), before.ino(), "the object was not copied");
+    let mut stored = std::fs::File::open(&object).unwrap();
+    for (i, at) in marks.iter().enumerate() {
+        let mut got = vec![0; 1 << 20];
+        stored.seek(SeekFrom::Start(*at)).unwrap();
+        stored.read_exact(&mut got).unwrap();
+        assert!(got == payload(1 << 20, 90 + i as u64), "data at {at}");
+    }
 }
