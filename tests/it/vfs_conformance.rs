@@ -274,6 +274,31 @@ async fn sftp_and_ftps_serve_files_from_object_storage() {
     ok(&srv.sftp("obj", local.path(), "put head.bin out/part.bin\n").await);
     let err = crate::harness::failed(&srv.sftp("obj", local.path(), "reput big.bin out/part.bin\n").await);
     assert!(err.contains("nsupported"), "{err}");
+    // Over FTPS: APPE (curl --append) and REST+STOR (ftplib) are refused with 504.
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args(["-sS", "--cacert"])
+        .arg(&srv.cert)
+        .args(["-u", "obj:obj-pass-1", "--append", "-T"])
+        .arg(local.path().join("head.bin"))
+        .arg(format!("ftps://127.0.0.1:{}/out/part.bin", srv.ftps.port()));
+    let err = crate::harness::failed(&run(curl, 60).await);
+    assert!(err.contains("504"), "{err}");
+    let script = r#"
+import ftplib, io, ssl, sys
+ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=sys.argv[2]))
+ftp.connect("127.0.0.1", int(sys.argv[1]))
+ftp.login("obj", "obj-pass-1")
+ftp.prot_p()
+try:
+    ftp.storbinary("STOR out/part.bin", io.BytesIO(b"more"), rest=100)
+except ftplib.error_perm as e:
+    print(e)
+"#;
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c").arg(script).arg(srv.ftp.port().to_string()).arg(&srv.cert);
+    let out = ok(&run(cmd, 60).await);
+    assert!(out.starts_with("504"), "{out}");
     ok(&srv.sftp("obj", local.path(), "get out/part.bin again.bin\n").await);
     assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), &payload(20 << 20, 31)[..1 << 20]);
 }
