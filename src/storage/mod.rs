@@ -3,6 +3,7 @@
 //! listings fetched in batches. Uses `config` and `types`.
 
 pub mod local;
+mod multipart;
 pub mod object;
 
 use std::sync::Arc;

@@ -18,7 +18,9 @@ use bytes::{Bytes, BytesMut};
 use futures::{StreamExt, TryStreamExt};
 use object_store::list::{PaginatedListOptions, PaginatedListStore};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::multipart::GrowingMultipart;
 use tokio::sync::Mutex;
 
 use super::{
@@ -204,7 +206,7 @@ impl Storage for ObjectStorage {
             path: self.path(key),
             meta,
             block: self.options.read_block as u64,
-            blocks: Mutex::new(Blocks::default()),
+            state: Mutex::new(ReadState::default()),
         }))
     }
 
@@ -466,74 +468,123 @@ struct ObjectReader {
     path: Path,
     meta: Metadata,
     block: u64,
-    blocks: Mutex<Blocks>,
+    state: Mutex<ReadState>,
 }
 
-/// The block being served and the ones fetched ahead of the reader.
+/// A sequential reader is fed by one ranged GET from its position to the end, cut into aligned
+/// blocks: the store's latency is paid once per run of sequential reads, not once per block.
 #[derive(Default)]
-struct Blocks {
-    current: Option<(u64, Bytes)>,
-    /// Started fetches by start offset, in order; at most `READ_AHEAD`.
-    ahead: std::collections::VecDeque<(u64, tokio::task::JoinHandle<Result<Bytes>>)>,
+struct ReadState {
+    /// Blocks already taken from the stream, newest last: pipelined reads that arrive a little
+    /// late (SFTP serves many at once) are answered from here.
+    recent: std::collections::VecDeque<(u64, Bytes)>,
+    stream: Option<BlockStream>,
 }
 
-/// Blocks fetched ahead of a sequential reader, so one stream keeps the store busy even at
-/// tens of milliseconds of latency per request.
+/// Blocks the GET has delivered but the reader has not taken yet, at most `READ_AHEAD`.
+struct BlockStream {
+    /// Start of the next block `rx` yields.
+    next: u64,
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BlockStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Blocks queued ahead of the reader, and blocks kept behind it. Memory per open download is
+/// about `(READ_AHEAD + KEEP_RECENT + 1) × read_block`.
 const READ_AHEAD: usize = 2;
+const KEEP_RECENT: usize = 2;
 
 impl ObjectReader {
-    fn fetch(&self, start: u64) -> tokio::task::JoinHandle<Result<Bytes>> {
-        let (store, path) = (Arc::clone(&self.store), self.path.clone());
-        let end = (start + self.block).min(self.meta.size);
-        tokio::spawn(async move { store.get_range(&path, start..end).await.map_err(store_error) })
+    /// Starts a GET of `start..` (aligned) that cuts the body into blocks.
+    fn open_stream(&self, start: u64) -> BlockStream {
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        let (store, path, block, size) = (Arc::clone(&self.store), self.path.clone(), self.block, self.meta.size);
+        let task = tokio::spawn(async move {
+            let options = object_store::GetOptions { range: Some((start..size).into()), ..Default::default() };
+            let mut body = match store.get_opts(&path, options).await {
+                Ok(result) => result.into_stream(),
+                Err(e) => {
+                    let _ = tx.send(Err(store_error(e))).await;
+                    return;
+                }
+            };
+            let mut buffer = BytesMut::new();
+            while let Some(chunk) = body.next().await {
+                match chunk {
+                    Ok(chunk) => buffer.extend_from_slice(&chunk),
+                    Err(e) => {
+                        let _ = tx.send(Err(store_error(e))).await;
+                        return;
+                    }
+                }
+                while buffer.len() as u64 >= block {
+                    if tx.send(Ok(buffer.split_to(block as usize).freeze())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            if !buffer.is_empty() {
+                let _ = tx.send(Ok(buffer.freeze())).await;
+            }
+        });
+        BlockStream { next: start, rx, task }
+    }
+
+    /// The aligned block that starts at `start`.
+    async fn block_at(&self, state: &mut ReadState, start: u64) -> Result<Bytes> {
+        if let Some((_, block)) = state.recent.iter().find(|(at, _)| *at == start) {
+            return Ok(block.clone());
+        }
+        // A broken stream (the store dropped the connection while the client paused) is
+        // reopened once from where the reader is.
+        for attempt in 0..2 {
+            let reusable = state
+                .stream
+                .as_ref()
+                .is_some_and(|s| s.next <= start && start - s.next <= READ_AHEAD as u64 * self.block);
+            if !reusable {
+                state.stream = Some(self.open_stream(start));
+            }
+            let Some(stream) = state.stream.as_mut() else { continue };
+            loop {
+                let at = stream.next;
+                let block = match stream.rx.recv().await {
+                    Some(Ok(block)) => block,
+                    Some(Err(e)) if attempt == 1 => {
+                        state.stream = None;
+                        return Err(e);
+                    }
+                    Some(Err(_)) | None => {
+                        state.stream = None;
+                        break;
+                    }
+                };
+                stream.next += block.len() as u64;
+                state.recent.push_back((at, block.clone()));
+                if state.recent.len() > KEEP_RECENT {
+                    state.recent.pop_front();
+                }
+                if at == start {
+                    return Ok(block);
+                }
+            }
+        }
+        Err(StorageError::Io(std::io::Error::other("the store ended the download early")))
     }
 
     /// The part of `offset..end` inside the block that holds `offset`.
-    async fn read_in_block(&self, blocks: &mut Blocks, offset: u64, end: u64) -> Result<Bytes> {
-        if let Some((start, block)) = blocks.current.as_ref()
-            && offset >= *start
-            && offset < start + block.len() as u64
-        {
-            let to = (end - start).min(block.len() as u64) as usize;
-            return Ok(block.slice((offset - start) as usize..to));
-        }
-        // Blocks are aligned to `block`; when the reader moved elsewhere, read-ahead restarts.
+    async fn read_in_block(&self, state: &mut ReadState, offset: u64, end: u64) -> Result<Bytes> {
         let start = offset - offset % self.block;
-        while let Some((ahead, _)) = blocks.ahead.front() {
-            if *ahead == start {
-                break;
-            }
-            if let Some((_, stale)) = blocks.ahead.pop_front() {
-                stale.abort();
-            }
-        }
-        let fetch = match blocks.ahead.pop_front() {
-            Some((_, fetch)) => fetch,
-            None => self.fetch(start),
-        };
-        let fetched = fetch.await.unwrap_or_else(|e| Err(StorageError::Io(std::io::Error::other(e))))?;
-        blocks.current = Some((start, fetched.clone()));
-        self.top_up(blocks, start + self.block);
+        let block = self.block_at(state, start).await?;
         let from = (offset - start) as usize;
-        let to = ((end - start) as usize).min(fetched.len());
-        Ok(if to > from { fetched.slice(from..to) } else { Bytes::new() })
-    }
-
-    /// Keeps `READ_AHEAD` blocks in flight after `from`.
-    fn top_up(&self, blocks: &mut Blocks, from: u64) {
-        let mut next = blocks.ahead.back().map_or(from, |(start, _)| start + self.block);
-        while blocks.ahead.len() < READ_AHEAD && next < self.meta.size {
-            blocks.ahead.push_back((next, self.fetch(next)));
-            next += self.block;
-        }
-    }
-}
-
-impl Drop for ObjectReader {
-    fn drop(&mut self) {
-        for (_, fetch) in self.blocks.get_mut().ahead.drain(..) {
-            fetch.abort();
-        }
+        let to = ((end - start) as usize).min(block.len());
+        Ok(if to > from { block.slice(from..to) } else { Bytes::new() })
     }
 }
 
@@ -545,8 +596,8 @@ impl ReadHandle for ObjectReader {
             return Ok(Bytes::new());
         }
         let end = (offset + len as u64).min(size);
-        let mut blocks = self.blocks.lock().await;
-        let first = self.read_in_block(&mut blocks, offset, end).await?;
+        let mut state = self.state.lock().await;
+        let first = self.read_in_block(&mut state, offset, end).await?;
         if first.len() as u64 == end - offset {
             return Ok(first);
         }
@@ -554,7 +605,7 @@ impl ReadHandle for ObjectReader {
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         out.extend_from_slice(&first);
         while (out.len() as u64) < end - offset {
-            let piece = self.read_in_block(&mut blocks, offset + out.len() as u64, end).await?;
+            let piece = self.read_in_block(&mut state, offset + out.len() as u64, end).await?;
             if piece.is_empty() {
                 break;
             }
@@ -571,9 +622,11 @@ impl ReadHandle for ObjectReader {
 #[derive(Default)]
 struct WriteState {
     /// Started once more than one part's worth arrived; small files are a single PUT.
-    upload: Option<WriteMultipart>,
+    upload: Option<GrowingMultipart>,
     /// Data in order, not yet handed to a part (or the whole small file).
-    buffer: BytesMut,
+    /// In-order data not yet in an upload: a small file is one PUT of these.
+    pending: Vec<Bytes>,
+    pending_len: usize,
     /// Offset of the next byte expected in order.
     next: u64,
     /// Writes that arrived early, by offset; bounded by `reorder_window`.
@@ -651,19 +704,26 @@ struct ObjectWriter {
 const GAP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl ObjectWriter {
-    async fn push(&self, state: &mut WriteState, data: &[u8]) -> Result<()> {
-        state.buffer.extend_from_slice(data);
+    /// Hands in-order data on without copying it: to the multipart upload (which cuts parts of
+    /// `part_size` from the chunks), or, until more than one part has arrived, to `pending`.
+    async fn push(&self, state: &mut WriteState, data: Bytes) -> Result<()> {
         state.next += data.len() as u64;
-        while state.buffer.len() >= self.options.part_size {
-            let part = state.buffer.split_to(self.options.part_size).freeze();
-            if state.upload.is_none() {
-                let upload = self.store.put_multipart(&self.path).await.map_err(store_error)?;
-                state.upload = Some(WriteMultipart::new_with_chunk_size(upload, self.options.part_size));
-            }
-            if let Some(upload) = state.upload.as_mut() {
+        if let Some(upload) = state.upload.as_mut() {
+            upload.wait_for_capacity(self.options.parts_in_flight).await.map_err(store_error)?;
+            upload.put(data);
+            return Ok(());
+        }
+        state.pending_len += data.len();
+        state.pending.push(data);
+        if state.pending_len > self.options.part_size {
+            let upload = self.store.put_multipart(&self.path).await.map_err(store_error)?;
+            let mut upload = GrowingMultipart::new(upload, self.options.part_size);
+            for chunk in std::mem::take(&mut state.pending) {
                 upload.wait_for_capacity(self.options.parts_in_flight).await.map_err(store_error)?;
-                upload.put(part);
+                upload.put(chunk);
             }
+            state.pending_len = 0;
+            state.upload = Some(upload);
         }
         Ok(())
     }
@@ -707,8 +767,13 @@ impl WriteHandle for ObjectWriter {
                 return Err(StorageError::Unsupported);
             }
             let mut spill = Spill::create().await?;
-            let start = state.next - state.buffer.len() as u64;
-            spill.write_at(start, std::mem::take(&mut state.buffer).freeze()).await?;
+            let mut at = state.next - state.pending_len as u64;
+            for chunk in std::mem::take(&mut state.pending) {
+                let len = chunk.len() as u64;
+                spill.write_at(at, chunk).await?;
+                at += len;
+            }
+            state.pending_len = 0;
             for (at, chunk) in std::mem::take(&mut state.early) {
                 spill.write_at(at, chunk).await?;
             }
@@ -724,12 +789,12 @@ impl WriteHandle for ObjectWriter {
             state.early.insert(offset, data);
             return Ok(());
         }
-        self.push(&mut state, &data).await?;
+        self.push(&mut state, data).await?;
         loop {
             let next = state.next;
             let Some(chunk) = state.early.remove(&next) else { break };
             state.early_bytes -= chunk.len();
-            self.push(&mut state, &chunk).await?;
+            self.push(&mut state, chunk).await?;
         }
         self.progress.notify_waiters();
         Ok(())
@@ -765,7 +830,7 @@ impl WriteHandle for ObjectWriter {
             while at < spill.len {
                 let len = (spill.len - at).min(self.options.part_size as u64) as usize;
                 let chunk = spill.read_at(at, len).await?;
-                self.push(&mut state, &chunk).await?;
+                self.push(&mut state, chunk).await?;
                 at += len as u64;
             }
         }
@@ -776,15 +841,12 @@ impl WriteHandle for ObjectWriter {
             }
             return Err(StorageError::Unsupported);
         }
-        let rest = std::mem::take(&mut state.buffer).freeze();
         match state.upload.take() {
             None => {
-                self.store.put(&self.path, PutPayload::from(rest)).await.map_err(store_error)?;
+                let payload: PutPayload = std::mem::take(&mut state.pending).into_iter().collect();
+                self.store.put(&self.path, payload).await.map_err(store_error)?;
             }
-            Some(mut upload) => {
-                if !rest.is_empty() {
-                    upload.put(rest);
-                }
+            Some(upload) => {
                 upload.finish().await.map_err(store_error)?;
             }
         }
