@@ -111,6 +111,14 @@ fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
         parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
         reorder_window: r.size("reorder_window", 16 << 20, 1 << 20, 1 << 30) as usize,
         read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
+        object_attributes: match r.string("object_attributes", "ignore").as_str() {
+            "ignore" => ObjectAttributes::Ignore,
+            "refuse" => ObjectAttributes::Refuse,
+            other => {
+                r.fail("object_attributes", format!("expected \"ignore\" or \"refuse\", found `{other}`"));
+                ObjectAttributes::Ignore
+            }
+        },
         max_retries: r.integer("max_retries", 5, 0, 100) as usize,
         retry_timeout: r.duration("retry_timeout", Duration::from_secs(30)),
         cross_mount_rename: CrossMountRename::Copy,
@@ -189,12 +197,23 @@ pub struct StorageConfig {
     pub parts_in_flight: usize,
     pub reorder_window: usize,
     pub read_block: usize,
+    /// Time and mode changes on object backends (which cannot store them).
+    pub object_attributes: ObjectAttributes,
     /// Retries of a failed store request, and how long retrying may take before the client gets
     /// an error (object_store's default is 3 minutes, which clients read as a hang).
     pub max_retries: usize,
     pub retry_timeout: Duration,
     /// What a rename from one mount to another does (read from `[storage]` only).
     pub cross_mount_rename: CrossMountRename,
+}
+
+/// Setstat of times and modes on an object backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectAttributes {
+    /// Succeed without effect: clients that preserve timestamps keep working.
+    Ignore,
+    /// Answer "unsupported".
+    Refuse,
 }
 
 /// The name mounts use for `[storage]`.

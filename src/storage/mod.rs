@@ -204,6 +204,7 @@ pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dy
         parts_in_flight: config.parts_in_flight,
         reorder_window: config.reorder_window,
         read_block: config.read_block,
+        ignore_attributes: config.object_attributes == crate::config::ObjectAttributes::Ignore,
     };
     let object =
         |store: Arc<dyn ObjectStore>, pages: Option<Arc<dyn PaginatedListStore>>| -> Arc<dyn Storage> {

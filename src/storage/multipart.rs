@@ -22,7 +22,13 @@ pub struct GrowingMultipart {
 
 impl GrowingMultipart {
     pub fn new(upload: Box<dyn MultipartUpload>, part_size: usize) -> Self {
-        Self { upload, in_flight: JoinSet::new(), part: PutPayloadMut::new(), parts_started: 0, base: part_size }
+        Self {
+            upload,
+            in_flight: JoinSet::new(),
+            part: PutPayloadMut::new(),
+            parts_started: 0,
+            base: part_size,
+        }
     }
 
     /// The size of the part being filled.
@@ -90,9 +96,9 @@ impl GrowingMultipart {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
     use object_store::path::Path;
-    use object_store::ObjectStoreExt;
 
     #[tokio::test]
     async fn parts_grow_and_the_object_is_whole() {

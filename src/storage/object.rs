@@ -42,11 +42,20 @@ pub struct ObjectOptions {
     pub reorder_window: usize,
     /// Bytes fetched per ranged GET.
     pub read_block: usize,
+    /// Accept time and mode changes without storing them (objects keep their upload time), so
+    /// clients that preserve timestamps (WinSCP by default, `put -p`, `scp -p`) do not fail.
+    pub ignore_attributes: bool,
 }
 
 impl Default for ObjectOptions {
     fn default() -> Self {
-        Self { part_size: 8 << 20, parts_in_flight: 2, reorder_window: 16 << 20, read_block: 4 << 20 }
+        Self {
+            part_size: 8 << 20,
+            parts_in_flight: 2,
+            reorder_window: 16 << 20,
+            read_block: 4 << 20,
+            ignore_attributes: true,
+        }
     }
 }
 
@@ -122,6 +131,18 @@ impl ObjectStorage {
             Some(Ok(_)) => Ok(true),
             Some(Err(e)) => Err(store_error(e)),
             None => Ok(false),
+        }
+    }
+
+    /// A time or mode change on an existing entry: accepted without effect, or refused.
+    async fn accept_attributes(&self, key: &Key) -> Result<()> {
+        if !self.options.ignore_attributes {
+            return Err(StorageError::Unsupported);
+        }
+        if key.is_root() || self.file_meta(key).await?.is_some() || self.is_dir(key).await? {
+            Ok(())
+        } else {
+            Err(StorageError::NotFound)
         }
     }
 
@@ -344,12 +365,12 @@ impl Storage for ObjectStorage {
         Ok(())
     }
 
-    async fn set_times(&self, _key: &Key, _accessed: SystemTime, _modified: SystemTime) -> Result<()> {
-        Err(StorageError::Unsupported)
+    async fn set_times(&self, key: &Key, _accessed: SystemTime, _modified: SystemTime) -> Result<()> {
+        self.accept_attributes(key).await
     }
 
-    async fn set_mode(&self, _key: &Key, _mode: u32) -> Result<()> {
-        Err(StorageError::Unsupported)
+    async fn set_mode(&self, key: &Key, _mode: u32) -> Result<()> {
+        self.accept_attributes(key).await
     }
 
     async fn set_len(&self, _key: &Key, _len: u64) -> Result<()> {
@@ -504,9 +525,11 @@ impl ObjectReader {
     /// Starts a GET of `start..` (aligned) that cuts the body into blocks.
     fn open_stream(&self, start: u64) -> BlockStream {
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
-        let (store, path, block, size) = (Arc::clone(&self.store), self.path.clone(), self.block, self.meta.size);
+        let (store, path, block, size) =
+            (Arc::clone(&self.store), self.path.clone(), self.block, self.meta.size);
         let task = tokio::spawn(async move {
-            let options = object_store::GetOptions { range: Some((start..size).into()), ..Default::default() };
+            let options =
+                object_store::GetOptions { range: Some((start..size).into()), ..Default::default() };
             let mut body = match store.get_opts(&path, options).await {
                 Ok(result) => result.into_stream(),
                 Err(e) => {
@@ -815,11 +838,11 @@ impl WriteHandle for ObjectWriter {
     }
 
     async fn set_times(&self, _accessed: SystemTime, _modified: SystemTime) -> Result<()> {
-        Err(StorageError::Unsupported)
+        if self.options.ignore_attributes { Ok(()) } else { Err(StorageError::Unsupported) }
     }
 
     async fn set_mode(&self, _mode: u32) -> Result<()> {
-        Err(StorageError::Unsupported)
+        if self.options.ignore_attributes { Ok(()) } else { Err(StorageError::Unsupported) }
     }
 
     async fn commit(self: Box<Self>) -> Result<()> {

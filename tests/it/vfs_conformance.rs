@@ -145,6 +145,7 @@ async fn object_store_conforms() {
         parts_in_flight: 2,
         reorder_window: 2 << 20,
         read_block: 1 << 20,
+        ..ObjectOptions::default()
     };
     let memory = Arc::new(object_store::memory::InMemory::new());
     conformance(Arc::new(ObjectStorage::new(memory, None, "tenant/files", options))).await;
@@ -160,6 +161,12 @@ async fn object_store_refuses_what_objects_cannot_do() {
         ObjectOptions { reorder_window: 1 << 20, ..ObjectOptions::default() },
     );
     write(&store, "x.bin", b"0123456789").await;
+    // Times and modes: accepted without effect by default, refused when so configured.
+    let now = std::time::SystemTime::now();
+    store.set_times(&key("x.bin"), now, now).await.unwrap();
+    store.set_mode(&key("x.bin"), 0o600).await.unwrap();
+    assert!(matches!(store.set_times(&key("nope.bin"), now, now).await, Err(StorageError::NotFound)));
+    assert!(matches!(store.set_len(&key("x.bin"), 3).await, Err(StorageError::Unsupported)));
     // Resume or append to an existing object: refused with a clear error, nothing changed.
     let resume = WriteOptions { create: true, truncate: false, replace: true, ..WriteOptions::default() };
     assert!(matches!(store.open_write(&key("x.bin"), resume).await, Err(StorageError::Unsupported)));
@@ -188,8 +195,10 @@ async fn object_store_refuses_what_objects_cannot_do() {
             parts_in_flight: 1,
             reorder_window: 1 << 20,
             read_block: 1 << 20,
+            ignore_attributes: false,
         },
     );
+    assert!(matches!(small.set_times(&key("none"), now, now).await, Err(StorageError::Unsupported)));
     let w = small.open_write(&key("z.bin"), new_file()).await.unwrap();
     w.write_at(0, Bytes::from(payload(6 << 20, 3))).await.unwrap();
     assert!(matches!(w.write_at(0, Bytes::from_static(b"again")).await, Err(StorageError::Unsupported)));
@@ -252,7 +261,7 @@ async fn sftp_and_ftps_serve_files_from_object_storage() {
         .sftp(
             "obj",
             local.path(),
-            "mkdir in\nput big.bin in/big.bin\nrename in out\nls -l out\nget out/big.bin back.bin\n",
+            "mkdir in\nput -p big.bin in/big.bin\nrename in out\nls -l out\nget out/big.bin back.bin\n",
         )
         .await);
     assert!(out.contains("big.bin"), "{out}");
