@@ -12,10 +12,12 @@ use tokio::task::JoinSet;
 use crate::admin::{Admin, UserSpec};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::local::LocalAuthenticator;
+use crate::auth::token::TokenKeys;
 use crate::config::Config;
 use crate::net::tls;
 use crate::protocols::Phase;
 use crate::protocols::ftp::{self, FtpSettings};
+use crate::protocols::http;
 use crate::protocols::sftp::{self, SshSettings, keys};
 use crate::session::SessionFactory;
 use crate::state::State;
@@ -38,6 +40,8 @@ pub struct Running {
     pub ftp_addr: Option<SocketAddr>,
     /// Implicit FTPS.
     pub ftps_addr: Option<SocketAddr>,
+    /// HTTPS (REST API).
+    pub https_addr: Option<SocketAddr>,
     pub audit: Audit,
     pub state: State,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -75,9 +79,16 @@ pub async fn start(
         let backend = storage::open(storage_config).map_err(|e| anyhow::anyhow!("storages.{name}: {e}"))?;
         backends.insert(name, backend);
     }
-    let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode);
+    let tokens = Arc::new(
+        TokenKeys::load(state.clone(), config.https.token_ttl)
+            .await
+            .context("loading the token signing key")?,
+    );
+    let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
+        .with_tokens(Arc::clone(&tokens));
     let sessions =
-        SessionFactory::new(Arc::new(auth), backends, config.storage.cross_mount_rename, audit.clone());
+        SessionFactory::new(Arc::new(auth), backends, config.storage.cross_mount_rename, audit.clone())
+            .with_tokens(tokens);
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let mut listeners = JoinSet::new();
@@ -123,6 +134,21 @@ pub async fn start(
             ));
         }
     }
+    let mut https_addr = None;
+    if config.https.enabled {
+        let tls = tls::server_config(&config.tls, &config.data_dir)?;
+        let bind = config.https.bind;
+        let listener =
+            TcpListener::bind(bind).await.with_context(|| format!("https.bind: cannot listen on {bind}"))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, "HTTPS listening");
+        https_addr = Some(addr);
+        let app = http::AppState {
+            sessions: sessions.clone(),
+            settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
+        };
+        listeners.spawn(http::serve(listener, tls, app, phase_rx.clone()));
+    }
     audit.emit(
         EventKind::ServerStarted,
         Outcome::Ok,
@@ -156,7 +182,7 @@ pub async fn start(
         tracing::info!("stopped");
         Ok(())
     });
-    Ok(Running { sftp_addr, ftp_addr, ftps_addr, audit, state, task })
+    Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, audit, state, task })
 }
 
 async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Result<()> {

@@ -37,6 +37,7 @@ pub enum Protocol {
     Scp,
     Ftp,
     Ftps,
+    Https,
     Cli,
 }
 
@@ -48,6 +49,7 @@ impl Protocol {
             Protocol::Scp => "scp",
             Protocol::Ftp => "ftp",
             Protocol::Ftps => "ftps",
+            Protocol::Https => "https",
             Protocol::Cli => "cli",
         }
     }

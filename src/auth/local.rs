@@ -2,6 +2,9 @@
 
 use async_trait::async_trait;
 
+use std::sync::Arc;
+
+use super::token::{TokenKeys, VerifyError};
 use super::{AuthError, Authenticator, Credentials, Denial, Identity, password};
 use crate::state::State;
 use crate::types::UploadMode;
@@ -9,11 +12,18 @@ use crate::types::UploadMode;
 pub struct LocalAuthenticator {
     state: State,
     default_upload_mode: UploadMode,
+    tokens: Option<Arc<TokenKeys>>,
 }
 
 impl LocalAuthenticator {
     pub fn new(state: State, default_upload_mode: UploadMode) -> Self {
-        Self { state, default_upload_mode }
+        Self { state, default_upload_mode, tokens: None }
+    }
+
+    /// Also accepts bearer tokens signed with `tokens`.
+    pub fn with_tokens(mut self, tokens: Arc<TokenKeys>) -> Self {
+        self.tokens = Some(tokens);
+        self
     }
 }
 
@@ -43,6 +53,15 @@ impl Authenticator for LocalAuthenticator {
                     (None, _) => return Err(AuthError::Denied(Denial::UnknownUser)),
                     (Some(_), false) => return Err(AuthError::Denied(Denial::WrongPassword)),
                     (Some(_), true) => {}
+                }
+            }
+            Credentials::Token(token) => {
+                let tokens = self.tokens.as_ref().ok_or(AuthError::Denied(Denial::InvalidToken))?;
+                match tokens.verify(token.expose()).await {
+                    Ok(claims) if claims.sub == user && record.is_some() => {}
+                    Ok(_) => return Err(AuthError::Denied(Denial::UnknownUser)),
+                    Err(VerifyError::Denied(denial)) => return Err(AuthError::Denied(denial)),
+                    Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.to_string())),
                 }
             }
             Credentials::PublicKey(offered) => {

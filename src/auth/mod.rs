@@ -4,6 +4,7 @@
 
 pub mod local;
 pub mod password;
+pub mod token;
 
 use async_trait::async_trait;
 
@@ -31,6 +32,8 @@ pub enum Credentials {
     /// A public key whose possession the protocol layer already verified, as
     /// `algorithm base64` (the authorized_keys form without comment).
     PublicKey(String),
+    /// A bearer token issued by `token::TokenKeys`.
+    Token(Secret<String>),
 }
 
 impl Credentials {
@@ -38,6 +41,7 @@ impl Credentials {
         match self {
             Credentials::Password(_) => "password",
             Credentials::PublicKey(_) => "publickey",
+            Credentials::Token(_) => "token",
         }
     }
 }
@@ -55,6 +59,12 @@ pub enum Denial {
     EmptyPassword,
     #[error("account disabled")]
     Disabled,
+    #[error("invalid token")]
+    InvalidToken,
+    #[error("expired token")]
+    ExpiredToken,
+    #[error("revoked token")]
+    RevokedToken,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -64,6 +64,21 @@ pub struct Config {
     pub tls: TlsConfig,
     pub ftp: FtpConfig,
     pub ftps: FtpsConfig,
+    pub https: HttpsConfig,
+}
+
+/// The HTTPS listener: REST API (and later the web file manager), on the TLS settings of `[tls]`.
+#[derive(Debug, Clone)]
+pub struct HttpsConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    /// Lifetime of bearer tokens from `POST /api/v1/auth/token`.
+    pub token_ttl: Duration,
+    /// A client must finish the TLS handshake, and send each request's headers, within this
+    /// time (slow-loris defence).
+    pub header_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -417,11 +432,12 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let mut top = Reader::new("", table, errors);
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
     let sections = [
-        "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp", "ftps",
+        "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp",
+        "ftps", "https",
     ]
     .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps] = sections;
+    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https] = sections;
 
     let mut r = Reader::new(server.0, server.1, errors);
     let server = ServerConfig {
@@ -552,7 +568,18 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let ftps = FtpsConfig { enabled: r.bool("enabled", true), bind: r.socket_addr("bind", "0.0.0.0:9990") };
     r.finish();
 
-    Config { data_dir, server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps }
+    let mut r = Reader::new(https.0, https.1, errors);
+    let https = HttpsConfig {
+        enabled: r.bool("enabled", true),
+        bind: r.socket_addr("bind", "0.0.0.0:8443"),
+        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
+        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
+        token_ttl: r.duration("token_ttl", Duration::from_secs(900)),
+        header_timeout: r.duration("header_timeout", Duration::from_secs(10)),
+    };
+    r.finish();
+
+    Config { data_dir, server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https }
 }
 
 fn optional_path(r: &mut Reader<'_>, key: &str) -> Option<PathBuf> {

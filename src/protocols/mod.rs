@@ -1,6 +1,7 @@
 //! Protocol translators: each turns its wire requests into session calls.
 
 pub mod ftp;
+pub mod http;
 pub mod sftp;
 
 /// Shutdown phases the composition root drives: running, then draining (no new connections,

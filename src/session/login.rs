@@ -6,6 +6,7 @@ use std::sync::atomic::AtomicU64;
 
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::auth::token::{TokenKeys, VerifyError};
 use crate::auth::{AuthError, Authenticator, Credentials, Identity};
 use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
@@ -48,6 +49,14 @@ pub struct SessionFactory {
     cross_mount_rename: CrossMountRename,
     audit: Audit,
     transfers: Arc<Transfers>,
+    tokens: Option<Arc<TokenKeys>>,
+}
+
+/// A bearer token handed to a client.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub token: String,
+    pub expires_in: std::time::Duration,
 }
 
 impl SessionFactory {
@@ -57,7 +66,42 @@ impl SessionFactory {
         cross_mount_rename: CrossMountRename,
         audit: Audit,
     ) -> Self {
-        Self { auth, backends, cross_mount_rename, audit, transfers: Arc::new(Transfers::default()) }
+        Self {
+            auth,
+            backends,
+            cross_mount_rename,
+            audit,
+            transfers: Arc::new(Transfers::default()),
+            tokens: None,
+        }
+    }
+
+    /// Lets the HTTPS API issue and accept bearer tokens (the authenticator must accept them too).
+    pub fn with_tokens(mut self, tokens: Arc<TokenKeys>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    /// A bearer token for a user who just logged in.
+    pub fn issue_token(&self, identity: &Identity) -> Option<IssuedToken> {
+        let tokens = self.tokens.as_ref()?;
+        let (token, _) = tokens.issue(&identity.user);
+        Some(IssuedToken { token, expires_in: tokens.ttl() })
+    }
+
+    /// Whose token this claims to be (signature checked; expiry and revocation are checked by
+    /// the login that follows).
+    pub fn token_subject(&self, token: &str) -> Option<String> {
+        self.tokens.as_ref()?.decode(token).ok().map(|claims| claims.sub)
+    }
+
+    /// Logs a token out on every replica.
+    pub async fn revoke_token(&self, token: &str) -> Result<(), LoginError> {
+        let tokens = self.tokens.as_ref().ok_or(LoginError::Denied)?;
+        tokens.revoke(token).await.map_err(|e| match e {
+            VerifyError::Denied(_) => LoginError::Denied,
+            VerifyError::Store(_) => LoginError::Unavailable,
+        })
     }
 
     pub fn audit(&self) -> &Audit {

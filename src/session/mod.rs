@@ -20,7 +20,7 @@ pub use crate::auth::{Credentials, Identity};
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
-pub use login::{ConnectionInfo, LoginError, SessionFactory};
+pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory};
 pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;
 

@@ -3,6 +3,7 @@
 //! operations. Uses `config` and `types`.
 
 mod migrate;
+pub mod tokens;
 pub mod users;
 
 use std::path::Path;
@@ -58,5 +59,9 @@ impl State {
 
     pub fn users(&self) -> users::Users<'_> {
         users::Users::new(&self.pool)
+    }
+
+    pub fn tokens(&self) -> tokens::Tokens<'_> {
+        tokens::Tokens::new(&self.pool)
     }
 }

@@ -22,6 +22,7 @@ pub struct TestServer {
     /// FTP with AUTH TLS, and implicit FTPS.
     pub ftp: SocketAddr,
     pub ftps: SocketAddr,
+    pub https: SocketAddr,
     /// The server's self-signed certificate (PEM), for clients that verify it.
     pub cert: PathBuf,
     pub admin: Admin,
@@ -67,7 +68,8 @@ impl TestServer {
         let mut table: toml::Table = toml.parse().expect("test config parses");
         let defaults: toml::Table = "[sftp]\nbind = \"127.0.0.1:0\"\n[auth]\nrejection_delay = \"50ms\"\n\
              [audit]\nstdout = false\n[server]\nshutdown_grace = \"5s\"\n\
-             [ftp]\nbind = \"127.0.0.1:0\"\npassive_ports = \"20000-29999\"\n[ftps]\nbind = \"127.0.0.1:0\"\n"
+             [ftp]\nbind = \"127.0.0.1:0\"\npassive_ports = \"20000-29999\"\n[ftps]\nbind = \"127.0.0.1:0\"\n\
+             [https]\nbind = \"127.0.0.1:0\"\n"
             .parse()
             .expect("defaults parse");
         for (section, values) in defaults {
@@ -92,11 +94,25 @@ impl TestServer {
         let addr = running.sftp_addr.expect("sftp enabled");
         let ftp = running.ftp_addr.expect("ftp enabled");
         let ftps = running.ftps_addr.expect("ftps enabled");
+        let https = running.https_addr.expect("https enabled");
         let cert = data.join("tls/cert.pem");
         let audit = running.audit.clone();
         let events = audit.subscribe();
         let admin = Admin::new(running.state.clone(), audit.clone());
-        Self { dir, addr, ftp, ftps, cert, admin, files, key, events, shutdown, running: Some(running) }
+        Self {
+            dir,
+            addr,
+            ftp,
+            ftps,
+            https,
+            cert,
+            admin,
+            files,
+            key,
+            events,
+            shutdown,
+            running: Some(running),
+        }
     }
 
     pub fn port(&self) -> u16 {

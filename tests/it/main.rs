@@ -7,6 +7,7 @@ mod docs;
 mod emulators;
 mod ftp;
 mod harness;
+mod http;
 mod layering;
 mod mounts;
 mod openssh;

@@ -1,0 +1,123 @@
+//! Short-lived bearer tokens for the HTTPS API. Signed (HMAC-SHA256) with a key kept in the state
+//! store, so every replica verifies what any replica issued: no sticky sessions, nothing bound
+//! to a client address. A logout revokes a token everywhere through the same store.
+
+use std::time::Duration;
+
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::{Deserialize, Serialize};
+
+use super::Denial;
+use crate::state::{State, StateError};
+
+const PREFIX: &str = "ferry1.";
+const KEY_NAME: &str = "token-signing-key";
+
+/// What a token says: who, until when, and its id for revocation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: String,
+    pub exp: i64,
+    pub jti: String,
+}
+
+pub struct TokenKeys {
+    key: hmac::Key,
+    ttl: Duration,
+    state: State,
+}
+
+impl TokenKeys {
+    /// Loads the shared signing key, creating it if this is the first replica to ask.
+    pub async fn load(state: State, ttl: Duration) -> Result<Self, StateError> {
+        let mut fresh = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut fresh).map_err(|_| StateError::Corrupt("no randomness".into()))?;
+        let secret = state.tokens().secret(KEY_NAME, &fresh).await?;
+        Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), ttl, state })
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// A token for `user`, valid for the configured time.
+    pub fn issue(&self, user: &str) -> (String, Claims) {
+        let claims = Claims {
+            sub: user.to_string(),
+            exp: chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64,
+            jti: uuid::Uuid::new_v4().simple().to_string(),
+        };
+        let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
+        let tag = URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, body.as_bytes()));
+        (format!("{PREFIX}{body}.{tag}"), claims)
+    }
+
+    /// The claims of a token with a valid signature, not yet checked for expiry or revocation.
+    pub fn decode(&self, token: &str) -> Result<Claims, Denial> {
+        let rest = token.strip_prefix(PREFIX).ok_or(Denial::InvalidToken)?;
+        let (body, tag) = rest.split_once('.').ok_or(Denial::InvalidToken)?;
+        let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| Denial::InvalidToken)?;
+        hmac::verify(&self.key, body.as_bytes(), &tag).map_err(|_| Denial::InvalidToken)?;
+        let json = URL_SAFE_NO_PAD.decode(body).map_err(|_| Denial::InvalidToken)?;
+        serde_json::from_slice(&json).map_err(|_| Denial::InvalidToken)
+    }
+
+    /// Signature, expiry and revocation.
+    pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
+        let claims = self.decode(token).map_err(VerifyError::Denied)?;
+        if claims.exp <= chrono::Utc::now().timestamp() {
+            return Err(VerifyError::Denied(Denial::ExpiredToken));
+        }
+        if self.state.tokens().is_revoked(&claims.jti).await.map_err(VerifyError::Store)? {
+            return Err(VerifyError::Denied(Denial::RevokedToken));
+        }
+        Ok(claims)
+    }
+
+    /// Revokes a valid token for every replica until it would have expired anyway.
+    pub async fn revoke(&self, token: &str) -> Result<(), VerifyError> {
+        let claims = self.decode(token).map_err(VerifyError::Denied)?;
+        self.state.tokens().revoke(&claims.jti, claims.exp).await.map_err(VerifyError::Store)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("{0}")]
+    Denied(Denial),
+    #[error("{0}")]
+    Store(StateError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn tokens_verify_across_instances_and_fail_when_tampered_expired_or_revoked() {
+        let dir = tempfile_dir();
+        let state = State::open_sqlite(&dir.join("t.db")).await.unwrap();
+        let one = TokenKeys::load(state.clone(), Duration::from_secs(60)).await.unwrap();
+        let two = TokenKeys::load(state.clone(), Duration::from_secs(60)).await.unwrap();
+        let (token, claims) = one.issue("alice");
+        assert_eq!(two.verify(&token).await.unwrap().sub, "alice", "a second instance accepts it");
+        let forged = token.replace(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap()), &{
+            let other = Claims { sub: "root".into(), ..claims.clone() };
+            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap())
+        });
+        assert!(matches!(two.verify(&forged).await, Err(VerifyError::Denied(Denial::InvalidToken))));
+        let expired = TokenKeys::load(state.clone(), Duration::ZERO).await.unwrap().issue("alice").0;
+        assert!(matches!(one.verify(&expired).await, Err(VerifyError::Denied(Denial::ExpiredToken))));
+        two.revoke(&token).await.unwrap();
+        assert!(matches!(one.verify(&token).await, Err(VerifyError::Denied(Denial::RevokedToken))));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferry-token-test-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

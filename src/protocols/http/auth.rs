@@ -1,0 +1,78 @@
+//! Who is calling: HTTP Basic (scripts; the listener is TLS-only) or a bearer token from
+//! `POST /api/v1/auth/token`. Every request logs in through the session layer, so the same
+//! authenticators, audit events and metrics apply as for SFTP and FTPS.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use super::AppState;
+use super::error::ApiError;
+use crate::session::{ConnectionInfo, Credentials, Identity, LoginError, Session};
+use crate::types::{Protocol, Secret};
+
+/// An authenticated request with its file session.
+pub struct Authed {
+    pub session: Session,
+    pub identity: Identity,
+    /// The bearer token the request came with, for logout.
+    pub token: Option<String>,
+}
+
+/// The user and credentials in the `Authorization` header.
+fn credentials(
+    headers: &HeaderMap,
+    app: &AppState,
+) -> Result<(String, Credentials, Option<String>), ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let (scheme, rest) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let decoded = STANDARD.decode(rest.trim()).map_err(|_| ApiError::unauthorized())?;
+        let text = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
+        let (user, password) = text.split_once(':').ok_or_else(ApiError::unauthorized)?;
+        return Ok((user.to_string(), Credentials::Password(Secret::new(password.to_string())), None));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        let token = rest.trim().to_string();
+        let user = app.sessions.token_subject(&token).ok_or_else(ApiError::unauthorized)?;
+        return Ok((user, Credentials::Token(Secret::new(token.clone())), Some(token)));
+    }
+    Err(ApiError::unauthorized())
+}
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let conn = parts.extensions.get::<ConnectionInfo>().copied().ok_or_else(|| {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "connection details missing")
+        })?;
+        let credentials = credentials(&parts.headers, app);
+        let (user, credentials, token) = match credentials {
+            Ok(found) => found,
+            Err(e) => return Err(e),
+        };
+        let identity = match app.sessions.login(&conn, &user, &credentials).await {
+            Ok(identity) => identity,
+            Err(LoginError::Denied) => {
+                // Every refusal costs the same time, whatever the reason.
+                tokio::time::sleep(app.settings.rejection_delay).await;
+                return Err(ApiError::unauthorized());
+            }
+            Err(LoginError::Unavailable) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "auth_unavailable",
+                    "authentication is unavailable; try again shortly",
+                ));
+            }
+        };
+        let session = app.sessions.open(&identity, &conn, Protocol::Https).await?;
+        Ok(Self { session, identity, token })
+    }
+}

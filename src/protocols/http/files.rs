@@ -1,0 +1,361 @@
+//! `/api/v1/files/…` and friends: listings, streaming downloads with `Range` and `ETag`,
+//! streaming uploads (resumable with `Content-Range`), folders, rename, copy, delete. Every call
+//! is one session operation, so rules, jail and audit are those of SFTP and FTPS.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::auth::Authed;
+use super::error::ApiError;
+use super::range::{self, Ranged};
+use crate::session::{EntryKind, Metadata, OpenWrite, ReadFile, Session, VirtualPath};
+
+/// Listings are sorted and paged in memory, so one is capped; a bigger folder answers 413.
+const MAX_LISTING: usize = 100_000;
+const DEFAULT_PAGE: usize = 1_000;
+/// Bytes read from storage per downloaded chunk.
+const CHUNK: usize = 256 << 10;
+
+fn resolve(session: &Session, raw: &str) -> Result<VirtualPath, ApiError> {
+    Ok(session.resolve(&VirtualPath::root(), raw)?)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    offset: Option<usize>,
+    limit: Option<usize>,
+    /// `name` (default), `size` or `modified`.
+    sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Entry {
+    name: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    size: u64,
+    modified: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct ListingPage {
+    path: String,
+    total: usize,
+    offset: usize,
+    entries: Vec<Entry>,
+    next_offset: Option<usize>,
+}
+
+fn kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::File => "file",
+        EntryKind::Dir => "folder",
+        EntryKind::Symlink => "symlink",
+        EntryKind::Other => "other",
+    }
+}
+
+fn rfc3339(time: Option<SystemTime>) -> Option<String> {
+    time.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+pub async fn get_root(
+    authed: Authed,
+    query: Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    get_path(authed, Path(String::new()), query, headers).await
+}
+
+/// A folder answers its listing, a file its content.
+pub async fn get_path(
+    authed: Authed,
+    Path(raw): Path<String>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let session = &authed.session;
+    let path = resolve(session, &raw)?;
+    let meta = session.stat(&path).await?;
+    if meta.kind == EntryKind::Dir {
+        return list(session, &path, query).await.map(IntoResponse::into_response);
+    }
+    download(session.open_read(&path).await?, &path, &headers).await
+}
+
+async fn list(
+    session: &Session,
+    path: &VirtualPath,
+    query: ListQuery,
+) -> Result<Json<ListingPage>, ApiError> {
+    let mut listing = session.list(path).await?;
+    let mut entries = Vec::new();
+    loop {
+        let batch = listing.next_batch(1_000).await?;
+        if batch.is_empty() {
+            break;
+        }
+        entries.extend(batch);
+        if entries.len() > MAX_LISTING {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "listing_too_large",
+                format!("{path} has more than {MAX_LISTING} entries; use SFTP or FTP to list it"),
+            ));
+        }
+    }
+    match query.sort.as_deref().unwrap_or("name") {
+        "name" => entries.sort_by(|a, b| a.0.cmp(&b.0)),
+        "size" => entries.sort_by(|a, b| a.1.size.cmp(&b.1.size).then_with(|| a.0.cmp(&b.0))),
+        "modified" => entries.sort_by(|a, b| a.1.modified.cmp(&b.1.modified).then_with(|| a.0.cmp(&b.0))),
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "sort: expected name, size or modified, got `{other}`"
+            )));
+        }
+    }
+    match query.order.as_deref().unwrap_or("asc") {
+        "asc" => {}
+        "desc" => entries.reverse(),
+        other => return Err(ApiError::bad_request(format!("order: expected asc or desc, got `{other}`"))),
+    }
+    let total = entries.len();
+    let offset = query.offset.unwrap_or(0).min(total);
+    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 10_000);
+    let end = (offset + limit).min(total);
+    let page = entries
+        .drain(offset..end)
+        .map(|(name, meta)| Entry {
+            name,
+            kind: kind_name(meta.kind),
+            size: meta.size,
+            modified: rfc3339(meta.modified),
+        })
+        .collect();
+    Ok(Json(ListingPage {
+        path: path.to_string(),
+        total,
+        offset,
+        entries: page,
+        next_offset: (end < total).then_some(end),
+    }))
+}
+
+fn etag(meta: &Metadata) -> String {
+    let nanos = meta.modified.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+    format!("\"{:x}-{:x}\"", meta.size, nanos)
+}
+
+/// `attachment; filename*=UTF-8''…` with RFC 5987 encoding, so any name survives.
+fn content_disposition(name: &str) -> HeaderValue {
+    let mut encoded = String::new();
+    for byte in name.bytes() {
+        if byte.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&byte) {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    HeaderValue::from_str(&format!("attachment; filename*=UTF-8''{encoded}"))
+        .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+async fn download(file: ReadFile, path: &VirtualPath, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let meta = file.metadata().await?;
+    let tag = etag(&meta);
+    let header_text = |name| headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok());
+    if header_text(header::IF_NONE_MATCH)
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response());
+    }
+    // A range applies only to the version the client has (If-Range), else the whole file.
+    let range_header = match header_text(header::IF_RANGE) {
+        Some(if_range) if if_range != tag => None,
+        _ => header_text(header::RANGE),
+    };
+    let (status, range) = match range::parse(range_header, meta.size) {
+        Ranged::Whole => (StatusCode::OK, 0..meta.size),
+        Ranged::Part(range) => (StatusCode::PARTIAL_CONTENT, range),
+        Ranged::Unsatisfiable => {
+            let mut response = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("{path} has {} bytes", meta.size),
+            )
+            .into_response();
+            if let Ok(value) = HeaderValue::from_str(&format!("bytes */{}", meta.size)) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return Ok(response);
+        }
+    };
+    let mut response = Response::new(Body::from_stream(file_stream(file, range.clone())));
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(range.end - range.start));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_DISPOSITION, content_disposition(path.name()));
+    if let Ok(value) = HeaderValue::from_str(&tag) {
+        h.insert(header::ETAG, value);
+    }
+    if let Some(modified) = meta.modified {
+        let text =
+            chrono::DateTime::<chrono::Utc>::from(modified).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        if let Ok(value) = HeaderValue::from_str(&text) {
+            h.insert(header::LAST_MODIFIED, value);
+        }
+    }
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(value) = HeaderValue::from_str(&format!(
+            "bytes {}-{}/{}",
+            range.start,
+            range.end.saturating_sub(1),
+            meta.size
+        ))
+    {
+        h.insert(header::CONTENT_RANGE, value);
+    }
+    Ok(response)
+}
+
+/// The file's bytes in `range`, read in chunks as the client takes them (never the whole file).
+fn file_stream(
+    file: ReadFile,
+    range: std::ops::Range<u64>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    futures::stream::unfold((file, range.start, range.end), |(file, at, end)| async move {
+        if at >= end {
+            return None;
+        }
+        let len = ((end - at) as usize).min(CHUNK);
+        match file.read_at(at, len).await {
+            Ok(data) if data.is_empty() => None,
+            Ok(data) => {
+                let next = at + data.len() as u64;
+                Some((Ok(data), (file, next, end)))
+            }
+            Err(e) => Some((Err(std::io::Error::other(e.to_string())), (file, end, end))),
+        }
+    })
+}
+
+#[derive(Serialize)]
+pub struct Written {
+    path: String,
+    size: u64,
+}
+
+/// `Content-Range: bytes START-END/TOTAL` (or `bytes START-*/*`) of a resumed upload.
+fn upload_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let text = value.to_str().map_err(|_| ApiError::bad_request("Content-Range is not text"))?;
+    let start = text
+        .strip_prefix("bytes ")
+        .and_then(|rest| rest.split(['-', '/']).next())
+        .and_then(|start| start.trim().parse::<u64>().ok())
+        .ok_or_else(|| ApiError::bad_request("Content-Range: expected `bytes START-END/TOTAL`"))?;
+    Ok(Some(start))
+}
+
+/// Streams the request body into the file. Without `Content-Range` the file is replaced (and
+/// appears only when complete, in atomic upload mode); with it the data goes at that offset.
+pub async fn put_path(
+    authed: Authed,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<(StatusCode, Json<Written>), ApiError> {
+    let session = &authed.session;
+    let path = resolve(session, &raw)?;
+    let offset = upload_offset(&headers)?;
+    let how = OpenWrite { create: true, truncate: offset.is_none(), ..OpenWrite::default() };
+    let file = session.open_write(&path, how).await?;
+    let mut at = offset.unwrap_or(0);
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        // A client that goes away mid-upload: the file is dropped unfinished and discarded.
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        let len = chunk.len() as u64;
+        file.write_at(at, chunk).await?;
+        at += len;
+    }
+    file.close().await?;
+    Ok((StatusCode::CREATED, Json(Written { path: path.to_string(), size: at })))
+}
+
+pub async fn delete_path(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
+    let session = &authed.session;
+    let path = resolve(session, &raw)?;
+    if session.lstat(&path).await?.kind == EntryKind::Dir {
+        session.rmdir(&path).await?;
+    } else {
+        session.remove(&path).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn make_folder(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
+    let path = resolve(&authed.session, &raw)?;
+    authed.session.mkdir(&path).await?;
+    Ok(StatusCode::CREATED)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Move {
+    from: String,
+    to: String,
+    /// Replace an existing file at `to` (needs the overwrite permission).
+    #[serde(default)]
+    replace: bool,
+}
+
+pub async fn rename(authed: Authed, Json(body): Json<Move>) -> Result<StatusCode, ApiError> {
+    let session = &authed.session;
+    let (from, to) = (resolve(session, &body.from)?, resolve(session, &body.to)?);
+    session.rename(&from, &to, body.replace).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Copies a file through the session: a download of `from` and an upload to `to`, each
+/// checked and audited as such.
+pub async fn copy(authed: Authed, Json(body): Json<Move>) -> Result<(StatusCode, Json<Written>), ApiError> {
+    let session = &authed.session;
+    let (from, to) = (resolve(session, &body.from)?, resolve(session, &body.to)?);
+    if session.stat(&from).await?.kind != EntryKind::File {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "is_a_folder",
+            format!("{from}: only files are copied"),
+        ));
+    }
+    if !body.replace && session.stat(&to).await.is_ok() {
+        return Err(ApiError::new(StatusCode::CONFLICT, "already_exists", format!("{to}: already exists")));
+    }
+    let reader = session.open_read(&from).await?;
+    let writer =
+        session.open_write(&to, OpenWrite { create: true, truncate: true, ..OpenWrite::default() }).await?;
+    let mut at = 0u64;
+    loop {
+        let data = reader.read_at(at, CHUNK).await?;
+        if data.is_empty() {
+            break;
+        }
+        let len = data.len() as u64;
+        writer.write_at(at, data).await?;
+        at += len;
+    }
+    writer.close().await?;
+    Ok((StatusCode::CREATED, Json(Written { path: to.to_string(), size: at })))
+}

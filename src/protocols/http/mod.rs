@@ -1,0 +1,44 @@
+//! HTTPS: the REST API (`/api/v1`) on the session API, served by axum over rustls. The web file
+//! manager will join it here. Uses `session`, `admin`, `net`.
+
+mod auth;
+mod error;
+mod files;
+mod range;
+mod router;
+mod server;
+mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use server::serve;
+
+use crate::config::HttpsConfig;
+use crate::session::SessionFactory;
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub sessions: SessionFactory,
+    pub settings: Arc<HttpSettings>,
+}
+
+pub struct HttpSettings {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub header_timeout: Duration,
+    /// Every refused login takes this long (as in SSH and FTP).
+    pub rejection_delay: Duration,
+}
+
+impl HttpSettings {
+    pub fn new(config: &HttpsConfig, rejection_delay: Duration) -> Self {
+        Self {
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            header_timeout: config.header_timeout,
+            rejection_delay,
+        }
+    }
+}

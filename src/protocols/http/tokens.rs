@@ -1,0 +1,34 @@
+//! `POST /api/v1/auth/token` (log in, get a bearer token) and `DELETE` (log out everywhere).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::AppState;
+use super::auth::Authed;
+use super::error::ApiError;
+
+#[derive(Serialize)]
+pub struct TokenReply {
+    token: String,
+    token_type: &'static str,
+    expires_in: u64,
+}
+
+pub async fn issue(State(app): State<AppState>, authed: Authed) -> Result<Json<TokenReply>, ApiError> {
+    let issued = app.sessions.issue_token(&authed.identity).ok_or_else(|| {
+        ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", "tokens are not enabled on this server")
+    })?;
+    Ok(Json(TokenReply {
+        token: issued.token,
+        token_type: "Bearer",
+        expires_in: issued.expires_in.as_secs(),
+    }))
+}
+
+pub async fn revoke(State(app): State<AppState>, authed: Authed) -> Result<StatusCode, ApiError> {
+    let token = authed.token.ok_or_else(|| ApiError::bad_request("log out with the bearer token itself"))?;
+    app.sessions.revoke_token(&token).await.map_err(|_| ApiError::unauthorized())?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,400 @@
+//! The HTTPS REST API with reqwest (and curl for a big streaming upload): round trips, ranges,
+//! ETags, permissions, traversal, credentials and tokens across two server instances.
+
+use reqwest::{Client, StatusCode, header};
+use serde_json::Value;
+
+use crate::harness::{TestServer, User, payload, sha256};
+
+fn client(srv: &TestServer) -> Client {
+    let pem = std::fs::read(&srv.cert).unwrap();
+    Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap()
+}
+
+fn url(srv: &TestServer, path: &str) -> String {
+    format!("https://localhost:{}{path}", srv.https.port())
+}
+
+async fn json(response: reqwest::Response) -> Value {
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_round_trip_with_ranges_etags_and_listings() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("web", "web-pass-1")).await;
+    let http = client(&srv);
+    let data = payload((3 << 20) + 7, 5);
+
+    let put = http
+        .put(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    // The parent does not exist yet.
+    assert_eq!(put.status(), StatusCode::NOT_FOUND, "{:?}", put.text().await);
+    let mkdir = http
+        .post(url(&srv, "/api/v1/folders/docs"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mkdir.status(), StatusCode::CREATED);
+    let put = http
+        .put(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .body(data.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    assert_eq!(json(put).await["size"], data.len());
+    assert_eq!(std::fs::read(srv.home("web").join("docs/report é.bin")).unwrap(), data);
+
+    let got = http
+        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(got.status(), StatusCode::OK);
+    let headers = got.headers().clone();
+    assert_eq!(headers[header::CONTENT_LENGTH], data.len().to_string().as_str());
+    assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("report%20%C3%A9.bin"));
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert!(headers["strict-transport-security"].to_str().unwrap().starts_with("max-age="));
+    assert!(headers["content-security-policy"].to_str().unwrap().contains("frame-ancestors 'none'"));
+    assert_eq!(sha256(&got.bytes().await.unwrap()), sha256(&data));
+    let etag = headers[header::ETAG].to_str().unwrap().to_string();
+
+    let ranged = http
+        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .header(header::RANGE, "bytes=1000-1999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        ranged.headers()[header::CONTENT_RANGE].to_str().unwrap(),
+        format!("bytes 1000-1999/{}", data.len())
+    );
+    assert_eq!(ranged.bytes().await.unwrap(), &data[1000..2000]);
+    let tail = http
+        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .header(header::RANGE, "bytes=-7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.bytes().await.unwrap(), &data[data.len() - 7..]);
+    let past = http
+        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .header(header::RANGE, format!("bytes={}-", data.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    let cached = http
+        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .header(header::IF_NONE_MATCH, &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
+
+    // Resume: the second half of a file with Content-Range.
+    let first = http
+        .put(url(&srv, "/api/v1/files/docs/part.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .body(data[..1 << 20].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::CREATED);
+    let rest = http
+        .put(url(&srv, "/api/v1/files/docs/part.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .header(header::CONTENT_RANGE, format!("bytes {}-{}/{}", 1 << 20, data.len() - 1, data.len()))
+        .body(data[1 << 20..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::CREATED);
+    assert_eq!(std::fs::read(srv.home("web").join("docs/part.bin")).unwrap(), data);
+
+    // Listing: paged and sorted.
+    for name in ["b.txt", "a.txt", "c.txt"] {
+        let put = http
+            .put(url(&srv, &format!("/api/v1/files/docs/{name}")))
+            .basic_auth("web", Some("web-pass-1"))
+            .body(name.repeat(10))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::CREATED);
+    }
+    let page = json(
+        http.get(url(&srv, "/api/v1/files/docs?limit=2&sort=name&order=desc"))
+            .basic_auth("web", Some("web-pass-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["total"], 5);
+    let names: Vec<&str> =
+        page["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["report é.bin", "part.bin"]);
+    assert_eq!(page["next_offset"], 2);
+    let root = json(
+        http.get(url(&srv, "/api/v1/files")).basic_auth("web", Some("web-pass-1")).send().await.unwrap(),
+    )
+    .await;
+    assert_eq!(root["entries"][0]["name"], "docs");
+    assert_eq!(root["entries"][0]["type"], "folder");
+
+    // Rename, copy, delete; a non-empty folder is refused with 409.
+    let moved = http
+        .post(url(&srv, "/api/v1/rename"))
+        .basic_auth("web", Some("web-pass-1"))
+        .json(&serde_json::json!({"from": "/docs/a.txt", "to": "/docs/z.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::NO_CONTENT);
+    let taken = http
+        .post(url(&srv, "/api/v1/rename"))
+        .basic_auth("web", Some("web-pass-1"))
+        .json(&serde_json::json!({"from": "/docs/b.txt", "to": "/docs/z.txt"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(taken.status(), StatusCode::CONFLICT);
+    assert_eq!(json(taken).await["code"], "already_exists");
+    let copied = http
+        .post(url(&srv, "/api/v1/copy"))
+        .basic_auth("web", Some("web-pass-1"))
+        .json(&serde_json::json!({"from": "/docs/part.bin", "to": "/copy.bin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(copied.status(), StatusCode::CREATED);
+    assert_eq!(std::fs::read(srv.home("web").join("copy.bin")).unwrap(), data);
+    let not_empty = http
+        .delete(url(&srv, "/api/v1/files/docs"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_empty.status(), StatusCode::CONFLICT);
+    let gone = http
+        .delete(url(&srv, "/api/v1/files/copy.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+    assert!(!srv.home("web").join("copy.bin").exists());
+    let missing = http
+        .get(url(&srv, "/api/v1/files/copy.bin"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json(missing).await["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permissions_traversal_and_credentials_are_enforced() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User { rules: &["/=*", "/ro=list,download"], ..User::with_password("web", "web-pass-1") })
+        .await;
+    srv.add_user(User::with_password("other", "other-pass-1")).await;
+    std::fs::create_dir_all(srv.home("web").join("ro")).unwrap();
+    std::fs::write(srv.home("web").join("ro/keep.txt"), b"keep").unwrap();
+    std::fs::create_dir_all(srv.home("other")).unwrap();
+    std::fs::write(srv.home("other").join("secret.txt"), b"CONTENT-OF-OTHER-42").unwrap();
+    let http = client(&srv);
+
+    let denied = http
+        .put(url(&srv, "/api/v1/files/ro/new.txt"))
+        .basic_auth("web", Some("web-pass-1"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json(denied).await["code"], "permission_denied");
+    let denied = http
+        .delete(url(&srv, "/api/v1/files/ro/keep.txt"))
+        .basic_auth("web", Some("web-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN);
+    assert!(srv.home("web").join("ro/keep.txt").exists());
+
+    // Traversal in every encoding never reaches another user's files.
+    for path in [
+        "/api/v1/files/%2e%2e/other/secret.txt",
+        "/api/v1/files/..%2fother%2fsecret.txt",
+        "/api/v1/files/%252e%252e/other/secret.txt",
+        "/api/v1/files/..%5cother%5csecret.txt",
+        "/api/v1/files/ro/%2e%2e/%2e%2e/other/secret.txt",
+        "/api/v1/files/%2fetc%2fpasswd",
+    ] {
+        let response = http.get(url(&srv, path)).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+        let status = response.status();
+        let body = response.bytes().await.unwrap();
+        assert!(
+            matches!(status, StatusCode::FORBIDDEN | StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST),
+            "{path}: {status}"
+        );
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("CONTENT-OF-OTHER-42") && !text.contains("root:"), "{path}: {text}");
+    }
+
+    // Wrong password, unknown user, no credentials: 401 with WWW-Authenticate, audited.
+    let wrong =
+        http.get(url(&srv, "/api/v1/files")).basic_auth("web", Some("nope-nope")).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(wrong.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().contains("Basic"));
+    let failed = srv.expect_event(|e| e.event == "login.failed").await;
+    assert_eq!(failed.user.as_deref(), Some("web"));
+    assert_eq!(failed.protocol.map(|p| p.as_str()), Some("https"));
+    let unknown =
+        http.get(url(&srv, "/api/v1/files")).basic_auth("ghost", Some("x-x-x-x")).send().await.unwrap();
+    assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
+    let none = http.get(url(&srv, "/api/v1/files")).send().await.unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    let garbage = http
+        .get(url(&srv, "/api/v1/files"))
+        .header(header::AUTHORIZATION, "Bearer ferry1.abc.def")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::UNAUTHORIZED);
+    let endpoint = http.get(url(&srv, "/nothing/here")).send().await.unwrap();
+    assert_eq!(endpoint.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_work_on_a_second_instance_and_stop_at_logout_or_expiry() {
+    let srv = TestServer::start_with("[https]\ntoken_ttl = \"2s\"\n").await;
+    srv.add_user(User::with_password("tok", "tok-pass-1")).await;
+    let http = client(&srv);
+    let issued = json(
+        http.post(url(&srv, "/api/v1/auth/token"))
+            .basic_auth("tok", Some("tok-pass-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let token = issued["token"].as_str().unwrap().to_string();
+    assert_eq!(issued["token_type"], "Bearer");
+
+    // A second server on the same state store (another replica) accepts the token.
+    let data = srv.dir.path().join("data");
+    let second = ferry::config::Config::from_table(
+        format!(
+            "data_dir = {data:?}\n[sftp]\nenabled = false\n[ftp]\nenabled = false\n[ftps]\nenabled = false\n\
+             [https]\nbind = \"127.0.0.1:0\"\n[audit]\nstdout = false\n",
+            data = data.display().to_string()
+        )
+        .parse()
+        .unwrap(),
+        Vec::new(),
+    )
+    .unwrap();
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let replica = ferry::server::start(second, None, rx).await.unwrap();
+    let replica_url = format!("https://localhost:{}/api/v1/files", replica.https_addr.unwrap().port());
+    let listed = http.get(&replica_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+
+    // Logging out on the first revokes it on the second.
+    let logout = http.delete(url(&srv, "/api/v1/auth/token")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let revoked = http.get(&replica_url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
+
+    // Tokens expire.
+    let short = json(
+        http.post(url(&srv, "/api/v1/auth/token"))
+            .basic_auth("tok", Some("tok-pass-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let short = short["token"].as_str().unwrap().to_string();
+    assert_eq!(
+        http.get(url(&srv, "/api/v1/files")).bearer_auth(&short).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let expired = http.get(url(&srv, "/api/v1/files")).bearer_auth(&short).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::UNAUTHORIZED);
+    let _ = stop.send(true);
+}
+
+/// A 1 GiB upload streams: curl sends it, the server's memory stays bounded, the bytes arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gigabyte_upload_streams_in_bounded_memory() {
+    use crate::harness::{ok, run, sha256_file};
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("big", "big-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let file = local.path().join("big.bin");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+        let block = payload(8 << 20, 9);
+        for _ in 0..128 {
+            out.write_all(&block).unwrap();
+        }
+    }
+    let rss_before = rss_kib();
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args(["-sS", "--fail", "--cacert"])
+        .arg(&srv.cert)
+        .args(["-u", "big:big-pass-1", "-T"])
+        .arg(&file)
+        .arg(url(&srv, "/api/v1/files/big.bin"));
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = tokio::spawn({
+        let done = std::sync::Arc::clone(&done);
+        async move {
+            let mut peak = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss_kib());
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            peak
+        }
+    });
+    ok(&run(curl, 300).await);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.await.unwrap();
+    assert_eq!(sha256_file(&srv.home("big").join("big.bin")), sha256_file(&file));
+    // The test process holds the server (and other tests running beside this one); a buffered
+    // upload would add at least 1 GiB.
+    assert!(peak.saturating_sub(rss_before) < 512 * 1024, "RSS grew {} KiB", peak.saturating_sub(rss_before));
+}
+
+/// Resident memory of this test process (which runs the server).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
