@@ -398,3 +398,73 @@ fn rss_kib() -> u64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sessions_use_secure_cookies_with_csrf_and_the_api_is_described() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("ui", "ui-pass-1")).await;
+    let http = client(&srv);
+
+    let doc = json(http.get(url(&srv, "/api/v1/openapi.json")).send().await.unwrap()).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/api/v1/files/{path}", "/api/v1/auth/token", "/api/v1/rename"] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    let page = http.get(url(&srv, "/")).send().await.unwrap();
+    assert!(page.headers()[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+
+    let wrong = http
+        .post(url(&srv, "/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "ui", "password": "nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let login = http
+        .post(url(&srv, "/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "ui", "password": "ui-pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), StatusCode::OK);
+    let cookies: Vec<String> =
+        login.headers().get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap().to_string()).collect();
+    let session = cookies.iter().find(|c| c.starts_with("ferry_session=")).expect("session cookie");
+    for flag in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(session.contains(flag), "{session}");
+    }
+    let session_pair = session.split(';').next().unwrap().to_string();
+    let csrf = json(login).await["csrf_token"].as_str().unwrap().to_string();
+
+    let me = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &session_pair).send().await.unwrap();
+    assert_eq!(json(me).await["user"], "ui");
+    let forged = http
+        .put(url(&srv, "/api/v1/files/x.txt"))
+        .header(header::COOKIE, &session_pair)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json(forged).await["code"], "csrf");
+    assert!(!srv.home("ui").join("x.txt").exists());
+    let put = http
+        .put(url(&srv, "/api/v1/files/x.txt"))
+        .header(header::COOKIE, &session_pair)
+        .header("x-csrf-token", &csrf)
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+    let logout = http
+        .post(url(&srv, "/api/v1/auth/logout"))
+        .header(header::COOKIE, &session_pair)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::NO_CONTENT);
+    let after = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &session_pair).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}

@@ -21,15 +21,46 @@ pub struct Authed {
     pub token: Option<String>,
 }
 
-/// The user and credentials in the `Authorization` header.
-fn credentials(
-    headers: &HeaderMap,
-    app: &AppState,
-) -> Result<(String, Credentials, Option<String>), ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(ApiError::unauthorized)?;
+/// The browser session cookie (a bearer token, HttpOnly).
+pub const SESSION_COOKIE: &str = "ferry_session";
+/// The CSRF token, readable by the page's script, sent back in `X-CSRF-Token`.
+pub const CSRF_COOKIE: &str = "ferry_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The CSRF token that belongs to a session token: derived from it, so nothing is stored and any
+/// replica can check it.
+pub fn csrf_token(session_token: &str) -> String {
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("csrf:{session_token}").as_bytes());
+    digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// The user and credentials of a request: the `Authorization` header, else the session cookie
+/// (whose unsafe requests must carry the matching CSRF token).
+fn credentials(parts: &Parts, app: &AppState) -> Result<(String, Credentials, Option<String>), ApiError> {
+    let headers = &parts.headers;
+    let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
+        let token = cookie(headers, SESSION_COOKIE).ok_or_else(ApiError::unauthorized)?.to_string();
+        if !parts.method.is_safe() {
+            let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
+            if sent.is_empty() || sent != csrf_token(&token) {
+                return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token"));
+            }
+        }
+        let user = app.sessions.token_subject(&token).ok_or_else(ApiError::unauthorized)?;
+        return Ok((user, Credentials::Token(Secret::new(token.clone())), Some(token)));
+    };
     let (scheme, rest) = value.split_once(' ').ok_or_else(ApiError::unauthorized)?;
     if scheme.eq_ignore_ascii_case("basic") {
         let decoded = STANDARD.decode(rest.trim()).map_err(|_| ApiError::unauthorized())?;
@@ -52,7 +83,7 @@ impl FromRequestParts<AppState> for Authed {
         let conn = parts.extensions.get::<ConnectionInfo>().copied().ok_or_else(|| {
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "connection details missing")
         })?;
-        let credentials = credentials(&parts.headers, app);
+        let credentials = credentials(parts, app);
         let (user, credentials, token) = match credentials {
             Ok(found) => found,
             Err(e) => return Err(e),

@@ -20,6 +20,14 @@ struct Body<'a> {
     message: &'a str,
 }
 
+/// Every error's body, for the OpenAPI document.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `not_found`, `permission_denied`.
+    pub code: String,
+    pub message: String,
+}
+
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
         Self { status, code, message: message.into() }

@@ -28,7 +28,8 @@ fn resolve(session: &Session, raw: &str) -> Result<VirtualPath, ApiError> {
     Ok(session.resolve(&VirtualPath::root(), raw)?)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     offset: Option<usize>,
     limit: Option<usize>,
@@ -38,16 +39,18 @@ pub struct ListQuery {
     order: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Entry {
     name: String,
+    /// `file`, `folder`, `symlink` or `other`.
     #[serde(rename = "type")]
+    #[schema(value_type = String)]
     kind: &'static str,
     size: u64,
     modified: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ListingPage {
     path: String,
     total: usize,
@@ -69,6 +72,9 @@ fn rfc3339(time: Option<SystemTime>) -> Option<String> {
     time.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
+#[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),
+    responses((status = 200, description = "The home folder's entries", body = ListingPage),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
 pub async fn get_root(
     authed: Authed,
     query: Query<ListQuery>,
@@ -78,6 +84,14 @@ pub async fn get_root(
 }
 
 /// A folder answers its listing, a file its content.
+#[utoipa::path(get, path = "/api/v1/files/{path}", tag = "files",
+    params(("path" = String, Path, description = "Virtual path inside the home"), ListQuery,
+        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023")),
+    responses((status = 200, description = "Folder listing (JSON) or file content (octet-stream)", body = ListingPage),
+        (status = 206, description = "Part of a file"), (status = 304, description = "Not modified (If-None-Match)"),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
+        (status = 416, body = super::error::ErrorBody)))]
 pub async fn get_path(
     authed: Authed,
     Path(raw): Path<String>,
@@ -251,7 +265,7 @@ fn file_stream(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Written {
     path: String,
     size: u64,
@@ -269,6 +283,12 @@ fn upload_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     Ok(Some(start))
 }
 
+#[utoipa::path(put, path = "/api/v1/files/{path}", tag = "files",
+    params(("path" = String, Path), ("Content-Range" = Option<String>, Header, description = "bytes START-END/TOTAL to resume")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 201, body = Written), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 507, body = super::error::ErrorBody)))]
 /// Streams the request body into the file. Without `Content-Range` the file is replaced (and
 /// appears only when complete, in atomic upload mode); with it the data goes at that offset.
 pub async fn put_path(
@@ -295,6 +315,10 @@ pub async fn put_path(
     Ok((StatusCode::CREATED, Json(Written { path: path.to_string(), size: at })))
 }
 
+#[utoipa::path(delete, path = "/api/v1/files/{path}", tag = "files", params(("path" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn delete_path(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let session = &authed.session;
     let path = resolve(session, &raw)?;
@@ -306,13 +330,17 @@ pub async fn delete_path(authed: Authed, Path(raw): Path<String>) -> Result<Stat
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/api/v1/folders/{path}", tag = "files", params(("path" = String, Path)),
+    responses((status = 201, description = "Created"), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody)))]
 pub async fn make_folder(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
     let path = resolve(&authed.session, &raw)?;
     authed.session.mkdir(&path).await?;
     Ok(StatusCode::CREATED)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct Move {
     from: String,
     to: String,
@@ -321,6 +349,10 @@ pub struct Move {
     replace: bool,
 }
 
+#[utoipa::path(post, path = "/api/v1/rename", tag = "files", request_body = Move,
+    responses((status = 204, description = "Renamed"), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn rename(authed: Authed, Json(body): Json<Move>) -> Result<StatusCode, ApiError> {
     let session = &authed.session;
     let (from, to) = (resolve(session, &body.from)?, resolve(session, &body.to)?);
@@ -330,6 +362,10 @@ pub async fn rename(authed: Authed, Json(body): Json<Move>) -> Result<StatusCode
 
 /// Copies a file through the session: a download of `from` and an upload to `to`, each
 /// checked and audited as such.
+#[utoipa::path(post, path = "/api/v1/copy", tag = "files", request_body = Move,
+    responses((status = 201, body = Written), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn copy(authed: Authed, Json(body): Json<Move>) -> Result<(StatusCode, Json<Written>), ApiError> {
     let session = &authed.session;
     let (from, to) = (resolve(session, &body.from)?, resolve(session, &body.to)?);

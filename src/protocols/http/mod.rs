@@ -2,8 +2,10 @@
 //! manager will join it here. Uses `session`, `admin`, `net`.
 
 mod auth;
+mod browser;
 mod error;
 mod files;
+mod openapi;
 mod range;
 mod router;
 mod server;

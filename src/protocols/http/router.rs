@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{AppState, files, tokens};
+use super::{AppState, browser, files, openapi, tokens};
 
 /// JSON bodies are small; uploads stream and are not limited by this.
 const JSON_LIMIT: usize = 64 << 10;
@@ -21,6 +21,13 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/rename", post(files::rename))
         .route("/api/v1/copy", post(files::copy))
         .route("/api/v1/auth/token", post(tokens::issue).delete(tokens::revoke))
+        .route("/api/v1/auth/login", post(browser::login))
+        .route("/api/v1/auth/logout", post(browser::logout))
+        .route("/api/v1/me", get(browser::me))
+        .route("/api/v1/openapi.json", get(openapi::document))
+        .route("/", get(browser::index))
+        .route("/assets/app.js", get(browser::app_js))
+        .route("/assets/app.css", get(browser::app_css))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
         .layer(axum::middleware::map_response(security_headers))

@@ -9,13 +9,15 @@ use super::AppState;
 use super::auth::Authed;
 use super::error::ApiError;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenReply {
     token: String,
     token_type: &'static str,
     expires_in: u64,
 }
 
+#[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", security(("basic" = [])),
+    responses((status = 200, body = TokenReply), (status = 401, body = super::error::ErrorBody)))]
 pub async fn issue(State(app): State<AppState>, authed: Authed) -> Result<Json<TokenReply>, ApiError> {
     let issued = app.sessions.issue_token(&authed.identity).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", "tokens are not enabled on this server")
@@ -27,6 +29,9 @@ pub async fn issue(State(app): State<AppState>, authed: Authed) -> Result<Json<T
     }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/auth/token", tag = "auth", security(("bearer" = [])),
+    responses((status = 204, description = "Revoked on every replica"), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody)))]
 pub async fn revoke(State(app): State<AppState>, authed: Authed) -> Result<StatusCode, ApiError> {
     let token = authed.token.ok_or_else(|| ApiError::bad_request("log out with the bearer token itself"))?;
     app.sessions.revoke_token(&token).await.map_err(|_| ApiError::unauthorized())?;

@@ -1,0 +1,35 @@
+//! The OpenAPI 3 document at `/api/v1/openapi.json`, generated from the handlers' annotations
+//! and the types they take and return, so it cannot drift from the code.
+
+use axum::Json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{browser, error, files, tokens};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "ferry API", description = "Files and sessions of a ferry server."),
+    paths(
+        files::get_root, files::get_path, files::put_path, files::delete_path, files::make_folder,
+        files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me
+    ),
+    components(schemas(error::ErrorBody)),
+    modifiers(&Security),
+    security(("basic" = []), ("bearer" = []))
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+pub async fn document() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
