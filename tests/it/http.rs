@@ -468,3 +468,67 @@ async fn browser_sessions_use_secure_cookies_with_csrf_and_the_api_is_described(
     let after = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &session_pair).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// schemathesis fuzzes every operation of the OpenAPI document: no 5xx, and every answer
+/// (status, content type, headers, body) matches the document. `positive_data_acceptance` is
+/// left out: it counts correct refusals of schema-valid input (a range past the end of a file is
+/// 416, a path with NUL is 400) as failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
+    use crate::harness::{ok, run};
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("fuzz", "fuzz-pass-1")).await;
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let bin = std::path::Path::new(&python).with_file_name("schemathesis");
+    assert!(bin.exists(), "{}: tests/run.sh installs schemathesis", bin.display());
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode("fuzz:fuzz-pass-1");
+    let mut cmd = tokio::process::Command::new(bin);
+    cmd.arg("run")
+        .arg(url(&srv, "/api/v1/openapi.json"))
+        .args(["--checks", "all", "--exclude-checks", "positive_data_acceptance", "--tls-verify", "false"])
+        .args(["--max-examples", "40", "--seed", "20261125", "--no-color"])
+        .arg("-H")
+        .arg(format!("Authorization: Basic {basic}"))
+        .current_dir(srv.dir.path());
+    // schemathesis exits non-zero on any failure; the summary also says so.
+    let out = ok(&run(cmd, 600).await);
+    let summary = out.lines().find(|l| l.contains(" generated, ")).unwrap_or_default();
+    let counts: Vec<&str> = summary.split_whitespace().collect();
+    assert!(counts.len() >= 4 && counts[0] == counts[2] && counts[3].starts_with("passed"), "{out}");
+    assert!(!out.contains('❌'), "{out}");
+}
+
+/// A real browser (Debian's chromium driven by Playwright) logs in, uploads with the file
+/// picker, downloads and compares, renames, deletes and logs out; the screenshot of the file
+/// list is kept under the test output (target/browser-screenshots).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_browser_manages_files_through_the_web_page() {
+    use crate::harness::{ok, run};
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("browser", "browser-pass-1")).await;
+    let node_dir =
+        std::env::var("FERRY_TEST_NODE").expect("FERRY_TEST_NODE: tests/run.sh installs playwright-core");
+    let local = tempfile::tempdir().unwrap();
+    let upload = local.path().join("hello report.bin");
+    std::fs::write(&upload, payload(300_000, 77)).unwrap();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let shot = shots.join("file-list.png");
+    // ES modules resolve packages next to the script: run a copy inside the node folder.
+    let script = std::path::Path::new(&node_dir).join("ferry_browser_test.mjs");
+    std::fs::copy(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/browser_test.mjs"), &script).unwrap();
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(&script)
+        .arg(format!("https://localhost:{}/", srv.https.port()))
+        .args(["browser", "browser-pass-1"])
+        .arg(&upload)
+        .arg(&shot)
+        .current_dir(&node_dir);
+    let out = ok(&run(cmd, 180).await);
+    assert!(out.trim_end().ends_with("ok"), "{out}");
+    assert!(std::fs::metadata(&shot).unwrap().len() > 1000, "a screenshot was taken");
+    // The browser renamed and then deleted the file: nothing is left.
+    assert!(!srv.home("browser").join("hello report.bin").exists());
+    assert!(!srv.home("browser").join("renamed-hello report.bin").exists());
+}

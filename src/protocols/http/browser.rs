@@ -56,6 +56,7 @@ fn cookie_header(name: &str, value: &str, max_age: u64, http_only: bool) -> Head
 
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = Login, security(),
     responses((status = 200, description = "Sets the session and CSRF cookies", body = LoggedIn),
+        (status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),
         (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody)))]
 pub async fn login(
     State(app): State<AppState>,

@@ -31,12 +31,44 @@ fn resolve(session: &Session, raw: &str) -> Result<VirtualPath, ApiError> {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    offset: Option<usize>,
-    limit: Option<usize>,
-    /// `name` (default), `size` or `modified`.
-    sort: Option<String>,
-    /// `asc` (default) or `desc`.
-    order: Option<String>,
+    #[param(nullable = false, maximum = 2147483647)]
+    offset: Option<u32>,
+    #[param(nullable = false, minimum = 1, maximum = 10000)]
+    limit: Option<u16>,
+    #[param(nullable = false)]
+    sort: Option<SortBy>,
+    #[param(nullable = false)]
+    order: Option<SortOrder>,
+}
+
+impl ListQuery {
+    /// Bounds serde cannot express; checked for files too, so a bad query is never ignored.
+    fn check(&self) -> Result<(), ApiError> {
+        if self.offset.is_some_and(|o| o > i32::MAX as u32) {
+            return Err(ApiError::bad_request("offset: at most 2147483647"));
+        }
+        if self.limit.is_some_and(|l| !(1..=10_000).contains(&l)) {
+            return Err(ApiError::bad_request("limit: 1 to 10000"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortBy {
+    #[default]
+    Name,
+    Size,
+    Modified,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    #[default]
+    Asc,
+    Desc,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -74,7 +106,9 @@ fn rfc3339(time: Option<SystemTime>) -> Option<String> {
 
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),
     responses((status = 200, description = "The home folder's entries", body = ListingPage),
-        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody)))]
+        (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 413, body = super::error::ErrorBody)))]
 pub async fn get_root(
     authed: Authed,
     query: Query<ListQuery>,
@@ -86,9 +120,11 @@ pub async fn get_root(
 /// A folder answers its listing, a file its content.
 #[utoipa::path(get, path = "/api/v1/files/{path}", tag = "files",
     params(("path" = String, Path, description = "Virtual path inside the home"), ListQuery,
-        ("Range" = Option<String>, Header, description = "One byte range, e.g. bytes=0-1023")),
-    responses((status = 200, description = "Folder listing (JSON) or file content (octet-stream)", body = ListingPage),
-        (status = 206, description = "Part of a file"), (status = 304, description = "Not modified (If-None-Match)"),
+        ("Range" = Option<String>, Header, nullable = false, description = "One byte range, e.g. bytes=0-1023")),
+    responses((status = 200, description = "Folder listing (JSON) or file content (octet-stream)",
+            content((ListingPage = "application/json"), (Vec<u8> = "application/octet-stream"))),
+        (status = 206, description = "Part of a file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = super::error::ErrorBody), (status = 304, description = "Not modified (If-None-Match)"),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 413, body = super::error::ErrorBody),
         (status = 416, body = super::error::ErrorBody)))]
@@ -98,6 +134,7 @@ pub async fn get_path(
     Query(query): Query<ListQuery>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    query.check()?;
     let session = &authed.session;
     let path = resolve(session, &raw)?;
     let meta = session.stat(&path).await?;
@@ -128,24 +165,19 @@ async fn list(
             ));
         }
     }
-    match query.sort.as_deref().unwrap_or("name") {
-        "name" => entries.sort_by(|a, b| a.0.cmp(&b.0)),
-        "size" => entries.sort_by(|a, b| a.1.size.cmp(&b.1.size).then_with(|| a.0.cmp(&b.0))),
-        "modified" => entries.sort_by(|a, b| a.1.modified.cmp(&b.1.modified).then_with(|| a.0.cmp(&b.0))),
-        other => {
-            return Err(ApiError::bad_request(format!(
-                "sort: expected name, size or modified, got `{other}`"
-            )));
+    match query.sort.unwrap_or_default() {
+        SortBy::Name => entries.sort_by(|a, b| a.0.cmp(&b.0)),
+        SortBy::Size => entries.sort_by(|a, b| a.1.size.cmp(&b.1.size).then_with(|| a.0.cmp(&b.0))),
+        SortBy::Modified => {
+            entries.sort_by(|a, b| a.1.modified.cmp(&b.1.modified).then_with(|| a.0.cmp(&b.0)))
         }
     }
-    match query.order.as_deref().unwrap_or("asc") {
-        "asc" => {}
-        "desc" => entries.reverse(),
-        other => return Err(ApiError::bad_request(format!("order: expected asc or desc, got `{other}`"))),
+    if let Some(SortOrder::Desc) = query.order {
+        entries.reverse();
     }
     let total = entries.len();
-    let offset = query.offset.unwrap_or(0).min(total);
-    let limit = query.limit.unwrap_or(DEFAULT_PAGE).clamp(1, 10_000);
+    let offset = (query.offset.unwrap_or(0) as usize).min(total);
+    let limit = query.limit.map_or(DEFAULT_PAGE, usize::from).clamp(1, 10_000);
     let end = (offset + limit).min(total);
     let page = entries
         .drain(offset..end)
@@ -284,11 +316,14 @@ fn upload_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
 }
 
 #[utoipa::path(put, path = "/api/v1/files/{path}", tag = "files",
-    params(("path" = String, Path), ("Content-Range" = Option<String>, Header, description = "bytes START-END/TOTAL to resume")),
+    params(("path" = String, Path), ("Content-Range" = Option<String>, Header, nullable = false, description = "bytes START-END/TOTAL to resume",
+        pattern = r"^bytes [0-9]{1,19}-([0-9]{1,19}|\*)/([0-9]{1,19}|\*)$")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 201, body = Written), (status = 401, body = super::error::ErrorBody),
+    responses((status = 201, body = Written), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
-        (status = 409, body = super::error::ErrorBody), (status = 507, body = super::error::ErrorBody)))]
+        (status = 409, body = super::error::ErrorBody), (status = 416, body = super::error::ErrorBody),
+        (status = 501, body = super::error::ErrorBody), (status = 507, body = super::error::ErrorBody)))]
 /// Streams the request body into the file. Without `Content-Range` the file is replaced (and
 /// appears only when complete, in atomic upload mode); with it the data goes at that offset.
 pub async fn put_path(
@@ -300,6 +335,21 @@ pub async fn put_path(
     let session = &authed.session;
     let path = resolve(session, &raw)?;
     let offset = upload_offset(&headers)?;
+    if let Some(start) = offset {
+        // Resuming: the new data must join what is there (no holes).
+        let size = match session.stat(&path).await {
+            Ok(meta) => meta.size,
+            Err(crate::session::SessionError::NotFound(_)) => 0,
+            Err(e) => return Err(e.into()),
+        };
+        if start > size {
+            return Err(ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("{path} has {size} bytes; a resumed upload starts at or before that"),
+            ));
+        }
+    }
     let how = OpenWrite { create: true, truncate: offset.is_none(), ..OpenWrite::default() };
     let file = session.open_write(&path, how).await?;
     let mut at = offset.unwrap_or(0);
@@ -316,7 +366,7 @@ pub async fn put_path(
 }
 
 #[utoipa::path(delete, path = "/api/v1/files/{path}", tag = "files", params(("path" = String, Path)),
-    responses((status = 204, description = "Deleted"), (status = 401, body = super::error::ErrorBody),
+    responses((status = 204, description = "Deleted"), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 pub async fn delete_path(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
@@ -331,7 +381,7 @@ pub async fn delete_path(authed: Authed, Path(raw): Path<String>) -> Result<Stat
 }
 
 #[utoipa::path(post, path = "/api/v1/folders/{path}", tag = "files", params(("path" = String, Path)),
-    responses((status = 201, description = "Created"), (status = 401, body = super::error::ErrorBody),
+    responses((status = 201, description = "Created"), (status = 400, body = super::error::ErrorBody), (status = 401, body = super::error::ErrorBody),
         (status = 403, body = super::error::ErrorBody), (status = 404, body = super::error::ErrorBody),
         (status = 409, body = super::error::ErrorBody)))]
 pub async fn make_folder(authed: Authed, Path(raw): Path<String>) -> Result<StatusCode, ApiError> {
@@ -350,7 +400,7 @@ pub struct Move {
 }
 
 #[utoipa::path(post, path = "/api/v1/rename", tag = "files", request_body = Move,
-    responses((status = 204, description = "Renamed"), (status = 400, body = super::error::ErrorBody),
+    responses((status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),(status = 204, description = "Renamed"), (status = 400, body = super::error::ErrorBody),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn rename(authed: Authed, Json(body): Json<Move>) -> Result<StatusCode, ApiError> {
@@ -363,7 +413,7 @@ pub async fn rename(authed: Authed, Json(body): Json<Move>) -> Result<StatusCode
 /// Copies a file through the session: a download of `from` and an upload to `to`, each
 /// checked and audited as such.
 #[utoipa::path(post, path = "/api/v1/copy", tag = "files", request_body = Move,
-    responses((status = 201, body = Written), (status = 400, body = super::error::ErrorBody),
+    responses((status = 415, body = super::error::ErrorBody), (status = 422, body = super::error::ErrorBody),(status = 201, body = Written), (status = 400, body = super::error::ErrorBody),
         (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
         (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody)))]
 pub async fn copy(authed: Authed, Json(body): Json<Move>) -> Result<(StatusCode, Json<Written>), ApiError> {

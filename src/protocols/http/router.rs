@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
@@ -30,8 +30,53 @@ pub fn router(app: AppState) -> Router {
         .route("/assets/app.css", get(browser::app_css))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(no_basic_prompt_for_the_page))
         .with_state(app)
+}
+
+/// The page's own requests (`X-Requested-With`) get no Basic challenge on 401: browsers would
+/// answer it with their login popup instead of letting the page show its login form.
+async fn no_basic_prompt_for_the_page(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let from_page = request.headers().contains_key("x-requested-with");
+    let mut response = next.run(request).await;
+    if from_page && response.headers().contains_key(header::WWW_AUTHENTICATE) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"ferry\""));
+    }
+    response
+}
+
+/// Rejections from axum's extractors (bad JSON, wrong content type, bad query) arrive as plain
+/// text: give them the same JSON `{code, message}` as every other error.
+async fn json_errors(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let response = next.run(request).await;
+    let plain = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    let status = response.status();
+    if !plain || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let body = axum::body::to_bytes(response.into_body(), 16 << 10).await.unwrap_or_default();
+    let code = match status {
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid_body",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        s if s.is_server_error() => "internal",
+        _ => "bad_request",
+    };
+    let mut error = ApiError::bad_request(String::from_utf8_lossy(&body).into_owned());
+    error.status = status;
+    error.code = code;
+    error.into_response()
 }
 
 /// HSTS, a CSP that allows only our own resources, no framing, no sniffing, no caching of API

@@ -33,7 +33,8 @@ pub async fn issue(State(app): State<AppState>, authed: Authed) -> Result<Json<T
     responses((status = 204, description = "Revoked on every replica"), (status = 400, body = super::error::ErrorBody),
         (status = 401, body = super::error::ErrorBody)))]
 pub async fn revoke(State(app): State<AppState>, authed: Authed) -> Result<StatusCode, ApiError> {
-    let token = authed.token.ok_or_else(|| ApiError::bad_request("log out with the bearer token itself"))?;
+    // Only the token itself can log itself out; Basic credentials have nothing to revoke.
+    let token = authed.token.ok_or_else(ApiError::unauthorized)?;
     app.sessions.revoke_token(&token).await.map_err(|_| ApiError::unauthorized())?;
     Ok(StatusCode::NO_CONTENT)
 }
