@@ -2,8 +2,9 @@
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
 # server, lftp, curl and rclone from Debian; paramiko, the moto S3 emulator (also behind the GCS
-# emulator shim) and azure-storage-blob in a venv; the azurite Blob emulator from npm; s3s-fs from
-# crates.io (the tests start the emulators themselves on loopback ports).
+# emulator shim), azure-storage-blob and schemathesis in a venv; the azurite Blob emulator and
+# playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
+# the emulators and services themselves on loopback ports).
 #   tests/run.sh            # everything
 #   tests/run.sh openssh    # only tests whose name matches a filter (passed to cargo test)
 set -euo pipefail
@@ -18,6 +19,7 @@ command -v lftp >/dev/null || need_apt+=(lftp)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v npm >/dev/null || need_apt+=(npm)
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -28,21 +30,22 @@ fi
 # paramiko and the moto S3 emulator in a venv kept outside the clone, so reruns are quick.
 VENV="${FERRY_TEST_VENV:-$HOME/.cache/ferry-test-venv}"
 if ! "$VENV/bin/python" -c 'import paramiko, moto.server, azure.storage.blob' 2>/dev/null \
-    || [ ! -x "$VENV/bin/moto_server" ]; then
-    echo "==> creating $VENV with paramiko, moto[server] and azure-storage-blob"
+    || [ ! -x "$VENV/bin/moto_server" ] || [ ! -x "$VENV/bin/schemathesis" ]; then
+    echo "==> creating $VENV with paramiko, moto[server], azure-storage-blob and schemathesis"
     python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]" azure-storage-blob
+    "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]" azure-storage-blob schemathesis
 fi
 export FERRY_TEST_PYTHON="$VENV/bin/python"
 
 # The azurite Blob emulator from npm, also outside the clone.
 NODE_DIR="${FERRY_TEST_NODE:-$HOME/.cache/ferry-test-node}"
-if [ ! -x "$NODE_DIR/node_modules/.bin/azurite-blob" ]; then
-    echo "==> installing azurite into $NODE_DIR"
+if [ ! -x "$NODE_DIR/node_modules/.bin/azurite-blob" ] || [ ! -d "$NODE_DIR/node_modules/playwright-core" ]; then
+    echo "==> installing azurite and playwright-core into $NODE_DIR"
     mkdir -p "$NODE_DIR"
-    (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund azurite@3)
+    (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund azurite@3 playwright-core)
 fi
 export FERRY_TEST_AZURITE="$NODE_DIR/node_modules/.bin/azurite-blob"
+export FERRY_TEST_NODE="$NODE_DIR"
 
 # s3s-fs, a fast S3 server over a folder (crates.io), for the gigabyte transfers; built once
 # into a folder outside the clone. The GCS tests use tests/clients/gcs_emulator.py (moto).
