@@ -148,6 +148,13 @@ pub async fn start(
             settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
         };
         listeners.spawn(http::serve(listener, tls, app, phase_rx.clone()));
+        if let Some(bind) = config.https.redirect_bind {
+            let redirect = TcpListener::bind(bind)
+                .await
+                .with_context(|| format!("https.redirect_bind: cannot listen on {bind}"))?;
+            tracing::info!(addr = %redirect.local_addr()?, "HTTP redirect to HTTPS listening");
+            listeners.spawn(http::serve_redirect(redirect, addr.port(), phase_rx.clone()));
+        }
     }
     audit.emit(
         EventKind::ServerStarted,

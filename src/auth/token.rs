@@ -15,12 +15,13 @@ use crate::state::{State, StateError};
 const PREFIX: &str = "ferry1.";
 const KEY_NAME: &str = "token-signing-key";
 
-/// What a token says: who, until when, and its id for revocation.
+/// What a token says: who, until when, and the login it belongs to (tokens refreshed from one
+/// login share `sid`, and a logout revokes them all).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     pub sub: String,
     pub exp: i64,
-    pub jti: String,
+    pub sid: String,
 }
 
 pub struct TokenKeys {
@@ -42,13 +43,28 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// A token for `user`, valid for the configured time.
+    /// A token for `user`, valid for the configured time: a new login.
     pub fn issue(&self, user: &str) -> (String, Claims) {
-        let claims = Claims {
+        self.sign(Claims {
             sub: user.to_string(),
             exp: chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64,
-            jti: uuid::Uuid::new_v4().simple().to_string(),
-        };
+            sid: uuid::Uuid::new_v4().simple().to_string(),
+        })
+    }
+
+    /// A fresh token for the same login, when less than half of this one's life is left (so an
+    /// active browser session does not expire; an idle one does after `ttl`).
+    pub fn refresh(&self, token: &str) -> Option<(String, Claims)> {
+        let claims = self.decode(token).ok()?;
+        let now = chrono::Utc::now().timestamp();
+        let left = claims.exp - now;
+        if left <= 0 || left > self.ttl.as_secs() as i64 / 2 {
+            return None;
+        }
+        Some(self.sign(Claims { exp: now + self.ttl.as_secs() as i64, ..claims }))
+    }
+
+    fn sign(&self, claims: Claims) -> (String, Claims) {
         let body = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap_or_default());
         let tag = URL_SAFE_NO_PAD.encode(hmac::sign(&self.key, body.as_bytes()));
         (format!("{PREFIX}{body}.{tag}"), claims)
@@ -70,16 +86,18 @@ impl TokenKeys {
         if claims.exp <= chrono::Utc::now().timestamp() {
             return Err(VerifyError::Denied(Denial::ExpiredToken));
         }
-        if self.state.tokens().is_revoked(&claims.jti).await.map_err(VerifyError::Store)? {
+        if self.state.tokens().is_revoked(&claims.sid).await.map_err(VerifyError::Store)? {
             return Err(VerifyError::Denied(Denial::RevokedToken));
         }
         Ok(claims)
     }
 
-    /// Revokes a valid token for every replica until it would have expired anyway.
+    /// Revokes a login (this token and every refresh of it) on every replica. Kept until any
+    /// token of that login would have expired: none can be issued after this point.
     pub async fn revoke(&self, token: &str) -> Result<(), VerifyError> {
         let claims = self.decode(token).map_err(VerifyError::Denied)?;
-        self.state.tokens().revoke(&claims.jti, claims.exp).await.map_err(VerifyError::Store)
+        let until = chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64;
+        self.state.tokens().revoke(&claims.sid, until.max(claims.exp)).await.map_err(VerifyError::Store)
     }
 }
 

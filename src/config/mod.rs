@@ -72,6 +72,8 @@ pub struct Config {
 pub struct HttpsConfig {
     pub enabled: bool,
     pub bind: SocketAddr,
+    /// A plain-HTTP listener that only redirects to HTTPS; `None` is off.
+    pub redirect_bind: Option<SocketAddr>,
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     /// Lifetime of bearer tokens from `POST /api/v1/auth/token`.
@@ -572,6 +574,20 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let https = HttpsConfig {
         enabled: r.bool("enabled", true),
         bind: r.socket_addr("bind", "0.0.0.0:8443"),
+        redirect_bind: {
+            let raw = r.string("redirect_bind", "");
+            if raw.is_empty() {
+                None
+            } else {
+                match raw.parse() {
+                    Ok(addr) => Some(addr),
+                    Err(_) => {
+                        r.fail("redirect_bind", format!("expected host:port or \"\" (off), found `{raw}`"));
+                        None
+                    }
+                }
+            }
+        },
         max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
         max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         token_ttl: r.duration("token_ttl", Duration::from_secs(900)),

@@ -95,6 +95,18 @@ impl SessionFactory {
         self.tokens.as_ref()?.decode(token).ok().map(|claims| claims.sub)
     }
 
+    /// The login a token belongs to (the same across its refreshes), if its signature holds.
+    pub fn token_login_id(&self, token: &str) -> Option<String> {
+        self.tokens.as_ref()?.decode(token).ok().map(|claims| claims.sid)
+    }
+
+    /// A fresh token for the same login when the current one is past half its life.
+    pub fn refresh_token(&self, token: &str) -> Option<IssuedToken> {
+        let tokens = self.tokens.as_ref()?;
+        let (token, _) = tokens.refresh(token)?;
+        Some(IssuedToken { token, expires_in: tokens.ttl() })
+    }
+
     /// Logs a token out on every replica.
     pub async fn revoke_token(&self, token: &str) -> Result<(), LoginError> {
         let tokens = self.tokens.as_ref().ok_or(LoginError::Denied)?;

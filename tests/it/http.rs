@@ -532,3 +532,59 @@ async fn a_browser_manages_files_through_the_web_page() {
     assert!(!srv.home("browser").join("hello report.bin").exists());
     assert!(!srv.home("browser").join("renamed-hello report.bin").exists());
 }
+
+/// An active browser session slides (a fresh cookie past half-life, same CSRF token); an idle
+/// one expires. The optional plain-HTTP listener only redirects to HTTPS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let srv = TestServer::start_with(&format!(
+        "[https]\ntoken_ttl = \"4s\"\nredirect_bind = \"127.0.0.1:{port}\"\n"
+    ))
+    .await;
+    srv.add_user(User::with_password("slide", "slide-pass-1")).await;
+    let http = client(&srv);
+    let session_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("ferry_session="))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    };
+    let login = http
+        .post(url(&srv, "/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "slide", "password": "slide-pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    let first = session_of(&login).unwrap();
+    let csrf = json(login).await["csrf_token"].as_str().unwrap().to_string();
+    let early = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &first).send().await.unwrap();
+    assert!(session_of(&early).is_none(), "no refresh in the first half of its life");
+    tokio::time::sleep(std::time::Duration::from_millis(2300)).await;
+    let later = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &first).send().await.unwrap();
+    let second = session_of(&later).expect("a fresh session cookie past half-life");
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let old = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, &first).send().await.unwrap();
+    assert_eq!(old.status(), StatusCode::UNAUTHORIZED, "the first cookie expired");
+    // The refreshed cookie works, with the CSRF token of the login.
+    let put = http
+        .put(url(&srv, "/api/v1/files/still.txt"))
+        .header(header::COOKIE, &second)
+        .header("x-csrf-token", &csrf)
+        .body("here")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), StatusCode::CREATED);
+
+    let plain = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let redirected = plain.get(format!("http://localhost:{port}/api/v1/files?x=1")).send().await.unwrap();
+    assert_eq!(redirected.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(
+        redirected.headers()[header::LOCATION],
+        format!("https://localhost:{}/api/v1/files?x=1", srv.https.port()).as_str()
+    );
+}

@@ -27,11 +27,10 @@ pub const SESSION_COOKIE: &str = "ferry_session";
 pub const CSRF_COOKIE: &str = "ferry_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// The CSRF token that belongs to a session token: derived from it, so nothing is stored and any
-/// replica can check it.
-pub fn csrf_token(session_token: &str) -> String {
-    let digest =
-        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("csrf:{session_token}").as_bytes());
+/// The CSRF token of a browser login: derived from its random login id (the same for every
+/// refreshed session token), so nothing is stored and any replica can check it.
+pub fn csrf_token(login_id: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("csrf:{login_id}").as_bytes());
     digest.as_ref()[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -54,7 +53,8 @@ fn credentials(parts: &Parts, app: &AppState) -> Result<(String, Credentials, Op
         let token = cookie(headers, SESSION_COOKIE).ok_or_else(ApiError::unauthorized)?.to_string();
         if !parts.method.is_safe() {
             let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()).unwrap_or("");
-            if sent.is_empty() || sent != csrf_token(&token) {
+            let expected = app.sessions.token_login_id(&token).map(|id| csrf_token(&id));
+            if sent.is_empty() || expected.as_deref() != Some(sent) {
                 return Err(ApiError::new(StatusCode::FORBIDDEN, "csrf", "missing or wrong X-CSRF-Token"));
             }
         }

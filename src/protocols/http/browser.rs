@@ -46,7 +46,7 @@ pub struct LoggedIn {
     expires_in: u64,
 }
 
-fn cookie_header(name: &str, value: &str, max_age: u64, http_only: bool) -> HeaderValue {
+pub fn cookie_header(name: &str, value: &str, max_age: u64, http_only: bool) -> HeaderValue {
     let flags = if http_only { "; HttpOnly" } else { "" };
     HeaderValue::from_str(&format!(
         "{name}={value}; Path=/; Max-Age={max_age}; Secure; SameSite=Strict{flags}"
@@ -85,7 +85,8 @@ pub async fn login(
     let issued = app.sessions.issue_token(&identity).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", "sessions are not enabled")
     })?;
-    let csrf = csrf_token(&issued.token);
+    let login_id = app.sessions.token_login_id(&issued.token).unwrap_or_default();
+    let csrf = csrf_token(&login_id);
     let ttl = issued.expires_in.as_secs();
     let mut response =
         Json(LoggedIn { user: identity.user, csrf_token: csrf.clone(), expires_in: ttl }).into_response();

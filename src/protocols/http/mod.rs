@@ -7,6 +7,7 @@ mod error;
 mod files;
 mod openapi;
 mod range;
+mod redirect;
 mod router;
 mod server;
 mod tokens;
@@ -14,6 +15,7 @@ mod tokens;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use redirect::serve as serve_redirect;
 pub use server::serve;
 
 use crate::config::HttpsConfig;

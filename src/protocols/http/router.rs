@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{AppState, browser, files, openapi, tokens};
+use super::{AppState, auth, browser, files, openapi, tokens};
 
 /// JSON bodies are small; uploads stream and are not limited by this.
 const JSON_LIMIT: usize = 64 << 10;
@@ -33,7 +33,32 @@ pub fn router(app: AppState) -> Router {
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(no_basic_prompt_for_the_page))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), refresh_browser_session))
         .with_state(app)
+}
+
+/// Sliding expiry for the browser: a successful request with a session cookie past half its
+/// life gets a fresh one (same login, same CSRF token). An idle session expires after
+/// `token_ttl`.
+async fn refresh_browser_session(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let cookie = if request.headers().contains_key(header::AUTHORIZATION) {
+        None
+    } else {
+        auth::cookie(request.headers(), auth::SESSION_COOKIE).map(String::from)
+    };
+    let mut response = next.run(request).await;
+    let fresh =
+        cookie.filter(|_| response.status().is_success()).and_then(|c| app.sessions.refresh_token(&c));
+    if let Some(issued) = fresh {
+        let ttl = issued.expires_in.as_secs();
+        let cookie = browser::cookie_header(auth::SESSION_COOKIE, &issued.token, ttl, true);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
 }
 
 /// The page's own requests (`X-Requested-With`) get no Basic challenge on 401: browsers would
