@@ -38,6 +38,8 @@ NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 
 WORK=$(mktemp -d /dev/shm/ferry-httpsbench.XXXX)
+# nginx's worker runs unprivileged: it must be able to read the file.
+chmod 755 "$WORK"
 PIDS=()
 cleanup() {
     local rc=$?
@@ -92,6 +94,8 @@ log "writing the ${SIZE_MIB} MiB file"
 mkdir -p "$WORK/ferry/files" "$WORK/nginx/root"
 head -c "$(( SIZE_MIB << 20 ))" /dev/urandom >"$WORK/ferry/files/big.bin"
 ln "$WORK/ferry/files/big.bin" "$WORK/nginx/root/big.bin"
+chmod 755 "$WORK/ferry" "$WORK/ferry/files" "$WORK/nginx" "$WORK/nginx/root"
+chmod 644 "$WORK/ferry/files/big.bin"
 
 NGINX_PORT=$(free_port)
 cat >"$WORK/nginx/nginx.conf" <<EOF
@@ -125,7 +129,8 @@ wait_for_port "$NGINX_PORT" "$!"
 best_rate() {
     local best=0 rate i
     for (( i = 0; i < RUNS; i++ )); do
-        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_download}' "$@")
+        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_download}' "$@") ||
+            die "curl failed: $*"
         best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
     done
     calc "$best / 1048576"
@@ -133,7 +138,8 @@ best_rate() {
 best_upload() {
     local best=0 rate i
     for (( i = 0; i < RUNS; i++ )); do
-        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_upload}' "$@")
+        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_upload}' "$@") ||
+            die "curl failed: $*"
         best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
     done
     calc "$best / 1048576"
