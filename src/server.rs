@@ -145,6 +145,7 @@ pub async fn start(
         https_addr = Some(addr);
         let app = http::AppState {
             sessions: sessions.clone(),
+            admin: Arc::new(Admin::new(state.clone(), audit.clone())),
             settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
         };
         listeners.spawn(http::serve(listener, tls, app, phase_rx.clone()));

@@ -208,6 +208,34 @@ impl Admin {
         Ok(())
     }
 
+    /// A new API key for `user`; the key itself is returned once and never stored.
+    pub async fn create_api_key(&self, user: &str, name: &str) -> Result<(String, String), AdminError> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(AdminError::InvalidKey("an API key needs a name of 1 to 100 characters".into()));
+        }
+        let (id, key, hash) = crate::auth::api_key::generate();
+        self.state.api_keys().create(user, &id, name, &hash).await?;
+        self.record(EventKind::UserUpdated, user, &format!("api key {id} created"));
+        Ok((id, key))
+    }
+
+    pub async fn api_keys(
+        &self,
+        user: &str,
+    ) -> Result<Vec<crate::state::api_keys::ApiKeyRecord>, AdminError> {
+        Ok(self.state.api_keys().list(user).await?)
+    }
+
+    /// Revokes `user`'s key `id`; false if they have no such key.
+    pub async fn revoke_api_key(&self, user: &str, id: &str) -> Result<bool, AdminError> {
+        let removed = self.state.api_keys().remove(user, id).await?;
+        if removed {
+            self.record(EventKind::UserUpdated, user, &format!("api key {id} revoked"));
+        }
+        Ok(removed)
+    }
+
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {
         self.state.users().set_enabled(name, enabled).await?;
         self.record(EventKind::UserUpdated, name, if enabled { "enabled" } else { "disabled" });

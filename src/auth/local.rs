@@ -27,6 +27,22 @@ impl LocalAuthenticator {
     }
 }
 
+impl LocalAuthenticator {
+    /// The owner of a valid API key.
+    async fn api_key_user(&self, key: &str) -> Result<String, AuthError> {
+        let (id, secret) = super::api_key::split(key).ok_or(AuthError::Denied(Denial::UnknownApiKey))?;
+        let keys = self.state.api_keys();
+        let found = keys.find(id).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        match found {
+            Some((user, hash)) if super::api_key::matches(secret, &hash) => {
+                let _ = keys.touch(id).await;
+                Ok(user)
+            }
+            _ => Err(AuthError::Denied(Denial::UnknownApiKey)),
+        }
+    }
+}
+
 /// `algorithm base64` of an authorized_keys line (drops options-free comment).
 pub fn key_identity(line: &str) -> Option<String> {
     let mut fields = line.split_whitespace();
@@ -36,6 +52,15 @@ pub fn key_identity(line: &str) -> Option<String> {
 #[async_trait]
 impl Authenticator for LocalAuthenticator {
     async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError> {
+        // An API key names its user: the key decides who this is.
+        let api_key_user;
+        let user = match credentials {
+            Credentials::ApiKey(key) => {
+                api_key_user = self.api_key_user(key.expose()).await?;
+                api_key_user.as_str()
+            }
+            _ => user,
+        };
         let record =
             self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
         match credentials {
@@ -64,6 +89,7 @@ impl Authenticator for LocalAuthenticator {
                     Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.to_string())),
                 }
             }
+            Credentials::ApiKey(_) => {}
             Credentials::PublicKey(offered) => {
                 let Some(record) = &record else {
                     return Err(AuthError::Denied(Denial::UnknownUser));

@@ -2,6 +2,7 @@
 //! (state store, argon2id, authorized keys). LDAP and HTTP backends join the chain later.
 //! Uses `state`, `config`, `types`.
 
+pub mod api_key;
 pub mod local;
 pub mod password;
 pub mod token;
@@ -34,6 +35,8 @@ pub enum Credentials {
     PublicKey(String),
     /// A bearer token issued by `token::TokenKeys`.
     Token(Secret<String>),
+    /// An API key (`ferry_k1_…`); it names its user.
+    ApiKey(Secret<String>),
 }
 
 impl Credentials {
@@ -42,6 +45,7 @@ impl Credentials {
             Credentials::Password(_) => "password",
             Credentials::PublicKey(_) => "publickey",
             Credentials::Token(_) => "token",
+            Credentials::ApiKey(_) => "api_key",
         }
     }
 }
@@ -65,6 +69,8 @@ pub enum Denial {
     ExpiredToken,
     #[error("revoked token")]
     RevokedToken,
+    #[error("unknown or revoked API key")]
+    UnknownApiKey,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -157,6 +157,8 @@ impl SessionFactory {
         fields.user = Some(user.to_string());
         match result {
             Ok(identity) => {
+                // An API key names its user; record who it turned out to be.
+                fields.user = Some(identity.user.clone());
                 fields.reason = Some(format!("{method} via {}", identity.source));
                 self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, "ok");

@@ -16,6 +16,7 @@ use std::time::SystemTime;
 
 use tokio::time::Instant;
 
+pub use crate::auth::api_key::PREFIX as API_KEY_PREFIX;
 pub use crate::auth::{Credentials, Identity};
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use error::SessionError;

@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "users and keys", include_str!("migrations/0001_users.sql")),
     (2, "user mounts", include_str!("migrations/0002_user_mounts.sql")),
     (3, "token secrets and revocations", include_str!("migrations/0003_tokens.sql")),
+    (4, "api keys", include_str!("migrations/0004_api_keys.sql")),
 ];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {

@@ -2,6 +2,7 @@
 //! SQLite through sqlx with runtime queries, so a PostgreSQL twin can follow the same
 //! operations. Uses `config` and `types`.
 
+pub mod api_keys;
 mod migrate;
 pub mod tokens;
 pub mod users;
@@ -59,6 +60,10 @@ impl State {
 
     pub fn users(&self) -> users::Users<'_> {
         users::Users::new(&self.pool)
+    }
+
+    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
+        api_keys::ApiKeys::new(&self.pool)
     }
 
     pub fn tokens(&self) -> tokens::Tokens<'_> {

@@ -588,3 +588,50 @@ async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
         format!("https://localhost:{}/api/v1/files?x=1", srv.https.port()).as_str()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_are_created_shown_once_used_and_revoked() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("prog", "prog-pass-1")).await;
+    let http = client(&srv);
+    let created = http
+        .post(url(&srv, "/api/v1/keys"))
+        .basic_auth("prog", Some("prog-pass-1"))
+        .json(&serde_json::json!({"name": "nightly export"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created = json(created).await;
+    let key = created["key"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(key.starts_with("ferry_k1_"));
+
+    let by_header = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &key).send().await.unwrap();
+    assert_eq!(json(by_header).await["user"], "prog");
+    let login = srv
+        .expect_event(|e| e.event == "login.succeeded" && e.reason.as_deref() == Some("api_key via local"))
+        .await;
+    assert_eq!(login.user.as_deref(), Some("prog"));
+    let by_bearer = http.get(url(&srv, "/api/v1/me")).bearer_auth(&key).send().await.unwrap();
+    assert_eq!(by_bearer.status(), StatusCode::OK);
+    let listed =
+        json(http.get(url(&srv, "/api/v1/keys")).header("x-api-key", &key).send().await.unwrap()).await;
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["name"], "nightly export");
+    assert!(listed[0]["last_used_at"].is_string());
+    assert!(listed[0].get("key").is_none(), "the key is never shown again");
+
+    let forged = key[..key.len() - 2].to_string() + "xx";
+    let wrong = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &forged).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let revoked = http
+        .delete(url(&srv, &format!("/api/v1/keys/{id}")))
+        .basic_auth("prog", Some("prog-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let after = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &key).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}

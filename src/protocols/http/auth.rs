@@ -49,6 +49,9 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// (whose unsafe requests must carry the matching CSRF token).
 fn credentials(parts: &Parts, app: &AppState) -> Result<(String, Credentials, Option<String>), ApiError> {
     let headers = &parts.headers;
+    if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+        return Ok((String::new(), Credentials::ApiKey(Secret::new(key.trim().to_string())), None));
+    }
     let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
         let token = cookie(headers, SESSION_COOKIE).ok_or_else(ApiError::unauthorized)?.to_string();
         if !parts.method.is_safe() {
@@ -67,6 +70,9 @@ fn credentials(parts: &Parts, app: &AppState) -> Result<(String, Credentials, Op
         let text = String::from_utf8(decoded).map_err(|_| ApiError::unauthorized())?;
         let (user, password) = text.split_once(':').ok_or_else(ApiError::unauthorized)?;
         return Ok((user.to_string(), Credentials::Password(Secret::new(password.to_string())), None));
+    }
+    if scheme.eq_ignore_ascii_case("bearer") && rest.trim().starts_with(crate::session::API_KEY_PREFIX) {
+        return Ok((String::new(), Credentials::ApiKey(Secret::new(rest.trim().to_string())), None));
     }
     if scheme.eq_ignore_ascii_case("bearer") {
         let token = rest.trim().to_string();

@@ -5,6 +5,7 @@ mod auth;
 mod browser;
 mod error;
 mod files;
+mod keys;
 mod openapi;
 mod range;
 mod redirect;
@@ -18,6 +19,7 @@ use std::time::Duration;
 pub use redirect::serve as serve_redirect;
 pub use server::serve;
 
+use crate::admin::Admin;
 use crate::config::HttpsConfig;
 use crate::session::SessionFactory;
 
@@ -25,6 +27,8 @@ use crate::session::SessionFactory;
 #[derive(Clone)]
 pub struct AppState {
     pub sessions: SessionFactory,
+    /// API keys (and, later, the admin API) go through `admin`, which audits them.
+    pub admin: Arc<Admin>,
     pub settings: Arc<HttpSettings>,
 }
 

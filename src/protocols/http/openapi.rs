@@ -5,18 +5,19 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{browser, error, files, tokens};
+use super::{browser, error, files, keys, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ferry API", description = "Files and sessions of a ferry server."),
     paths(
         files::get_root, files::get_path, files::put_path, files::delete_path, files::make_folder,
-        files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me
+        files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me,
+        keys::create, keys::list, keys::revoke
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),
-    security(("basic" = []), ("bearer" = []))
+    security(("basic" = []), ("bearer" = []), ("api_key" = []))
 )]
 pub struct ApiDoc;
 
@@ -27,6 +28,12 @@ impl Modify for Security {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
         components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-API-Key"),
+            )),
+        );
     }
 }
 

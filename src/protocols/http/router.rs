@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{AppState, auth, browser, files, openapi, tokens};
+use super::{AppState, auth, browser, files, keys, openapi, tokens};
 
 /// JSON bodies are small; uploads stream and are not limited by this.
 const JSON_LIMIT: usize = 64 << 10;
@@ -24,6 +24,8 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/auth/login", post(browser::login))
         .route("/api/v1/auth/logout", post(browser::logout))
         .route("/api/v1/me", get(browser::me))
+        .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/", get(browser::index))
         .route("/assets/app.js", get(browser::app_js))
