@@ -79,6 +79,9 @@ enum UserCommand {
         /// [storages.NAME] or `default`); repeatable.
         #[arg(long = "mount")]
         mounts: Vec<String>,
+        /// May use the admin API (users, keys, rules).
+        #[arg(long)]
+        admin: bool,
         /// `atomic` (default: temp name, renamed on close) or `in_place` (resumable).
         #[arg(long)]
         upload_mode: Option<String>,
@@ -252,7 +255,16 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
     // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
     let admin = Admin::new(state, Audit::new(&config.server.node_name, false, 16));
     match command {
-        UserCommand::Add { name, password_stdin, home, keys, rules, mounts, upload_mode } => {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            home,
+            keys,
+            rules,
+            mounts,
+            admin: is_admin,
+            upload_mode,
+        } => {
             let password = if password_stdin { Some(read_password()?) } else { None };
             let mut key_lines = Vec::new();
             for file in &keys {
@@ -280,6 +292,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                     rules,
                     mounts,
                     upload_mode,
+                    admin: is_admin,
                 })
                 .await?;
             println!("created user {name}");

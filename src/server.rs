@@ -145,7 +145,9 @@ pub async fn start(
         https_addr = Some(addr);
         let app = http::AppState {
             sessions: sessions.clone(),
-            admin: Arc::new(Admin::new(state.clone(), audit.clone())),
+            admin: Arc::new(
+                Admin::new(state.clone(), audit.clone()).with_protocol(crate::types::Protocol::Https),
+            ),
             settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
         };
         listeners.spawn(http::serve(listener, tls, app, phase_rx.clone()));
@@ -208,6 +210,7 @@ async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Resul
         name: bootstrap.user.clone(),
         password: Some(password.clone()),
         home: Some("/".to_string()),
+        admin: true,
         ..UserSpec::default()
     };
     admin.create_user(spec).await.context("creating the first user")?;

@@ -6,7 +6,9 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::password;
-use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State, StateError, UserRecord};
+use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State};
+/// Re-exported so protocols that manage users need not reach into `state`.
+pub use crate::state::{StateError, UserRecord};
 use crate::types::{Protocol, Secret, UploadMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,11 +39,14 @@ pub struct UserSpec {
     pub rules: Vec<RuleRecord>,
     pub mounts: Vec<MountRecord>,
     pub upload_mode: Option<UploadMode>,
+    pub admin: bool,
 }
 
 pub struct Admin {
     state: State,
     audit: Audit,
+    /// Where changes come from, for their audit records.
+    protocol: Protocol,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -94,12 +99,18 @@ pub fn parse_mount(raw: &str) -> Result<MountRecord, AdminError> {
 
 impl Admin {
     pub fn new(state: State, audit: Audit) -> Self {
-        Self { state, audit }
+        Self { state, audit, protocol: Protocol::Cli }
+    }
+
+    /// Changes made through another face (the HTTPS admin API) are audited as such.
+    pub fn with_protocol(mut self, protocol: Protocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     fn record(&self, kind: EventKind, user: &str, reason: &str) {
         let fields = Fields {
-            protocol: Some(Protocol::Cli),
+            protocol: Some(self.protocol),
             user: Some(user.to_string()),
             reason: Some(reason.to_string()),
             ..Fields::default()
@@ -143,6 +154,9 @@ impl Admin {
         }
         if !spec.mounts.is_empty() {
             self.state.users().set_mounts(&spec.name, &spec.mounts).await?;
+        }
+        if spec.admin {
+            self.state.users().set_admin(&spec.name, true).await?;
         }
         self.record(EventKind::UserCreated, &spec.name, "created");
         Ok(())
@@ -234,6 +248,27 @@ impl Admin {
             self.record(EventKind::UserUpdated, user, &format!("api key {id} revoked"));
         }
         Ok(removed)
+    }
+
+    pub async fn set_admin(&self, name: &str, admin: bool) -> Result<(), AdminError> {
+        self.state.users().set_admin(name, admin).await?;
+        self.record(EventKind::UserUpdated, name, if admin { "admin granted" } else { "admin revoked" });
+        Ok(())
+    }
+
+    pub async fn set_home(&self, name: &str, home: &str) -> Result<(), AdminError> {
+        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+            return Err(AdminError::InvalidHome(home.to_string()));
+        }
+        self.state.users().set_home(name, home).await?;
+        self.record(EventKind::UserUpdated, name, "home changed");
+        Ok(())
+    }
+
+    pub async fn set_upload_mode(&self, name: &str, mode: Option<UploadMode>) -> Result<(), AdminError> {
+        self.state.users().set_upload_mode(name, mode).await?;
+        self.record(EventKind::UserUpdated, name, "upload mode changed");
+        Ok(())
     }
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), AdminError> {

@@ -114,6 +114,7 @@ impl Authenticator for LocalAuthenticator {
             home: record.home,
             rules: record.rules,
             mounts: record.mounts,
+            admin: record.admin,
             upload_mode: record.upload_mode.unwrap_or(self.default_upload_mode),
             source: "local",
         })

@@ -21,6 +21,8 @@ pub struct Identity {
     pub rules: Vec<RuleRecord>,
     /// Virtual folders on other backends or prefixes; `/` here replaces the home.
     pub mounts: Vec<MountRecord>,
+    /// May use the admin API.
+    pub admin: bool,
     pub upload_mode: UploadMode,
     /// Which backend vouched for the user ("local", later "ldap", "http").
     pub source: &'static str,

@@ -10,6 +10,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "user mounts", include_str!("migrations/0002_user_mounts.sql")),
     (3, "token secrets and revocations", include_str!("migrations/0003_tokens.sql")),
     (4, "api keys", include_str!("migrations/0004_api_keys.sql")),
+    (5, "admin role", include_str!("migrations/0005_admin_role.sql")),
 ];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {

@@ -37,6 +37,8 @@ pub struct UserRecord {
     pub has_password: bool,
     pub home: String,
     pub enabled: bool,
+    /// May use the admin API.
+    pub admin: bool,
     pub upload_mode: Option<UploadMode>,
     pub rules: Vec<RuleRecord>,
     pub mounts: Vec<MountRecord>,
@@ -53,7 +55,7 @@ pub struct NewUser {
     pub rules: Vec<RuleRecord>,
 }
 
-type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String, String);
+type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String, String, bool);
 
 pub struct Users<'a> {
     pool: &'a SqlitePool,
@@ -96,7 +98,7 @@ impl<'a> Users<'a> {
     /// The user with keys and rules, or `None` (callers decide how unknown users are answered).
     pub async fn find(&self, name: &str) -> Result<Option<UserRecord>, StateError> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts FROM users WHERE name = ?",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(self.pool)
@@ -113,7 +115,7 @@ impl<'a> Users<'a> {
 
     pub async fn list(&self) -> Result<Vec<UserRecord>, StateError> {
         let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts FROM users ORDER BY name",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin FROM users ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
@@ -134,6 +136,14 @@ impl<'a> Users<'a> {
 
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<(), StateError> {
         self.update(name, "password_hash", Some(hash.to_string())).await
+    }
+
+    pub async fn set_admin(&self, name: &str, admin: bool) -> Result<(), StateError> {
+        self.update(name, "admin", admin).await
+    }
+
+    pub async fn set_upload_mode(&self, name: &str, mode: Option<UploadMode>) -> Result<(), StateError> {
+        self.update(name, "upload_mode", mode.map(|m| m.as_str().to_string())).await
     }
 
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), StateError> {
@@ -211,7 +221,7 @@ impl<'a> Users<'a> {
     }
 
     async fn hydrate(&self, row: UserRow) -> Result<UserRecord, StateError> {
-        let (id, name, password_hash, home, enabled, upload_mode, rules, mounts) = row;
+        let (id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin) = row;
         let keys: Vec<(String, String)> =
             sqlx::query_as("SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id")
                 .bind(id)
@@ -226,6 +236,7 @@ impl<'a> Users<'a> {
             password_hash,
             home,
             enabled,
+            admin,
             upload_mode: upload_mode.as_deref().and_then(UploadMode::parse),
             rules,
             mounts,

@@ -43,15 +43,25 @@ pub struct User<'a> {
     /// `PATH=STORAGE[:PREFIX]`, as `ferry user add --mount` takes them.
     pub mounts: &'a [&'a str],
     pub upload_mode: Option<&'a str>,
+    /// May use the admin API.
+    pub admin: bool,
 }
 
 impl<'a> User<'a> {
     pub fn with_key(name: &'a str) -> Self {
-        Self { name, password: None, key: true, rules: &[], mounts: &[], upload_mode: None }
+        Self { name, password: None, key: true, rules: &[], mounts: &[], upload_mode: None, admin: false }
     }
 
     pub fn with_password(name: &'a str, password: &'a str) -> Self {
-        Self { name, password: Some(password), key: false, rules: &[], mounts: &[], upload_mode: None }
+        Self {
+            name,
+            password: Some(password),
+            key: false,
+            rules: &[],
+            mounts: &[],
+            upload_mode: None,
+            admin: false,
+        }
     }
 }
 
@@ -133,6 +143,7 @@ impl TestServer {
             rules: user.rules.iter().map(|r| parse_rule(r).expect("valid rule")).collect(),
             mounts: user.mounts.iter().map(|m| parse_mount(m).expect("valid mount")).collect(),
             upload_mode: user.upload_mode.and_then(ferry::types::UploadMode::parse),
+            admin: user.admin,
         };
         self.admin.create_user(spec).await.expect("user created");
     }

@@ -635,3 +635,129 @@ async fn api_keys_are_created_shown_once_used_and_revoked() {
     let after = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_manage_users_and_others_are_refused() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User { admin: true, ..User::with_password("boss", "boss-pass-1") }).await;
+    srv.add_user(User::with_password("plain", "plain-pass-1")).await;
+    let http = client(&srv);
+    let health = json(http.get(url(&srv, "/api/v1/health")).send().await.unwrap()).await;
+    assert_eq!(health["status"], "ok");
+
+    let refused = http
+        .get(url(&srv, "/api/v1/admin/users"))
+        .basic_auth("plain", Some("plain-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    assert_eq!(json(refused).await["code"], "not_admin");
+
+    let created = http
+        .post(url(&srv, "/api/v1/admin/users"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"name": "partner", "password": "partner-pass-1", "rules": ["/=list,download"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let audited =
+        srv.expect_event(|e| e.event == "user.created" && e.user.as_deref() == Some("partner")).await;
+    assert_eq!(audited.user.as_deref(), Some("partner"));
+    assert_eq!(audited.protocol.map(|p| p.as_str()), Some("https"));
+    let again = http
+        .post(url(&srv, "/api/v1/admin/users"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"name": "partner", "password": "x-x-x-x-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::CONFLICT);
+    let bad_rule = http
+        .patch(url(&srv, "/api/v1/admin/users/partner"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"rules": ["/=fly"], "enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_rule.status(), StatusCode::BAD_REQUEST);
+    // Nothing changed by the refused update.
+    let shown = json(
+        http.get(url(&srv, "/api/v1/admin/users/partner"))
+            .basic_auth("boss", Some("boss-pass-1"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(shown["enabled"], true);
+    assert_eq!(shown["rules"][0], "/=list,download");
+
+    // The new user logs in; their rule applies; disabling them stops them.
+    let upload = http
+        .put(url(&srv, "/api/v1/files/x.txt"))
+        .basic_auth("partner", Some("partner-pass-1"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+    let disabled = http
+        .patch(url(&srv, "/api/v1/admin/users/partner"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"enabled": false}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disabled.status(), StatusCode::OK);
+    let blocked = http
+        .get(url(&srv, "/api/v1/files"))
+        .basic_auth("partner", Some("partner-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(blocked.status(), StatusCode::UNAUTHORIZED);
+
+    let pubkey = std::fs::read_to_string(srv.key.with_extension("pub")).unwrap();
+    let added = http
+        .post(url(&srv, "/api/v1/admin/users/partner/keys"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"public_key": pubkey.trim()}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let fingerprint = json(added).await["fingerprint"].as_str().unwrap().to_string();
+    // Base64 fingerprints hold `/` and `+`: one path segment, percent-encoded.
+    let fingerprint = fingerprint.replace('/', "%2F").replace('+', "%2B");
+    let removed = http
+        .delete(url(&srv, &format!("/api/v1/admin/users/partner/keys/{fingerprint}")))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), StatusCode::NO_CONTENT);
+    let password = http
+        .put(url(&srv, "/api/v1/admin/users/partner/password"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .json(&serde_json::json!({"password": "new-partner-pass"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(password.status(), StatusCode::NO_CONTENT);
+    let deleted = http
+        .delete(url(&srv, "/api/v1/admin/users/partner"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let gone = http
+        .get(url(&srv, "/api/v1/admin/users/partner"))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gone.status(), StatusCode::NOT_FOUND);
+}

@@ -1,6 +1,7 @@
 //! HTTPS: the REST API (`/api/v1`) on the session API, served by axum over rustls. The web file
 //! manager will join it here. Uses `session`, `admin`, `net`.
 
+mod admin_api;
 mod auth;
 mod browser;
 mod error;

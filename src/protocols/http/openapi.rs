@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{browser, error, files, keys, tokens};
+use super::{admin_api, browser, error, files, keys, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +13,9 @@ use super::{browser, error, files, keys, tokens};
     paths(
         files::get_root, files::get_path, files::put_path, files::delete_path, files::make_folder,
         files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me,
-        keys::create, keys::list, keys::revoke
+        keys::create, keys::list, keys::revoke, admin_api::list_users, admin_api::create_user,
+        admin_api::get_user, admin_api::update_user, admin_api::delete_user, admin_api::set_password,
+        admin_api::add_ssh_key, admin_api::remove_ssh_key, admin_api::health
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use super::{AppState, auth, browser, files, keys, openapi, tokens};
+use super::{AppState, admin_api, auth, browser, files, keys, openapi, tokens};
 
 /// JSON bodies are small; uploads stream and are not limited by this.
 const JSON_LIMIT: usize = 64 << 10;
@@ -25,6 +25,18 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/auth/logout", post(browser::logout))
         .route("/api/v1/me", get(browser::me))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
+        .route("/api/v1/health", get(admin_api::health))
+        .route("/api/v1/admin/users", get(admin_api::list_users).post(admin_api::create_user))
+        .route(
+            "/api/v1/admin/users/{name}",
+            get(admin_api::get_user).patch(admin_api::update_user).delete(admin_api::delete_user),
+        )
+        .route("/api/v1/admin/users/{name}/password", axum::routing::put(admin_api::set_password))
+        .route("/api/v1/admin/users/{name}/keys", post(admin_api::add_ssh_key))
+        .route(
+            "/api/v1/admin/users/{name}/keys/{fingerprint}",
+            axum::routing::delete(admin_api::remove_ssh_key),
+        )
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/", get(browser::index))
