@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::live::{LiveConnection, LiveRegistry, LiveSession};
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::token::{TokenKeys, VerifyError};
@@ -50,6 +51,7 @@ pub struct SessionFactory {
     audit: Audit,
     transfers: Arc<Transfers>,
     tokens: Option<Arc<TokenKeys>>,
+    live: LiveRegistry,
 }
 
 /// A bearer token handed to a client.
@@ -73,6 +75,7 @@ impl SessionFactory {
             audit,
             transfers: Arc::new(Transfers::default()),
             tokens: None,
+            live: LiveRegistry::default(),
         }
     }
 
@@ -120,10 +123,22 @@ impl SessionFactory {
         &self.audit
     }
 
-    /// Records a client connecting and leaving (protocols never touch audit directly).
-    pub fn connection_opened(&self, conn: &ConnectionInfo) {
+    /// Records a client connecting and leaving (protocols never touch audit directly). The
+    /// protocol keeps the returned handle and ends the connection when it says so.
+    pub fn connection_opened(&self, conn: &ConnectionInfo) -> LiveConnection {
         self.audit.emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
         metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).inc();
+        self.live.open(conn)
+    }
+
+    /// The connections this replica serves now.
+    pub fn live_sessions(&self) -> Vec<LiveSession> {
+        self.live.list()
+    }
+
+    /// Ends connection `id` (a session id as listed); false if there is none.
+    pub fn terminate(&self, id: &str) -> bool {
+        self.live.terminate(id)
     }
 
     pub fn connection_refused(&self, peer: PeerAddr, protocol: Protocol, reason: &str) {
@@ -137,6 +152,7 @@ impl SessionFactory {
     }
 
     pub fn connection_closed(&self, conn: &ConnectionInfo) {
+        self.live.close(conn.session_id);
         self.audit.emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
         metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).dec();
     }
@@ -159,6 +175,7 @@ impl SessionFactory {
             Ok(identity) => {
                 // An API key names its user; record who it turned out to be.
                 fields.user = Some(identity.user.clone());
+                self.live.set_user(conn.session_id, &identity.user, conn.protocol);
                 fields.reason = Some(format!("{method} via {}", identity.source));
                 self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, "ok");

@@ -5,6 +5,7 @@
 
 mod error;
 mod files;
+mod live;
 mod login;
 pub mod permissions;
 mod transfers;
@@ -21,6 +22,7 @@ pub use crate::auth::{Credentials, Identity};
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
+pub use live::{LiveConnection, LiveSession};
 pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory};
 pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;

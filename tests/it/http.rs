@@ -761,3 +761,60 @@ async fn admins_manage_users_and_others_are_refused() {
         .unwrap();
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
+
+/// An administrator lists live connections of every protocol and ends an SFTP session in the
+/// middle of a transfer: the client is disconnected and its partial upload is not kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admins_list_and_end_live_sessions() {
+    use crate::harness::run;
+    let srv = TestServer::start().await;
+    srv.add_user(User { admin: true, ..User::with_password("boss", "boss-pass-1") }).await;
+    srv.add_user(User::with_key("slow")).await;
+    let local = tempfile::tempdir().unwrap();
+    std::fs::write(local.path().join("big.bin"), payload(32 << 20, 3)).unwrap();
+    // 32 MiB at 8 Mbit/s: half a minute, far longer than this test waits.
+    let upload = srv.sftp_command("slow", local.path(), "put big.bin\n", &["-l", "8000"]);
+    let upload = tokio::spawn(run(upload, 120));
+    let http = client(&srv);
+    let mut target = None;
+    for _ in 0..100 {
+        let sessions = json(
+            http.get(url(&srv, "/api/v1/admin/sessions"))
+                .basic_auth("boss", Some("boss-pass-1"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        target =
+            sessions.as_array().unwrap().iter().find(|s| s["user"] == "slow").map(|s| {
+                (s["id"].as_str().unwrap().to_string(), s["protocol"].as_str().unwrap().to_string())
+            });
+        if target.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (id, protocol) = target.expect("the SFTP session is listed");
+    assert_eq!(protocol, "ssh", "the connection is SSH; SFTP runs on a channel of it");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let ended = http
+        .delete(url(&srv, &format!("/api/v1/admin/sessions/{id}")))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), StatusCode::NO_CONTENT);
+    let started = std::time::Instant::now();
+    let out = upload.await.unwrap();
+    assert!(!out.status.success(), "the client was cut off");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!srv.home("slow").join("big.bin").exists(), "no partial file");
+    let again = http
+        .delete(url(&srv, &format!("/api/v1/admin/sessions/{id}")))
+        .basic_auth("boss", Some("boss-pass-1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+}

@@ -36,8 +36,13 @@ pub async fn serve(
                 let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol };
                 let (settings, sessions, phase) = (Arc::clone(&settings), sessions.clone(), phase.clone());
                 connections.spawn(async move {
-                    sessions.connection_opened(&info);
-                    control::run(stream, info, settings, sessions.clone(), implicit, phase).await;
+                    let mut live = sessions.connection_opened(&info);
+                    tokio::select! {
+                        () = control::run(stream, info, settings, sessions.clone(), implicit, phase) => {}
+                        // An administrator ended it: dropping the session closes the sockets and
+                        // discards an unfinished upload.
+                        () = live.terminated() => {}
+                    }
                     sessions.connection_closed(&info);
                     drop(slot);
                 });

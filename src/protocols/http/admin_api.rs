@@ -308,3 +308,53 @@ pub struct Health {
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok", version: env!("CARGO_PKG_VERSION") })
 }
+
+/// One live connection on this replica.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct SessionView {
+    id: String,
+    protocol: String,
+    peer: String,
+    user: Option<String>,
+    since: String,
+}
+
+#[utoipa::path(get, path = "/api/v1/admin/sessions", tag = "admin",
+    responses((status = 200, body = Vec<SessionView>), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
+pub async fn list_sessions(
+    State(app): State<AppState>,
+    authed: Authed,
+) -> Result<Json<Vec<SessionView>>, ApiError> {
+    require_admin(&authed)?;
+    Ok(Json(
+        app.sessions
+            .live_sessions()
+            .into_iter()
+            .map(|s| SessionView {
+                id: s.id.to_string(),
+                protocol: s.protocol.as_str().to_string(),
+                peer: s.peer.to_string(),
+                user: s.user,
+                since: s.since.to_rfc3339(),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(delete, path = "/api/v1/admin/sessions/{id}", tag = "admin", params(("id" = String, Path)),
+    responses((status = 204, description = "The connection is being closed"),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody)))]
+pub async fn end_session(
+    State(app): State<AppState>,
+    authed: Authed,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&authed)?;
+    if app.sessions.terminate(&id) {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no live session {id} on this server")))
+    }
+}

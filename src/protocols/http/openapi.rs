@@ -15,7 +15,8 @@ use super::{admin_api, browser, error, files, keys, tokens};
         files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me,
         keys::create, keys::list, keys::revoke, admin_api::list_users, admin_api::create_user,
         admin_api::get_user, admin_api::update_user, admin_api::delete_user, admin_api::set_password,
-        admin_api::add_ssh_key, admin_api::remove_ssh_key, admin_api::health
+        admin_api::add_ssh_key, admin_api::remove_ssh_key, admin_api::health, admin_api::list_sessions,
+        admin_api::end_session
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),

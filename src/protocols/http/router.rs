@@ -32,6 +32,8 @@ pub fn router(app: AppState) -> Router {
             get(admin_api::get_user).patch(admin_api::update_user).delete(admin_api::delete_user),
         )
         .route("/api/v1/admin/users/{name}/password", axum::routing::put(admin_api::set_password))
+        .route("/api/v1/admin/sessions", get(admin_api::list_sessions))
+        .route("/api/v1/admin/sessions/{id}", axum::routing::delete(admin_api::end_session))
         .route("/api/v1/admin/users/{name}/keys", post(admin_api::add_ssh_key))
         .route(
             "/api/v1/admin/users/{name}/keys/{fingerprint}",

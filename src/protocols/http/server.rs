@@ -54,9 +54,14 @@ pub async fn serve(
                     let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await else {
                         return;
                     };
-                    sessions.connection_opened(&info);
-                    if let Err(e) = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).await {
-                        tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                    let mut live = sessions.connection_opened(&info);
+                    tokio::select! {
+                        served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => {
+                            if let Err(e) = served {
+                                tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                            }
+                        }
+                        () = live.terminated() => {}
                     }
                     sessions.connection_closed(&info);
                     drop(slot);

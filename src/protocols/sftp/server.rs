@@ -169,7 +169,7 @@ async fn connection(
 ) {
     let net::Accepted { stream, peer, slot } = accepted;
     let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
-    sessions.connection_opened(&conn);
+    let mut live = sessions.connection_opened(&conn);
     let activity = Activity::new();
     let handler = SshConnection {
         sessions: sessions.clone(),
@@ -188,7 +188,17 @@ async fn connection(
             let watchdog = settings
                 .idle_timeout
                 .map(|limit| tokio::spawn(idle::watch(activity, limit, running.handle())));
-            let ended = running.await;
+            let handle = running.handle();
+            tokio::pin!(running);
+            let ended = tokio::select! {
+                ended = &mut running => ended,
+                () = live.terminated() => {
+                    let _ = handle
+                        .disconnect(russh::Disconnect::ByApplication, "ended by an administrator".into(), "en".into())
+                        .await;
+                    running.await
+                }
+            };
             if let Some(watchdog) = watchdog {
                 watchdog.abort();
             }
