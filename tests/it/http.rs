@@ -818,3 +818,37 @@ async fn admins_list_and_end_live_sessions() {
         .unwrap();
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn form_uploads_stream_each_file_into_the_folder() {
+    use crate::harness::{failed, ok, run};
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("form", "form-pass-1")).await;
+    std::fs::create_dir_all(srv.home("form").join("in")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let big = payload(3 << 20, 12);
+    std::fs::write(local.path().join("a.bin"), &big).unwrap();
+    std::fs::write(local.path().join("b.txt"), b"bee").unwrap();
+    let curl = |args: &[&str], target: &str| {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sS", "--fail-with-body", "--cacert"])
+            .arg(&srv.cert)
+            .args(["-u", "form:form-pass-1"])
+            .args(args)
+            .arg(url(&srv, target))
+            .current_dir(local.path());
+        cmd
+    };
+    let out =
+        ok(&run(curl(&["-F", "one=@a.bin", "-F", "two=@b.txt", "-F", "note=hello"], "/api/v1/files/in"), 60)
+            .await);
+    let written: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(written[0]["path"], "/in/a.bin");
+    assert_eq!(written[1]["size"], 3);
+    assert_eq!(std::fs::read(srv.home("form").join("in/a.bin")).unwrap(), big);
+    assert_eq!(std::fs::read(srv.home("form").join("in/b.txt")).unwrap(), b"bee");
+    // A part whose file name is a path is refused.
+    let err = failed(&run(curl(&["-F", "x=@b.txt;filename=../../escape.txt"], "/api/v1/files/in"), 60).await);
+    assert!(err.contains("400") || err.contains("error"), "{err}");
+    assert!(!srv.home("form").join("escape.txt").exists() && !srv.files.join("escape.txt").exists());
+}

@@ -445,3 +445,69 @@ pub async fn copy(authed: Authed, Json(body): Json<Move>) -> Result<(StatusCode,
     writer.close().await?;
     Ok((StatusCode::CREATED, Json(Written { path: to.to_string(), size: at })))
 }
+
+/// `multipart/form-data` uploads into a folder (browsers' forms, `curl -F`): every part with a
+/// file name becomes `FOLDER/NAME`, streamed like a `PUT`.
+#[utoipa::path(post, path = "/api/v1/files/{path}", tag = "files",
+    params(("path" = String, Path, description = "The folder to upload into")),
+    request_body(content = String, content_type = "multipart/form-data"),
+    responses((status = 201, body = Vec<Written>), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 404, body = super::error::ErrorBody), (status = 409, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody), (status = 507, body = super::error::ErrorBody)))]
+pub async fn post_form(
+    authed: Authed,
+    Path(raw): Path<String>,
+    multipart: axum::extract::Multipart,
+) -> Result<(StatusCode, Json<Vec<Written>>), ApiError> {
+    upload_form(&authed.session, &raw, multipart).await
+}
+
+#[utoipa::path(post, path = "/api/v1/files", tag = "files",
+    request_body(content = String, content_type = "multipart/form-data"),
+    responses((status = 201, body = Vec<Written>), (status = 400, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 409, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody),
+        (status = 507, body = super::error::ErrorBody)))]
+pub async fn post_form_root(
+    authed: Authed,
+    multipart: axum::extract::Multipart,
+) -> Result<(StatusCode, Json<Vec<Written>>), ApiError> {
+    upload_form(&authed.session, "", multipart).await
+}
+
+async fn upload_form(
+    session: &Session,
+    raw: &str,
+    mut multipart: axum::extract::Multipart,
+) -> Result<(StatusCode, Json<Vec<Written>>), ApiError> {
+    let folder = resolve(session, raw)?;
+    if session.stat(&folder).await?.kind != EntryKind::Dir {
+        return Err(ApiError::new(StatusCode::CONFLICT, "not_a_folder", format!("{folder}: not a folder")));
+    }
+    let bad_form = |e: axum::extract::multipart::MultipartError| ApiError::bad_request(format!("form: {e}"));
+    let mut written = Vec::new();
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_form)? {
+        let Some(name) = field.file_name().map(str::to_string) else { continue };
+        // A file name, never a path: browsers send base names; anything else is refused.
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\', '\0']) {
+            return Err(ApiError::bad_request(format!("file name `{name}` is not a plain name")));
+        }
+        let path = folder.join(&name);
+        let file = session
+            .open_write(&path, OpenWrite { create: true, truncate: true, ..OpenWrite::default() })
+            .await?;
+        let mut at = 0u64;
+        while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
+            let len = chunk.len() as u64;
+            file.write_at(at, chunk).await?;
+            at += len;
+        }
+        file.close().await?;
+        written.push(Written { path: path.to_string(), size: at });
+    }
+    if written.is_empty() {
+        return Err(ApiError::bad_request("the form has no file"));
+    }
+    Ok((StatusCode::CREATED, Json(written)))
+}

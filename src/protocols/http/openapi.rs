@@ -11,7 +11,7 @@ use super::{admin_api, browser, error, files, keys, tokens};
 #[openapi(
     info(title = "ferry API", description = "Files and sessions of a ferry server."),
     paths(
-        files::get_root, files::get_path, files::put_path, files::delete_path, files::make_folder,
+        files::get_root, files::get_path, files::put_path, files::post_form, files::post_form_root, files::delete_path, files::make_folder,
         files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me,
         keys::create, keys::list, keys::revoke, admin_api::list_users, admin_api::create_user,
         admin_api::get_user, admin_api::update_user, admin_api::delete_user, admin_api::set_password,

@@ -14,9 +14,23 @@ const JSON_LIMIT: usize = 64 << 10;
 
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .route("/api/v1/files", get(files::get_root))
-        .route("/api/v1/files/", get(files::get_root))
-        .route("/api/v1/files/{*path}", get(files::get_path).put(files::put_path).delete(files::delete_path))
+        // File bodies stream and are not bound by the JSON limit.
+        .route(
+            "/api/v1/files",
+            get(files::get_root).post(files::post_form_root).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/files/",
+            get(files::get_root).post(files::post_form_root).layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/api/v1/files/{*path}",
+            get(files::get_path)
+                .put(files::put_path)
+                .post(files::post_form)
+                .delete(files::delete_path)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/api/v1/folders/{*path}", post(files::make_folder))
         .route("/api/v1/rename", post(files::rename))
         .route("/api/v1/copy", post(files::copy))
