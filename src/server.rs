@@ -19,7 +19,7 @@ use crate::protocols::Phase;
 use crate::protocols::ftp::{self, FtpSettings};
 use crate::protocols::http;
 use crate::protocols::sftp::{self, SshSettings, keys};
-use crate::session::SessionFactory;
+use crate::session::{DefenderSettings, SessionFactory};
 use crate::state::State;
 use crate::storage;
 use crate::types::Secret;
@@ -88,7 +88,12 @@ pub async fn start(
         .with_tokens(Arc::clone(&tokens));
     let sessions =
         SessionFactory::new(Arc::new(auth), backends, config.storage.cross_mount_rename, audit.clone())
-            .with_tokens(tokens);
+            .with_tokens(tokens)
+            .with_defender(DefenderSettings {
+                max_failures: config.auth.ban_after_failures,
+                window: config.auth.ban_window,
+                ban: config.auth.ban_time,
+            });
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let mut listeners = JoinSet::new();

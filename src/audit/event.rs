@@ -40,6 +40,7 @@ catalogue! {
     ConnectionRefused = 11003, "connection.refused", "A connection was closed at accept (limit reached).";
     LoginSucceeded = 20001, "login.succeeded", "A user authenticated.";
     LoginFailed = 20002, "login.failed", "An authentication attempt failed; `reason` says why.";
+    AddressBanned = 20003, "login.banned", "An address failed to log in too often and is refused for `auth.ban_time`.";
     FileDownload = 30001, "file.download", "A file was read; bytes and duration are set.";
     FileUpload = 30002, "file.upload", "A file was written; bytes and duration are set.";
     FileDelete = 30003, "file.delete", "A file was removed.";

@@ -261,6 +261,11 @@ pub struct StateConfig {
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// Failed logins from one address (any protocol) within `ban_window` that get it refused
+    /// for `ban_time`; 0 turns this off.
+    pub ban_after_failures: u32,
+    pub ban_window: Duration,
+    pub ban_time: Duration,
     /// Authentication attempts allowed on one connection before it is closed.
     pub max_attempts: u32,
     /// Every rejection takes this long, whatever the reason, so timing reveals nothing.
@@ -488,8 +493,18 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         r.fail("default_upload_mode", format!("expected \"atomic\" or \"in_place\", found `{mode}`"));
         UploadMode::Atomic
     });
+    let ban_after_failures = r.integer("ban_after_failures", 20, 0, 1_000_000) as u32;
+    let ban_window = r.duration("ban_window", Duration::from_secs(600));
+    let ban_time = r.duration("ban_time", Duration::from_secs(900));
     r.finish();
-    let auth = AuthConfig { max_attempts, rejection_delay, default_upload_mode };
+    let auth = AuthConfig {
+        max_attempts,
+        rejection_delay,
+        default_upload_mode,
+        ban_after_failures,
+        ban_window,
+        ban_time,
+    };
 
     let mut r = Reader::new(audit.0, audit.1, errors);
     let audit = AuditConfig {

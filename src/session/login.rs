@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use super::defender::{Defender, DefenderSettings};
 use super::live::{LiveConnection, LiveRegistry, LiveSession};
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
@@ -52,6 +53,7 @@ pub struct SessionFactory {
     transfers: Arc<Transfers>,
     tokens: Option<Arc<TokenKeys>>,
     live: LiveRegistry,
+    defender: Option<Arc<Defender>>,
 }
 
 /// A bearer token handed to a client.
@@ -76,7 +78,15 @@ impl SessionFactory {
             transfers: Arc::new(Transfers::default()),
             tokens: None,
             live: LiveRegistry::default(),
+            defender: None,
         }
+    }
+
+    /// Counts failed logins per address across every protocol and refuses addresses that fail
+    /// too often.
+    pub fn with_defender(mut self, settings: DefenderSettings) -> Self {
+        self.defender = Some(Arc::new(Defender::new(settings)));
+        self
     }
 
     /// Lets the HTTPS API issue and accept bearer tokens (the authenticator must accept them too).
@@ -168,9 +178,18 @@ impl SessionFactory {
         credentials: &Credentials,
     ) -> Result<Identity, LoginError> {
         let method = credentials.method();
-        let result = self.auth.authenticate(user, credentials).await;
         let mut fields = conn.fields();
         fields.user = Some(user.to_string());
+        let ip = conn.peer.0.map(|addr| addr.ip());
+        if let (Some(defender), Some(ip)) = (&self.defender, ip)
+            && defender.is_banned(ip)
+        {
+            fields.reason = Some(format!("{method}: address banned after repeated failures"));
+            self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
+            metrics::login(conn.protocol, method, "banned");
+            return Err(LoginError::Denied);
+        }
+        let result = self.auth.authenticate(user, credentials).await;
         match result {
             Ok(identity) => {
                 // An API key names its user; record who it turned out to be.
@@ -183,6 +202,13 @@ impl SessionFactory {
             }
             Err(AuthError::Denied(denial)) => {
                 fields.reason = Some(format!("{method}: {denial}"));
+                let banned_now =
+                    matches!((&self.defender, ip), (Some(defender), Some(ip)) if defender.failure(ip));
+                if banned_now {
+                    let mut ban = conn.fields();
+                    ban.reason = Some("too many failed logins".into());
+                    self.audit.emit(EventKind::AddressBanned, Outcome::Denied, ban);
+                }
                 self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
                 metrics::login(conn.protocol, method, "denied");
                 Err(LoginError::Denied)

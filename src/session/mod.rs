@@ -3,6 +3,7 @@
 //! with its outcome and counts the metric. Protocols translate; this room decides.
 //! Uses `vfs`, `auth`, `audit`, `state` and the leaves.
 
+mod defender;
 mod error;
 mod files;
 mod live;
@@ -20,6 +21,7 @@ use tokio::time::Instant;
 pub use crate::auth::api_key::PREFIX as API_KEY_PREFIX;
 pub use crate::auth::{Credentials, Identity};
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
+pub use defender::DefenderSettings;
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
 pub use live::{LiveConnection, LiveSession};

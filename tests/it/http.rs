@@ -852,3 +852,41 @@ async fn form_uploads_stream_each_file_into_the_folder() {
     assert!(err.contains("400") || err.contains("error"), "{err}");
     assert!(!srv.home("form").join("escape.txt").exists() && !srv.files.join("escape.txt").exists());
 }
+
+/// Failed logins over HTTPS and SFTP add up per address; past the limit the address is refused
+/// everywhere, even with the right password, and the ban is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_from_any_protocol_ban_the_address() {
+    use crate::harness::run;
+    let mut srv = TestServer::start_with("[auth]\nban_after_failures = 3\nban_time = \"1h\"\n").await;
+    srv.add_user(User { password: Some("right-pass-1"), ..User::with_key("victim") }).await;
+    let http = client(&srv);
+    for _ in 0..2 {
+        let wrong = http
+            .get(url(&srv, "/api/v1/files"))
+            .basic_auth("victim", Some("wrong-pass"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    // The third failure comes over SFTP (paramiko, password).
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\nt.start_client()\n\
+                  try:\n    t.auth_password('victim', 'still-wrong')\nexcept paramiko.AuthenticationException:\n    print('refused')\n";
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
+    let out = run(cmd, 60).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
+    let ban = srv.expect_event(|e| e.event == "login.banned").await;
+    assert_eq!(ban.peer.unwrap().to_string().split(':').next(), Some("127.0.0.1"));
+    let right =
+        http.get(url(&srv, "/api/v1/files")).basic_auth("victim", Some("right-pass-1")).send().await.unwrap();
+    assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "banned even with the right password");
+    let refused = srv
+        .expect_event(|e| {
+            e.event == "login.failed" && e.reason.as_deref().is_some_and(|r| r.contains("banned"))
+        })
+        .await;
+    assert_eq!(refused.user.as_deref(), Some("victim"));
+}

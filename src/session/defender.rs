@@ -1,0 +1,100 @@
+//! Brute-force accounting shared by every protocol: failed logins are counted per client
+//! address, wherever they came from (SSH, FTP, HTTPS), and an address with too many in a window
+//! is refused for a while without its credentials even being checked.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Addresses tracked at most; the oldest quiet ones go first beyond this.
+const MAX_TRACKED: usize = 100_000;
+
+#[derive(Debug, Clone, Copy)]
+pub struct DefenderSettings {
+    /// Failures within `window` that ban an address; 0 turns the defender off.
+    pub max_failures: u32,
+    pub window: Duration,
+    pub ban: Duration,
+}
+
+struct Record {
+    failures: u32,
+    window_start: Instant,
+    banned_until: Option<Instant>,
+}
+
+pub struct Defender {
+    settings: DefenderSettings,
+    records: Mutex<HashMap<IpAddr, Record>>,
+}
+
+impl Defender {
+    pub fn new(settings: DefenderSettings) -> Self {
+        Self { settings, records: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn is_banned(&self, ip: IpAddr) -> bool {
+        let now = Instant::now();
+        self.records
+            .lock()
+            .ok()
+            .and_then(|records| records.get(&ip).and_then(|r| r.banned_until))
+            .is_some_and(|until| until > now)
+    }
+
+    /// Counts a failed login; true when this failure bans the address.
+    pub fn failure(&self, ip: IpAddr) -> bool {
+        if self.settings.max_failures == 0 {
+            return false;
+        }
+        let now = Instant::now();
+        let Ok(mut records) = self.records.lock() else { return false };
+        if records.len() >= MAX_TRACKED && !records.contains_key(&ip) {
+            let window = self.settings.window;
+            records.retain(|_, r| r.banned_until.is_some_and(|u| u > now) || now - r.window_start < window);
+        }
+        let record =
+            records.entry(ip).or_insert(Record { failures: 0, window_start: now, banned_until: None });
+        if now - record.window_start > self.settings.window {
+            record.failures = 0;
+            record.window_start = now;
+        }
+        record.failures += 1;
+        if record.failures >= self.settings.max_failures && record.banned_until.is_none_or(|u| u <= now) {
+            record.banned_until = Some(now + self.settings.ban);
+            record.failures = 0;
+            record.window_start = now;
+            return true;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn too_many_failures_ban_an_address_for_a_while() {
+        let defender = Defender::new(DefenderSettings {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(300),
+        });
+        let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
+        assert!(!defender.failure(a) && !defender.failure(a));
+        assert!(defender.failure(a), "the third failure bans");
+        assert!(defender.is_banned(a) && !defender.is_banned(b));
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert!(!defender.is_banned(a), "bans end");
+        // Failures spread beyond the window do not add up.
+        defender.failure(b);
+        defender.failure(b);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!defender.failure(b));
+        assert!(!defender.is_banned(b));
+    }
+}
