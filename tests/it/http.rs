@@ -60,6 +60,7 @@ async fn files_round_trip_with_ranges_etags_and_listings() {
         .await
         .unwrap();
     assert_eq!(got.status(), StatusCode::OK);
+    assert_eq!(got.version(), reqwest::Version::HTTP_2, "HTTP/2 by ALPN");
     let headers = got.headers().clone();
     assert_eq!(headers[header::CONTENT_LENGTH], data.len().to_string().as_str());
     assert!(headers[header::CONTENT_DISPOSITION].to_str().unwrap().contains("report%20%C3%A9.bin"));
@@ -889,4 +890,29 @@ async fn failed_logins_from_any_protocol_ban_the_address() {
         })
         .await;
     assert_eq!(refused.user.as_deref(), Some("victim"));
+}
+
+/// A client that connects and then sends nothing (or dribbles) is cut off after
+/// `header_timeout`; HTTP/1.1 works beside HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_cut_off_and_http1_is_served() {
+    use tokio::io::AsyncReadExt;
+    let srv = TestServer::start_with("[https]\nheader_timeout = \"1s\"\n").await;
+    srv.add_user(User::with_password("h1", "h1-pass-1")).await;
+    let started = std::time::Instant::now();
+    let mut idle = tokio::net::TcpStream::connect(srv.https).await.unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(std::time::Duration::from_secs(5), idle.read(&mut buf)).await;
+    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "closed, not left hanging: {read:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(4));
+
+    let pem = std::fs::read(&srv.cert).unwrap();
+    let h1 = Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let answer = h1.get(url(&srv, "/api/v1/files")).basic_auth("h1", Some("h1-pass-1")).send().await.unwrap();
+    assert_eq!(answer.version(), reqwest::Version::HTTP_11);
+    assert_eq!(answer.status(), StatusCode::OK);
 }
