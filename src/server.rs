@@ -11,9 +11,12 @@ use tokio::task::JoinSet;
 
 use crate::admin::{Admin, UserSpec};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::auth::Authenticator;
+use crate::auth::chain::Chain;
+use crate::auth::http::HttpAuthenticator;
 use crate::auth::local::LocalAuthenticator;
 use crate::auth::token::TokenKeys;
-use crate::config::Config;
+use crate::config::{AuthBackend, Config};
 use crate::net::tls;
 use crate::protocols::Phase;
 use crate::protocols::ftp::{self, FtpSettings};
@@ -84,16 +87,14 @@ pub async fn start(
             .await
             .context("loading the token signing key")?,
     );
-    let auth = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
-        .with_tokens(Arc::clone(&tokens));
-    let sessions =
-        SessionFactory::new(Arc::new(auth), backends, config.storage.cross_mount_rename, audit.clone())
-            .with_tokens(tokens)
-            .with_defender(DefenderSettings {
-                max_failures: config.auth.ban_after_failures,
-                window: config.auth.ban_window,
-                ban: config.auth.ban_time,
-            });
+    let auth = authenticators(&config, &state, &tokens)?;
+    let sessions = SessionFactory::new(auth, backends, config.storage.cross_mount_rename, audit.clone())
+        .with_tokens(tokens)
+        .with_defender(DefenderSettings {
+            max_failures: config.auth.ban_after_failures,
+            window: config.auth.ban_window,
+            ban: config.auth.ban_time,
+        });
 
     let (phase_tx, phase_rx) = watch::channel(Phase::Running);
     let mut listeners = JoinSet::new();
@@ -198,6 +199,28 @@ pub async fn start(
         Ok(())
     });
     Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, audit, state, task })
+}
+
+/// The configured authenticators, in order (`[auth] chain`).
+fn authenticators(
+    config: &Config,
+    state: &State,
+    tokens: &Arc<TokenKeys>,
+) -> anyhow::Result<Arc<dyn Authenticator>> {
+    let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    for backend in &config.auth.chain {
+        chain.push(match backend {
+            AuthBackend::Local => Arc::new(
+                LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
+                    .with_tokens(Arc::clone(tokens)),
+            ),
+            AuthBackend::Http => Arc::new(
+                HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        });
+    }
+    Ok(if chain.len() == 1 { chain.remove(0) } else { Arc::new(Chain::new(chain)) })
 }
 
 async fn ensure_first_user(admin: &Admin, bootstrap: Bootstrap) -> anyhow::Result<()> {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 
 use super::token::{TokenKeys, VerifyError};
-use super::{AuthError, Authenticator, Credentials, Denial, Identity, password};
+use super::{AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, password};
 use crate::state::State;
 use crate::types::UploadMode;
 
@@ -51,7 +51,12 @@ pub fn key_identity(line: &str) -> Option<String> {
 
 #[async_trait]
 impl Authenticator for LocalAuthenticator {
-    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError> {
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+        _context: &AuthContext,
+    ) -> Result<Identity, AuthError> {
         // An API key names its user: the key decides who this is.
         let api_key_user;
         let user = match credentials {

@@ -3,6 +3,8 @@
 //! Uses `state`, `config`, `types`.
 
 pub mod api_key;
+pub mod chain;
+pub mod http;
 pub mod local;
 pub mod password;
 pub mod token;
@@ -10,7 +12,7 @@ pub mod token;
 use async_trait::async_trait;
 
 use crate::state::{MountRecord, RuleRecord};
-use crate::types::{Op, Secret, UploadMode};
+use crate::types::{Op, PeerAddr, Protocol, Secret, UploadMode};
 
 /// Everything a session needs to know about an authenticated user.
 #[derive(Debug, Clone)]
@@ -73,6 +75,8 @@ pub enum Denial {
     RevokedToken,
     #[error("unknown or revoked API key")]
     UnknownApiKey,
+    #[error("refused by the authentication service")]
+    RefusedByService,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -83,9 +87,21 @@ pub enum AuthError {
     Unavailable(String),
 }
 
+/// Where a login comes from, for backends that decide by it (the HTTP service).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthContext {
+    pub protocol: Protocol,
+    pub peer: PeerAddr,
+}
+
 #[async_trait]
 pub trait Authenticator: Send + Sync {
-    async fn authenticate(&self, user: &str, credentials: &Credentials) -> Result<Identity, AuthError>;
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+        context: &AuthContext,
+    ) -> Result<Identity, AuthError>;
 }
 
 /// Checks a mount's shape: an absolute virtual folder and a key prefix, neither with `.`, `..`,

@@ -254,6 +254,23 @@ pub enum Backend {
     Azure,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthBackend {
+    Local,
+    Http,
+}
+
+/// An external service that answers logins: POST JSON, fail closed (docs/auth-http.md).
+#[derive(Debug, Clone)]
+pub struct AuthHttpConfig {
+    pub url: String,
+    pub timeout: Duration,
+    /// CA certificate(s) to trust for the service, in addition to the system's.
+    pub ca_file: Option<PathBuf>,
+    /// Sent as `Authorization: Bearer …` so the service knows the caller.
+    pub bearer_secret: Option<crate::types::Secret<String>>,
+}
+
 #[derive(Debug, Clone)]
 pub struct StateConfig {
     pub sqlite_path: PathBuf,
@@ -261,6 +278,10 @@ pub struct StateConfig {
 
 #[derive(Debug, Clone)]
 pub struct AuthConfig {
+    /// Authenticators asked in order; the first definitive answer wins.
+    pub chain: Vec<AuthBackend>,
+    /// The HTTP authentication service (`[auth.http]`).
+    pub http: AuthHttpConfig,
     /// Failed logins from one address (any protocol) within `ban_window` that get it refused
     /// for `ban_time`; 0 turns this off.
     pub ban_after_failures: u32,
@@ -496,6 +517,38 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let ban_after_failures = r.integer("ban_after_failures", 20, 0, 1_000_000) as u32;
     let ban_window = r.duration("ban_window", Duration::from_secs(600));
     let ban_time = r.duration("ban_time", Duration::from_secs(900));
+    let chain: Vec<AuthBackend> = r
+        .strings("chain", &["local"])
+        .iter()
+        .filter_map(|name| match name.as_str() {
+            "local" => Some(AuthBackend::Local),
+            "http" => Some(AuthBackend::Http),
+            other => {
+                r.fail("chain", format!("unknown authenticator `{other}` (local, http)"));
+                None
+            }
+        })
+        .collect();
+    if chain.is_empty() {
+        r.fail("chain", "name at least one authenticator");
+    }
+    let http_table = r.section("http");
+    let dotted = r.dotted("http");
+    let mut h = Reader::new(&dotted, http_table, r.errors());
+    let url = h.string("url", "");
+    let http = AuthHttpConfig {
+        timeout: h.duration("timeout", Duration::from_secs(5)),
+        ca_file: optional_path(&mut h, "ca_file"),
+        bearer_secret: Some(h.string("bearer_secret", ""))
+            .filter(|s| !s.is_empty())
+            .map(crate::types::Secret::new),
+        url: url.clone(),
+    };
+    let wants_http = chain.contains(&AuthBackend::Http);
+    if wants_http && !(url.starts_with("https://") || url.starts_with("http://")) {
+        h.fail("url", "the http authenticator needs an http(s):// URL");
+    }
+    h.finish();
     r.finish();
     let auth = AuthConfig {
         max_attempts,
@@ -504,6 +557,8 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ban_after_failures,
         ban_window,
         ban_time,
+        chain,
+        http,
     };
 
     let mut r = Reader::new(audit.0, audit.1, errors);

@@ -9,7 +9,7 @@ use super::live::{LiveConnection, LiveRegistry, LiveSession};
 use super::{Context, Permissions, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::token::{TokenKeys, VerifyError};
-use crate::auth::{AuthError, Authenticator, Credentials, Identity};
+use crate::auth::{AuthContext, AuthError, Authenticator, Credentials, Identity};
 use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId};
@@ -189,7 +189,8 @@ impl SessionFactory {
             metrics::login(conn.protocol, method, "banned");
             return Err(LoginError::Denied);
         }
-        let result = self.auth.authenticate(user, credentials).await;
+        let context = AuthContext { protocol: conn.protocol, peer: conn.peer };
+        let result = self.auth.authenticate(user, credentials, &context).await;
         match result {
             Ok(identity) => {
                 // An API key names its user; record who it turned out to be.

@@ -1,0 +1,159 @@
+//! The HTTP authentication service: each login is POSTed as JSON to a configured URL, and the
+//! JSON answer allows it (with the user's home, rules, mounts) or refuses it. Anything else —
+//! a timeout, a redirect, a status other than 200, a body that is not the documented JSON —
+//! fails closed. The contract is docs/auth-http.md.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_mount, validate_rule,
+};
+use crate::config::AuthHttpConfig;
+use crate::state::{MountRecord, RuleRecord};
+use crate::types::UploadMode;
+
+pub struct HttpAuthenticator {
+    client: reqwest::Client,
+    url: String,
+    bearer: Option<String>,
+    default_upload_mode: UploadMode,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    username: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key: Option<&'a str>,
+    protocol: &'static str,
+    peer_address: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer {
+    allow: bool,
+    home: Option<String>,
+    #[serde(default)]
+    rules: Vec<RuleRecord>,
+    #[serde(default)]
+    mounts: Vec<MountRecord>,
+    upload_mode: Option<String>,
+    #[serde(default)]
+    admin: bool,
+}
+
+impl HttpAuthenticator {
+    pub fn new(config: &AuthHttpConfig, default_upload_mode: UploadMode) -> Result<Self, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(file) = &config.ca_file {
+            let pem =
+                std::fs::read(file).map_err(|e| format!("auth.http.ca_file {}: {e}", file.display()))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| format!("auth.http.ca_file {}: {e}", file.display()))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| format!("auth.http: {e}"))?;
+        Ok(Self {
+            client,
+            url: config.url.clone(),
+            bearer: config.bearer_secret.as_ref().map(|s| s.expose().clone()),
+            default_upload_mode,
+        })
+    }
+
+    fn identity(&self, user: &str, answer: Answer) -> Result<Identity, AuthError> {
+        let malformed = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
+        for rule in &answer.rules {
+            validate_rule(rule).map_err(&malformed)?;
+        }
+        for mount in &answer.mounts {
+            validate_mount(mount).map_err(&malformed)?;
+        }
+        let home = answer.home.unwrap_or_else(|| format!("/{user}"));
+        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+            return Err(malformed(format!("home `{home}` is not an absolute path")));
+        }
+        let upload_mode = match answer.upload_mode.as_deref() {
+            None => self.default_upload_mode,
+            Some(mode) => {
+                UploadMode::parse(mode).ok_or_else(|| malformed(format!("upload_mode `{mode}`")))?
+            }
+        };
+        let rules = if answer.rules.is_empty() {
+            vec![RuleRecord { path: "/".into(), permissions: vec!["*".into()] }]
+        } else {
+            answer.rules
+        };
+        Ok(Identity {
+            user: user.to_string(),
+            home,
+            rules,
+            mounts: answer.mounts,
+            admin: answer.admin,
+            upload_mode,
+            source: "http",
+        })
+    }
+}
+
+#[async_trait]
+impl Authenticator for HttpAuthenticator {
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+        context: &AuthContext,
+    ) -> Result<Identity, AuthError> {
+        let (password, public_key) = match credentials {
+            Credentials::Password(secret) if secret.expose().is_empty() => {
+                return Err(AuthError::Denied(Denial::EmptyPassword));
+            }
+            Credentials::Password(secret) => (Some(secret.expose().as_str()), None),
+            Credentials::PublicKey(key) => (None, Some(key.as_str())),
+            // Tokens and API keys are issued by this server for local users.
+            Credentials::Token(_) | Credentials::ApiKey(_) => {
+                return Err(AuthError::Denied(Denial::UnknownUser));
+            }
+        };
+        let body = Request {
+            username: user,
+            password,
+            public_key,
+            protocol: context.protocol.as_str(),
+            peer_address: context.peer.0.map(|a| a.ip().to_string()),
+        };
+        let mut request = self.client.post(&self.url).json(&body);
+        if let Some(bearer) = &self.bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let unavailable = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
+        let response = request.send().await.map_err(|e| {
+            unavailable(if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") })
+        })?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(unavailable(format!("answered {}", response.status())));
+        }
+        // A bounded body: the answer is a small JSON object.
+        if response.content_length().is_some_and(|len| len > 64 << 10) {
+            return Err(unavailable("answer larger than 64 KiB".into()));
+        }
+        let bytes = response.bytes().await.map_err(|e| unavailable(format!("reading the answer: {e}")))?;
+        if bytes.len() > 64 << 10 {
+            return Err(unavailable("answer larger than 64 KiB".into()));
+        }
+        let answer: Answer =
+            serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("malformed answer: {e}")))?;
+        if !answer.allow {
+            return Err(AuthError::Denied(Denial::RefusedByService));
+        }
+        self.identity(user, answer)
+    }
+}

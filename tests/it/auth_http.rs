@@ -1,0 +1,135 @@
+//! The HTTP authentication service, played by a small axum app on a loopback port: logins over
+//! HTTPS and SFTP go to it after the local users, its answers decide, and every way it can
+//! misbehave (timeout, 500, redirect, garbage) fails closed.
+
+use std::sync::{Arc, Mutex};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use crate::harness::{TestServer, User, ok, run};
+
+#[derive(Clone, Default)]
+struct Service {
+    seen: Arc<Mutex<Vec<Value>>>,
+    /// The SSH key (`algorithm base64`) the service accepts for user `keyed`.
+    key: Arc<Mutex<String>>,
+}
+
+async fn answer(State(service): State<Service>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some("Bearer svc-secret") {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    service.seen.lock().unwrap().push(body.clone());
+    let allow_ext = json!({"allow": true, "home": "/partners/ext",
+        "rules": [{"path": "/", "permissions": ["list", "download"]}]});
+    match body["username"].as_str().unwrap_or("") {
+        "ext" if body["password"] == "ext-pass-1" => Json(allow_ext).into_response(),
+        "keyed" if body["public_key"].as_str() == Some(service.key.lock().unwrap().as_str()) => {
+            Json(json!({"allow": true})).into_response()
+        }
+        "slow" => {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            Json(json!({"allow": true})).into_response()
+        }
+        "garbage" => (StatusCode::OK, "this is not json").into_response(),
+        "boom" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        "moved" => (StatusCode::FOUND, [("location", "http://127.0.0.1:1/")]).into_response(),
+        "escaper" => Json(json!({"allow": true, "home": "/../../etc"})).into_response(),
+        _ => Json(json!({"allow": false})).into_response(),
+    }
+}
+
+async fn start_service() -> (String, Service) {
+    let service = Service::default();
+    let app = axum::Router::new().route("/auth", axum::routing::post(answer)).with_state(service.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/auth", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, service)
+}
+
+fn https_client(srv: &TestServer) -> reqwest::Client {
+    let pem = std::fs::read(&srv.cert).unwrap();
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_service_decides_logins_and_fails_closed() {
+    let (url, service) = start_service().await;
+    let mut srv = TestServer::start_with(&format!(
+        "[auth]\nchain = [\"local\", \"http\"]\n[auth.http]\nurl = \"{url}\"\ntimeout = \"1s\"\nbearer_secret = \"svc-secret\"\n"
+    ))
+    .await;
+    srv.add_user(User::with_password("loc", "loc-pass-1")).await;
+    let http = https_client(&srv);
+    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+
+    // Local users still log in first; the service vouches for its own users with their rules.
+    assert_eq!(
+        http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let listed = http.get(&files).basic_auth("ext", Some("ext-pass-1")).send().await.unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let denied = http
+        .put(format!("{files}/x.txt"))
+        .basic_auth("ext", Some("ext-pass-1"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN, "the service's rules apply");
+    assert!(srv.files.join("partners/ext").is_dir(), "the home the service gave");
+    let login = srv.expect_event(|e| e.event == "login.succeeded" && e.user.as_deref() == Some("ext")).await;
+    assert_eq!(login.reason.as_deref(), Some("password via http"));
+
+    let wrong = http.get(&files).basic_auth("ext", Some("nope-nope")).send().await.unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    let refused = srv
+        .expect_event(|e| {
+            e.event == "login.failed" && e.reason.as_deref().is_some_and(|r| r.contains("service"))
+        })
+        .await;
+    assert_eq!(refused.user.as_deref(), Some("ext"));
+
+    // Every misbehaviour fails closed, quickly, and is audited as the backend being unavailable.
+    for user in ["slow", "garbage", "boom", "moved", "escaper"] {
+        let started = std::time::Instant::now();
+        let answer = http.get(&files).basic_auth(user, Some("whatever-1")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{user}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{user} took {:?}", started.elapsed());
+        let failed = srv.expect_event(|e| e.event == "login.failed" && e.user.as_deref() == Some(user)).await;
+        assert_eq!(failed.outcome, ferry::audit::Outcome::Failed, "{user}");
+    }
+    assert!(!srv.files.join("etc").exists());
+
+    // Over SFTP too, with what the service learns about the login.
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\n\
+                  t.connect(username='ext', password='ext-pass-1')\ns = paramiko.SFTPClient.from_transport(t)\n\
+                  print(s.listdir('.'))\n";
+    let mut cmd = tokio::process::Command::new(&python);
+    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
+    ok(&run(cmd, 60).await);
+    let seen = service.seen.lock().unwrap().clone();
+    let ssh =
+        seen.iter().find(|b| b["protocol"] == "ssh" && b["username"] == "ext").expect("an SSH login asked");
+    assert_eq!(ssh["peer_address"], "127.0.0.1");
+    let https = seen.iter().find(|b| b["protocol"] == "https").expect("an HTTPS login asked");
+    assert_eq!(https["password"], "ext-pass-1");
+    assert!(seen.iter().all(|b| b["username"] != "loc"), "local users never reach the service");
+
+    // SSH key login for a user only the service knows.
+    let public = std::fs::read_to_string(srv.key.with_extension("pub")).unwrap();
+    let mut fields = public.split_whitespace();
+    *service.key.lock().unwrap() = format!("{} {}", fields.next().unwrap(), fields.next().unwrap());
+    let local = tempfile::tempdir().unwrap();
+    ok(&srv.sftp("keyed", local.path(), "pwd\n").await);
+}
