@@ -220,6 +220,13 @@ fn authenticators(
             ),
         });
     }
+    if !config.auth.chain.contains(&AuthBackend::Local) {
+        // Bearer tokens are issued to every user and answered by the local authenticator.
+        let tokens_only = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
+            .with_tokens(Arc::clone(tokens))
+            .tokens_only();
+        chain.insert(0, Arc::new(tokens_only));
+    }
     Ok(if chain.len() == 1 { chain.remove(0) } else { Arc::new(Chain::new(chain)) })
 }
 

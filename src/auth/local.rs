@@ -13,11 +13,20 @@ pub struct LocalAuthenticator {
     state: State,
     default_upload_mode: UploadMode,
     tokens: Option<Arc<TokenKeys>>,
+    /// Answers bearer tokens only: local users are switched off, but tokens issued to users of
+    /// other authenticators must still work.
+    tokens_only: bool,
 }
 
 impl LocalAuthenticator {
     pub fn new(state: State, default_upload_mode: UploadMode) -> Self {
-        Self { state, default_upload_mode, tokens: None }
+        Self { state, default_upload_mode, tokens: None, tokens_only: false }
+    }
+
+    /// Only bearer tokens, for chains without local users.
+    pub fn tokens_only(mut self) -> Self {
+        self.tokens_only = true;
+        self
     }
 
     /// Also accepts bearer tokens signed with `tokens`.
@@ -57,6 +66,22 @@ impl Authenticator for LocalAuthenticator {
         credentials: &Credentials,
         _context: &AuthContext,
     ) -> Result<Identity, AuthError> {
+        if self.tokens_only && !matches!(credentials, Credentials::Token(_)) {
+            return Err(AuthError::Denied(Denial::UnknownUser));
+        }
+        // An external user's token carries what their authenticator said at login.
+        if let (Credentials::Token(token), Some(tokens)) = (credentials, &self.tokens) {
+            match tokens.verify(token.expose()).await {
+                Ok(claims) if claims.sub == user => {
+                    if let Some(ext) = claims.ext {
+                        return Ok(ext.identity(user));
+                    }
+                }
+                Ok(_) => return Err(AuthError::Denied(Denial::UnknownUser)),
+                Err(VerifyError::Denied(denial)) => return Err(AuthError::Denied(denial)),
+                Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.to_string())),
+            }
+        }
         // An API key names its user: the key decides who this is.
         let api_key_user;
         let user = match credentials {
@@ -85,15 +110,10 @@ impl Authenticator for LocalAuthenticator {
                     (Some(_), true) => {}
                 }
             }
-            Credentials::Token(token) => {
-                let tokens = self.tokens.as_ref().ok_or(AuthError::Denied(Denial::InvalidToken))?;
-                match tokens.verify(token.expose()).await {
-                    Ok(claims) if claims.sub == user && record.is_some() => {}
-                    Ok(_) => return Err(AuthError::Denied(Denial::UnknownUser)),
-                    Err(VerifyError::Denied(denial)) => return Err(AuthError::Denied(denial)),
-                    Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.to_string())),
-                }
-            }
+            // Verified above (signature, expiry, revocation, subject); a local user's token
+            // then stands or falls with the user's record.
+            Credentials::Token(_) if self.tokens.is_some() => {}
+            Credentials::Token(_) => return Err(AuthError::Denied(Denial::InvalidToken)),
             Credentials::ApiKey(_) => {}
             Credentials::PublicKey(offered) => {
                 let Some(record) = &record else {

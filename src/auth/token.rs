@@ -22,6 +22,51 @@ pub struct Claims {
     pub sub: String,
     pub exp: i64,
     pub sid: String,
+    /// For users vouched for by an external authenticator (HTTP service, directory): what it
+    /// said at login, signed into the token, so any replica serves the token without asking
+    /// again until it expires. Local users are read from the store on every use instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ext: Option<ExternalIdentity>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExternalIdentity {
+    pub source: String,
+    pub home: String,
+    pub rules: Vec<crate::state::RuleRecord>,
+    pub mounts: Vec<crate::state::MountRecord>,
+    pub upload_mode: crate::types::UploadMode,
+    pub admin: bool,
+}
+
+impl ExternalIdentity {
+    pub fn of(identity: &super::Identity) -> Option<Self> {
+        (identity.source != "local").then(|| Self {
+            source: identity.source.to_string(),
+            home: identity.home.clone(),
+            rules: identity.rules.clone(),
+            mounts: identity.mounts.clone(),
+            upload_mode: identity.upload_mode,
+            admin: identity.admin,
+        })
+    }
+
+    pub fn identity(self, user: &str) -> super::Identity {
+        let source = match self.source.as_str() {
+            "http" => "http",
+            "ldap" => "ldap",
+            _ => "external",
+        };
+        super::Identity {
+            user: user.to_string(),
+            home: self.home,
+            rules: self.rules,
+            mounts: self.mounts,
+            admin: self.admin,
+            upload_mode: self.upload_mode,
+            source,
+        }
+    }
 }
 
 pub struct TokenKeys {
@@ -43,12 +88,13 @@ impl TokenKeys {
         self.ttl
     }
 
-    /// A token for `user`, valid for the configured time: a new login.
-    pub fn issue(&self, user: &str) -> (String, Claims) {
+    /// A token for `identity`, valid for the configured time: a new login.
+    pub fn issue(&self, identity: &super::Identity) -> (String, Claims) {
         self.sign(Claims {
-            sub: user.to_string(),
+            sub: identity.user.clone(),
             exp: chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64,
             sid: uuid::Uuid::new_v4().simple().to_string(),
+            ext: ExternalIdentity::of(identity),
         })
     }
 
@@ -119,18 +165,30 @@ mod tests {
         let state = State::open_sqlite(&dir.join("t.db")).await.unwrap();
         let one = TokenKeys::load(state.clone(), Duration::from_secs(60)).await.unwrap();
         let two = TokenKeys::load(state.clone(), Duration::from_secs(60)).await.unwrap();
-        let (token, claims) = one.issue("alice");
+        let (token, claims) = one.issue(&local("alice"));
         assert_eq!(two.verify(&token).await.unwrap().sub, "alice", "a second instance accepts it");
         let forged = token.replace(&URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap()), &{
             let other = Claims { sub: "root".into(), ..claims.clone() };
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&other).unwrap())
         });
         assert!(matches!(two.verify(&forged).await, Err(VerifyError::Denied(Denial::InvalidToken))));
-        let expired = TokenKeys::load(state.clone(), Duration::ZERO).await.unwrap().issue("alice").0;
+        let expired = TokenKeys::load(state.clone(), Duration::ZERO).await.unwrap().issue(&local("alice")).0;
         assert!(matches!(one.verify(&expired).await, Err(VerifyError::Denied(Denial::ExpiredToken))));
         two.revoke(&token).await.unwrap();
         assert!(matches!(one.verify(&token).await, Err(VerifyError::Denied(Denial::RevokedToken))));
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn local(user: &str) -> crate::auth::Identity {
+        crate::auth::Identity {
+            user: user.into(),
+            home: format!("/{user}"),
+            rules: Vec::new(),
+            mounts: Vec::new(),
+            admin: false,
+            upload_mode: crate::types::UploadMode::Atomic,
+            source: "local",
+        }
     }
 
     fn tempfile_dir() -> std::path::PathBuf {

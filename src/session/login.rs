@@ -98,7 +98,7 @@ impl SessionFactory {
     /// A bearer token for a user who just logged in.
     pub fn issue_token(&self, identity: &Identity) -> Option<IssuedToken> {
         let tokens = self.tokens.as_ref()?;
-        let (token, _) = tokens.issue(&identity.user);
+        let (token, _) = tokens.issue(identity);
         Some(IssuedToken { token, expires_in: tokens.ttl() })
     }
 

@@ -126,6 +126,30 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     assert_eq!(https["password"], "ext-pass-1");
     assert!(seen.iter().all(|b| b["username"] != "loc"), "local users never reach the service");
 
+    // A user of the service gets a bearer token that works (on any replica) until it expires,
+    // carrying what the service said; and a browser session.
+    let token: Value = http
+        .post(format!("https://localhost:{}/api/v1/auth/token", srv.https.port()))
+        .basic_auth("ext", Some("ext-pass-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let asked = service.seen.lock().unwrap().len();
+    let by_token = http.get(&files).bearer_auth(token["token"].as_str().unwrap()).send().await.unwrap();
+    assert_eq!(by_token.status(), StatusCode::OK);
+    let denied = http
+        .put(format!("{files}/y.txt"))
+        .bearer_auth(token["token"].as_str().unwrap())
+        .body("y")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), StatusCode::FORBIDDEN, "the service's rules ride in the token");
+    assert_eq!(service.seen.lock().unwrap().len(), asked, "token requests do not ask the service");
+
     // SSH key login for a user only the service knows.
     let public = std::fs::read_to_string(srv.key.with_extension("pub")).unwrap();
     let mut fields = public.split_whitespace();
