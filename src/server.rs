@@ -12,6 +12,7 @@ use tokio::task::JoinSet;
 use crate::admin::{Admin, UserSpec};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::Authenticator;
+use crate::auth::cache::Cached;
 use crate::auth::chain::Chain;
 use crate::auth::http::HttpAuthenticator;
 use crate::auth::local::LocalAuthenticator;
@@ -214,10 +215,17 @@ fn authenticators(
                 LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
                     .with_tokens(Arc::clone(tokens)),
             ),
-            AuthBackend::Http => Arc::new(
-                HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
-                    .map_err(anyhow::Error::msg)?,
-            ),
+            AuthBackend::Http => {
+                let http: Arc<dyn Authenticator> = Arc::new(
+                    HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
+                        .map_err(anyhow::Error::msg)?,
+                );
+                if config.auth.cache_ttl.is_zero() {
+                    http
+                } else {
+                    Arc::new(Cached::new(http, config.auth.cache_ttl))
+                }
+            }
         });
     }
     if !config.auth.chain.contains(&AuthBackend::Local) {

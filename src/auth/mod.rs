@@ -3,6 +3,7 @@
 //! Uses `state`, `config`, `types`.
 
 pub mod api_key;
+pub mod cache;
 pub mod chain;
 pub mod http;
 pub mod local;

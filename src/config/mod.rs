@@ -282,6 +282,8 @@ pub struct AuthConfig {
     pub chain: Vec<AuthBackend>,
     /// The HTTP authentication service (`[auth.http]`).
     pub http: AuthHttpConfig,
+    /// How long a success of an external authenticator is reused; zero is off.
+    pub cache_ttl: Duration,
     /// Failed logins from one address (any protocol) within `ban_window` that get it refused
     /// for `ban_time`; 0 turns this off.
     pub ban_after_failures: u32,
@@ -532,6 +534,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     if chain.is_empty() {
         r.fail("chain", "name at least one authenticator");
     }
+    let cache_ttl = r.duration("cache_ttl", Duration::ZERO);
     let http_table = r.section("http");
     let dotted = r.dotted("http");
     let mut h = Reader::new(&dotted, http_table, r.errors());
@@ -559,6 +562,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ban_time,
         chain,
         http,
+        cache_ttl,
     };
 
     let mut r = Reader::new(audit.0, audit.1, errors);

@@ -157,3 +157,36 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     let local = tempfile::tempdir().unwrap();
     ok(&srv.sftp("keyed", local.path(), "pwd\n").await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_logins_asks_the_service_once_with_the_cache_on() {
+    let (url, service) = start_service().await;
+    let srv = TestServer::start_with(&format!(
+        "[auth]\nchain = [\"http\"]\ncache_ttl = \"1h\"\n[auth.http]\nurl = \"{url}\"\nbearer_secret = \"svc-secret\"\n"
+    ))
+    .await;
+    let http = https_client(&srv);
+    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+    for _ in 0..5 {
+        let answer = http.get(&files).basic_auth("ext", Some("ext-pass-1")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+    }
+    for _ in 0..3 {
+        let answer = http.get(&files).basic_auth("ext", Some("not-it")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
+    }
+    let seen = service.seen.lock().unwrap().clone();
+    assert_eq!(seen.iter().filter(|b| b["password"] == "ext-pass-1").count(), 1, "successes are cached");
+    assert_eq!(seen.iter().filter(|b| b["password"] == "not-it").count(), 3, "denials are not");
+    // Without local users, a local account does not log in.
+    srv.admin
+        .create_user(ferry::admin::UserSpec {
+            name: "loc".into(),
+            password: Some(ferry::types::Secret::new("loc-pass-1".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let local = http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap();
+    assert_eq!(local.status(), StatusCode::UNAUTHORIZED, "local users switched off");
+}
