@@ -302,6 +302,8 @@ require_tls = $require_tls
 max_connections_per_ip = 1000
 [ftps]
 enabled = false
+[https]
+enabled = false
 [audit]
 stdout = false
 EOF

@@ -52,16 +52,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_for_port() {
-    local port=$1 pid=$2 i
-    for (( i = 0; i < 200; i++ )); do
-        kill -0 "$pid" 2>/dev/null || die "pid $pid exited during startup (see $WORK/*.log)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    die "nothing listens on 127.0.0.1:$port after 10 s"
-}
-
 # ferry: generates its certificate on first start; nginx then serves with the same one.
 FERRY_PORT=$(free_port)
 mkdir -p "$WORK/ferry"
@@ -86,7 +76,7 @@ echo "bench-password-1" | "$FERRY_BIN" user add bench --password-stdin --home / 
     --config "$WORK/ferry/ferry.toml" >/dev/null
 "$FERRY_BIN" serve --config "$WORK/ferry/ferry.toml" >"$WORK/ferry.log" 2>&1 &
 PIDS+=("$!")
-wait_for_port "$FERRY_PORT" "$!"
+wait_for_port "$FERRY_PORT" "$!" "ferry"
 CERT=$WORK/ferry/tls/cert.pem KEY=$WORK/ferry/tls/key.pem
 [[ -f $CERT && -f $KEY ]] || die "ferry did not write its certificate to $WORK/ferry/tls"
 
@@ -123,22 +113,14 @@ http {
 EOF
 "$NGINX_BIN" -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx" >"$WORK/nginx.log" 2>&1 &
 PIDS+=("$!")
-wait_for_port "$NGINX_PORT" "$!"
+wait_for_port "$NGINX_PORT" "$!" "nginx"
 
-# Best of RUNS; curl reports bytes per second.
-best_rate() {
-    local best=0 rate i
+# Best of RUNS of curl's `%{speed_download}` or `%{speed_upload}` (METRIC), in MiB/s.
+best_of() {
+    local metric=$1 best=0 rate i
+    shift
     for (( i = 0; i < RUNS; i++ )); do
-        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_download}' "$@") ||
-            die "curl failed: $*"
-        best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
-    done
-    calc "$best / 1048576"
-}
-best_upload() {
-    local best=0 rate i
-    for (( i = 0; i < RUNS; i++ )); do
-        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w '%{speed_upload}' "$@") ||
+        rate=$(curl -sS --fail --tlsv1.3 --cacert "$CERT" -o /dev/null -w "%{$metric}" "$@") ||
             die "curl failed: $*"
         best=$(awk -v a="$best" -v b="$rate" 'BEGIN { print (b > a) ? b : a }')
     done
@@ -146,11 +128,11 @@ best_upload() {
 }
 
 log "nginx download"
-nginx_down=$(best_rate "https://localhost:$NGINX_PORT/big.bin")
+nginx_down=$(best_of speed_download "https://localhost:$NGINX_PORT/big.bin")
 log "ferry download"
-ferry_down=$(best_rate -u bench:bench-password-1 "https://localhost:$FERRY_PORT/api/v1/files/big.bin")
+ferry_down=$(best_of speed_download -u bench:bench-password-1 "https://localhost:$FERRY_PORT/api/v1/files/big.bin")
 log "ferry upload"
-ferry_up=$(best_upload -u bench:bench-password-1 -T "$WORK/ferry/files/big.bin" \
+ferry_up=$(best_of speed_upload -u bench:bench-password-1 -T "$WORK/ferry/files/big.bin" \
     "https://localhost:$FERRY_PORT/api/v1/files/upload.bin")
 cmp -s "$WORK/ferry/files/big.bin" "$WORK/ferry/files/upload.bin" || die "the upload differs"
 

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Helpers shared by the benchmark scripts in this directory
-# (sftp_vs_openssh.sh, ftp_vs_peers.sh), which source this file. It only defines
+# (sftp_vs_openssh.sh, ftp_vs_peers.sh, object_vs_rclone.sh, https_vs_nginx.sh), which source this file. It only defines
 # functions: messages and option checks, signalling and reaping our own child
 # processes, /proc accounting of a server's process tree, small number and port
 # utilities, and a few report helpers.
@@ -187,6 +187,17 @@ count_established() {
 }
 
 # ------------------------------------------------------------ small utils ---
+
+# Wait until 127.0.0.1:PORT accepts TCP connections, failing early if PID died.
+wait_for_port() {
+    local port=$1 pid=$2 name=$3 i
+    for (( i = 0; i < 200; i++ )); do
+        kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited during startup"
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.05
+    done
+    die "$name did not accept connections on 127.0.0.1:$port within 10 s"
+}
 
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }
 now() { echo "$EPOCHREALTIME"; }

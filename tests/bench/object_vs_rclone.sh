@@ -59,16 +59,6 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-wait_for_port() {
-    local port=$1 pid=$2 i
-    for (( i = 0; i < 200; i++ )); do
-        kill -0 "$pid" 2>/dev/null || die "pid $pid exited during startup (see $WORK/*.log)"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    die "nothing listens on 127.0.0.1:$port after 10 s"
-}
-
 # Peak RSS in MiB since the last reset_peak of PID (VmHWM; clear_refs 5 resets it).
 reset_peak() { echo 5 >"/proc/$1/clear_refs"; }
 peak_mib() { awk '/^VmHWM:/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
@@ -83,7 +73,7 @@ mkdir -p "$STORE/s3s/bench"
 "$S3S_BIN" --host 127.0.0.1 --port "$S3_PORT" --access-key bench --secret-key bench-secret \
     "$STORE/s3s" >"$WORK/s3s.log" 2>&1 &
 PIDS+=("$!")
-wait_for_port "$S3_PORT" "$!"
+wait_for_port "$S3_PORT" "$!" "s3s-fs"
 
 # A proxy that holds every chunk going to the store for LATENCY_MS, in order: each request
 # then waits one round of added latency, as with a store far away.
@@ -109,7 +99,7 @@ async def main():
 asyncio.run(main())
 PY
 PIDS+=("$!")
-wait_for_port "$LAT_PORT" "$!"
+wait_for_port "$LAT_PORT" "$!" "latency relay"
 
 # ferry: S3 backend on s3s-fs (directly, or through the latency proxy).
 launch_ferry() {
@@ -136,12 +126,14 @@ bind = "127.0.0.1:$port"
 enabled = false
 [ftps]
 enabled = false
+[https]
+enabled = false
 EOF
     FERRY_DATA_DIR="$WORK/$name" "$FERRY_BIN" user add bench --home / --key "$WORK/client_key.pub" \
         --config "$WORK/$name/ferry.toml" >/dev/null
     "$FERRY_BIN" serve --config "$WORK/$name/ferry.toml" >"$WORK/$name.log" 2>&1 &
     PIDS+=("$!")
-    wait_for_port "$port" "$!"
+    wait_for_port "$port" "$!" "ferry ($name)"
     SRV_PID[$name]=$! SRV_PORT[$name]=$port
 }
 
@@ -157,7 +149,7 @@ RCLONE_CONFIG_S3S_SECRET_ACCESS_KEY=bench-secret RCLONE_CONFIG_S3S_FORCE_PATH_ST
     env -u AWS_CA_BUNDLE rclone serve sftp s3s:bench/ferry --addr "127.0.0.1:$RCLONE_PORT" --config /dev/null \
     --authorized-keys "$WORK/client_key.pub" --key "$WORK/rclone_host_key" >"$WORK/rclone.log" 2>&1 &
 PIDS+=("$!")
-wait_for_port "$RCLONE_PORT" "$!"
+wait_for_port "$RCLONE_PORT" "$!" "rclone"
 SRV_PID[rclone]=$! SRV_PORT[rclone]=$RCLONE_PORT
 
 # One sftp batch against a server; prints the seconds it took.

@@ -155,16 +155,6 @@ trap 'exit 143' TERM
 
 # ------------------------------------------------------------ small utils ---
 
-# Wait until PORT accepts TCP connections, failing early if PID died.
-wait_for_port() {
-    local port=$1 pid=$2 name=$3 i
-    for (( i = 0; i < 200; i++ )); do
-        kill -0 "$pid" 2>/dev/null || die "$name (pid $pid) exited during startup"
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.05
-    done
-    die "$name did not accept connections on 127.0.0.1:$port within 10 s"
-}
 
 # ----------------------------------------------------------------- servers ---
 
@@ -240,6 +230,12 @@ data_dir = "$WORK/ferry-data"
 root = "$WORK/files"
 [sftp]
 bind = "127.0.0.1:$1"
+[ftp]
+enabled = false
+[ftps]
+enabled = false
+[https]
+enabled = false
 EOF
 }
 
