@@ -15,6 +15,7 @@ use crate::auth::Authenticator;
 use crate::auth::cache::Cached;
 use crate::auth::chain::Chain;
 use crate::auth::http::HttpAuthenticator;
+use crate::auth::ldap::LdapAuthenticator;
 use crate::auth::local::LocalAuthenticator;
 use crate::auth::token::TokenKeys;
 use crate::config::{AuthBackend, Config};
@@ -202,6 +203,11 @@ pub async fn start(
     Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, audit, state, task })
 }
 
+/// An external authenticator behind the positive cache, when `auth.cache_ttl` is set.
+fn cached(inner: Arc<dyn Authenticator>, config: &Config) -> Arc<dyn Authenticator> {
+    if config.auth.cache_ttl.is_zero() { inner } else { Arc::new(Cached::new(inner, config.auth.cache_ttl)) }
+}
+
 /// The configured authenticators, in order (`[auth] chain`).
 fn authenticators(
     config: &Config,
@@ -220,11 +226,14 @@ fn authenticators(
                     HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
                         .map_err(anyhow::Error::msg)?,
                 );
-                if config.auth.cache_ttl.is_zero() {
-                    http
-                } else {
-                    Arc::new(Cached::new(http, config.auth.cache_ttl))
-                }
+                cached(http, config)
+            }
+            AuthBackend::Ldap => {
+                let ldap: Arc<dyn Authenticator> = Arc::new(
+                    LdapAuthenticator::new(&config.auth.ldap, config.auth.default_upload_mode)
+                        .map_err(anyhow::Error::msg)?,
+                );
+                cached(ldap, config)
             }
         });
     }

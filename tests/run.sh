@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl and rclone from Debian; paramiko, the moto S3 emulator (also behind the GCS
+# server, lftp, curl, rclone, chromium, slapd and ldap-utils from Debian; paramiko, the moto S3 emulator (also behind the GCS
 # emulator shim), azure-storage-blob and schemathesis in a venv; the azurite Blob emulator and
 # playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
 # the emulators and services themselves on loopback ports).
@@ -20,11 +20,18 @@ command -v curl >/dev/null || need_apt+=(curl)
 command -v rclone >/dev/null || need_apt+=(rclone)
 command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
+[ -x /usr/sbin/slapd ] || need_apt+=(slapd)
+command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+    # The slapd package may start a system-wide server on port 389; the tests start their own
+    # on loopback ports (tests/fixtures/ldap/start-slapd.sh), so stop the packaged one.
+    if [[ " ${need_apt[*]} " == *" slapd "* ]] && command -v service >/dev/null; then
+        $SUDO service slapd stop >/dev/null 2>&1 || true
+    fi
 fi
 
 # paramiko and the moto S3 emulator in a venv kept outside the clone, so reruns are quick.

@@ -6,6 +6,7 @@ pub mod api_key;
 pub mod cache;
 pub mod chain;
 pub mod http;
+pub mod ldap;
 pub mod local;
 pub mod password;
 pub mod token;

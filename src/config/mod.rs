@@ -258,6 +258,33 @@ pub enum Backend {
 pub enum AuthBackend {
     Local,
     Http,
+    Ldap,
+}
+
+/// A directory to log users in against (docs/auth-ldap.md).
+#[derive(Debug, Clone)]
+pub struct AuthLdapConfig {
+    pub url: String,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Direct bind: the user's DN with `{user}` (escaped), e.g. `uid={user},ou=people,dc=x`.
+    pub bind_dn: Option<String>,
+    /// Search mode: a service account finds the user's DN under `base_dn` with `user_filter`.
+    pub service_dn: Option<String>,
+    pub service_password: Option<crate::types::Secret<String>>,
+    pub base_dn: String,
+    pub user_filter: String,
+    /// Groups are found under this DN with `group_filter` (`{dn}` is the user's DN); their `cn`.
+    pub group_base_dn: Option<String>,
+    pub group_filter: String,
+    pub ssh_key_attribute: String,
+    /// The home, with `{user}`.
+    pub home: String,
+    /// `GROUP: PATH=perm,perm` — rules for members of GROUP; users in no listed group get
+    /// `default_rules`.
+    pub group_rules: Vec<String>,
+    pub default_rules: Vec<String>,
 }
 
 /// An external service that answers logins: POST JSON, fail closed (docs/auth-http.md).
@@ -282,6 +309,8 @@ pub struct AuthConfig {
     pub chain: Vec<AuthBackend>,
     /// The HTTP authentication service (`[auth.http]`).
     pub http: AuthHttpConfig,
+    /// The LDAP / Active Directory authenticator (`[auth.ldap]`).
+    pub ldap: AuthLdapConfig,
     /// How long a success of an external authenticator is reused; zero is off.
     pub cache_ttl: Duration,
     /// Failed logins from one address (any protocol) within `ban_window` that get it refused
@@ -525,8 +554,9 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         .filter_map(|name| match name.as_str() {
             "local" => Some(AuthBackend::Local),
             "http" => Some(AuthBackend::Http),
+            "ldap" => Some(AuthBackend::Ldap),
             other => {
-                r.fail("chain", format!("unknown authenticator `{other}` (local, http)"));
+                r.fail("chain", format!("unknown authenticator `{other}` (local, http, ldap)"));
                 None
             }
         })
@@ -552,6 +582,39 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         h.fail("url", "the http authenticator needs an http(s):// URL");
     }
     h.finish();
+    let ldap_table = r.section("ldap");
+    let dotted = r.dotted("ldap");
+    let mut l = Reader::new(&dotted, ldap_table, r.errors());
+    let text = |l: &mut Reader<'_>, key: &str| Some(l.string(key, "")).filter(|s| !s.is_empty());
+    let ldap = AuthLdapConfig {
+        url: l.string("url", ""),
+        starttls: l.bool("starttls", false),
+        ca_file: optional_path(&mut l, "ca_file"),
+        timeout: l.duration("timeout", Duration::from_secs(5)),
+        bind_dn: text(&mut l, "bind_dn"),
+        service_dn: text(&mut l, "service_dn"),
+        service_password: text(&mut l, "service_password").map(crate::types::Secret::new),
+        base_dn: l.string("base_dn", ""),
+        user_filter: l.string("user_filter", "(uid={user})"),
+        group_base_dn: text(&mut l, "group_base_dn"),
+        group_filter: l.string("group_filter", "(member={dn})"),
+        ssh_key_attribute: l.string("ssh_key_attribute", "sshPublicKey"),
+        home: l.string("home", "/{user}"),
+        group_rules: l.strings("group_rules", &[]),
+        default_rules: l.strings("default_rules", &["/=*"]),
+    };
+    if chain.contains(&AuthBackend::Ldap) {
+        if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
+            l.fail("url", "the ldap authenticator needs an ldap:// or ldaps:// URL");
+        }
+        if ldap.bind_dn.is_none() && (ldap.service_dn.is_none() || ldap.base_dn.is_empty()) {
+            l.fail(
+                "bind_dn",
+                "give bind_dn (direct bind) or service_dn, service_password and base_dn (search)",
+            );
+        }
+    }
+    l.finish();
     r.finish();
     let auth = AuthConfig {
         max_attempts,
@@ -562,6 +625,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ban_time,
         chain,
         http,
+        ldap,
         cache_ttl,
     };
 

@@ -10,6 +10,7 @@ mod ftp;
 mod harness;
 mod http;
 mod layering;
+mod ldap;
 mod mounts;
 mod openssh;
 mod paramiko;

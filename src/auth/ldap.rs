@@ -1,0 +1,237 @@
+//! LDAP / Active Directory. Direct bind with a DN template, or a service account that finds the
+//! user's DN and then a bind as that DN on a connection of its own (ldap3 multiplexes one
+//! connection per handle, and a bind changes it for every clone). Empty passwords are refused
+//! before any bind (an empty password binds anonymously and "succeeds"); user input is escaped
+//! in filters and DNs. Group membership maps to permission rules. A directory that cannot be
+//! reached within the timeout refuses the login (fails closed).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, dn_escape, ldap_escape};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+
+use super::{AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_rule};
+use crate::config::AuthLdapConfig;
+use crate::state::RuleRecord;
+use crate::types::UploadMode;
+
+pub struct LdapAuthenticator {
+    config: AuthLdapConfig,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    /// (group, rule) pairs from `group_rules`.
+    group_rules: Vec<(String, RuleRecord)>,
+    default_rules: Vec<RuleRecord>,
+    default_upload_mode: UploadMode,
+}
+
+fn parse_rule(raw: &str) -> Result<RuleRecord, String> {
+    let (path, perms) = raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=perm,perm"))?;
+    let rule = RuleRecord {
+        path: path.trim().to_string(),
+        permissions: perms.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+    };
+    validate_rule(&rule)?;
+    Ok(rule)
+}
+
+impl LdapAuthenticator {
+    pub fn new(config: &AuthLdapConfig, default_upload_mode: UploadMode) -> Result<Self, String> {
+        let group_rules = config
+            .group_rules
+            .iter()
+            .map(|line| {
+                let (group, rule) = line
+                    .split_once(':')
+                    .ok_or_else(|| format!("auth.ldap.group_rules: `{line}`: expected GROUP: PATH=perms"))?;
+                Ok((
+                    group.trim().to_string(),
+                    parse_rule(rule.trim()).map_err(|e| format!("auth.ldap.group_rules: {e}"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        let default_rules = config
+            .default_rules
+            .iter()
+            .map(|r| parse_rule(r).map_err(|e| format!("auth.ldap.default_rules: {e}")))
+            .collect::<Result<Vec<_>, String>>()?;
+        let tls = match &config.ca_file {
+            None => None,
+            Some(file) => {
+                let pem =
+                    std::fs::read(file).map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_slice_iter(&pem) {
+                    let cert = cert.map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
+                    roots.add(cert).map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
+                }
+                Some(Arc::new(
+                    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
+                ))
+            }
+        };
+        Ok(Self { config: config.clone(), tls, group_rules, default_rules, default_upload_mode })
+    }
+
+    async fn connect(&self) -> Result<Ldap, AuthError> {
+        let mut settings =
+            LdapConnSettings::new().set_conn_timeout(self.config.timeout).set_starttls(self.config.starttls);
+        if let Some(tls) = &self.tls {
+            settings = settings.set_config(Arc::clone(tls));
+        }
+        let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.config.url)
+            .await
+            .map_err(|e| AuthError::Unavailable(format!("directory unreachable: {e}")))?;
+        ldap3::drive!(conn);
+        Ok(ldap)
+    }
+
+    fn unavailable(e: ldap3::LdapError) -> AuthError {
+        AuthError::Unavailable(format!("directory: {e}"))
+    }
+
+    /// The user's entry (DN and the attributes we read), found by the service account, or the
+    /// DN of the template in direct-bind mode.
+    async fn find_user(&self, user: &str) -> Result<(String, Vec<String>), AuthError> {
+        let timeout = self.config.timeout;
+        let attrs = vec![self.config.ssh_key_attribute.as_str()];
+        if let Some(template) = &self.config.bind_dn {
+            return Ok((template.replace("{user}", &dn_escape(user)), Vec::new()));
+        }
+        let mut ldap = self.connect().await?;
+        let (dn, password) = (
+            self.config.service_dn.clone().unwrap_or_default(),
+            self.config.service_password.as_ref().map(|s| s.expose().clone()).unwrap_or_default(),
+        );
+        ldap.with_timeout(timeout)
+            .simple_bind(&dn, &password)
+            .await
+            .and_then(|r| r.success())
+            .map_err(Self::unavailable)?;
+        let filter = self.config.user_filter.replace("{user}", &ldap_escape(user));
+        let (entries, _) = ldap
+            .with_timeout(timeout)
+            .search(&self.config.base_dn, Scope::Subtree, &filter, attrs)
+            .await
+            .and_then(|r| r.success())
+            .map_err(Self::unavailable)?;
+        let _ = ldap.unbind().await;
+        match entries.len() {
+            0 => Err(AuthError::Denied(Denial::UnknownUser)),
+            1 => {
+                let entry = SearchEntry::construct(
+                    entries.into_iter().next().ok_or(AuthError::Denied(Denial::UnknownUser))?,
+                );
+                let keys = entry.attrs.get(&self.config.ssh_key_attribute).cloned().unwrap_or_default();
+                Ok((entry.dn, keys))
+            }
+            // Ambiguous: never guess which person this is.
+            _ => Err(AuthError::Denied(Denial::UnknownUser)),
+        }
+    }
+
+    /// Binds as the user on a connection of its own; then reads the groups with it.
+    async fn bind_and_groups(&self, dn: &str, password: &str) -> Result<Vec<String>, AuthError> {
+        let timeout = self.config.timeout;
+        let mut ldap = self.connect().await?;
+        match ldap.with_timeout(timeout).simple_bind(dn, password).await {
+            Ok(result) if result.rc == 0 => {}
+            // 49: invalid credentials (also for an unknown DN in direct mode).
+            Ok(result) if result.rc == 49 => return Err(AuthError::Denied(Denial::WrongPassword)),
+            Ok(result) => return Err(AuthError::Unavailable(format!("directory bind: rc {}", result.rc))),
+            Err(e) => return Err(Self::unavailable(e)),
+        }
+        let groups = self.groups(&mut ldap, dn).await;
+        let _ = ldap.unbind().await;
+        groups
+    }
+
+    async fn groups(&self, ldap: &mut Ldap, dn: &str) -> Result<Vec<String>, AuthError> {
+        let Some(base) = &self.config.group_base_dn else { return Ok(Vec::new()) };
+        let filter = self.config.group_filter.replace("{dn}", &ldap_escape(dn));
+        let (entries, _) = ldap
+            .with_timeout(self.config.timeout)
+            .search(base, Scope::Subtree, &filter, vec!["cn"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(Self::unavailable)?;
+        Ok(entries
+            .into_iter()
+            .filter_map(|e| SearchEntry::construct(e).attrs.get("cn").and_then(|cn| cn.first().cloned()))
+            .collect())
+    }
+
+    fn identity(&self, user: &str, groups: &[String]) -> Identity {
+        let mut rules: Vec<RuleRecord> = self
+            .group_rules
+            .iter()
+            .filter(|(group, _)| groups.iter().any(|g| g.eq_ignore_ascii_case(group)))
+            .map(|(_, rule)| rule.clone())
+            .collect();
+        if rules.is_empty() {
+            rules = self.default_rules.clone();
+        }
+        Identity {
+            user: user.to_string(),
+            home: self.config.home.replace("{user}", user),
+            rules,
+            mounts: Vec::new(),
+            admin: false,
+            upload_mode: self.default_upload_mode,
+            source: "ldap",
+        }
+    }
+}
+
+#[async_trait]
+impl Authenticator for LdapAuthenticator {
+    async fn authenticate(
+        &self,
+        user: &str,
+        credentials: &Credentials,
+        _context: &AuthContext,
+    ) -> Result<Identity, AuthError> {
+        // A user name is a name: anything that could change a DN or a filter is not one.
+        if user.is_empty() || user.len() > 256 || user.chars().any(|c| c.is_control()) {
+            return Err(AuthError::Denied(Denial::UnknownUser));
+        }
+        match credentials {
+            Credentials::Password(secret) => {
+                if secret.expose().is_empty() {
+                    return Err(AuthError::Denied(Denial::EmptyPassword));
+                }
+                let (dn, _) = self.find_user(user).await?;
+                let groups = self.bind_and_groups(&dn, secret.expose()).await?;
+                Ok(self.identity(user, &groups))
+            }
+            Credentials::PublicKey(offered) => {
+                if self.config.bind_dn.is_some() {
+                    // Reading keys needs the search account.
+                    return Err(AuthError::Denied(Denial::UnknownUser));
+                }
+                let (dn, keys) = self.find_user(user).await?;
+                let known =
+                    keys.iter().any(|k| super::local::key_identity(k).as_deref() == Some(offered.as_str()));
+                if !known {
+                    return Err(AuthError::Denied(Denial::UnknownKey));
+                }
+                // Groups with the service account.
+                let mut ldap = self.connect().await?;
+                let service = (
+                    self.config.service_dn.clone().unwrap_or_default(),
+                    self.config.service_password.as_ref().map(|s| s.expose().clone()).unwrap_or_default(),
+                );
+                ldap.with_timeout(self.config.timeout)
+                    .simple_bind(&service.0, &service.1)
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(Self::unavailable)?;
+                let groups = self.groups(&mut ldap, &dn).await;
+                let _ = ldap.unbind().await;
+                Ok(self.identity(user, &groups?))
+            }
+            Credentials::Token(_) | Credentials::ApiKey(_) => Err(AuthError::Denied(Denial::UnknownUser)),
+        }
+    }
+}
