@@ -14,7 +14,7 @@ use rustls::pki_types::pem::PemObject;
 
 use super::{AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_rule};
 use crate::config::AuthLdapConfig;
-use crate::state::RuleRecord;
+use crate::state::{MountRecord, RuleRecord};
 use crate::types::UploadMode;
 
 pub struct LdapAuthenticator {
@@ -22,8 +22,26 @@ pub struct LdapAuthenticator {
     tls: Option<Arc<rustls::ClientConfig>>,
     /// (group, rule) pairs from `group_rules`.
     group_rules: Vec<(String, RuleRecord)>,
+    /// (group, home template) and (group, mount template) pairs.
+    group_homes: Vec<(String, String)>,
+    group_mounts: Vec<(String, String)>,
     default_rules: Vec<RuleRecord>,
     default_upload_mode: UploadMode,
+}
+
+/// `PATH=STORAGE[:PREFIX]` with `{user}` filled in.
+fn parse_mount(template: &str, user: &str) -> Result<MountRecord, String> {
+    let raw = template.replace("{user}", user);
+    let (path, target) =
+        raw.split_once('=').ok_or_else(|| format!("`{template}`: expected PATH=STORAGE[:PREFIX]"))?;
+    let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
+    let mount = MountRecord {
+        path: path.trim().to_string(),
+        storage: storage.trim().to_string(),
+        prefix: prefix.trim().trim_matches('/').to_string(),
+    };
+    super::validate_mount(&mount)?;
+    Ok(mount)
 }
 
 fn parse_rule(raw: &str) -> Result<RuleRecord, String> {
@@ -51,6 +69,22 @@ impl LdapAuthenticator {
                 ))
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let split = |key: &str, line: &str| -> Result<(String, String), String> {
+            let (group, value) = line
+                .split_once(':')
+                .ok_or_else(|| format!("auth.ldap.{key}: `{line}`: expected GROUP: VALUE"))?;
+            Ok((group.trim().to_string(), value.trim().to_string()))
+        };
+        let group_homes =
+            config.group_homes.iter().map(|l| split("group_homes", l)).collect::<Result<Vec<_>, String>>()?;
+        let group_mounts = config
+            .group_mounts
+            .iter()
+            .map(|l| split("group_mounts", l))
+            .collect::<Result<Vec<_>, String>>()?;
+        for (_, mount) in &group_mounts {
+            parse_mount(mount, "user").map_err(|e| format!("auth.ldap.group_mounts: {e}"))?;
+        }
         let default_rules = config
             .default_rules
             .iter()
@@ -71,7 +105,15 @@ impl LdapAuthenticator {
                 ))
             }
         };
-        Ok(Self { config: config.clone(), tls, group_rules, default_rules, default_upload_mode })
+        Ok(Self {
+            config: config.clone(),
+            tls,
+            group_rules,
+            group_homes,
+            group_mounts,
+            default_rules,
+            default_upload_mode,
+        })
     }
 
     async fn connect(&self) -> Result<Ldap, AuthError> {
@@ -172,11 +214,25 @@ impl LdapAuthenticator {
         if rules.is_empty() {
             rules = self.default_rules.clone();
         }
+        let member = |group: &String| groups.iter().any(|g| g.eq_ignore_ascii_case(group));
+        let home = self
+            .group_homes
+            .iter()
+            .find(|(group, _)| member(group))
+            .map_or(self.config.home.as_str(), |(_, home)| home.as_str())
+            .replace("{user}", user);
+        // Templates were checked at start; a user name that would make a bad path is dropped.
+        let mounts = self
+            .group_mounts
+            .iter()
+            .filter(|(group, _)| member(group))
+            .filter_map(|(_, mount)| parse_mount(mount, user).ok())
+            .collect();
         Identity {
             user: user.to_string(),
-            home: self.config.home.replace("{user}", user),
+            home,
             rules,
-            mounts: Vec::new(),
+            mounts,
             admin: false,
             upload_mode: self.default_upload_mode,
             source: "ldap",

@@ -284,6 +284,10 @@ pub struct AuthLdapConfig {
     /// `GROUP: PATH=perm,perm` — rules for members of GROUP; users in no listed group get
     /// `default_rules`.
     pub group_rules: Vec<String>,
+    /// `GROUP: /home/with/{user}` — the first listed group the user is in sets the home.
+    pub group_homes: Vec<String>,
+    /// `GROUP: PATH=STORAGE[:PREFIX]` — mounts for members of GROUP (`{user}` allowed).
+    pub group_mounts: Vec<String>,
     pub default_rules: Vec<String>,
 }
 
@@ -601,6 +605,8 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ssh_key_attribute: l.string("ssh_key_attribute", "sshPublicKey"),
         home: l.string("home", "/{user}"),
         group_rules: l.strings("group_rules", &[]),
+        group_homes: l.strings("group_homes", &[]),
+        group_mounts: l.strings("group_mounts", &[]),
         default_rules: l.strings("default_rules", &["/=*"]),
     };
     if chain.contains(&AuthBackend::Ldap) {

@@ -75,7 +75,9 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
         "[auth]\nchain = [\"local\", \"ldap\"]\n[auth.ldap]\nurl = \"ldap://127.0.0.1:{port}\"\nstarttls = true\n\
          ca_file = \"{ca}\"\ntimeout = \"2s\"\nservice_dn = \"cn=ferry-svc,dc=ferry,dc=test\"\nservice_password = \"svc-secret\"\n\
          base_dn = \"ou=people,dc=ferry,dc=test\"\ngroup_base_dn = \"ou=groups,dc=ferry,dc=test\"\n\
-         group_rules = [\"partners: /=*\", \"readonly: /=list,download\"]\ndefault_rules = [\"/=list\"]\n",
+         group_rules = [\"partners: /=*\", \"readonly: /=list,download\"]\ndefault_rules = [\"/=list\"]\n\
+         group_homes = [\"partners: /partners/{{user}}\"]\ngroup_mounts = [\"partners: /drop=shared:drop/{{user}}\"]\n\
+         [storages.shared]\nbackend = \"memory\"\n",
         port = slapd.port,
         ca = slapd.ca()
     ))
@@ -88,8 +90,28 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
     };
 
     // Group rules: partners may write, readonly may only read.
+    // Group homes and mounts: partners live under /partners and get a /drop mount.
     assert_eq!(put("alice", "alice-pass-1").await.unwrap().status(), StatusCode::CREATED);
-    assert_eq!(std::fs::read(srv.files.join("alice/alice.txt")).unwrap(), b"hello");
+    assert_eq!(std::fs::read(srv.files.join("partners/alice/alice.txt")).unwrap(), b"hello");
+    let root: serde_json::Value = http
+        .get(&files)
+        .basic_auth("alice", Some("alice-pass-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(root["entries"].as_array().unwrap().iter().any(|e| e["name"] == "drop"), "{root}");
+    let dropped = http
+        .put(format!("{files}/drop/in.txt"))
+        .basic_auth("alice", Some("alice-pass-1"))
+        .body("to the bucket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(dropped.status(), StatusCode::CREATED);
+    assert!(!srv.files.join("partners/alice/drop").exists(), "the mount is on the other backend");
     let login =
         srv.expect_event(|e| e.event == "login.succeeded" && e.user.as_deref() == Some("alice")).await;
     assert_eq!(login.reason.as_deref(), Some("password via ldap"));
