@@ -132,6 +132,20 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{user:?} / {password:?}");
     }
 
+    // FTPS with directory credentials (curl, explicit TLS).
+    let ftps = |user: &str, password: &str| {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sS", "--fail", "--ssl-reqd", "--cacert"])
+            .arg(&srv.cert)
+            .args(["-u", &format!("{user}:{password}"), "--list-only"])
+            .arg(format!("ftp://localhost:{}/", srv.ftp.port()));
+        cmd
+    };
+    let listed = ok(&run(ftps("alice", "alice-pass-1"), 60).await);
+    assert!(listed.contains("alice.txt"), "{listed}");
+    let refused = run(ftps("alice", "wrong-pass"), 60).await;
+    assert!(!refused.status.success(), "a wrong directory password is refused over FTPS");
+
     // SSH key from the directory (sshPublicKey, openssh-lpk).
     let public = std::fs::read_to_string(srv.key.with_extension("pub")).unwrap();
     let ldif = format!(
