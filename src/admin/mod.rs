@@ -70,31 +70,13 @@ pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
 
 /// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
 pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
-    let (path, perms) = raw
-        .split_once('=')
-        .ok_or_else(|| AdminError::InvalidRule(format!("`{raw}`: expected PATH=perm,perm")))?;
-    let rule = RuleRecord {
-        path: path.trim().to_string(),
-        permissions: perms.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
-    };
-    crate::auth::validate_rule(&rule).map_err(AdminError::InvalidRule)?;
-    Ok(rule)
+    crate::auth::parse_rule_line(raw).map_err(AdminError::InvalidRule)
 }
 
 /// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`): the virtual folder PATH
 /// shows PREFIX of the backend named STORAGE (`default` is `[storage]`).
 pub fn parse_mount(raw: &str) -> Result<MountRecord, AdminError> {
-    let (path, target) = raw
-        .split_once('=')
-        .ok_or_else(|| AdminError::InvalidMount(format!("`{raw}`: expected PATH=STORAGE[:PREFIX]")))?;
-    let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
-    let mount = MountRecord {
-        path: path.trim().to_string(),
-        storage: storage.trim().to_string(),
-        prefix: prefix.trim().trim_matches('/').to_string(),
-    };
-    crate::auth::validate_mount(&mount).map_err(AdminError::InvalidMount)?;
-    Ok(mount)
+    crate::auth::parse_mount_line(raw).map_err(AdminError::InvalidMount)
 }
 
 impl Admin {
@@ -123,7 +105,7 @@ impl Admin {
             return Err(AdminError::InvalidName(spec.name));
         }
         let home = spec.home.clone().unwrap_or_else(|| format!("/{}", spec.name));
-        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+        if crate::auth::validate_home(&home).is_err() {
             return Err(AdminError::InvalidHome(home));
         }
         let keys = spec.keys.iter().map(|k| parse_key(k)).collect::<Result<Vec<_>, _>>()?;
@@ -257,7 +239,7 @@ impl Admin {
     }
 
     pub async fn set_home(&self, name: &str, home: &str) -> Result<(), AdminError> {
-        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+        if crate::auth::validate_home(home).is_err() {
             return Err(AdminError::InvalidHome(home.to_string()));
         }
         self.state.users().set_home(name, home).await?;

@@ -7,7 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_mount, validate_rule,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_home, validate_mount,
+    validate_rule,
 };
 use crate::config::AuthHttpConfig;
 use crate::state::{MountRecord, RuleRecord};
@@ -78,9 +79,7 @@ impl HttpAuthenticator {
             validate_mount(mount).map_err(&malformed)?;
         }
         let home = answer.home.unwrap_or_else(|| format!("/{user}"));
-        if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
-            return Err(malformed(format!("home `{home}` is not an absolute path")));
-        }
+        validate_home(&home).map_err(&malformed)?;
         let upload_mode = match answer.upload_mode.as_deref() {
             None => self.default_upload_mode,
             Some(mode) => {

@@ -12,7 +12,9 @@ use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, dn_escape
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
-use super::{AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_rule};
+use super::{
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, parse_mount_line, parse_rule_line,
+};
 use crate::config::AuthLdapConfig;
 use crate::state::{MountRecord, RuleRecord};
 use crate::types::UploadMode;
@@ -31,27 +33,7 @@ pub struct LdapAuthenticator {
 
 /// `PATH=STORAGE[:PREFIX]` with `{user}` filled in.
 fn parse_mount(template: &str, user: &str) -> Result<MountRecord, String> {
-    let raw = template.replace("{user}", user);
-    let (path, target) =
-        raw.split_once('=').ok_or_else(|| format!("`{template}`: expected PATH=STORAGE[:PREFIX]"))?;
-    let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
-    let mount = MountRecord {
-        path: path.trim().to_string(),
-        storage: storage.trim().to_string(),
-        prefix: prefix.trim().trim_matches('/').to_string(),
-    };
-    super::validate_mount(&mount)?;
-    Ok(mount)
-}
-
-fn parse_rule(raw: &str) -> Result<RuleRecord, String> {
-    let (path, perms) = raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=perm,perm"))?;
-    let rule = RuleRecord {
-        path: path.trim().to_string(),
-        permissions: perms.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
-    };
-    validate_rule(&rule)?;
-    Ok(rule)
+    parse_mount_line(&template.replace("{user}", user))
 }
 
 impl LdapAuthenticator {
@@ -65,7 +47,7 @@ impl LdapAuthenticator {
                     .ok_or_else(|| format!("auth.ldap.group_rules: `{line}`: expected GROUP: PATH=perms"))?;
                 Ok((
                     group.trim().to_string(),
-                    parse_rule(rule.trim()).map_err(|e| format!("auth.ldap.group_rules: {e}"))?,
+                    parse_rule_line(rule.trim()).map_err(|e| format!("auth.ldap.group_rules: {e}"))?,
                 ))
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -88,7 +70,7 @@ impl LdapAuthenticator {
         let default_rules = config
             .default_rules
             .iter()
-            .map(|r| parse_rule(r).map_err(|e| format!("auth.ldap.default_rules: {e}")))
+            .map(|r| parse_rule_line(r).map_err(|e| format!("auth.ldap.default_rules: {e}")))
             .collect::<Result<Vec<_>, String>>()?;
         let tls = match &config.ca_file {
             None => None,

@@ -106,6 +106,40 @@ pub trait Authenticator: Send + Sync {
     ) -> Result<Identity, AuthError>;
 }
 
+/// Parses `PATH=perm,perm` (e.g. `/reports=list,download`) and checks it: the one syntax of
+/// rules for the CLI, the admin API and the directory's group rules.
+pub fn parse_rule_line(raw: &str) -> Result<RuleRecord, String> {
+    let (path, perms) = raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=perm,perm"))?;
+    let rule = RuleRecord {
+        path: path.trim().to_string(),
+        permissions: perms.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
+    };
+    validate_rule(&rule)?;
+    Ok(rule)
+}
+
+/// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`) and checks it.
+pub fn parse_mount_line(raw: &str) -> Result<MountRecord, String> {
+    let (path, target) =
+        raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=STORAGE[:PREFIX]"))?;
+    let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
+    let mount = MountRecord {
+        path: path.trim().to_string(),
+        storage: storage.trim().to_string(),
+        prefix: prefix.trim().trim_matches('/').to_string(),
+    };
+    validate_mount(&mount)?;
+    Ok(mount)
+}
+
+/// A home is an absolute virtual path without `..` or NUL.
+pub fn validate_home(home: &str) -> Result<(), String> {
+    if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
+        return Err(format!("home `{home}` must be an absolute path without `..`"));
+    }
+    Ok(())
+}
+
 /// Checks a mount's shape: an absolute virtual folder and a key prefix, neither with `.`, `..`,
 /// empty segments, backslashes or NUL, and a storage name as `[storages.NAME]` spells it.
 pub fn validate_mount(mount: &MountRecord) -> Result<(), String> {

@@ -52,14 +52,6 @@ async fn start_service() -> (String, Service) {
     (url, service)
 }
 
-fn https_client(srv: &TestServer) -> reqwest::Client {
-    let pem = std::fs::read(&srv.cert).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_http_service_decides_logins_and_fails_closed() {
     let (url, service) = start_service().await;
@@ -68,7 +60,7 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     ))
     .await;
     srv.add_user(User::with_password("loc", "loc-pass-1")).await;
-    let http = https_client(&srv);
+    let http = srv.https_client();
     let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
 
     // Local users still log in first; the service vouches for its own users with their rules.
@@ -165,7 +157,7 @@ async fn a_burst_of_logins_asks_the_service_once_with_the_cache_on() {
         "[auth]\nchain = [\"http\"]\ncache_ttl = \"1h\"\n[auth.http]\nurl = \"{url}\"\nbearer_secret = \"svc-secret\"\n"
     ))
     .await;
-    let http = https_client(&srv);
+    let http = srv.https_client();
     let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
     for _ in 0..5 {
         let answer = http.get(&files).basic_auth("ext", Some("ext-pass-1")).send().await.unwrap();

@@ -125,6 +125,15 @@ impl TestServer {
         }
     }
 
+    /// A reqwest client that trusts this server's certificate (HTTPS tests).
+    pub fn https_client(&self) -> reqwest::Client {
+        let pem = std::fs::read(&self.cert).expect("server certificate");
+        reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("PEM certificate"))
+            .build()
+            .expect("client builds")
+    }
+
     pub fn port(&self) -> u16 {
         self.addr.port()
     }

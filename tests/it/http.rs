@@ -6,11 +6,6 @@ use serde_json::Value;
 
 use crate::harness::{TestServer, User, payload, sha256};
 
-fn client(srv: &TestServer) -> Client {
-    let pem = std::fs::read(&srv.cert).unwrap();
-    Client::builder().add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap()).build().unwrap()
-}
-
 fn url(srv: &TestServer, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.https.port())
 }
@@ -23,7 +18,7 @@ async fn json(response: reqwest::Response) -> Value {
 async fn files_round_trip_with_ranges_etags_and_listings() {
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("web", "web-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let data = payload((3 << 20) + 7, 5);
 
     let put = http
@@ -221,7 +216,7 @@ async fn permissions_traversal_and_credentials_are_enforced() {
     std::fs::write(srv.home("web").join("ro/keep.txt"), b"keep").unwrap();
     std::fs::create_dir_all(srv.home("other")).unwrap();
     std::fs::write(srv.home("other").join("secret.txt"), b"CONTENT-OF-OTHER-42").unwrap();
-    let http = client(&srv);
+    let http = srv.https_client();
 
     let denied = http
         .put(url(&srv, "/api/v1/files/ro/new.txt"))
@@ -289,7 +284,7 @@ async fn permissions_traversal_and_credentials_are_enforced() {
 async fn tokens_work_on_a_second_instance_and_stop_at_logout_or_expiry() {
     let srv = TestServer::start_with("[https]\ntoken_ttl = \"2s\"\n").await;
     srv.add_user(User::with_password("tok", "tok-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let issued = json(
         http.post(url(&srv, "/api/v1/auth/token"))
             .basic_auth("tok", Some("tok-pass-1"))
@@ -404,7 +399,7 @@ fn rss_kib() -> u64 {
 async fn browser_sessions_use_secure_cookies_with_csrf_and_the_api_is_described() {
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("ui", "ui-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
 
     let doc = json(http.get(url(&srv, "/api/v1/openapi.json")).send().await.unwrap()).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
@@ -544,7 +539,7 @@ async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
     ))
     .await;
     srv.add_user(User::with_password("slide", "slide-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let session_of = |response: &reqwest::Response| {
         response
             .headers()
@@ -594,7 +589,7 @@ async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
 async fn api_keys_are_created_shown_once_used_and_revoked() {
     let mut srv = TestServer::start().await;
     srv.add_user(User::with_password("prog", "prog-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let created = http
         .post(url(&srv, "/api/v1/keys"))
         .basic_auth("prog", Some("prog-pass-1"))
@@ -642,7 +637,7 @@ async fn admins_manage_users_and_others_are_refused() {
     let mut srv = TestServer::start().await;
     srv.add_user(User { admin: true, ..User::with_password("boss", "boss-pass-1") }).await;
     srv.add_user(User::with_password("plain", "plain-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let health = json(http.get(url(&srv, "/api/v1/health")).send().await.unwrap()).await;
     assert_eq!(health["status"], "ok");
 
@@ -776,7 +771,7 @@ async fn admins_list_and_end_live_sessions() {
     // 32 MiB at 8 Mbit/s: half a minute, far longer than this test waits.
     let upload = srv.sftp_command("slow", local.path(), "put big.bin\n", &["-l", "8000"]);
     let upload = tokio::spawn(run(upload, 120));
-    let http = client(&srv);
+    let http = srv.https_client();
     let mut target = None;
     for _ in 0..100 {
         let sessions = json(
@@ -861,7 +856,7 @@ async fn failed_logins_from_any_protocol_ban_the_address() {
     use crate::harness::run;
     let mut srv = TestServer::start_with("[auth]\nban_after_failures = 3\nban_time = \"1h\"\n").await;
     srv.add_user(User { password: Some("right-pass-1"), ..User::with_key("victim") }).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     for _ in 0..2 {
         let wrong = http
             .get(url(&srv, "/api/v1/files"))

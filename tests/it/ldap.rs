@@ -60,14 +60,6 @@ impl Drop for Slapd {
     }
 }
 
-fn client(srv: &TestServer) -> reqwest::Client {
-    let pem = std::fs::read(&srv.cert).unwrap();
-    reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
-        .build()
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
     let slapd = Slapd::start().await;
@@ -83,7 +75,7 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
     ))
     .await;
     srv.add_user(User::with_password("loc", "loc-pass-1")).await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
     let put = |user: &'static str, password: &'static str| {
         http.put(format!("{files}/{user}.txt")).basic_auth(user, Some(password)).body("hello").send()
@@ -201,7 +193,7 @@ async fn direct_bind_over_ldaps() {
         ca = slapd.ca()
     ))
     .await;
-    let http = client(&srv);
+    let http = srv.https_client();
     let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
     assert_eq!(
         http.get(&files).basic_auth("bob", Some("bob-pass-1")).send().await.unwrap().status(),
