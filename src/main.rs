@@ -42,6 +42,13 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Query and verify the audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Check configuration files.
     Config {
         #[command(subcommand)]
@@ -49,6 +56,42 @@ enum Command {
     },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Print stored records (the database sink) as JSON lines, oldest first.
+    Query {
+        #[arg(long)]
+        user: Option<String>,
+        /// Event name (file.upload) or ID (30002).
+        #[arg(long)]
+        event: Option<String>,
+        #[arg(long)]
+        node: Option<String>,
+        /// RFC 3339 time, or a duration before now (`2h`, `7d`).
+        #[arg(long)]
+        since: Option<String>,
+        /// RFC 3339 time, or a duration before now.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Check hash chains and signed checkpoints; exit 1 at the first tampered record.
+    Verify {
+        /// Segment files or folders of the file sink (all of one node, in chain order).
+        files: Vec<PathBuf>,
+        /// Verify the database sink instead, every node in it.
+        #[arg(long, conflicts_with = "files")]
+        db: bool,
+        /// The node's public key: a file or the hex itself (default: this node's
+        /// audit.node_key with .pub; for --db also the keys nodes registered).
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print this node's audit public key (hex), to keep apart from the trail.
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -197,12 +240,76 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve(args).await,
         Command::User { command, config } => user(command, config).await,
+        Command::Audit { command, config } => audit(command, config).await,
+    }
+}
+
+async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCode> {
+    use ferry::audit::verify;
+    let config = load_config(args.config.as_deref())?;
+    match command {
+        AuditCommand::Query { user, event, node, since, until, limit } => {
+            let state = server::open_state(&config).await?;
+            let mut query = ferry::state::audit::AuditQuery {
+                user,
+                event,
+                node,
+                since: since.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
+                until: until.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
+                after: None,
+                limit: limit.min(10_000),
+            };
+            let mut printed = 0u32;
+            while printed < limit {
+                query.limit = (limit - printed).min(1000);
+                let page = state.audit().query(&query).await?;
+                let Some(last) = page.last() else { break };
+                query.after = Some(last.row);
+                for line in &page {
+                    println!("{}", line.record);
+                }
+                printed += page.len() as u32;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Verify { files, db, public_key } => {
+            let given =
+                public_key.map(|k| verify::read_public_key(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let own = verify::read_public_key(
+                &ferry::audit::default_public_key(&config.audit).display().to_string(),
+            )
+            .ok();
+            let reports = if db {
+                let state = server::open_state(&config).await?;
+                verify::verify_database(&state, given.as_deref()).await.map_err(anyhow::Error::msg)?
+            } else {
+                anyhow::ensure!(!files.is_empty(), "give segment files or folders, or --db");
+                vec![
+                    verify::verify_files(&files, given.as_deref().or(own.as_deref()))
+                        .map_err(anyhow::Error::msg)?,
+                ]
+            };
+            let mut failed = reports.is_empty();
+            if reports.is_empty() {
+                println!("FAILED: no audit records found");
+            }
+            for report in &reports {
+                println!("{report}");
+                failed |= report.finding.is_some();
+            }
+            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+        }
+        AuditCommand::PublicKey => {
+            let key = ferry::audit::chain::NodeKey::load_or_create(&config.audit.node_key)?;
+            println!("{}", key.public_hex());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
 async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref())?;
-    ferry::telemetry::init_logging(&config.log);
+    let tracing = ferry::telemetry::init(&config.log);
     let bootstrap = Bootstrap {
         user: std::env::var("FERRY_ADMIN_USER").unwrap_or_else(|_| "admin".to_string()),
         password: std::env::var("FERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),
@@ -213,7 +320,10 @@ async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
         wait_for_signal().await;
         let _ = tx.send(true);
     });
-    running.wait().await?;
+    let result = running.wait().await;
+    // Flush spans still batched (blocking: the exporter has its own thread).
+    let _ = tokio::task::spawn_blocking(move || tracing.shutdown()).await;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -253,7 +363,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
     let config = load_config(args.config.as_deref())?;
     let state = server::open_state(&config).await?;
     // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
-    let admin = Admin::new(state, Audit::new(&config.server.node_name, false, 16));
+    let admin = Admin::new(state, Audit::detached(&config.server.node_name));
     match command {
         UserCommand::Add {
             name,

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{Admin, UserSpec};
-use crate::audit::{Audit, EventKind, Fields, Outcome};
+use crate::audit::{Audit, AuditTasks, EventKind, Fields, Outcome, SegmentExport};
 use crate::auth::Authenticator;
 use crate::auth::cache::Cached;
 use crate::auth::chain::Chain;
@@ -47,6 +47,8 @@ pub struct Running {
     pub ftps_addr: Option<SocketAddr>,
     /// HTTPS (REST API).
     pub https_addr: Option<SocketAddr>,
+    /// The ops listener (/metrics, /healthz, /readyz).
+    pub ops_addr: Option<SocketAddr>,
     pub audit: Audit,
     pub state: State,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -75,14 +77,37 @@ pub async fn start(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let state = open_state(&config).await?;
-    let audit = Audit::new(&config.server.node_name, config.audit.stdout, config.audit.queue_size);
-    if let Some(bootstrap) = bootstrap {
-        ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
-    }
     let mut backends = Backends::new(storage::open(&config.storage).map_err(anyhow::Error::msg)?);
     for (name, storage_config) in &config.storages {
         let backend = storage::open(storage_config).map_err(|e| anyhow::anyhow!("storages.{name}: {e}"))?;
         backends.insert(name, backend);
+    }
+    let export = match &config.audit.file_settings.export_storage {
+        None => None,
+        Some(name) => {
+            let backend = backends
+                .get(name)
+                .cloned()
+                .ok_or_else(|| anyhow::anyhow!("audit.file.export_storage: no storage named `{name}`"))?;
+            Some(
+                Arc::new(StorageExport { backend, prefix: config.audit.file_settings.export_prefix.clone() })
+                    as Arc<dyn SegmentExport>,
+            )
+        }
+    };
+    let (audit, audit_tasks) = Audit::start(&config.audit, &config.server.node_name, &state, export)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    audit.emit(
+        EventKind::ConfigLoaded,
+        Outcome::Ok,
+        Fields { reason: Some(config.source.clone()), ..Fields::default() },
+    );
+    if let Some(bootstrap) = bootstrap {
+        ensure_first_user(&Admin::new(state.clone(), audit.clone()), bootstrap).await?;
+    }
+    if config.ops.per_user_metrics {
+        crate::telemetry::metrics::enable_per_user(config.ops.per_user_metrics_max);
     }
     let tokens = Arc::new(
         TokenKeys::load(state.clone(), config.https.token_ttl)
@@ -167,6 +192,16 @@ pub async fn start(
             listeners.spawn(http::serve_redirect(redirect, addr.port(), phase_rx.clone()));
         }
     }
+    let mut ops_addr = None;
+    if config.ops.enabled {
+        let bind = config.ops.bind;
+        let listener =
+            TcpListener::bind(bind).await.with_context(|| format!("ops.bind: cannot listen on {bind}"))?;
+        ops_addr = Some(listener.local_addr()?);
+        tracing::info!(addr = %listener.local_addr()?, "ops listening (/metrics, /healthz, /readyz)");
+        listeners.spawn(http::ops::serve(listener, phase_rx.clone()));
+    }
+    crate::telemetry::metrics::metrics().ready.set(1.0);
     audit.emit(
         EventKind::ServerStarted,
         Outcome::Ok,
@@ -183,6 +218,7 @@ pub async fn start(
             }
         }
         task_audit.emit(EventKind::ServerStopping, Outcome::Ok, Fields::default());
+        crate::telemetry::metrics::metrics().ready.set(0.0);
         tracing::info!(active = sessions.transfers().active(), ?grace, "shutting down: draining transfers");
         sessions.transfers().drain();
         let _ = phase_tx.send(Phase::Draining);
@@ -197,10 +233,68 @@ pub async fn start(
                 Err(e) => tracing::error!(error = %e, "listener panicked"),
             }
         }
+        close_audit(audit_tasks).await;
         tracing::info!("stopped");
         Ok(())
     });
-    Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, audit, state, task })
+    Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, ops_addr, audit, state, task })
+}
+
+/// Drains the audit sinks: records still queued get up to 10 s, then stay in their spool.
+async fn close_audit(tasks: AuditTasks) {
+    tasks.close(std::time::Duration::from_secs(10)).await;
+}
+
+/// Copies sealed audit segments into a storage backend, once each, never overwriting: with S3
+/// Object Lock (default retention on the bucket) they cannot be changed or deleted after.
+struct StorageExport {
+    backend: Arc<dyn storage::Storage>,
+    prefix: String,
+}
+
+#[async_trait::async_trait]
+impl SegmentExport for StorageExport {
+    async fn export(&self, path: &std::path::Path, name: &str) -> Result<(), String> {
+        use tokio::io::AsyncReadExt;
+        let segments: Vec<&str> =
+            self.prefix.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect();
+        for depth in 1..=segments.len() {
+            let folder = storage::Key::from_segments(segments[..depth].iter().copied());
+            match self.backend.mkdir(&folder).await {
+                Ok(()) | Err(storage::StorageError::AlreadyExists) => {}
+                Err(e) => return Err(format!("{}: {e}", folder.as_str())),
+            }
+        }
+        let key = storage::Key::from_segments(segments.iter().copied().chain([name]));
+        let options = storage::WriteOptions {
+            create: true,
+            exclusive: true,
+            atomic: true,
+            ..storage::WriteOptions::default()
+        };
+        let handle = match self.backend.open_write(&key, options).await {
+            Ok(handle) => handle,
+            // Exported before (the marker was lost): the copy there is the one that counts.
+            Err(storage::StorageError::AlreadyExists) => return Ok(()),
+            Err(e) => return Err(format!("{}: {e}", key.as_str())),
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+        let mut offset = 0u64;
+        let mut buffer = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buffer).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            let chunk = bytes::Bytes::copy_from_slice(&buffer[..n]);
+            if let Err(e) = handle.write_at(offset, chunk).await {
+                handle.abort().await;
+                return Err(e.to_string());
+            }
+            offset += n as u64;
+        }
+        handle.commit().await.map_err(|e| e.to_string())
+    }
 }
 
 /// An external authenticator behind the positive cache, when `auth.cache_ttl` is set.

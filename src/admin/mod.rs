@@ -6,9 +6,15 @@ use russh::keys::{HashAlg, PublicKey};
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::password;
-use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State};
 /// Re-exported so protocols that manage users need not reach into `state`.
+pub use crate::state::audit::{AuditQuery, StoredLine};
+use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State};
 pub use crate::state::{StateError, UserRecord};
+
+/// RFC 3339 or a duration before now, in the form the audit store compares.
+pub fn parse_audit_time(raw: &str) -> Result<String, String> {
+    crate::audit::verify::parse_time(raw)
+}
 use crate::types::{Protocol, Secret, UploadMode};
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +104,11 @@ impl Admin {
             ..Fields::default()
         };
         self.audit.emit(kind, Outcome::Ok, fields);
+    }
+
+    /// Stored audit records matching `query` (the database sink's table).
+    pub async fn audit_records(&self, query: &AuditQuery) -> Result<Vec<StoredLine>, AdminError> {
+        Ok(self.state.audit().query(query).await?)
     }
 
     pub async fn create_user(&self, spec: UserSpec) -> Result<(), AdminError> {

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::types::{PeerAddr, Protocol, SessionId};
 
@@ -35,6 +35,8 @@ macro_rules! catalogue {
 catalogue! {
     ServerStarted = 10001, "server.started", "The server started and its listeners are bound.";
     ServerStopping = 10002, "server.stopping", "Shutdown began; no new connections are accepted.";
+    ConfigLoaded = 10003, "config.loaded", "The configuration was loaded and validated; `reason` names its source and digest.";
+    AuditCheckpoint = 10004, "audit.checkpoint", "A checkpoint of this node's hash chain, signed by the node key; `checkpoint` holds what was signed.";
     ConnectionOpened = 11001, "connection.opened", "A client connected.";
     ConnectionClosed = 11002, "connection.closed", "A client connection ended.";
     ConnectionRefused = 11003, "connection.refused", "A connection was closed at accept (limit reached).";
@@ -54,9 +56,12 @@ catalogue! {
     UserCreated = 40001, "user.created", "An administrator created a user.";
     UserUpdated = 40002, "user.updated", "An administrator changed a user (password, keys, rules).";
     UserRemoved = 40003, "user.removed", "An administrator removed a user.";
+    SessionTerminated = 40004, "session.terminated", "An administrator ended a live session; `session` is the one ended.";
+    StorageError = 50001, "storage.error", "A storage request failed (not a missing file or a refusal); `reason` carries the backend's error.";
+    AuthBackendError = 50002, "auth.backend_error", "An authentication backend (LDAP directory, HTTP service) could not answer; `reason` says which and why.";
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Outcome {
     Ok,
@@ -103,10 +108,51 @@ pub struct AuditRecord {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Set on `audit.checkpoint` records only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<Checkpoint>,
+    /// Position in this node's hash chain: one more than the record before.
+    pub chain_seq: u64,
+    /// Hash of the record before in this node's chain (hex SHA-256; 64 zeros for the first).
+    pub prev: String,
+}
+
+/// What a checkpoint signs: the chain position and hash of the record just before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub seq: u64,
+    pub hash: String,
+    /// Names the node key: the first 16 hex digits of the SHA-256 of its public key.
+    pub key: String,
+    /// Ed25519 signature (hex) over `checkpoint::signed_message(node, seq, hash)`.
+    pub signature: String,
 }
 
 impl AuditRecord {
     pub fn kind(&self) -> Option<EventKind> {
         EventKind::ALL.iter().copied().find(|k| k.id() == self.id)
+    }
+}
+
+/// The fields sinks index or route by, read back from a written line.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LineView {
+    pub id: u32,
+    pub event: String,
+    pub ts: DateTime<Utc>,
+    pub node: String,
+    pub session: Option<String>,
+    pub protocol: Option<String>,
+    pub user: Option<String>,
+    pub peer: Option<String>,
+    pub path: Option<String>,
+    pub outcome: Outcome,
+    pub chain_seq: u64,
+    pub hash: String,
+}
+
+impl LineView {
+    pub fn parse(line: &str) -> Option<Self> {
+        serde_json::from_str(line).ok()
     }
 }

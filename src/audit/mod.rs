@@ -1,29 +1,55 @@
-//! Audit trail: typed events fanned out to sinks without ever blocking a transfer. Today the
-//! sink is JSON lines on stdout plus in-process subscribers; files, syslog, the database and
-//! HTTP come later. Uses `telemetry` and `types`.
+//! Audit trail: typed events, chained per node (`chain.rs`), fanned out to sinks without ever
+//! blocking a transfer (`lane.rs`, `sinks/`), and verifiable afterwards (`verify.rs`). Uses
+//! `config`, `state`, `telemetry` and `types`.
+//!
+//! Emitting is synchronous and cheap: under one lock a record gets its chain position, is
+//! serialised and hashed, and its line is offered to each sink's bounded queue. The lock keeps
+//! the chain order and the order every sink sees the same.
 
+pub mod chain;
 mod event;
+mod lane;
+pub mod sinks;
+pub mod verify;
 
-use std::sync::Arc;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
 
-pub use event::{AuditRecord, EventKind, Outcome};
+pub use event::{AuditRecord, Checkpoint, EventKind, LineView, Outcome};
+pub use sinks::file::SegmentExport;
 
-use crate::telemetry::metrics::metrics;
+use self::chain::{Head, NodeKey};
+use self::lane::{Lane, OnFull};
+use crate::config::{AuditConfig, SyslogTransport};
+use crate::state::State;
 use crate::types::{PeerAddr, Protocol, SessionId};
 
 /// Fan-out handle; cheap to clone.
 #[derive(Clone)]
 pub struct Audit {
-    node: Arc<str>,
-    stdout: Option<mpsc::Sender<Arc<AuditRecord>>>,
-    subscribers: broadcast::Sender<Arc<AuditRecord>>,
+    inner: Arc<Inner>,
 }
 
-/// The fields an emitter fills in; the rest (id, time, node) is stamped by `Audit::emit`.
+struct Inner {
+    node: Arc<str>,
+    chain: Mutex<ChainState>,
+    lanes: Vec<Lane>,
+    subscribers: broadcast::Sender<Arc<AuditRecord>>,
+    key: Option<NodeKey>,
+    checkpoint_every: u64,
+}
+
+struct ChainState {
+    head: Head,
+    /// Records since the last checkpoint.
+    unsigned: u64,
+}
+
+/// The fields an emitter fills in; the rest (id, time, node, chain) is stamped by `emit`.
 #[derive(Debug, Clone, Default)]
 pub struct Fields {
     pub session: Option<SessionId>,
@@ -38,25 +64,170 @@ pub struct Fields {
     pub reason: Option<String>,
 }
 
+/// The sink tasks of a started trail; `close` drains them.
+pub struct AuditTasks {
+    audit: Audit,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    state: Option<State>,
+}
+
 impl Audit {
-    /// Starts the stdout writer when `stdout` is set. Must run inside a tokio runtime.
-    pub fn new(node: &str, stdout: bool, queue_size: usize) -> Self {
-        let (subscribers, _) = broadcast::channel(1024);
-        let stdout = stdout.then(|| {
-            let (tx, rx) = mpsc::channel(queue_size);
-            tokio::spawn(write_lines(rx));
-            tx
-        });
-        Self { node: Arc::from(node), stdout, subscribers }
+    /// A trail with no sinks and no signing key: records reach subscribers only (unit tests,
+    /// one-shot CLI commands).
+    pub fn detached(node: &str) -> Self {
+        Self::assemble(node, Vec::new(), None, u64::MAX, Head::genesis())
     }
 
-    /// Records `kind`; drops (and counts) it rather than wait when a sink is full.
+    fn assemble(
+        node: &str,
+        lanes: Vec<Lane>,
+        key: Option<NodeKey>,
+        checkpoint_every: u64,
+        head: Head,
+    ) -> Self {
+        let (subscribers, _) = broadcast::channel(4096);
+        Self {
+            inner: Arc::new(Inner {
+                node: Arc::from(node),
+                chain: Mutex::new(ChainState { head, unsigned: 0 }),
+                lanes,
+                subscribers,
+                key,
+                checkpoint_every: checkpoint_every.max(1),
+            }),
+        }
+    }
+
+    /// Starts the configured sinks and continues this node's chain from the last record any of
+    /// them (or the state database) kept. Must run inside a tokio runtime.
+    pub async fn start(
+        config: &AuditConfig,
+        node: &str,
+        state: &State,
+        export: Option<Arc<dyn SegmentExport>>,
+    ) -> Result<(Audit, AuditTasks), String> {
+        let key = NodeKey::load_or_create(&config.node_key).map_err(|e| format!("audit.node_key: {e}"))?;
+        let mut head = Head::genesis();
+        let mut consider = |found: Option<(u64, String)>| {
+            if let Some((seq, hash)) = found
+                && seq + 1 > head.next_seq
+            {
+                head = Head::after(seq, &hash);
+            }
+        };
+        let saved = state.audit().node_head(node).await.map_err(|e| e.to_string())?;
+        consider(saved.and_then(|s| s.head));
+        if config.database.enabled {
+            consider(state.audit().last_of(node).await.map_err(|e| e.to_string())?);
+        }
+        if config.file.enabled {
+            consider(sinks::file::last_head(&config.file_settings.dir, node));
+        }
+        state.audit().save_node(node, &key.public_hex(), None).await.map_err(|e| e.to_string())?;
+
+        let (stop, stop_rx) = watch::channel(false);
+        let mut lanes = Vec::new();
+        let mut tasks = JoinSet::new();
+        let mut add = |name: &'static str, sink: &crate::config::SinkConfig, built: Box<dyn sinks::Sink>| {
+            let policy = match sink.on_full {
+                crate::config::OnFull::Drop => OnFull::Drop,
+                crate::config::OnFull::Spill => OnFull::Spill,
+            };
+            let (lane, rx) = lane::lane(name, sink.queue_size, policy, config.spool_dir.clone());
+            lanes.push(lane);
+            tasks.spawn(sinks::run(rx, built, stop_rx.clone()));
+        };
+        if config.stdout.enabled {
+            add("stdout", &config.stdout, Box::new(sinks::stdout::Stdout::new()));
+        }
+        if config.file.enabled {
+            let f = &config.file_settings;
+            let settings = sinks::file::FileSettings {
+                dir: f.dir.clone(),
+                node: node.to_string(),
+                rotate_size: f.rotate_size,
+                rotate_interval: f.rotate_interval,
+                retention: f.retention,
+                max_files: f.max_files,
+                export,
+            };
+            let sink = sinks::file::FileSink::new(settings)
+                .map_err(|e| format!("audit.file.dir {}: {e}", f.dir.display()))?;
+            add("file", &config.file, Box::new(sink));
+        }
+        if config.database.enabled {
+            let sink = sinks::database::DatabaseSink::new(state.clone(), config.database_retention);
+            add("database", &config.database, Box::new(sink));
+        }
+        if config.syslog.enabled {
+            let y = &config.syslog_settings;
+            let settings = sinks::syslog::SyslogSettings {
+                transport: match y.transport {
+                    SyslogTransport::Udp => sinks::syslog::Transport::Udp,
+                    SyslogTransport::Tcp => sinks::syslog::Transport::Tcp,
+                    SyslogTransport::Tls => sinks::syslog::Transport::Tls,
+                },
+                address: y.address.clone(),
+                server_name: y.server_name.clone(),
+                ca_file: y.ca_file.clone(),
+                facility: y.facility,
+                app_name: y.app_name.clone(),
+            };
+            let sink = sinks::syslog::SyslogSink::new(settings).map_err(|e| format!("audit.syslog: {e}"))?;
+            add("syslog", &config.syslog, Box::new(sink));
+        }
+        if config.http.enabled {
+            let h = &config.http_settings;
+            let settings = sinks::http::HttpSettings {
+                url: h.url.clone(),
+                bearer_secret: h.bearer_secret.clone(),
+                timeout: h.timeout,
+            };
+            let sink = sinks::http::HttpSink::new(settings).map_err(|e| format!("audit.http: {e}"))?;
+            add("http", &config.http, Box::new(sink));
+        }
+        let audit = Self::assemble(node, lanes, Some(key), config.checkpoint_every, head);
+        tasks.spawn(checkpoints(audit.clone(), config.checkpoint_interval, stop_rx));
+        let handle = AuditTasks { audit: audit.clone(), stop, tasks, state: Some(state.clone()) };
+        Ok((audit, handle))
+    }
+
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// Records `kind`. Never waits: a full sink queue drops or spills as configured.
     pub fn emit(&self, kind: EventKind, outcome: Outcome, fields: Fields) {
-        let record = Arc::new(AuditRecord {
+        let mut chain = self.inner.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let record = self.record(kind, outcome, fields, &chain.head);
+        self.append(&mut chain, record);
+        if self.inner.key.is_some() && chain.unsigned >= self.inner.checkpoint_every {
+            self.checkpoint_locked(&mut chain);
+        }
+    }
+
+    /// Signs the chain position reached, if anything was recorded since the last checkpoint.
+    /// Returns the head after it.
+    pub fn checkpoint(&self) -> Option<(u64, String)> {
+        let mut chain = self.inner.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if chain.unsigned > 0 {
+            self.checkpoint_locked(&mut chain);
+        }
+        chain.head.next_seq.checked_sub(1).map(|seq| (seq, chain.head.prev.clone()))
+    }
+
+    /// Receives every record emitted from now on (tests, later the event-rules engine).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
+        self.inner.subscribers.subscribe()
+    }
+
+    fn record(&self, kind: EventKind, outcome: Outcome, fields: Fields, head: &Head) -> AuditRecord {
+        AuditRecord {
             id: kind.id(),
             event: kind.name(),
             ts: chrono::Utc::now(),
-            node: Arc::clone(&self.node),
+            node: Arc::clone(&self.inner.node),
             session: fields.session,
             seq: fields.seq,
             protocol: fields.protocol,
@@ -68,52 +239,76 @@ impl Audit {
             duration_ms: fields.duration_ms,
             outcome,
             reason: fields.reason,
-        });
-        if let Some(tx) = &self.stdout
-            && tx.try_send(Arc::clone(&record)).is_err()
-        {
-            metrics().audit_dropped_total.with_label_values(&["stdout"]).inc();
+            checkpoint: None,
+            chain_seq: head.next_seq,
+            prev: head.prev.clone(),
         }
-        let _ = self.subscribers.send(record);
     }
 
-    /// Receives every record emitted from now on (tests, later the event-rules engine).
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<AuditRecord>> {
-        self.subscribers.subscribe()
+    fn append(&self, chain: &mut ChainState, record: AuditRecord) {
+        let body = serde_json::to_string(&record).unwrap_or_default();
+        let (line, hash) = chain::seal(&body);
+        chain.head = Head::after(record.chain_seq, &hash);
+        chain.unsigned += 1;
+        let line: Arc<str> = Arc::from(line);
+        for lane in &self.inner.lanes {
+            lane.push(&line);
+        }
+        let _ = self.inner.subscribers.send(Arc::new(record));
+    }
+
+    fn checkpoint_locked(&self, chain: &mut ChainState) {
+        let Some(key) = &self.inner.key else {
+            return;
+        };
+        let Some(seq) = chain.head.next_seq.checked_sub(1) else {
+            return;
+        };
+        let hash = chain.head.prev.clone();
+        let signature = key.sign(&chain::signed_message(&self.inner.node, seq, &hash));
+        let mut record = self.record(EventKind::AuditCheckpoint, Outcome::Ok, Fields::default(), &chain.head);
+        record.checkpoint = Some(Checkpoint { seq, hash, key: key.id(), signature });
+        self.append(chain, record);
+        chain.unsigned = 0;
     }
 }
 
-/// How often the stdout sink writes what has queued: batching keeps a busy server from paying
-/// a wake-up and a write per event; an event waits at most this long.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
-
-async fn write_lines(mut rx: mpsc::Receiver<Arc<AuditRecord>>) {
-    let mut out = tokio::io::BufWriter::with_capacity(64 * 1024, tokio::io::stdout());
-    let mut tick = tokio::time::interval(FLUSH_EVERY);
+/// Signs the chain every `interval` while records arrive.
+async fn checkpoints(audit: Audit, interval: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
     loop {
-        tick.tick().await;
-        let mut closed = false;
-        loop {
-            match rx.try_recv() {
-                Ok(record) => {
-                    let mut line = serde_json::to_vec(record.as_ref()).unwrap_or_default();
-                    line.push(b'\n');
-                    if out.write_all(&line).await.is_err() {
-                        return;
-                    }
-                }
-                Err(mpsc::error::TryRecvError::Empty) => break,
-                Err(mpsc::error::TryRecvError::Disconnected) => {
-                    closed = true;
-                    break;
-                }
-            }
-        }
-        if out.flush().await.is_err() || closed {
-            return;
+        tokio::select! {
+            _ = tick.tick() => { audit.checkpoint(); }
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
         }
     }
+}
+
+impl AuditTasks {
+    /// Final checkpoint, then every sink drains its queue and spool (up to `grace`), and the
+    /// chain head is saved so the next start continues it.
+    pub async fn close(mut self, grace: Duration) {
+        let head = self.audit.checkpoint();
+        let _ = self.stop.send(true);
+        let drained =
+            tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!("audit sinks did not drain in time; queued records stay in their spool");
+        }
+        if let (Some(state), Some((seq, hash)), Some(key)) = (&self.state, head, &self.audit.inner.key)
+            && let Err(e) =
+                state.audit().save_node(self.audit.node(), &key.public_hex(), Some((seq, &hash))).await
+        {
+            tracing::warn!(error = %e, "could not save the audit chain head");
+        }
+    }
+}
+
+/// Where `ferry audit` commands find a node's public key when none is given.
+pub fn default_public_key(config: &AuditConfig) -> PathBuf {
+    config.node_key.with_extension("pub")
 }
 
 #[cfg(test)]
@@ -133,17 +328,23 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn records_reach_subscribers_with_stable_ids() {
-        let audit = Audit::new("node-a", false, 16);
+    async fn records_reach_subscribers_with_stable_ids_and_a_chain() {
+        let audit = Audit::detached("node-a");
         let mut rx = audit.subscribe();
         audit.emit(
             EventKind::FileDelete,
             Outcome::Ok,
             Fields { path: Some("/a".into()), ..Default::default() },
         );
-        let record = rx.recv().await.unwrap();
-        assert_eq!((record.id, record.event), (30003, "file.delete"));
-        let json = serde_json::to_value(record.as_ref()).unwrap();
+        audit.emit(EventKind::DirCreate, Outcome::Ok, Fields::default());
+        let first = rx.recv().await.unwrap();
+        let second = rx.recv().await.unwrap();
+        assert_eq!((first.id, first.event), (30003, "file.delete"));
+        assert_eq!((first.chain_seq, first.prev.as_str()), (0, chain::GENESIS));
+        assert_eq!(second.chain_seq, 1);
+        let body = serde_json::to_string(first.as_ref()).unwrap();
+        assert_eq!(second.prev, chain::sha256_hex(body.as_bytes()));
+        let json = serde_json::to_value(first.as_ref()).unwrap();
         assert_eq!(json["path"], "/a");
         assert_eq!(json["node"], "node-a");
         assert_eq!(json["outcome"], "ok");

@@ -48,6 +48,9 @@ pub const HOST_KEY_ALGORITHMS: &[&str] =
 
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Where the configuration came from, for the `config.loaded` audit record: the file and
+    /// the SHA-256 of its text, and the names (never the values) of environment overrides.
+    pub source: String,
     /// Everything ferry keeps: files (by default), the SQLite state, generated host keys.
     pub data_dir: PathBuf,
     pub server: ServerConfig,
@@ -65,6 +68,7 @@ pub struct Config {
     pub ftp: FtpConfig,
     pub ftps: FtpsConfig,
     pub https: HttpsConfig,
+    pub ops: OpsConfig,
 }
 
 /// The HTTPS listener: REST API (and later the web file manager), on the TLS settings of `[tls]`.
@@ -332,10 +336,86 @@ pub struct AuthConfig {
 
 #[derive(Debug, Clone)]
 pub struct AuditConfig {
-    /// Write audit events as JSON lines to standard output.
-    pub stdout: bool,
-    /// Events buffered per sink before new ones are dropped (and counted).
+    /// Records per checkpoint (a signed chain position); a checkpoint is also made every
+    /// `checkpoint_interval` while records arrive, and at shutdown.
+    pub checkpoint_every: u64,
+    pub checkpoint_interval: Duration,
+    /// The node's Ed25519 signing key (PKCS#8), generated on first start.
+    pub node_key: PathBuf,
+    /// Spilled records of sinks with `on_full = "spill"` wait here.
+    pub spool_dir: PathBuf,
+    pub stdout: SinkConfig,
+    pub file: SinkConfig,
+    pub file_settings: AuditFileConfig,
+    pub database: SinkConfig,
+    /// Database records older than this are purged; zero keeps them.
+    pub database_retention: Duration,
+    pub syslog: SinkConfig,
+    pub syslog_settings: AuditSyslogConfig,
+    pub http: SinkConfig,
+    pub http_settings: AuditHttpConfig,
+}
+
+/// What every sink has: whether it runs, its queue and what a full queue does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SinkConfig {
+    pub enabled: bool,
     pub queue_size: usize,
+    pub on_full: OnFull,
+}
+
+/// A sink's queue is full: lose the record (counted) or spill it to disk and replay it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    Drop,
+    Spill,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditFileConfig {
+    pub dir: PathBuf,
+    pub rotate_size: u64,
+    pub rotate_interval: Duration,
+    pub retention: Duration,
+    pub max_files: usize,
+    /// A storage backend (`default` or a `[storages.NAME]`) that sealed segments are copied to.
+    pub export_storage: Option<String>,
+    /// Key prefix of exported segments inside that backend.
+    pub export_prefix: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyslogTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditSyslogConfig {
+    pub transport: SyslogTransport,
+    pub address: String,
+    pub server_name: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub facility: u8,
+    pub app_name: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditHttpConfig {
+    pub url: String,
+    pub bearer_secret: Option<crate::types::Secret<String>>,
+    pub timeout: Duration,
+}
+
+/// The ops listener: plain HTTP with /metrics, /healthz and /readyz, on its own port.
+#[derive(Debug, Clone)]
+pub struct OpsConfig {
+    pub enabled: bool,
+    pub bind: SocketAddr,
+    /// Opt-in per-user transfer counters, capped at `per_user_metrics_max` distinct users.
+    pub per_user_metrics: bool,
+    pub per_user_metrics_max: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -436,18 +516,26 @@ impl Config {
         path: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let table = match path {
-            None => Table::new(),
+        let (table, file) = match path {
+            None => (Table::new(), "built-in defaults".to_string()),
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-                text.parse::<Table>().map_err(|e| ConfigError::Syntax {
+                let table = text.parse::<Table>().map_err(|e| ConfigError::Syntax {
                     path: path.to_path_buf(),
                     message: e.to_string().trim().replace('\n', " "),
-                })?
+                })?;
+                let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, text.as_bytes());
+                let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                (table, format!("{} (sha256 {hex})", path.display()))
             }
         };
-        Self::from_table(table, env)
+        let mut config = Self::from_table(table, env)?;
+        config.source = match config.source.strip_prefix("built-in defaults") {
+            Some(rest) => format!("{file}{rest}"),
+            None => file,
+        };
+        Ok(config)
     }
 
     /// Built-in defaults with `FERRY_*` variables applied.
@@ -456,8 +544,19 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
         let mut errors = Vec::new();
-        apply_env(&mut table, env, &mut errors);
-        let config = parse(table, &mut errors);
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let overrides: Vec<&str> = env
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .filter(|name| name.starts_with("FERRY_") && (name.contains("__") || *name == "FERRY_DATA_DIR"))
+            .collect();
+        let mut source = "built-in defaults".to_string();
+        if !overrides.is_empty() {
+            source.push_str(&format!(" with environment overrides {}", overrides.join(", ")));
+        }
+        apply_env(&mut table, env.clone(), &mut errors);
+        let mut config = parse(table, &mut errors);
+        config.source = source;
         if errors.is_empty() { Ok(config) } else { Err(ConfigError::Invalid(errors)) }
     }
 }
@@ -496,11 +595,12 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
     let sections = [
         "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp",
-        "ftps", "https",
+        "ftps", "https", "ops",
     ]
     .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https] = sections;
+    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https, ops] =
+        sections;
 
     let mut r = Reader::new(server.0, server.1, errors);
     let server = ServerConfig {
@@ -635,10 +735,14 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         cache_ttl,
     };
 
-    let mut r = Reader::new(audit.0, audit.1, errors);
-    let audit = AuditConfig {
-        stdout: r.bool("stdout", true),
-        queue_size: r.integer("queue_size", 65_536, 16, 16_777_216) as usize,
+    let audit = parse_audit(audit, &data_dir, errors);
+
+    let mut r = Reader::new(ops.0, ops.1, errors);
+    let ops = OpsConfig {
+        enabled: r.bool("enabled", true),
+        bind: r.socket_addr("bind", "0.0.0.0:9180"),
+        per_user_metrics: r.bool("per_user_metrics", false),
+        per_user_metrics_max: r.integer("per_user_metrics_max", 100, 1, 100_000) as usize,
     };
     r.finish();
 
@@ -739,7 +843,177 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     };
     r.finish();
 
-    Config { data_dir, server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https }
+    Config {
+        source: String::new(),
+        data_dir,
+        server,
+        log,
+        storage,
+        storages,
+        state,
+        auth,
+        audit,
+        sftp,
+        scp,
+        tls,
+        ftp,
+        ftps,
+        https,
+        ops,
+    }
+}
+
+/// `[audit]` and its sink tables.
+fn parse_audit(section: (&str, Table), data_dir: &Path, errors: &mut Vec<KeyError>) -> AuditConfig {
+    let mut r = Reader::new(section.0, section.1, errors);
+    let queue_size = r.integer("queue_size", 65_536, 16, 16_777_216) as usize;
+    let checkpoint_every = r.integer("checkpoint_every", 10_000, 1, 1 << 40);
+    let checkpoint_interval = r.duration("checkpoint_interval", Duration::from_secs(300));
+    let node_key = r.path("node_key", data_dir.join("audit/node.key"));
+    let spool_dir = r.path("spool_dir", data_dir.join("audit/spool"));
+
+    // `stdout = false` (a bool) is the short form of `[audit.stdout] enabled = false`.
+    let stdout_table = match r.value("stdout") {
+        None => Table::new(),
+        Some(Value::Table(table)) => table,
+        Some(Value::Boolean(enabled)) => Table::from_iter([("enabled".to_string(), Value::Boolean(enabled))]),
+        Some(Value::String(s)) if s == "true" || s == "false" => {
+            Table::from_iter([("enabled".to_string(), Value::Boolean(s == "true"))])
+        }
+        Some(other) => {
+            r.fail("stdout", format!("expected a table or true/false, found {}", other.type_str()));
+            Table::new()
+        }
+    };
+    let dotted = r.dotted("stdout");
+    let mut s = Reader::new(&dotted, stdout_table, r.errors());
+    let stdout = sink_config(&mut s, true, queue_size, OnFull::Drop);
+    s.finish();
+
+    let table = r.section("file");
+    let dotted = r.dotted("file");
+    let mut f = Reader::new(&dotted, table, r.errors());
+    let file = sink_config(&mut f, false, queue_size, OnFull::Spill);
+    let export_storage = Some(f.string("export_storage", "")).filter(|s| !s.is_empty());
+    let file_settings = AuditFileConfig {
+        dir: f.path("dir", data_dir.join("audit/trail")),
+        rotate_size: f.size("rotate_size", 64 << 20, 4 << 10, 1 << 40),
+        rotate_interval: f.duration("rotate_interval", Duration::from_secs(86_400)),
+        retention: f.duration("retention", Duration::ZERO),
+        max_files: f.integer("max_files", 0, 0, 1_000_000) as usize,
+        export_storage,
+        export_prefix: f.string("export_prefix", "audit/"),
+    };
+    if file_settings.rotate_interval.is_zero() {
+        f.fail("rotate_interval", "must be above zero");
+    }
+    f.finish();
+
+    let table = r.section("database");
+    let dotted = r.dotted("database");
+    let mut d = Reader::new(&dotted, table, r.errors());
+    let database = sink_config(&mut d, true, queue_size, OnFull::Spill);
+    let database_retention = d.duration("retention", Duration::ZERO);
+    d.finish();
+
+    let table = r.section("syslog");
+    let dotted = r.dotted("syslog");
+    let mut y = Reader::new(&dotted, table, r.errors());
+    let syslog = sink_config(&mut y, false, queue_size, OnFull::Drop);
+    let transport = match y.string("transport", "udp").as_str() {
+        "udp" => SyslogTransport::Udp,
+        "tcp" => SyslogTransport::Tcp,
+        "tls" => SyslogTransport::Tls,
+        other => {
+            y.fail("transport", format!("expected udp, tcp or tls, found `{other}`"));
+            SyslogTransport::Udp
+        }
+    };
+    let address = y.string("address", "127.0.0.1:514");
+    if syslog.enabled && address.rsplit_once(':').is_none_or(|(_, port)| port.parse::<u16>().is_err()) {
+        y.fail("address", format!("expected host:port, found `{address}`"));
+    }
+    let syslog_settings = AuditSyslogConfig {
+        transport,
+        address,
+        server_name: Some(y.string("server_name", "")).filter(|s| !s.is_empty()),
+        ca_file: optional_path(&mut y, "ca_file"),
+        facility: syslog_facility(&mut y),
+        app_name: y.string("app_name", "ferry"),
+    };
+    y.finish();
+
+    let table = r.section("http");
+    let dotted = r.dotted("http");
+    let mut h = Reader::new(&dotted, table, r.errors());
+    let http = sink_config(&mut h, false, queue_size, OnFull::Drop);
+    let http_settings = AuditHttpConfig {
+        url: h.string("url", ""),
+        bearer_secret: Some(h.string("bearer_secret", ""))
+            .filter(|s| !s.is_empty())
+            .map(crate::types::Secret::new),
+        timeout: h.duration("timeout", Duration::from_secs(10)),
+    };
+    if http.enabled
+        && !(http_settings.url.starts_with("https://") || http_settings.url.starts_with("http://"))
+    {
+        h.fail("url", "the http audit sink needs an http(s):// URL");
+    }
+    h.finish();
+    r.finish();
+    AuditConfig {
+        checkpoint_every,
+        checkpoint_interval,
+        node_key,
+        spool_dir,
+        stdout,
+        file,
+        file_settings,
+        database,
+        database_retention,
+        syslog,
+        syslog_settings,
+        http,
+        http_settings,
+    }
+}
+
+fn sink_config(r: &mut Reader<'_>, enabled: bool, queue_size: usize, on_full: OnFull) -> SinkConfig {
+    let enabled = r.bool("enabled", enabled);
+    let queue_size = r.integer("queue_size", queue_size as u64, 16, 16_777_216) as usize;
+    let default = if on_full == OnFull::Spill { "spill" } else { "drop" };
+    let on_full = match r.string("on_full", default).as_str() {
+        "drop" => OnFull::Drop,
+        "spill" => OnFull::Spill,
+        other => {
+            r.fail("on_full", format!("expected \"drop\" or \"spill\", found `{other}`"));
+            on_full
+        }
+    };
+    SinkConfig { enabled, queue_size, on_full }
+}
+
+/// A facility by name (`local0`, `auth`, `audit`…) or number (0-23).
+fn syslog_facility(r: &mut Reader<'_>) -> u8 {
+    const NAMES: [&str; 24] = [
+        "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "authpriv", "ftp",
+        "ntp", "audit", "alert", "clock", "local0", "local1", "local2", "local3", "local4", "local5",
+        "local6", "local7",
+    ];
+    let raw = r.string("facility", "local0");
+    if let Some(number) = NAMES.iter().position(|name| *name == raw) {
+        return number as u8;
+    }
+    match raw.parse::<u8>() {
+        Ok(number) if number < 24 => number,
+        _ => {
+            r.fail(
+                "facility",
+                format!("expected a facility name (local0..local7, auth, audit…) or 0-23, found `{raw}`"),
+            );
+            16
+        }
+    }
 }
 
 fn optional_path(r: &mut Reader<'_>, key: &str) -> Option<PathBuf> {

@@ -46,6 +46,11 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// Takes a key's raw value, for keys that accept more than one shape.
+    pub fn value(&mut self, key: &str) -> Option<Value> {
+        self.table.remove(key)
+    }
+
     /// The keys still unread, for sections whose keys are names (`[storages.NAME]`).
     pub fn keys(&self) -> Vec<String> {
         self.table.keys().cloned().collect()

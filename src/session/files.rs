@@ -22,6 +22,8 @@ pub struct ReadFile {
     /// Set when a read failed, so the download is recorded as failed.
     pub(super) failed: AtomicBool,
     pub(super) started: Instant,
+    /// The transfer's trace span, open from open to close.
+    pub(super) span: tracing::Span,
     pub(super) _guard: TransferGuard,
 }
 
@@ -48,6 +50,7 @@ impl ReadFile {
 impl Drop for ReadFile {
     fn drop(&mut self) {
         let bytes = self.bytes.load(Ordering::Relaxed);
+        self.span.record("bytes", bytes);
         metrics::bytes(self.ctx.protocol, "download", bytes);
         metrics::file_op(self.ctx.protocol, "download", "ok");
         self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, Ok(()));
@@ -60,6 +63,8 @@ pub struct WriteFile {
     pub(super) handle: Option<Box<dyn WriteHandle>>,
     pub(super) bytes: AtomicU64,
     pub(super) started: Instant,
+    /// The transfer's trace span, open from open to close.
+    pub(super) span: tracing::Span,
     pub(super) _guard: TransferGuard,
 }
 
@@ -126,7 +131,11 @@ impl WriteFile {
             return Ok(());
         };
         let result = handle.commit().await.map_err(|e| SessionError::from_storage(e, &self.path));
+        if let Err(e) = &result {
+            self.ctx.storage_failure(&self.path, e);
+        }
         let bytes = self.bytes.load(Ordering::Relaxed);
+        self.span.record("bytes", bytes);
         let outcome = if result.is_ok() { "ok" } else { "failed" };
         metrics::bytes(self.ctx.protocol, "upload", bytes);
         metrics::file_op(self.ctx.protocol, "upload", outcome);
@@ -166,9 +175,12 @@ impl Context {
             Ok(()) => (Outcome::Ok, None),
             Err(reason) => (Outcome::Failed, Some(reason)),
         };
+        let took = started.elapsed();
+        let direction = if kind == EventKind::FileUpload { "upload" } else { "download" };
+        metrics::transfer(self.protocol, direction, &self.user, bytes, took);
         let mut fields = self.fields(path);
         fields.bytes = Some(bytes);
-        fields.duration_ms = Some(started.elapsed().as_millis() as u64);
+        fields.duration_ms = Some(took.as_millis() as u64);
         fields.reason = reason;
         self.audit.emit(kind, outcome, fields);
     }

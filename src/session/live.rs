@@ -24,6 +24,8 @@ pub struct LiveSession {
 struct Entry {
     session: LiveSession,
     end: watch::Sender<bool>,
+    /// The connection's trace span: sessions and file operations are its children.
+    span: tracing::Span,
 }
 
 #[derive(Default, Clone)]
@@ -34,6 +36,8 @@ pub(crate) struct LiveRegistry {
 /// Held by a protocol for the life of a connection.
 pub struct LiveConnection {
     ended: watch::Receiver<bool>,
+    /// The connection's span; protocols may instrument their connection task with it.
+    pub span: tracing::Span,
 }
 
 impl LiveConnection {
@@ -51,6 +55,18 @@ impl LiveConnection {
 impl LiveRegistry {
     pub fn open(&self, info: &ConnectionInfo) -> LiveConnection {
         let (end, ended) = watch::channel(false);
+        let span = tracing::info_span!(
+            "connection",
+            session_id = %info.session_id,
+            protocol = info.protocol.as_str(),
+            peer = %info.peer,
+            user = tracing::field::Empty,
+            trace_id = tracing::field::Empty,
+        );
+        // Log lines inside the connection carry the trace ID, to find the trace from a log.
+        if let Some(trace_id) = crate::telemetry::trace_id(&span) {
+            span.record("trace_id", trace_id.as_str());
+        }
         let session = LiveSession {
             id: info.session_id,
             protocol: info.protocol,
@@ -59,9 +75,9 @@ impl LiveRegistry {
             since: chrono::Utc::now(),
         };
         if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(info.session_id, Entry { session, end });
+            entries.insert(info.session_id, Entry { session, end, span: span.clone() });
         }
-        LiveConnection { ended }
+        LiveConnection { ended, span }
     }
 
     pub fn close(&self, id: SessionId) {
@@ -70,10 +86,20 @@ impl LiveRegistry {
         }
     }
 
+    /// The connection's span (a disabled span for a connection not registered).
+    pub fn span(&self, id: SessionId) -> tracing::Span {
+        self.entries
+            .lock()
+            .ok()
+            .and_then(|entries| entries.get(&id).map(|e| e.span.clone()))
+            .unwrap_or_else(tracing::Span::none)
+    }
+
     pub fn set_user(&self, id: SessionId, user: &str, protocol: Protocol) {
         if let Ok(mut entries) = self.entries.lock()
             && let Some(entry) = entries.get_mut(&id)
         {
+            entry.span.record("user", user);
             entry.session.user = Some(user.to_string());
             entry.session.protocol = protocol;
         }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use tracing::Instrument as _;
 
 use super::defender::{Defender, DefenderSettings};
 use super::live::{LiveConnection, LiveRegistry, LiveSession};
@@ -137,7 +138,9 @@ impl SessionFactory {
     /// protocol keeps the returned handle and ends the connection when it says so.
     pub fn connection_opened(&self, conn: &ConnectionInfo) -> LiveConnection {
         self.audit.emit(EventKind::ConnectionOpened, Outcome::Ok, conn.fields());
-        metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).inc();
+        let m = metrics::metrics();
+        m.connections_total.with_label_values(&[conn.protocol.as_str()]).inc();
+        m.connections_active.with_label_values(&[conn.protocol.as_str()]).inc();
         self.live.open(conn)
     }
 
@@ -147,8 +150,20 @@ impl SessionFactory {
     }
 
     /// Ends connection `id` (a session id as listed); false if there is none.
-    pub fn terminate(&self, id: &str) -> bool {
-        self.live.terminate(id)
+    /// Ends connection `id` on behalf of administrator `by` (audited); false if there is none.
+    pub fn terminate(&self, id: &str, by: &str) -> bool {
+        let ended = self.live.terminate(id);
+        if ended {
+            let fields = Fields {
+                session: uuid::Uuid::parse_str(id).ok().map(SessionId),
+                protocol: Some(Protocol::Https),
+                user: Some(by.to_string()),
+                reason: Some(format!("ended by administrator {by}")),
+                ..Fields::default()
+            };
+            self.audit.emit(EventKind::SessionTerminated, Outcome::Ok, fields);
+        }
+        ended
     }
 
     pub fn connection_refused(&self, peer: PeerAddr, protocol: Protocol, reason: &str) {
@@ -164,7 +179,7 @@ impl SessionFactory {
     pub fn connection_closed(&self, conn: &ConnectionInfo) {
         self.live.close(conn.session_id);
         self.audit.emit(EventKind::ConnectionClosed, Outcome::Ok, conn.fields());
-        metrics::metrics().sessions_active.with_label_values(&[conn.protocol.as_str()]).dec();
+        metrics::metrics().connections_active.with_label_values(&[conn.protocol.as_str()]).dec();
     }
 
     pub fn transfers(&self) -> &Arc<Transfers> {
@@ -186,11 +201,13 @@ impl SessionFactory {
         {
             fields.reason = Some(format!("{method}: address banned after repeated failures"));
             self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
-            metrics::login(conn.protocol, method, "banned");
+            metrics::login(conn.protocol, method, "none", "banned");
             return Err(LoginError::Denied);
         }
         let context = AuthContext { protocol: conn.protocol, peer: conn.peer };
-        let result = self.auth.authenticate(user, credentials, &context).await;
+        let span = tracing::info_span!(parent: &self.live.span(conn.session_id), "login", method, user);
+        let result = self.auth.authenticate(user, credentials, &context).instrument(span.clone()).await;
+        let _entered = span.enter();
         match result {
             Ok(identity) => {
                 // An API key names its user; record who it turned out to be.
@@ -198,7 +215,7 @@ impl SessionFactory {
                 self.live.set_user(conn.session_id, &identity.user, conn.protocol);
                 fields.reason = Some(format!("{method} via {}", identity.source));
                 self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
-                metrics::login(conn.protocol, method, "ok");
+                metrics::login(conn.protocol, method, identity.source, "ok");
                 Ok(identity)
             }
             Err(AuthError::Denied(denial)) => {
@@ -209,16 +226,21 @@ impl SessionFactory {
                     let mut ban = conn.fields();
                     ban.reason = Some("too many failed logins".into());
                     self.audit.emit(EventKind::AddressBanned, Outcome::Denied, ban);
+                    metrics::metrics().bans_total.inc();
                 }
                 self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
-                metrics::login(conn.protocol, method, "denied");
+                metrics::login(conn.protocol, method, "none", "denied");
                 Err(LoginError::Denied)
             }
             Err(AuthError::Unavailable(why)) => {
                 tracing::error!(%why, "authentication backend unavailable");
+                let mut backend = conn.fields();
+                backend.user = fields.user.clone();
+                backend.reason = Some(why.to_string());
+                self.audit.emit(EventKind::AuthBackendError, Outcome::Failed, backend);
                 fields.reason = Some(format!("{method}: backend unavailable"));
                 self.audit.emit(EventKind::LoginFailed, Outcome::Failed, fields);
-                metrics::login(conn.protocol, method, "error");
+                metrics::login(conn.protocol, method, "none", "error");
                 Err(LoginError::Unavailable)
             }
         }
@@ -256,9 +278,20 @@ impl SessionFactory {
                 Permissions::deny_all()
             })
         };
-        metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();
+        let m = metrics::metrics();
+        m.sessions_total.with_label_values(&[protocol.as_str()]).inc();
+        // Decremented when the session's context (held by it and its open files) is dropped.
+        m.sessions_active.with_label_values(&[protocol.as_str()]).inc();
+        let span = tracing::info_span!(
+            parent: &self.live.span(conn.session_id),
+            "session",
+            session_id = %conn.session_id,
+            protocol = protocol.as_str(),
+            user = identity.user.as_str(),
+        );
         Ok(Session {
             ctx: Arc::new(Context {
+                span,
                 audit: self.audit.clone(),
                 protocol,
                 session_id: conn.session_id,

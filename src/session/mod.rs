@@ -15,6 +15,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
+use tracing::Instrument as _;
 
 use tokio::time::Instant;
 
@@ -37,6 +38,8 @@ use crate::vfs::{DirLister, Located, StorageError, Vfs, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
 pub(crate) struct Context {
+    /// The session's trace span (child of the connection's); file operations are its children.
+    span: tracing::Span,
     audit: Audit,
     protocol: Protocol,
     session_id: SessionId,
@@ -45,7 +48,23 @@ pub(crate) struct Context {
     seq: AtomicU64,
 }
 
+impl Drop for Context {
+    fn drop(&mut self) {
+        metrics::metrics().sessions_active.with_label_values(&[self.protocol.as_str()]).dec();
+    }
+}
+
 impl Context {
+    /// A failure of the storage itself (not a refusal or a missing file) is its own event, so
+    /// operators can alert on backend trouble apart from users' mistakes.
+    fn storage_failure(&self, path: &VirtualPath, error: &SessionError) {
+        if matches!(error, SessionError::Storage(_) | SessionError::NoSpace) {
+            let mut fields = self.fields(path);
+            fields.reason = Some(error.to_string());
+            self.audit.emit(EventKind::StorageError, Outcome::Failed, fields);
+        }
+    }
+
     fn fields(&self, path: &VirtualPath) -> Fields {
         Fields {
             session: Some(self.session_id),
@@ -135,12 +154,16 @@ impl Session {
         work: impl Future<Output = Result<T, SessionError>>,
     ) -> Result<T, SessionError> {
         let started = Instant::now();
-        let result = work.await;
+        let span = tracing::info_span!(parent: &self.ctx.span, "file_operation", op, path = path.as_str());
+        let result = work.instrument(span).await;
         let (outcome, reason) = match &result {
             Ok(_) => (Outcome::Ok, None),
             Err(e @ SessionError::PermissionDenied { .. }) => (Outcome::Denied, Some(e.to_string())),
             Err(e) => (Outcome::Failed, Some(e.to_string())),
         };
+        if let Err(e) = &result {
+            self.ctx.storage_failure(path, e);
+        }
         let mut fields = self.ctx.fields(path);
         fields.target = target.map(ToString::to_string);
         fields.reason = reason;
@@ -148,6 +171,16 @@ impl Session {
         self.ctx.audit.emit(kind, outcome, fields);
         metrics::file_op(self.ctx.protocol, op, outcome.as_str());
         result
+    }
+
+    fn transfer_span(&self, direction: &'static str, path: &VirtualPath) -> tracing::Span {
+        tracing::info_span!(
+            parent: &self.ctx.span,
+            "transfer",
+            direction,
+            path = path.as_str(),
+            bytes = tracing::field::Empty,
+        )
     }
 
     fn storage_err(path: &VirtualPath) -> impl Fn(StorageError) -> SessionError + '_ {
@@ -209,6 +242,7 @@ impl Session {
                 bytes: AtomicU64::new(0),
                 failed: Default::default(),
                 started,
+                span: self.transfer_span("download", path),
                 _guard: self.transfers.begin(),
             }),
             // A download that never started is still one audited operation.
@@ -261,6 +295,7 @@ impl Session {
                 handle: Some(handle),
                 bytes: AtomicU64::new(0),
                 started,
+                span: self.transfer_span("upload", path),
                 _guard: self.transfers.begin(),
             }),
             Err(e) => self.audited(EventKind::FileUpload, "upload", path, None, async { Err(e) }).await,

@@ -11,6 +11,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "token secrets and revocations", include_str!("migrations/0003_tokens.sql")),
     (4, "api keys", include_str!("migrations/0004_api_keys.sql")),
     (5, "admin role", include_str!("migrations/0005_admin_role.sql")),
+    (6, "audit trail", include_str!("migrations/0006_audit.sql")),
 ];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {

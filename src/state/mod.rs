@@ -1,8 +1,10 @@
-//! The state store: users and keys today; bans, sessions, audit and the event queue later.
+//! The state store: users, keys and the audit trail today; bans, sessions and the event queue
+//! later.
 //! SQLite through sqlx with runtime queries, so a PostgreSQL twin can follow the same
 //! operations. Uses `config` and `types`.
 
 pub mod api_keys;
+pub mod audit;
 mod migrate;
 pub mod tokens;
 pub mod users;
@@ -64,6 +66,10 @@ impl State {
 
     pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
         api_keys::ApiKeys::new(&self.pool)
+    }
+
+    pub fn audit(&self) -> audit::AuditLog<'_> {
+        audit::AuditLog::new(&self.pool)
     }
 
     pub fn tokens(&self) -> tokens::Tokens<'_> {

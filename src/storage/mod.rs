@@ -3,6 +3,7 @@
 //! listings fetched in batches. Uses `config` and `types`.
 
 pub mod local;
+mod metered;
 mod multipart;
 pub mod object;
 
@@ -193,8 +194,20 @@ pub trait WriteHandle: Send + Sync {
     async fn abort(self: Box<Self>);
 }
 
-/// Opens the configured backend.
+/// Opens the configured backend, its requests measured (`metered.rs`).
 pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
+    use crate::config::Backend;
+    let kind = match config.backend {
+        Backend::Local => "local",
+        Backend::Memory => "memory",
+        Backend::S3 => "s3",
+        Backend::Gcs => "gcs",
+        Backend::Azure => "azure",
+    };
+    open_unmetered(config).map(|backend| metered::Metered::wrap(backend, kind))
+}
+
+fn open_unmetered(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
     use crate::config::Backend;
     use object_store::ObjectStore;
     use object_store::list::PaginatedListStore;

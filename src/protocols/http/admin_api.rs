@@ -352,7 +352,7 @@ pub async fn end_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&authed)?;
-    if app.sessions.terminate(&id) {
+    if app.sessions.terminate(&id, &authed.identity.user) {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("no live session {id} on this server")))

@@ -2,12 +2,14 @@
 //! manager will join it here. Uses `session`, `admin`, `net`.
 
 mod admin_api;
+mod audit_api;
 mod auth;
 mod browser;
 mod error;
 mod files;
 mod keys;
 mod openapi;
+pub mod ops;
 mod range;
 mod redirect;
 mod router;

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_api, browser, error, files, keys, tokens};
+use super::{admin_api, audit_api, browser, error, files, keys, tokens};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -16,7 +16,7 @@ use super::{admin_api, browser, error, files, keys, tokens};
         keys::create, keys::list, keys::revoke, admin_api::list_users, admin_api::create_user,
         admin_api::get_user, admin_api::update_user, admin_api::delete_user, admin_api::set_password,
         admin_api::add_ssh_key, admin_api::remove_ssh_key, admin_api::health, admin_api::list_sessions,
-        admin_api::end_session
+        admin_api::end_session, audit_api::query
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),

@@ -47,6 +47,7 @@ pub fn router(app: AppState) -> Router {
         )
         .route("/api/v1/admin/users/{name}/password", axum::routing::put(admin_api::set_password))
         .route("/api/v1/admin/sessions", get(admin_api::list_sessions))
+        .route("/api/v1/audit", get(super::audit_api::query))
         .route("/api/v1/admin/sessions/{id}", axum::routing::delete(admin_api::end_session))
         .route("/api/v1/admin/users/{name}/keys", post(admin_api::add_ssh_key))
         .route(

@@ -1,0 +1,79 @@
+//! The state database: every line with the columns `ferry audit query` and `GET /api/v1/audit`
+//! filter on, appended in chain order, one transaction per batch.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::SecondsFormat;
+
+use super::Sink;
+use crate::audit::event::LineView;
+use crate::state::State;
+use crate::state::audit::AuditRow;
+
+pub struct DatabaseSink {
+    state: State,
+    /// Rows older than this are purged (hourly); zero keeps them.
+    retention: Duration,
+    last_purge: Option<tokio::time::Instant>,
+}
+
+impl DatabaseSink {
+    pub fn new(state: State, retention: Duration) -> Self {
+        Self { state, retention, last_purge: None }
+    }
+}
+
+/// The column form of a line; `None` for a line that is not a sealed record.
+pub fn row(line: &str) -> Option<AuditRow> {
+    let view = LineView::parse(line)?;
+    Some(AuditRow {
+        node: view.node,
+        chain_seq: view.chain_seq,
+        event_id: view.id,
+        event: view.event,
+        ts: view.ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+        session: view.session,
+        protocol: view.protocol,
+        user: view.user,
+        peer: view.peer,
+        path: view.path,
+        outcome: serde_json::to_value(view.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default(),
+        hash: view.hash,
+        record: line.to_string(),
+    })
+}
+
+#[async_trait]
+impl Sink for DatabaseSink {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+        let rows: Vec<AuditRow> = lines.iter().filter_map(|line| row(line)).collect();
+        self.state.audit().append(&rows).await.map_err(|e| e.to_string())
+    }
+
+    async fn tick(&mut self) {
+        if self.retention.is_zero()
+            || self.last_purge.is_some_and(|t| t.elapsed() < Duration::from_secs(3600))
+        {
+            return;
+        }
+        self.last_purge = Some(tokio::time::Instant::now());
+        let Ok(retention) = chrono::Duration::from_std(self.retention) else {
+            return;
+        };
+        let before = (chrono::Utc::now() - retention).to_rfc3339_opts(SecondsFormat::Micros, true);
+        match self.state.audit().purge_before(&before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, %before, "audit records purged by retention"),
+            Err(e) => tracing::warn!(error = %e, "audit retention purge failed"),
+        }
+    }
+
+    fn retries(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,232 @@
+//! JSON lines in segment files: `<node>-<first chain_seq, 20 digits>.jsonl` in one folder. The
+//! newest segment is open; a segment is sealed (synced, never written again) when it reaches
+//! `rotate_size` or `rotate_interval`, and at each start. Sealed segments can be exported (to
+//! object storage, for WORM retention) and are deleted past `retention` / `max_files`, but
+//! never before their export succeeded.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use tokio::io::AsyncWriteExt;
+
+use super::Sink;
+use crate::audit::event::LineView;
+
+/// Uploads a sealed segment somewhere it cannot be changed; implemented by the composition root
+/// (the audit room knows no storage backends).
+#[async_trait]
+pub trait SegmentExport: Send + Sync {
+    async fn export(&self, path: &Path, name: &str) -> Result<(), String>;
+}
+
+#[derive(Clone)]
+pub struct FileSettings {
+    pub dir: PathBuf,
+    pub node: String,
+    pub rotate_size: u64,
+    pub rotate_interval: Duration,
+    /// Sealed segments older than this are deleted; zero keeps them.
+    pub retention: Duration,
+    /// At most this many sealed segments are kept; zero means no limit.
+    pub max_files: usize,
+    pub export: Option<Arc<dyn SegmentExport>>,
+}
+
+struct Open {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    size: u64,
+    opened: tokio::time::Instant,
+}
+
+pub struct FileSink {
+    settings: FileSettings,
+    open: Option<Open>,
+}
+
+const EXPORTED: &str = "exported";
+
+impl FileSink {
+    pub fn new(settings: FileSettings) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&settings.dir)?;
+        Ok(Self { settings, open: None })
+    }
+
+    async fn seal(&mut self) {
+        if let Some(mut open) = self.open.take() {
+            let _ = open.file.flush().await;
+            let _ = open.file.get_mut().sync_all().await;
+        }
+    }
+
+    /// Exports sealed segments not yet exported, then applies retention.
+    async fn upkeep(&mut self) {
+        let mut sealed = segments(&self.settings.dir, &self.settings.node);
+        if self.open.is_some() {
+            sealed.pop();
+        }
+        if let Some(export) = &self.settings.export {
+            for path in &sealed {
+                let marker = path.with_extension(EXPORTED);
+                if marker.exists() {
+                    continue;
+                }
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                match export.export(path, &name).await {
+                    Ok(()) => {
+                        let _ = std::fs::write(&marker, b"");
+                        tracing::info!(segment = %name, "audit segment exported");
+                    }
+                    Err(e) => {
+                        tracing::warn!(segment = %name, error = %e, "audit segment export failed; will retry");
+                        break;
+                    }
+                }
+            }
+        }
+        let keep_after = (!self.settings.retention.is_zero())
+            .then(|| SystemTime::now().checked_sub(self.settings.retention))
+            .flatten();
+        let surplus = if self.settings.max_files == 0 {
+            0
+        } else {
+            sealed.len().saturating_sub(self.settings.max_files)
+        };
+        for (index, path) in sealed.iter().enumerate() {
+            let expired = keep_after.is_some_and(|limit| {
+                std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified < limit)
+            });
+            if !(expired || index < surplus) {
+                continue;
+            }
+            let marker = path.with_extension(EXPORTED);
+            if self.settings.export.is_some() && !marker.exists() {
+                continue;
+            }
+            if std::fs::remove_file(path).is_ok() {
+                let _ = std::fs::remove_file(&marker);
+                tracing::info!(segment = %path.display(), "audit segment removed by retention");
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for FileSink {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+        for line in lines {
+            let due = self.open.as_ref().is_some_and(|open| {
+                open.size >= self.settings.rotate_size
+                    || open.opened.elapsed() >= self.settings.rotate_interval
+            });
+            if due {
+                self.seal().await;
+                self.upkeep().await;
+            }
+            if self.open.is_none() {
+                let seq = LineView::parse(line).map(|v| v.chain_seq).unwrap_or_default();
+                let path = segment_path(&self.settings.dir, &self.settings.node, seq);
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+                self.open = Some(Open {
+                    file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+                    size,
+                    opened: tokio::time::Instant::now(),
+                });
+            }
+            if let Some(open) = self.open.as_mut() {
+                open.file.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
+                open.file.write_all(b"\n").await.map_err(|e| e.to_string())?;
+                open.size += line.len() as u64 + 1;
+            }
+        }
+        if let Some(open) = self.open.as_mut() {
+            open.file.flush().await.map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    async fn tick(&mut self) {
+        let due =
+            self.open.as_ref().is_some_and(|open| open.opened.elapsed() >= self.settings.rotate_interval);
+        if due {
+            self.seal().await;
+        }
+        if due || self.open.is_none() {
+            self.upkeep().await;
+        }
+    }
+
+    async fn close(&mut self) {
+        self.seal().await;
+        self.upkeep().await;
+    }
+
+    fn retries(&self) -> bool {
+        true
+    }
+}
+
+fn file_prefix(node: &str) -> String {
+    let safe: String = node
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .collect();
+    format!("{safe}-")
+}
+
+fn segment_path(dir: &Path, node: &str, first_seq: u64) -> PathBuf {
+    dir.join(format!("{}{first_seq:020}.jsonl", file_prefix(node)))
+}
+
+/// The node's segments, oldest first.
+pub fn segments(dir: &Path, node: &str) -> Vec<PathBuf> {
+    let prefix = file_prefix(node);
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            name.starts_with(&prefix)
+                && name.ends_with(".jsonl")
+                && name[prefix.len()..name.len() - 6].chars().all(|c| c.is_ascii_digit())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The last record the node wrote here, so a restart continues its chain. A line torn by a
+/// crash (no newline at the end) was never complete and is cut off.
+pub fn last_head(dir: &Path, node: &str) -> Option<(u64, String)> {
+    for path in segments(dir, node).iter().rev() {
+        let Ok(mut file) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
+            continue;
+        };
+        let len = file.metadata().ok()?.len();
+        let start = len.saturating_sub(1 << 20);
+        let mut tail = Vec::new();
+        file.seek(SeekFrom::Start(start)).ok()?;
+        file.read_to_end(&mut tail).ok()?;
+        if !tail.ends_with(b"\n") {
+            let keep = tail.iter().rposition(|&b| b == b'\n').map_or(start, |i| start + i as u64 + 1);
+            tracing::warn!(segment = %path.display(), "cutting an incomplete last audit line (crash)");
+            let _ = file.set_len(keep);
+            tail.truncate((keep - start) as usize);
+        }
+        let text = String::from_utf8_lossy(&tail);
+        if let Some(view) = text.lines().rev().find_map(LineView::parse) {
+            return Some((view.chain_seq, view.hash));
+        }
+    }
+    None
+}

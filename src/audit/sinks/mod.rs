@@ -1,0 +1,135 @@
+//! Where audit lines go. Each sink runs on its own task behind its own lane (`lane.rs`) and
+//! writes batches; a failed batch is retried with backoff by sinks that must lose nothing (the
+//! queue fills meanwhile and its `on_full` policy applies), or dropped and counted by the others.
+
+pub mod database;
+pub mod file;
+pub mod http;
+pub mod stdout;
+pub mod syslog;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+
+use super::lane::{LaneRx, Replay};
+use crate::telemetry::metrics::metrics;
+
+/// Lines taken from a lane per write.
+const BATCH: usize = 512;
+
+#[async_trait]
+pub trait Sink: Send {
+    /// Writes lines in order; an error means none of them may be assumed written.
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String>;
+
+    /// Periodic upkeep while idle (rotation by age, exports); every second.
+    async fn tick(&mut self) {}
+
+    /// Makes what was written durable before the process exits.
+    async fn close(&mut self) {}
+
+    /// Retry failed batches until they are written (true), or drop them (false).
+    fn retries(&self) -> bool;
+}
+
+/// Runs `sink` until `stop` turns true, then drains what is queued and closes it.
+pub async fn run(mut lane: LaneRx, mut sink: Box<dyn Sink>, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if let Some(path) = lane.take_spool() {
+            replay(&mut lane, sink.as_mut(), &path, &stop).await;
+        }
+        tokio::select! {
+            batch = lane.recv_batch(BATCH) => match batch {
+                Some(batch) => { deliver(&lane, sink.as_mut(), &batch, &stop, true).await; }
+                None => break,
+            },
+            _ = tick.tick() => sink.tick().await,
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { break },
+        }
+    }
+    // Shutdown: everything still queued or spilled goes out once more.
+    loop {
+        let batch = lane.try_batch(BATCH);
+        if batch.is_empty() {
+            break;
+        }
+        deliver(&lane, sink.as_mut(), &batch, &stop, true).await;
+    }
+    if let Some(path) = lane.take_spool() {
+        replay(&mut lane, sink.as_mut(), &path, &stop).await;
+    }
+    sink.close().await;
+}
+
+async fn replay(
+    lane: &mut LaneRx,
+    sink: &mut dyn Sink,
+    path: &std::path::Path,
+    stop: &watch::Receiver<bool>,
+) {
+    let mut reader = match Replay::open(path) {
+        Ok(reader) => reader,
+        Err(e) => {
+            tracing::error!(sink = lane.name, path = %path.display(), error = %e, "cannot read audit spool");
+            return;
+        }
+    };
+    loop {
+        let batch = reader.next_batch(BATCH);
+        if batch.is_empty() {
+            break;
+        }
+        if !deliver(lane, sink, &batch, stop, false).await {
+            // Stopping with the sink down: the spool file stays for the next start (lines of it
+            // already written will be written again then).
+            return;
+        }
+    }
+    let _ = std::fs::remove_file(path);
+}
+
+/// Writes one batch; true when it was written (or dropped by a sink that does not retry). A
+/// retrying sink still failing at shutdown spills the batch (`respool`) for the next start.
+async fn deliver(
+    lane: &LaneRx,
+    sink: &mut dyn Sink,
+    batch: &[Arc<str>],
+    stop: &watch::Receiver<bool>,
+    respool: bool,
+) -> bool {
+    let m = metrics();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match sink.write(batch).await {
+            Ok(()) => {
+                m.audit_written_total.with_label_values(&[lane.name]).inc_by(batch.len() as u64);
+                return true;
+            }
+            Err(e) => {
+                m.audit_sink_errors_total.with_label_values(&[lane.name]).inc();
+                tracing::warn!(sink = lane.name, error = %e, records = batch.len(), "audit sink write failed");
+                if !sink.retries() {
+                    m.audit_dropped_total.with_label_values(&[lane.name]).inc_by(batch.len() as u64);
+                    return true;
+                }
+                if *stop.borrow() {
+                    if respool {
+                        lane.respool(batch);
+                    }
+                    return false;
+                }
+                let mut stop = stop.clone();
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Checks a node's trail (segment files or database rows, in the order written) and reports the
+//! first record that was removed, altered, inserted or reordered, and whether the checkpoints'
+//! signatures hold. One trail is read into memory for the look-ahead that tells an insertion
+//! from a reordering (about the size of the trail).
+
+use std::fmt;
+
+use serde::Deserialize;
+
+use super::chain::{self, GENESIS};
+use super::event::Checkpoint;
+
+/// What went wrong first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// The line is not a sealed record or its content does not match its hash.
+    Altered { at: String, detail: String },
+    /// Records `from..=to` are missing before `at` (or at the end when `at` says so).
+    Removed { at: String, from: u64, to: u64 },
+    /// A record that does not belong in the chain.
+    Inserted { at: String, seq: u64, detail: String },
+    /// A record out of its place.
+    Reordered { at: String, seq: u64, expected: u64 },
+    /// A checkpoint whose signature does not verify with the node's key.
+    BadSignature { at: String, detail: String },
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Finding::Altered { at, detail } => write!(f, "altered record at {at}: {detail}"),
+            Finding::Removed { at, from, to } if from == to => {
+                write!(f, "removed record: seq {from} is missing ({at})")
+            }
+            Finding::Removed { at, from, to } => {
+                write!(f, "removed records: seq {from} to {to} are missing ({at})")
+            }
+            Finding::Inserted { at, seq, detail } => {
+                write!(f, "inserted record at {at} (seq {seq}): {detail}")
+            }
+            Finding::Reordered { at, seq, expected } => {
+                write!(f, "reordered records at {at}: found seq {seq} where seq {expected} belongs")
+            }
+            Finding::BadSignature { at, detail } => write!(f, "bad checkpoint signature at {at}: {detail}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub records: u64,
+    pub first_seq: Option<u64>,
+    pub last_seq: Option<u64>,
+    pub node: Option<String>,
+    /// Checkpoints whose position matched the chain (and whose signature verified, when a key
+    /// was given).
+    pub checkpoints: u64,
+    /// Whether signatures were checked (a public key was given).
+    pub signatures_checked: bool,
+    /// Records after the last checkpoint: not covered by a signature yet.
+    pub unsigned_tail: u64,
+    pub finding: Option<Finding>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let node = self.node.as_deref().unwrap_or("-");
+        match &self.finding {
+            Some(finding) => write!(f, "FAILED node {node}: {finding}"),
+            None => {
+                write!(
+                    f,
+                    "ok node {node}: {} records, seq {}..{}, {} checkpoints {}",
+                    self.records,
+                    self.first_seq.map_or("-".into(), |s| s.to_string()),
+                    self.last_seq.map_or("-".into(), |s| s.to_string()),
+                    self.checkpoints,
+                    if self.signatures_checked {
+                        "with valid signatures"
+                    } else {
+                        "(signatures NOT checked: no public key)"
+                    },
+                )?;
+                if self.unsigned_tail > 0 {
+                    write!(
+                        f,
+                        "; the last {} records are not covered by a checkpoint yet",
+                        self.unsigned_tail
+                    )?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+struct Entry {
+    at: String,
+    seq: u64,
+    prev: [u8; 32],
+    hash: [u8; 32],
+    checkpoint: Option<Checkpoint>,
+}
+
+#[derive(Deserialize)]
+struct Linked {
+    node: String,
+    chain_seq: u64,
+    prev: String,
+    checkpoint: Option<Checkpoint>,
+}
+
+fn digest(hex: &str) -> Option<[u8; 32]> {
+    chain::unhex(hex)?.try_into().ok()
+}
+
+/// Verifies `(location, line)` pairs of one node's trail, in the order written. `public_key` is
+/// the node's raw Ed25519 public key; `expected_head` the last (seq) the node is known to have
+/// written, to catch records cut off the end.
+pub fn verify(
+    lines: impl IntoIterator<Item = (String, String)>,
+    public_key: Option<&[u8]>,
+    expected_last: Option<u64>,
+) -> Report {
+    let mut report = Report { signatures_checked: public_key.is_some(), ..Report::default() };
+    let mut entries = Vec::new();
+    for (at, line) in lines {
+        let Some((body, claimed)) = chain::unseal(&line) else {
+            report.finding = Some(Finding::Altered { at, detail: "not a sealed audit record".into() });
+            return report;
+        };
+        if chain::sha256_hex(body.as_bytes()) != claimed {
+            report.finding =
+                Some(Finding::Altered { at, detail: "its content does not match its hash".into() });
+            return report;
+        }
+        let Ok(linked) = serde_json::from_str::<Linked>(&body) else {
+            report.finding = Some(Finding::Altered { at, detail: "not an audit record".into() });
+            return report;
+        };
+        let (Some(prev), Some(hash)) = (digest(&linked.prev), digest(claimed)) else {
+            report.finding = Some(Finding::Altered { at, detail: "malformed chain fields".into() });
+            return report;
+        };
+        match &report.node {
+            None => report.node = Some(linked.node.clone()),
+            Some(node) if *node != linked.node => {
+                report.finding = Some(Finding::Inserted {
+                    at,
+                    seq: linked.chain_seq,
+                    detail: format!("a record of node `{}` in the trail of `{node}`", linked.node),
+                });
+                return report;
+            }
+            Some(_) => {}
+        }
+        entries.push(Entry { at, seq: linked.chain_seq, prev, hash, checkpoint: linked.checkpoint });
+    }
+    report.records = entries.len() as u64;
+    report.first_seq = entries.first().map(|e| e.seq);
+    report.last_seq = entries.last().map(|e| e.seq);
+    let node = report.node.clone().unwrap_or_default();
+    let genesis = digest(GENESIS).unwrap_or([0; 32]);
+    let mut unsigned = 0u64;
+    for i in 0..entries.len() {
+        let e = &entries[i];
+        if i == 0 {
+            if e.seq == 0 && e.prev != genesis {
+                report.finding = Some(Finding::Altered {
+                    at: e.at.clone(),
+                    detail: "the first record does not start the chain".into(),
+                });
+                return report;
+            }
+        } else {
+            let p = &entries[i - 1];
+            let expected = p.seq + 1;
+            let next_links = entries.get(i + 1).is_some_and(|n| n.seq == expected && n.prev == p.hash);
+            let finding = if e.seq == expected && e.prev == p.hash {
+                None
+            } else if e.seq > expected && entries[i + 1..].iter().any(|later| later.hash == e.prev) {
+                Some(Finding::Reordered { at: e.at.clone(), seq: e.seq, expected })
+            } else if next_links {
+                Some(Finding::Inserted {
+                    at: e.at.clone(),
+                    seq: e.seq,
+                    detail: "the chain continues without it".into(),
+                })
+            } else if e.seq == expected {
+                Some(Finding::Altered {
+                    at: e.at.clone(),
+                    detail: format!(
+                        "it does not link to the record before it ({}, seq {}): one of the two was altered and rehashed",
+                        p.at, p.seq
+                    ),
+                })
+            } else if e.seq > expected {
+                Some(Finding::Removed { at: format!("before {}", e.at), from: expected, to: e.seq - 1 })
+            } else if entries[..i].iter().any(|earlier| earlier.seq == e.seq) {
+                Some(Finding::Inserted {
+                    at: e.at.clone(),
+                    seq: e.seq,
+                    detail: "its sequence number was already used".into(),
+                })
+            } else {
+                Some(Finding::Reordered { at: e.at.clone(), seq: e.seq, expected })
+            };
+            if finding.is_some() {
+                report.finding = finding;
+                return report;
+            }
+        }
+        if let Some(cp) = &e.checkpoint {
+            let matches = i > 0
+                && entries[i - 1].seq == cp.seq
+                && digest(&cp.hash).is_some_and(|h| h == entries[i - 1].hash);
+            if !matches {
+                report.finding = Some(Finding::Altered {
+                    at: e.at.clone(),
+                    detail: format!(
+                        "the checkpoint signed seq {} with hash {} but the chain holds something else: records before it were altered and rehashed",
+                        cp.seq, cp.hash
+                    ),
+                });
+                return report;
+            }
+            if let Some(key) = public_key {
+                if cp.key != chain::key_id(key) {
+                    report.finding = Some(Finding::BadSignature {
+                        at: e.at.clone(),
+                        detail: format!("signed by key {}, not the node's", cp.key),
+                    });
+                    return report;
+                }
+                if !chain::verify_signature(
+                    key,
+                    &chain::signed_message(&node, cp.seq, &cp.hash),
+                    &cp.signature,
+                ) {
+                    report.finding = Some(Finding::BadSignature {
+                        at: e.at.clone(),
+                        detail: "the signature does not verify".into(),
+                    });
+                    return report;
+                }
+            }
+            report.checkpoints += 1;
+            unsigned = 0;
+        } else {
+            unsigned += 1;
+        }
+    }
+    report.unsigned_tail = unsigned;
+    if let (Some(known), Some(last)) = (expected_last, report.last_seq)
+        && known > last
+    {
+        report.finding = Some(Finding::Removed { at: "at the end".into(), from: last + 1, to: known });
+    }
+    report
+}
+
+/// A public key given as hex or as a file holding the hex.
+pub fn read_public_key(given: &str) -> Result<Vec<u8>, String> {
+    let text = if std::path::Path::new(given).exists() {
+        std::fs::read_to_string(given).map_err(|e| format!("{given}: {e}"))?
+    } else {
+        given.to_string()
+    };
+    let key = chain::unhex(text.trim()).filter(|k| k.len() == 32);
+    key.ok_or_else(|| format!("{given}: not an Ed25519 public key (64 hex digits)"))
+}
+
+/// RFC 3339, or a duration before now (`90s`, `2h`, `7d`), normalised to the stored form.
+pub fn parse_time(raw: &str) -> Result<String, String> {
+    use chrono::SecondsFormat;
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(time.with_timezone(&chrono::Utc).to_rfc3339_opts(SecondsFormat::Micros, true));
+    }
+    let ago = crate::config::units::parse_duration(raw)
+        .map_err(|_| format!("`{raw}`: expected an RFC 3339 time or a duration such as 2h"))?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    Ok((chrono::Utc::now() - ago).to_rfc3339_opts(SecondsFormat::Micros, true))
+}
+
+/// Verifies segment files (folders are expanded to their `.jsonl` files, in name order, which
+/// is chain order) as one trail.
+pub fn verify_files(paths: &[std::path::PathBuf], public_key: Option<&[u8]>) -> Result<Report, String> {
+    use std::io::BufRead;
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .flatten()
+                .map(|entry| entry.path())
+                .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    let mut lines = Vec::new();
+    for file in &files {
+        let reader = std::io::BufReader::new(
+            std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?,
+        );
+        for (number, line) in reader.lines().enumerate() {
+            let line = line.map_err(|e| format!("{}: {e}", file.display()))?;
+            if !line.is_empty() {
+                lines.push((format!("{}:{}", file.display(), number + 1), line));
+            }
+        }
+    }
+    Ok(verify(lines, public_key, None))
+}
+
+/// Verifies every node's trail in the database, in the order rows were written. Without a
+/// given key, each node's registered key is used; a saved chain head catches a cut-off end.
+pub async fn verify_database(
+    state: &crate::state::State,
+    public_key: Option<&[u8]>,
+) -> Result<Vec<Report>, String> {
+    let log = state.audit();
+    let mut reports = Vec::new();
+    for node in log.nodes().await.map_err(|e| e.to_string())? {
+        let saved = log.node_head(&node).await.map_err(|e| e.to_string())?;
+        let registered = saved.as_ref().and_then(|s| chain::unhex(&s.public_key));
+        let key = public_key.map(<[u8]>::to_vec).or(registered);
+        let mut lines = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = log.lines_of(&node, after, 10_000).await.map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = last.row;
+            lines.extend(page.into_iter().map(|l| (format!("row {}", l.row), l.record)));
+        }
+        let known_last = saved.and_then(|s| s.head).map(|(seq, _)| seq);
+        reports.push(verify(lines, key.as_deref(), known_last));
+    }
+    Ok(reports)
+}

@@ -1,0 +1,68 @@
+//! The ops listener: plain HTTP on its own port for the platform, never for users. `/metrics`
+//! (Prometheus text format), `/healthz` (the process answers) and `/readyz` (it takes new
+//! connections: 503 while draining, so a load balancer stops sending before shutdown).
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::http::{Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::protocols::Phase;
+use crate::telemetry::metrics;
+
+fn answer(request: &Request<Incoming>, phase: Phase) -> Response<String> {
+    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics::render())
+        }
+        (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
+        (&Method::GET | &Method::HEAD, "/readyz") if phase == Phase::Running => {
+            (StatusCode::OK, "text/plain", "ready\n".to_string())
+        }
+        (&Method::GET | &Method::HEAD, "/readyz") => {
+            (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n".to_string())
+        }
+        (_, "/metrics" | "/healthz" | "/readyz") => {
+            (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".to_string())
+        }
+        _ => (StatusCode::NOT_FOUND, "text/plain", "not found: /metrics, /healthz, /readyz\n".to_string()),
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    if let Ok(value) = header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// Serves until the server closes (it keeps answering while draining, with `/readyz` 503).
+pub async fn serve(listener: TcpListener, mut phase: watch::Receiver<Phase>) -> std::io::Result<()> {
+    loop {
+        tokio::select! {
+            changed = phase.changed() => {
+                let current = *phase.borrow();
+                metrics::metrics().ready.set(if current == Phase::Running { 1.0 } else { 0.0 });
+                if changed.is_err() || current >= Phase::Closing { return Ok(()); }
+            }
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let phase = phase.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                        let response = answer(&request, *phase.borrow());
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,199 @@
+//! The audit table: batched appends in chain order, filtered queries, per-node chain heads and
+//! public keys, and retention.
+
+use serde::Serialize;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::StateError;
+
+/// One row to append; `record` is the exact line the hash chain covers.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub node: String,
+    pub chain_seq: u64,
+    pub event_id: u32,
+    pub event: String,
+    pub ts: String,
+    pub session: Option<String>,
+    pub protocol: Option<String>,
+    pub user: Option<String>,
+    pub peer: Option<String>,
+    pub path: Option<String>,
+    pub outcome: String,
+    pub hash: String,
+    pub record: String,
+}
+
+/// What to look for. Empty fields match everything.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub user: Option<String>,
+    /// An event name (`file.upload`) or a numeric ID (`30002`).
+    pub event: Option<String>,
+    pub node: Option<String>,
+    /// RFC 3339 bounds, inclusive `since`, exclusive `until`.
+    pub since: Option<String>,
+    pub until: Option<String>,
+    /// Only rows after this cursor (a `row` value from a previous page).
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+/// One stored record and its position, for paging.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredLine {
+    pub row: i64,
+    pub record: String,
+}
+
+/// A node's chain head and key as last saved.
+#[derive(Debug, Clone)]
+pub struct NodeHead {
+    pub public_key: String,
+    pub head: Option<(u64, String)>,
+}
+
+pub struct AuditLog<'a> {
+    pool: &'a SqlitePool,
+}
+
+impl<'a> AuditLog<'a> {
+    pub(super) fn new(pool: &'a SqlitePool) -> Self {
+        Self { pool }
+    }
+
+    /// Appends rows in one transaction, in the order given.
+    pub async fn append(&self, rows: &[AuditRow]) -> Result<(), StateError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        // SQLite allows 32,766 bound values; 13 per row.
+        for chunk in rows.chunks(1000) {
+            let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO audit_events (node, chain_seq, event_id, event, ts, session, protocol, user, \
+                 peer, path, outcome, hash, record) ",
+            );
+            insert.push_values(chunk, |mut b, row| {
+                b.push_bind(&row.node)
+                    .push_bind(row.chain_seq as i64)
+                    .push_bind(i64::from(row.event_id))
+                    .push_bind(&row.event)
+                    .push_bind(&row.ts)
+                    .push_bind(&row.session)
+                    .push_bind(&row.protocol)
+                    .push_bind(&row.user)
+                    .push_bind(&row.peer)
+                    .push_bind(&row.path)
+                    .push_bind(&row.outcome)
+                    .push_bind(&row.hash)
+                    .push_bind(&row.record);
+            });
+            insert.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn query(&self, q: &AuditQuery) -> Result<Vec<StoredLine>, StateError> {
+        let mut sql: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT row, record FROM audit_events WHERE 1 = 1");
+        if let Some(user) = &q.user {
+            sql.push(" AND user = ").push_bind(user.clone());
+        }
+        if let Some(event) = &q.event {
+            match event.parse::<i64>() {
+                Ok(id) => sql.push(" AND event_id = ").push_bind(id),
+                Err(_) => sql.push(" AND event = ").push_bind(event.clone()),
+            };
+        }
+        if let Some(node) = &q.node {
+            sql.push(" AND node = ").push_bind(node.clone());
+        }
+        if let Some(since) = &q.since {
+            sql.push(" AND ts >= ").push_bind(since.clone());
+        }
+        if let Some(until) = &q.until {
+            sql.push(" AND ts < ").push_bind(until.clone());
+        }
+        if let Some(after) = q.after {
+            sql.push(" AND row > ").push_bind(after);
+        }
+        sql.push(" ORDER BY row LIMIT ").push_bind(i64::from(q.limit.max(1)));
+        let rows: Vec<(i64, String)> = sql.build_query_as().fetch_all(self.pool).await?;
+        Ok(rows.into_iter().map(|(row, record)| StoredLine { row, record }).collect())
+    }
+
+    /// Every stored line of `node`, in the order written, a page at a time (for verification).
+    pub async fn lines_of(&self, node: &str, after: i64, limit: u32) -> Result<Vec<StoredLine>, StateError> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT row, record FROM audit_events WHERE node = ? AND row > ? ORDER BY row LIMIT ?",
+        )
+        .bind(node)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(row, record)| StoredLine { row, record }).collect())
+    }
+
+    pub async fn nodes(&self) -> Result<Vec<String>, StateError> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT DISTINCT node FROM audit_events ORDER BY node")
+            .fetch_all(self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// The last record of `node` stored here.
+    pub async fn last_of(&self, node: &str) -> Result<Option<(u64, String)>, StateError> {
+        let row: Option<(i64, String)> = sqlx::query_as(
+            "SELECT chain_seq, hash FROM audit_events WHERE node = ? ORDER BY chain_seq DESC LIMIT 1",
+        )
+        .bind(node)
+        .fetch_optional(self.pool)
+        .await?;
+        Ok(row.map(|(seq, hash)| (seq as u64, hash)))
+    }
+
+    pub async fn node_head(&self, node: &str) -> Result<Option<NodeHead>, StateError> {
+        let row: Option<(String, Option<i64>, Option<String>)> =
+            sqlx::query_as("SELECT public_key, head_seq, head_hash FROM audit_nodes WHERE node = ?")
+                .bind(node)
+                .fetch_optional(self.pool)
+                .await?;
+        Ok(row.map(|(public_key, seq, hash)| NodeHead {
+            public_key,
+            head: seq.zip(hash).map(|(seq, hash)| (seq as u64, hash)),
+        }))
+    }
+
+    /// Records the node's public key and, when given, its chain head.
+    pub async fn save_node(
+        &self,
+        node: &str,
+        public_key: &str,
+        head: Option<(u64, &str)>,
+    ) -> Result<(), StateError> {
+        sqlx::query(
+            "INSERT INTO audit_nodes (node, public_key, head_seq, head_hash, updated_at) VALUES (?, ?, ?, ?, ?) \
+             ON CONFLICT(node) DO UPDATE SET public_key = excluded.public_key, \
+             head_seq = COALESCE(excluded.head_seq, audit_nodes.head_seq), \
+             head_hash = COALESCE(excluded.head_hash, audit_nodes.head_hash), updated_at = excluded.updated_at",
+        )
+        .bind(node)
+        .bind(public_key)
+        .bind(head.map(|(seq, _)| seq as i64))
+        .bind(head.map(|(_, hash)| hash))
+        .bind(chrono::Utc::now().to_rfc3339())
+        .execute(self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Deletes records older than `before` (RFC 3339); returns how many.
+    pub async fn purge_before(&self, before: &str) -> Result<u64, StateError> {
+        let done =
+            sqlx::query("DELETE FROM audit_events WHERE ts < ?").bind(before).execute(self.pool).await?;
+        Ok(done.rows_affected())
+    }
+}
