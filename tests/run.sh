@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl, rclone, chromium, slapd and ldap-utils from Debian; paramiko, the moto S3 emulator (also behind the GCS
+# server, lftp, curl, rclone, chromium, slapd, ldap-utils and prometheus (prometheus and
+# promtool) from Debian; paramiko, the moto S3 emulator (also behind the GCS
 # emulator shim), azure-storage-blob and schemathesis in a venv; the azurite Blob emulator and
 # playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
 # the emulators and services themselves on loopback ports).
@@ -22,6 +23,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/bin/chromium ] || need_apt+=(chromium)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
+command -v promtool >/dev/null || need_apt+=(prometheus)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -31,6 +33,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # on loopback ports (tests/fixtures/ldap/start-slapd.sh), so stop the packaged one.
     if [[ " ${need_apt[*]} " == *" slapd "* ]] && command -v service >/dev/null; then
         $SUDO service slapd stop >/dev/null 2>&1 || true
+    fi
+    # Likewise the packaged Prometheus (port 9090): the tests run their own on a free port.
+    if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v service >/dev/null; then
+        $SUDO service prometheus stop >/dev/null 2>&1 || true
     fi
 fi
 
@@ -63,6 +69,8 @@ if ! "$TOOLS/bin/s3s-fs" --version 2>/dev/null | grep -q '0.14.1'; then
 fi
 export FERRY_TEST_S3S="$TOOLS/bin/s3s-fs"
 
+echo "==> monitoring assets (promtool check/test rules, dashboard queries)"
+tests/monitoring/check.sh
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"

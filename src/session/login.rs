@@ -216,6 +216,7 @@ impl SessionFactory {
                 fields.reason = Some(format!("{method} via {}", identity.source));
                 self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, identity.source, "ok");
+                tracing::debug!(user = %identity.user, backend = identity.source, "login succeeded");
                 Ok(identity)
             }
             Err(AuthError::Denied(denial)) => {

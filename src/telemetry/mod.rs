@@ -79,8 +79,12 @@ pub fn init(log: &LogConfig) -> Tracing {
         None
     };
     let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ferry")));
+    // Colours only for a person at a terminal, never for a log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let (text, json) = match log.format {
-        LogFormat::Text => (Some(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)), None),
+        LogFormat::Text => {
+            (Some(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)), None)
+        }
         LogFormat::Json => (None, Some(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))),
     };
     // A second init (tests start several servers in one process) is not an error.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry::admin::{Admin, UserSpec, parse_mount, parse_rule};
-use ferry::audit::AuditRecord;
+use ferry::audit::{Audit, AuditRecord};
 use ferry::config::Config;
 use ferry::server::{self, Running};
 use ferry::types::Secret;
@@ -31,6 +31,12 @@ pub struct TestServer {
     /// Client private key (ed25519) authorized for users added `with_key`.
     pub key: PathBuf,
     pub events: broadcast::Receiver<Arc<AuditRecord>>,
+    /// The server's audit trail (to emit records directly in sink tests).
+    pub audit: Audit,
+    /// The ops listener (/metrics, /healthz, /readyz).
+    pub ops: SocketAddr,
+    /// The data directory (SQLite, audit trail, keys).
+    pub data: PathBuf,
     shutdown: watch::Sender<bool>,
     running: Option<Running>,
 }
@@ -79,7 +85,7 @@ impl TestServer {
         let defaults: toml::Table = "[sftp]\nbind = \"127.0.0.1:0\"\n[auth]\nrejection_delay = \"50ms\"\n\
              [audit]\nstdout = false\n[server]\nshutdown_grace = \"5s\"\n\
              [ftp]\nbind = \"127.0.0.1:0\"\npassive_ports = \"20000-29999\"\n[ftps]\nbind = \"127.0.0.1:0\"\n\
-             [https]\nbind = \"127.0.0.1:0\"\n"
+             [https]\nbind = \"127.0.0.1:0\"\n[ops]\nbind = \"127.0.0.1:0\"\n"
             .parse()
             .expect("defaults parse");
         for (section, values) in defaults {
@@ -105,6 +111,7 @@ impl TestServer {
         let ftp = running.ftp_addr.expect("ftp enabled");
         let ftps = running.ftps_addr.expect("ftps enabled");
         let https = running.https_addr.expect("https enabled");
+        let ops = running.ops_addr.expect("ops enabled");
         let cert = data.join("tls/cert.pem");
         let audit = running.audit.clone();
         let events = audit.subscribe();
@@ -120,6 +127,9 @@ impl TestServer {
             files,
             key,
             events,
+            audit,
+            ops,
+            data,
             shutdown,
             running: Some(running),
         }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod audit;
 mod auth_http;
 mod cli;
 mod docs;
@@ -12,6 +13,7 @@ mod http;
 mod layering;
 mod ldap;
 mod mounts;
+mod observability;
 mod openssh;
 mod paramiko;
 mod rclone;
