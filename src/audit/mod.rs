@@ -139,7 +139,7 @@ impl Audit {
             tasks.spawn(sinks::run(rx, built, stop_rx.clone()));
         };
         if config.stdout.enabled {
-            add("stdout", &config.stdout, Box::new(sinks::stdout::Stdout::new()));
+            add("stdout", &config.stdout, Box::<sinks::stdout::Stdout>::default());
         }
         if config.file.enabled {
             let f = &config.file_settings;

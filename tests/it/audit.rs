@@ -246,7 +246,7 @@ async fn verify_finds_each_kind_of_tampering() {
     let (passed, text) = check(reordered);
     assert!(
         !passed
-            && text.contains(&format!("reordered records at"))
+            && text.contains("reordered records at")
             && text.contains(&format!("found seq {} where seq {} belongs", seq(mid + 1), seq(mid))),
         "{text}"
     );

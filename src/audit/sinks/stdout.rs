@@ -11,8 +11,8 @@ pub struct Stdout {
     out: tokio::io::BufWriter<tokio::io::Stdout>,
 }
 
-impl Stdout {
-    pub fn new() -> Self {
+impl Default for Stdout {
+    fn default() -> Self {
         Self { out: tokio::io::BufWriter::with_capacity(64 * 1024, tokio::io::stdout()) }
     }
 }
