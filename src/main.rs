@@ -257,7 +257,7 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                 since: since.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
                 until: until.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
                 after: None,
-                limit: limit.min(10_000),
+                limit,
             };
             let mut printed = 0u32;
             while printed < limit {
@@ -284,13 +284,11 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                 verify::verify_database(&state, given.as_deref()).await.map_err(anyhow::Error::msg)?
             } else {
                 anyhow::ensure!(!files.is_empty(), "give segment files or folders, or --db");
-                vec![
-                    verify::verify_files(&files, given.as_deref().or(own.as_deref()))
-                        .map_err(anyhow::Error::msg)?,
-                ]
+                verify::verify_files(&files, given.as_deref().or(own.as_deref()))
+                    .map_err(anyhow::Error::msg)?
             };
-            let mut failed = reports.is_empty();
-            if reports.is_empty() {
+            let mut failed = reports.iter().all(|r| r.records == 0);
+            if failed {
                 println!("FAILED: no audit records found");
             }
             for report in &reports {
@@ -300,8 +298,12 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
         }
         AuditCommand::PublicKey => {
-            let key = ferry::audit::chain::NodeKey::load_or_create(&config.audit.node_key)?;
-            println!("{}", key.public_hex());
+            // Read, never create: a new key printed here would not be the one that signed.
+            let path = ferry::audit::default_public_key(&config.audit);
+            let key = verify::read_public_key(&path.display().to_string()).map_err(|e| {
+                anyhow::anyhow!("{e} (the server writes it at its first start; check -c and data_dir)")
+            })?;
+            println!("{}", ferry::audit::chain::hex(&key));
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -17,6 +17,7 @@ use crate::auth::chain::Chain;
 use crate::auth::http::HttpAuthenticator;
 use crate::auth::ldap::LdapAuthenticator;
 use crate::auth::local::LocalAuthenticator;
+use crate::auth::timed::Timed;
 use crate::auth::token::TokenKeys;
 use crate::config::{AuthBackend, Config};
 use crate::net::tls;
@@ -311,23 +312,26 @@ fn authenticators(
     let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
     for backend in &config.auth.chain {
         chain.push(match backend {
-            AuthBackend::Local => Arc::new(
-                LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
-                    .with_tokens(Arc::clone(tokens)),
+            AuthBackend::Local => Timed::wrap(
+                Arc::new(
+                    LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
+                        .with_tokens(Arc::clone(tokens)),
+                ),
+                "local",
             ),
             AuthBackend::Http => {
                 let http: Arc<dyn Authenticator> = Arc::new(
                     HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
                         .map_err(anyhow::Error::msg)?,
                 );
-                cached(http, config)
+                Timed::wrap(cached(http, config), "http")
             }
             AuthBackend::Ldap => {
                 let ldap: Arc<dyn Authenticator> = Arc::new(
                     LdapAuthenticator::new(&config.auth.ldap, config.auth.default_upload_mode)
                         .map_err(anyhow::Error::msg)?,
                 );
-                cached(ldap, config)
+                Timed::wrap(cached(ldap, config), "ldap")
             }
         });
     }

@@ -4,7 +4,7 @@
 //! and nothing is lost while the disk has room.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -120,12 +120,38 @@ impl LaneRx {
         batch
     }
 
-    /// Puts lines a sink could not write at shutdown into the spool, for the next start.
-    pub fn respool(&self, lines: &[Arc<str>]) {
+    /// A replay was cut short and must finish before anything newer is written.
+    pub fn replay_pending(&self) -> bool {
+        let spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        spool.replay_path().exists()
+    }
+
+    /// Puts lines a sink could not write at shutdown at the front of the spool (they are older
+    /// than anything spilled), for the next start.
+    pub fn respool_front(&self, lines: &[Arc<str>]) {
         let mut spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for line in lines {
-            if spool.append(line).is_err() {
-                metrics().audit_dropped_total.with_label_values(&[self.name]).inc();
+        spool.file = None;
+        let fresh = spool.path.with_extension("front");
+        let written = (|| -> std::io::Result<()> {
+            if let Some(parent) = spool.path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let mut out = std::io::BufWriter::new(File::create(&fresh)?);
+            for line in lines {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+            }
+            if let Ok(mut older) = File::open(&spool.path) {
+                std::io::copy(&mut older, &mut out)?;
+            }
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            std::fs::rename(&fresh, &spool.path)
+        })();
+        match written {
+            Ok(()) => spool.pending += lines.len() as u64,
+            Err(e) => {
+                tracing::error!(sink = self.name, error = %e, "audit spool write failed; records lost");
+                metrics().audit_dropped_total.with_label_values(&[self.name]).inc_by(lines.len() as u64);
             }
         }
     }
@@ -147,17 +173,122 @@ impl LaneRx {
     }
 }
 
-/// Reads a spool file back in batches of `max` lines.
+/// Reads a spool file back in batches. Progress is kept beside it (`.done`: the byte offset
+/// written so far), so a replay cut short by a stop resumes where it was, without duplicates.
 pub struct Replay {
-    lines: std::io::Lines<BufReader<File>>,
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// Offset after the lines handed out, and after the lines known written.
+    read: u64,
 }
 
 impl Replay {
     pub fn open(path: &std::path::Path) -> std::io::Result<Self> {
-        Ok(Self { lines: BufReader::new(File::open(path)?).lines() })
+        let mut reader = BufReader::new(File::open(path)?);
+        let done = std::fs::read_to_string(done_path(path)).ok().and_then(|t| t.trim().parse::<u64>().ok());
+        let read = done.unwrap_or(0);
+        if read > 0 {
+            reader.seek(SeekFrom::Start(read))?;
+        }
+        Ok(Self { path: path.to_path_buf(), reader, read })
     }
 
     pub fn next_batch(&mut self, max: usize) -> Vec<Arc<str>> {
-        self.lines.by_ref().take(max).map_while(Result::ok).filter(|l| !l.is_empty()).map(Arc::from).collect()
+        let mut batch = Vec::new();
+        let mut line = String::new();
+        while batch.len() < max {
+            line.clear();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    self.read += n as u64;
+                    let text = line.trim_end_matches('\n');
+                    if !text.is_empty() {
+                        batch.push(Arc::from(text));
+                    }
+                }
+            }
+        }
+        batch
+    }
+
+    /// The lines handed out so far are written.
+    pub fn written(&self) {
+        let _ = std::fs::write(done_path(&self.path), self.read.to_string());
+    }
+
+    /// Everything is written: the spool and its progress go.
+    pub fn finish(self) {
+        let _ = std::fs::remove_file(done_path(&self.path));
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn done_path(path: &std::path::Path) -> PathBuf {
+    path.with_extension("done")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(items: &[&str]) -> Vec<Arc<str>> {
+        items.iter().map(|s| Arc::from(*s)).collect()
+    }
+
+    fn texts(batch: &[Arc<str>]) -> Vec<String> {
+        batch.iter().map(|l| l.to_string()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_spills_in_order_and_the_spool_replays_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lane, mut rx) = lane("t", 2, OnFull::Spill, dir.path().to_path_buf());
+        for line in lines(&["a", "b", "c", "d"]) {
+            lane.push(&line);
+        }
+        assert_eq!(rx.take_spool(), None, "nothing to replay while the queue holds older records");
+        assert_eq!(texts(&rx.recv_batch(10).await.unwrap()), ["a", "b"]);
+        // While records are spilled, new ones queue behind them even when there is room.
+        lane.push(&Arc::from("e"));
+        assert!(rx.rx.is_empty());
+        let path = rx.take_spool().unwrap();
+        let mut replay = Replay::open(&path).unwrap();
+        assert_eq!(texts(&replay.next_batch(2)), ["c", "d"]);
+        replay.written();
+        // Cut short here: a new reader resumes after what was written.
+        let mut resumed = Replay::open(&path).unwrap();
+        assert_eq!(texts(&resumed.next_batch(10)), ["e"]);
+        resumed.finish();
+        assert!(!path.exists());
+        lane.push(&Arc::from("f"));
+        assert_eq!(texts(&rx.recv_batch(10).await.unwrap()), ["f"], "back to the queue once replayed");
+    }
+
+    #[tokio::test]
+    async fn records_left_at_shutdown_go_before_the_spilled_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lane, mut rx) = lane("t", 1, OnFull::Spill, dir.path().to_path_buf());
+        for line in lines(&["a", "b", "c"]) {
+            lane.push(&line);
+        }
+        let queued = rx.try_batch(10);
+        rx.respool_front(&queued);
+        let path = rx.take_spool().unwrap();
+        let mut replay = Replay::open(&path).unwrap();
+        assert_eq!(texts(&replay.next_batch(10)), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_with_drop_loses_and_counts() {
+        let dir = tempfile::tempdir().unwrap();
+        let (lane, mut rx) = lane("drop-test", 1, OnFull::Drop, dir.path().to_path_buf());
+        let before = metrics().audit_dropped_total.with_label_values(&["drop-test"]).get();
+        for line in lines(&["a", "b", "c"]) {
+            lane.push(&line);
+        }
+        assert_eq!(metrics().audit_dropped_total.with_label_values(&["drop-test"]).get() - before, 2);
+        assert_eq!(texts(&rx.try_batch(10)), ["a"]);
+        assert_eq!(rx.take_spool(), None);
     }
 }

@@ -124,6 +124,10 @@ impl Audit {
         if config.file.enabled {
             consider(sinks::file::last_head(&config.file_settings.dir, node));
         }
+        // Records spilled before a crash were chained too: never reuse their positions.
+        for entry in std::fs::read_dir(&config.spool_dir).into_iter().flatten().flatten() {
+            consider(sinks::file::tail_record(&entry.path(), false));
+        }
         state.audit().save_node(node, &key.public_hex(), None).await.map_err(|e| e.to_string())?;
 
         let (stop, stop_rx) = watch::channel(false);
@@ -295,7 +299,11 @@ impl AuditTasks {
         let drained =
             tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!("audit sinks did not drain in time; queued records stay in their spool");
+            // Spilled records stay in their spool; records still in a queue's memory are lost.
+            tracing::error!(
+                ?grace,
+                "audit sinks did not drain in time; records still queued in memory are lost"
+            );
         }
         if let (Some(state), Some((seq, hash)), Some(key)) = (&self.state, head, &self.audit.inner.key)
             && let Err(e) =

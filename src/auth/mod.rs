@@ -9,6 +9,7 @@ pub mod http;
 pub mod ldap;
 pub mod local;
 pub mod password;
+pub mod timed;
 pub mod token;
 
 use async_trait::async_trait;

@@ -35,8 +35,11 @@ impl ReadFile {
     /// Up to `len` bytes at `offset`; empty at end of file.
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SessionError> {
         let data = self.handle.read_at(offset, len).await.map_err(|e| {
-            self.failed.store(true, Ordering::Relaxed);
-            SessionError::from_storage(e, &self.path)
+            let error = SessionError::from_storage(e, &self.path);
+            if !self.failed.swap(true, Ordering::Relaxed) {
+                self.ctx.storage_failure(&self.path, &error);
+            }
+            error
         })?;
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
         Ok(data)
@@ -52,8 +55,13 @@ impl Drop for ReadFile {
         let bytes = self.bytes.load(Ordering::Relaxed);
         self.span.record("bytes", bytes);
         metrics::bytes(self.ctx.protocol, "download", bytes);
-        metrics::file_op(self.ctx.protocol, "download", "ok");
-        self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, Ok(()));
+        let result = if self.failed.load(Ordering::Relaxed) {
+            Err("a read from storage failed during the download".to_string())
+        } else {
+            Ok(())
+        };
+        metrics::file_op(self.ctx.protocol, "download", if result.is_ok() { "ok" } else { "failed" });
+        self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, result);
     }
 }
 
@@ -62,6 +70,8 @@ pub struct WriteFile {
     pub(super) path: VirtualPath,
     pub(super) handle: Option<Box<dyn WriteHandle>>,
     pub(super) bytes: AtomicU64,
+    /// Set at the first failed write, so storage trouble is recorded once per upload.
+    pub(super) failed: AtomicBool,
     pub(super) started: Instant,
     /// The transfer's trace span, open from open to close.
     pub(super) span: tracing::Span,
@@ -79,7 +89,13 @@ impl WriteFile {
 
     pub async fn write_at(&self, offset: u64, data: Bytes) -> Result<(), SessionError> {
         let len = data.len() as u64;
-        self.handle()?.write_at(offset, data).await.map_err(|e| SessionError::from_storage(e, &self.path))?;
+        self.handle()?.write_at(offset, data).await.map_err(|e| {
+            let error = SessionError::from_storage(e, &self.path);
+            if !self.failed.swap(true, Ordering::Relaxed) {
+                self.ctx.storage_failure(&self.path, &error);
+            }
+            error
+        })?;
         self.bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
@@ -131,7 +147,9 @@ impl WriteFile {
             return Ok(());
         };
         let result = handle.commit().await.map_err(|e| SessionError::from_storage(e, &self.path));
-        if let Err(e) = &result {
+        if let Err(e) = &result
+            && !self.failed.swap(true, Ordering::Relaxed)
+        {
             self.ctx.storage_failure(&self.path, e);
         }
         let bytes = self.bytes.load(Ordering::Relaxed);

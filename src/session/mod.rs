@@ -294,6 +294,7 @@ impl Session {
                 path: path.clone(),
                 handle: Some(handle),
                 bytes: AtomicU64::new(0),
+                failed: Default::default(),
                 started,
                 span: self.transfer_span("upload", path),
                 _guard: self.transfers.begin(),

@@ -53,7 +53,9 @@ fn provider() -> Result<SdkTracerProvider, String> {
         opentelemetry_otlp::SpanExporter::builder().with_http().build().map_err(|e| e.to_string())?;
     let mut resource = Resource::builder();
     // The environment's service name wins over ours.
-    if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+    let named_by_attributes = std::env::var("OTEL_RESOURCE_ATTRIBUTES")
+        .is_ok_and(|a| a.split(',').any(|kv| kv.trim().starts_with("service.name=")));
+    if std::env::var_os("OTEL_SERVICE_NAME").is_none() && !named_by_attributes {
         resource = resource.with_service_name("ferry");
     }
     let resource = resource

@@ -44,6 +44,11 @@ fn every_event_has_a_documented_example_that_matches_it() {
         }
     }
     for kind in EventKind::ALL {
-        assert_eq!(examples.get(&kind.id()).map(String::as_str), Some(kind.name()), "no example for {}", kind.name());
+        assert_eq!(
+            examples.get(&kind.id()).map(String::as_str),
+            Some(kind.name()),
+            "no example for {}",
+            kind.name()
+        );
     }
 }

@@ -33,7 +33,7 @@ def walk(panels):
 walk(dash["panels"])
 rules = []
 for n, (title, expr) in enumerate(exprs, 1):
-    e = expr.replace("$instance", "ferry-1:9100").replace("$__rate_interval", "5m")
+    e = expr.replace("$instance", "ferry-1:9180").replace("$__rate_interval", "5m")
     if "$" in e:
         sys.exit(f"panel {title!r}: unknown variable in {expr!r}")
     rules.append({"record": f"dashboard:query_{n}", "expr": e})

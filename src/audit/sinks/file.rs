@@ -44,14 +44,18 @@ struct Open {
 pub struct FileSink {
     settings: FileSettings,
     open: Option<Open>,
+    last_upkeep: Option<tokio::time::Instant>,
 }
 
 const EXPORTED: &str = "exported";
 
+/// How often idle upkeep (export retries, retention) runs.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl FileSink {
     pub fn new(settings: FileSettings) -> std::io::Result<Self> {
         std::fs::create_dir_all(&settings.dir)?;
-        Ok(Self { settings, open: None })
+        Ok(Self { settings, open: None, last_upkeep: None })
     }
 
     async fn seal(&mut self) {
@@ -159,7 +163,10 @@ impl Sink for FileSink {
         if due {
             self.seal().await;
         }
-        if due || self.open.is_none() {
+        // Failed exports are retried and retention applied once a minute, not only at rotation.
+        let upkeep_due = self.last_upkeep.is_none_or(|at| at.elapsed() >= UPKEEP_EVERY);
+        if due || upkeep_due {
+            self.last_upkeep = Some(tokio::time::Instant::now());
             self.upkeep().await;
         }
     }
@@ -208,25 +215,24 @@ pub fn segments(dir: &Path, node: &str) -> Vec<PathBuf> {
 /// The last record the node wrote here, so a restart continues its chain. A line torn by a
 /// crash (no newline at the end) was never complete and is cut off.
 pub fn last_head(dir: &Path, node: &str) -> Option<(u64, String)> {
-    for path in segments(dir, node).iter().rev() {
-        let Ok(mut file) = std::fs::OpenOptions::new().read(true).write(true).open(path) else {
-            continue;
-        };
-        let len = file.metadata().ok()?.len();
-        let start = len.saturating_sub(1 << 20);
-        let mut tail = Vec::new();
-        file.seek(SeekFrom::Start(start)).ok()?;
-        file.read_to_end(&mut tail).ok()?;
-        if !tail.ends_with(b"\n") {
-            let keep = tail.iter().rposition(|&b| b == b'\n').map_or(start, |i| start + i as u64 + 1);
-            tracing::warn!(segment = %path.display(), "cutting an incomplete last audit line (crash)");
-            let _ = file.set_len(keep);
-            tail.truncate((keep - start) as usize);
-        }
-        let text = String::from_utf8_lossy(&tail);
-        if let Some(view) = text.lines().rev().find_map(LineView::parse) {
-            return Some((view.chain_seq, view.hash));
-        }
+    segments(dir, node).iter().rev().find_map(|path| tail_record(path, true))
+}
+
+/// The chain position of the last complete record in `path`; with `cut_torn`, a torn last line
+/// is removed from the file.
+pub fn tail_record(path: &Path, cut_torn: bool) -> Option<(u64, String)> {
+    let mut file = std::fs::OpenOptions::new().read(true).write(cut_torn).open(path).ok()?;
+    let len = file.metadata().ok()?.len();
+    let start = len.saturating_sub(1 << 20);
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(start)).ok()?;
+    file.read_to_end(&mut tail).ok()?;
+    if cut_torn && !tail.is_empty() && !tail.ends_with(b"\n") {
+        let keep = tail.iter().rposition(|&b| b == b'\n').map_or(start, |i| start + i as u64 + 1);
+        tracing::warn!(segment = %path.display(), "cutting an incomplete last audit line (crash)");
+        let _ = file.set_len(keep);
+        tail.truncate((keep - start) as usize);
     }
-    None
+    let text = String::from_utf8_lossy(&tail);
+    text.lines().rev().find_map(LineView::parse).map(|view| (view.chain_seq, view.hash))
 }

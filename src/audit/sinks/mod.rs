@@ -39,44 +39,66 @@ pub trait Sink: Send {
 pub async fn run(mut lane: LaneRx, mut sink: Box<dyn Sink>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A batch a failing sink still held when the stop came; older than anything queued.
+    let mut unsent: Vec<Arc<str>> = Vec::new();
     loop {
-        if let Some(path) = lane.take_spool() {
-            replay(&mut lane, sink.as_mut(), &path, &stop).await;
+        if let Some(path) = lane.take_spool()
+            && !replay(&lane, sink.as_mut(), &path, &stop).await
+        {
+            break;
         }
         tokio::select! {
             batch = lane.recv_batch(BATCH) => match batch {
-                Some(batch) => { deliver(&lane, sink.as_mut(), &batch, &stop, true).await; }
+                Some(batch) => if !deliver(&lane, sink.as_mut(), &batch, &stop).await {
+                    unsent = batch;
+                    break;
+                },
                 None => break,
             },
             _ = tick.tick() => sink.tick().await,
             changed = stop.changed() => if changed.is_err() || *stop.borrow() { break },
         }
     }
-    // Shutdown: everything still queued or spilled goes out once more.
+    // Shutdown. Order on disk is: an interrupted replay, then what was queued, then what was
+    // spilled; what the sink cannot take now keeps that order for the next start.
     loop {
         let batch = lane.try_batch(BATCH);
         if batch.is_empty() {
             break;
         }
-        deliver(&lane, sink.as_mut(), &batch, &stop, true).await;
+        unsent.extend(batch);
     }
-    if let Some(path) = lane.take_spool() {
-        replay(&mut lane, sink.as_mut(), &path, &stop).await;
+    let mut sent = 0;
+    if !lane.replay_pending() {
+        while sent < unsent.len() {
+            let end = (sent + BATCH).min(unsent.len());
+            if !deliver(&lane, sink.as_mut(), &unsent[sent..end], &stop).await {
+                break;
+            }
+            sent = end;
+        }
+    }
+    if sent < unsent.len() {
+        lane.respool_front(&unsent[sent..]);
+    } else if let Some(path) = lane.take_spool() {
+        replay(&lane, sink.as_mut(), &path, &stop).await;
     }
     sink.close().await;
 }
 
+/// Writes a spool file out; false when the sink failed at shutdown (the rest stays for the
+/// next start, which resumes after the lines already written).
 async fn replay(
-    lane: &mut LaneRx,
+    lane: &LaneRx,
     sink: &mut dyn Sink,
     path: &std::path::Path,
     stop: &watch::Receiver<bool>,
-) {
+) -> bool {
     let mut reader = match Replay::open(path) {
         Ok(reader) => reader,
         Err(e) => {
             tracing::error!(sink = lane.name, path = %path.display(), error = %e, "cannot read audit spool");
-            return;
+            return true;
         }
     };
     loop {
@@ -84,23 +106,22 @@ async fn replay(
         if batch.is_empty() {
             break;
         }
-        if !deliver(lane, sink, &batch, stop, false).await {
-            // Stopping with the sink down: the spool file stays for the next start (lines of it
-            // already written will be written again then).
-            return;
+        if !deliver(lane, sink, &batch, stop).await {
+            return false;
         }
+        reader.written();
     }
-    let _ = std::fs::remove_file(path);
+    reader.finish();
+    true
 }
 
-/// Writes one batch; true when it was written (or dropped by a sink that does not retry). A
-/// retrying sink still failing at shutdown spills the batch (`respool`) for the next start.
+/// Writes one batch; true when it was written (or dropped by a sink that does not retry),
+/// false when a retrying sink still fails once the stop has come.
 async fn deliver(
     lane: &LaneRx,
     sink: &mut dyn Sink,
     batch: &[Arc<str>],
     stop: &watch::Receiver<bool>,
-    respool: bool,
 ) -> bool {
     let m = metrics();
     let mut backoff = Duration::from_millis(100);
@@ -118,9 +139,6 @@ async fn deliver(
                     return true;
                 }
                 if *stop.borrow() {
-                    if respool {
-                        lane.respool(batch);
-                    }
                     return false;
                 }
                 let mut stop = stop.clone();
