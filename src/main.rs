@@ -364,8 +364,17 @@ fn read_keys(file: &Path) -> anyhow::Result<Vec<String>> {
 async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref())?;
     let state = server::open_state(&config).await?;
-    // Admin changes from the CLI are audited in-process only until a shared audit sink exists.
-    let admin = Admin::new(state, Audit::detached(&config.server.node_name));
+    // Changes are audited into the database sink, on a chain of the CLI's own.
+    let (audit, trail) = Audit::start_cli(&config.audit, &config.server.node_name, &state)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let admin = Admin::new(state, audit);
+    let result = user_command(command, &config, &admin).await;
+    trail.close(std::time::Duration::from_secs(10)).await;
+    result
+}
+
+async fn user_command(command: UserCommand, config: &Config, admin: &Admin) -> anyhow::Result<ExitCode> {
     match command {
         UserCommand::Add {
             name,
@@ -387,7 +396,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
                 "give --password-stdin or --key (a user needs a way to log in)"
             );
             let rules = rules.iter().map(|r| parse_rule(r)).collect::<Result<Vec<_>, _>>()?;
-            let mounts = parse_mounts(&config, &mounts)?;
+            let mounts = parse_mounts(config, &mounts)?;
             let upload_mode =
                 match upload_mode.as_deref() {
                     None => None,
@@ -455,7 +464,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
             println!("rules replaced for {name}");
         }
         UserCommand::Mounts { name, mounts } => {
-            let mounts = parse_mounts(&config, &mounts)?;
+            let mounts = parse_mounts(config, &mounts)?;
             admin.set_mounts(&name, &mounts).await?;
             println!("mounts replaced for {name}");
         }

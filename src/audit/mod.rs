@@ -124,8 +124,10 @@ impl Audit {
         if config.file.enabled {
             consider(sinks::file::last_head(&config.file_settings.dir, node));
         }
+        // Each node (and a CLI's trail) spills into a folder of its own.
+        let spool_dir = config.spool_dir.join(sinks::file::safe_name(node));
         // Records spilled before a crash were chained too: never reuse their positions.
-        for entry in std::fs::read_dir(&config.spool_dir).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(&spool_dir).into_iter().flatten().flatten() {
             consider(sinks::file::tail_record(&entry.path(), false));
         }
         state.audit().save_node(node, &key.public_hex(), None).await.map_err(|e| e.to_string())?;
@@ -138,7 +140,7 @@ impl Audit {
                 crate::config::OnFull::Drop => OnFull::Drop,
                 crate::config::OnFull::Spill => OnFull::Spill,
             };
-            let (lane, rx) = lane::lane(name, sink.queue_size, policy, config.spool_dir.clone());
+            let (lane, rx) = lane::lane(name, sink.queue_size, policy, spool_dir.clone());
             lanes.push(lane);
             tasks.spawn(sinks::run(rx, built, stop_rx.clone()));
         };
@@ -195,6 +197,21 @@ impl Audit {
         tasks.spawn(checkpoints(audit.clone(), config.checkpoint_interval, stop_rx));
         let handle = AuditTasks { audit: audit.clone(), stop, tasks, state: Some(state.clone()) };
         Ok((audit, handle))
+    }
+
+    /// The trail of one `ferry user …` command: its own chain, `<node>-cli` (a process of its
+    /// own cannot continue the server's chain without forking it), into the database sink only.
+    pub async fn start_cli(
+        config: &AuditConfig,
+        node: &str,
+        state: &State,
+    ) -> Result<(Audit, AuditTasks), String> {
+        let mut cli = config.clone();
+        cli.stdout.enabled = false;
+        cli.file.enabled = false;
+        cli.syslog.enabled = false;
+        cli.http.enabled = false;
+        Self::start(&cli, &format!("{node}-cli"), state, None).await
     }
 
     pub fn node(&self) -> &str {

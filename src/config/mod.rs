@@ -124,6 +124,14 @@ fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
         region: text(r, "region"),
         allow_http: r.bool("allow_http", false),
         path_style: r.bool("path_style", false),
+        checksum_sha256: match r.string("checksum", "").as_str() {
+            "" => false,
+            "sha256" => true,
+            other => {
+                r.fail("checksum", format!("expected \"sha256\" or \"\" (none), found `{other}`"));
+                false
+            }
+        },
         account: text(r, "account"),
         service_account_file: text(r, "service_account_file").map(PathBuf::from),
         access_key_id: text(r, "access_key_id").map(crate::types::Secret::new),
@@ -206,6 +214,9 @@ pub struct StorageConfig {
     pub allow_http: bool,
     /// S3 path-style requests (most S3-compatible stores and emulators need them).
     pub path_style: bool,
+    /// Send an x-amz-checksum-sha256 with every S3 upload: buckets with Object Lock require an
+    /// integrity checksum on writes (the audit trail's WORM export).
+    pub checksum_sha256: bool,
     /// Azure storage account.
     pub account: Option<String>,
     /// GCS service account JSON; empty: the environment or GKE workload identity.

@@ -36,7 +36,8 @@ pub(crate) struct LiveRegistry {
 /// Held by a protocol for the life of a connection.
 pub struct LiveConnection {
     ended: watch::Receiver<bool>,
-    /// The connection's span; protocols may instrument their connection task with it.
+    /// The connection's span; FTP and HTTPS run their connection task inside it (SSH work
+    /// runs on russh's tasks, so its log lines carry the span of the login or operation).
     pub span: tracing::Span,
 }
 

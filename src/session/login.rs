@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+
 use tracing::Instrument as _;
 
 use super::defender::{Defender, DefenderSettings};

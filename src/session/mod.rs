@@ -15,9 +15,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
-use tracing::Instrument as _;
 
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 pub use crate::auth::api_key::PREFIX as API_KEY_PREFIX;
 pub use crate::auth::{Credentials, Identity};

@@ -246,6 +246,9 @@ fn open_unmetered(config: &crate::config::StorageConfig) -> std::result::Result<
             if let Some(region) = &config.region {
                 builder = builder.with_region(region);
             }
+            if config.checksum_sha256 {
+                builder = builder.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+            }
             if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
                 builder = builder.with_access_key_id(id.expose()).with_secret_access_key(secret.expose());
             }

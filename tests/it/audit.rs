@@ -526,3 +526,87 @@ async fn a_full_sink_queue_drops_or_spills_as_configured() {
         srv.stop().await;
     }
 }
+
+/// Runs a boto3 script against the S3 emulator at `endpoint`; returns its standard output.
+async fn boto3(endpoint: &str, script: &str) -> String {
+    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let prelude = format!(
+        "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
+         aws_secret_access_key='test', region_name='us-east-1')\n"
+    );
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg("-c").arg(format!("{prelude}{script}"));
+    ok(&run(cmd, 60).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sealed_segments_are_exported_once_to_an_object_locked_bucket() {
+    use crate::emulators::{Emulator, Kind};
+    let s3 = Emulator::start(Kind::S3, "files").await;
+    let endpoint = s3.endpoint();
+    // A bucket with S3 Object Lock and a default COMPLIANCE retention: nothing in it can be
+    // overwritten or deleted for a day, by anyone.
+    boto3(
+        &endpoint,
+        "s3.create_bucket(Bucket='worm', ObjectLockEnabledForBucket=True)\n\
+         s3.put_object_lock_configuration(Bucket='worm', ObjectLockConfiguration={'ObjectLockEnabled': 'Enabled', \
+         'Rule': {'DefaultRetention': {'Mode': 'COMPLIANCE', 'Days': 1}}})\n",
+    )
+    .await;
+    let mut srv = TestServer::start_with(&format!(
+        "[audit.file]\nenabled = true\nrotate_size = \"4KiB\"\nexport_storage = \"archive\"\nexport_prefix = \"audit/trail\"\n\
+         [storages.archive]\nbackend = \"s3\"\nbucket = \"worm\"\nendpoint = \"{endpoint}\"\nregion = \"us-east-1\"\n\
+         allow_http = true\npath_style = true\naccess_key_id = \"test\"\nsecret_access_key = \"test\"\nchecksum = \"sha256\"\n"
+    ))
+    .await;
+    for i in 0..60 {
+        srv.audit.emit(
+            EventKind::DirCreate,
+            Outcome::Ok,
+            Fields { path: Some(format!("/w{i}")), ..Fields::default() },
+        );
+    }
+    let (data, dir) = (srv.data.clone(), trail_dir(&srv));
+    let _kept = keep(&mut srv);
+    srv.stop().await;
+
+    // Every sealed segment is in the bucket, byte for byte, and marked exported locally.
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    segments.retain(|p| p.extension().is_some_and(|e| e == "jsonl"));
+    segments.sort();
+    assert!(segments.len() >= 5, "{segments:?}");
+    let listed = boto3(
+        &endpoint,
+        "for o in s3.list_objects_v2(Bucket='worm', Prefix='audit/trail/')['Contents']: print(o['Key'])\n",
+    )
+    .await;
+    let copies = tempfile::tempdir().unwrap();
+    for segment in &segments {
+        let name = segment.file_name().unwrap().to_str().unwrap();
+        assert!(listed.lines().any(|k| k == format!("audit/trail/{name}")), "{name} exported: {listed}");
+        assert!(segment.with_extension("exported").exists());
+        let copy = copies.path().join(name);
+        boto3(
+            &endpoint,
+            &format!("s3.download_file('worm', 'audit/trail/{name}', {:?})\n", copy.display().to_string()),
+        )
+        .await;
+        assert_eq!(std::fs::read(&copy).unwrap(), std::fs::read(segment).unwrap(), "{name}");
+    }
+    // The copies verify on their own, and the bucket refuses to let them go.
+    let (passed, text) = verify(&[copies.path().to_str().unwrap()], &data);
+    assert!(passed, "{text}");
+    let first = segments[0].file_name().unwrap().to_str().unwrap();
+    let refused = boto3(
+        &endpoint,
+        &format!(
+            "key = 'audit/trail/{first}'\n\
+             v = s3.list_object_versions(Bucket='worm', Prefix=key)['Versions'][0]['VersionId']\n\
+             print(s3.head_object(Bucket='worm', Key=key)['ObjectLockMode'])\n\
+             try:\n    s3.delete_object(Bucket='worm', Key=key, VersionId=v)\n    print('deleted')\n\
+             except Exception as e:\n    print('refused', type(e).__name__)\n"
+        ),
+    )
+    .await;
+    assert_eq!(refused.lines().collect::<Vec<_>>(), ["COMPLIANCE", "refused ClientError"], "{refused}");
+}

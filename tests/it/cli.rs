@@ -79,4 +79,21 @@ async fn user_commands_work_while_the_server_runs() {
     let out = run(&["user", "show", "carol"], None);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not found"));
+
+    // Each change is in the audit trail, on the CLI's own chain, and the chains verify.
+    let trail = ok(&run(&["audit", "query", "--user", "carol", "--limit", "100"], None));
+    let records: Vec<serde_json::Value> = trail.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<&str> =
+        records.iter().filter_map(|r| r["event"].as_str()).filter(|e| e.starts_with("user.")).collect();
+    assert_eq!(events.first(), Some(&"user.created"), "{trail}");
+    assert_eq!(events.last(), Some(&"user.removed"), "{trail}");
+    assert!(events.iter().filter(|e| **e == "user.updated").count() >= 3, "{trail}");
+    let created = records.iter().find(|r| r["event"] == "user.created").unwrap();
+    assert_eq!(created["protocol"], "cli");
+    assert!(created["node"].as_str().unwrap().ends_with("-cli"), "{created}");
+    let verified = ok(&run(&["audit", "verify", "--db"], None));
+    assert!(
+        verified.lines().count() >= 2 && verified.lines().all(|l| l.starts_with("ok node")),
+        "{verified}"
+    );
 }

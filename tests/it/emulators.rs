@@ -164,7 +164,7 @@ impl Emulator {
         self.dir.path()
     }
 
-    fn endpoint(&self) -> String {
+    pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
 

@@ -76,6 +76,18 @@ async fn prometheus_scrapes_the_ops_listener_and_sees_a_transfer() {
     let local = tempfile::tempdir().unwrap();
     std::fs::write(local.path().join("m.bin"), payload(1 << 20, 9)).unwrap();
     ok(&srv.sftp("pat", local.path(), "put m.bin\n").await);
+    // The transfer moved the other families too (values are process-wide: other tests add).
+    let after = http.get(format!("{ops}/metrics")).send().await.unwrap().text().await.unwrap();
+    for series in [
+        "ferry_auth_backend_duration_seconds_count{backend=\"local\",outcome=\"ok\"}",
+        "ferry_logins_total{backend=\"local\",method=\"publickey\",outcome=\"ok\",protocol=\"ssh\"}",
+        "ferry_sessions_total{protocol=\"sftp\"}",
+        "ferry_transfer_duration_seconds_count{direction=\"upload\",protocol=\"sftp\"}",
+        "ferry_storage_request_duration_seconds_count{backend=\"local\",op=\"write\"}",
+        "ferry_audit_events_total{sink=\"database\"}",
+    ] {
+        assert!(sample(&after, series) >= 1.0, "{series} in /metrics");
+    }
 
     let query = format!("http://127.0.0.1:{port}/api/v1/query");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(40);

@@ -181,12 +181,14 @@ impl Sink for FileSink {
     }
 }
 
+/// `node` with everything but ASCII letters, digits, `-` and `_` replaced by `_`: safe in a
+/// file name.
+pub fn safe_name(node: &str) -> String {
+    node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
 fn file_prefix(node: &str) -> String {
-    let safe: String = node
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-        .collect();
-    format!("{safe}-")
+    format!("{}-", safe_name(node))
 }
 
 fn segment_path(dir: &Path, node: &str, first_seq: u64) -> PathBuf {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::{FtpSettings, control};
 use crate::net::{self, ConnectionLimit};
@@ -37,12 +38,18 @@ pub async fn serve(
                 let (settings, sessions, phase) = (Arc::clone(&settings), sessions.clone(), phase.clone());
                 connections.spawn(async move {
                     let mut live = sessions.connection_opened(&info);
-                    tokio::select! {
-                        () = control::run(stream, info, settings, sessions.clone(), implicit, phase) => {}
-                        // An administrator ended it: dropping the session closes the sockets and
-                        // discards an unfinished upload.
-                        () = live.terminated() => {}
+                    // Log lines of the connection carry its span (and trace ID).
+                    let span = live.span.clone();
+                    async {
+                        tokio::select! {
+                            () = control::run(stream, info, settings, sessions.clone(), implicit, phase) => {}
+                            // An administrator ended it: dropping the session closes the sockets
+                            // and discards an unfinished upload.
+                            () = live.terminated() => {}
+                        }
                     }
+                    .instrument(span)
+                    .await;
                     sessions.connection_closed(&info);
                     drop(slot);
                 });

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tracing::Instrument as _;
 
 use super::{AppState, router};
 use crate::net::{self, ConnectionLimit};
@@ -55,14 +56,20 @@ pub async fn serve(
                         return;
                     };
                     let mut live = sessions.connection_opened(&info);
-                    tokio::select! {
-                        served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => {
-                            if let Err(e) = served {
-                                tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                    // Requests of the connection run inside its span (and trace).
+                    let span = live.span.clone();
+                    async {
+                        tokio::select! {
+                            served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => {
+                                if let Err(e) = served {
+                                    tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                                }
                             }
+                            () = live.terminated() => {}
                         }
-                        () = live.terminated() => {}
                     }
+                    .instrument(span)
+                    .await;
                     sessions.connection_closed(&info);
                     drop(slot);
                 });
