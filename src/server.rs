@@ -259,13 +259,6 @@ impl SegmentExport for StorageExport {
         use tokio::io::AsyncReadExt;
         let segments: Vec<&str> =
             self.prefix.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect();
-        for depth in 1..=segments.len() {
-            let folder = storage::Key::from_segments(segments[..depth].iter().copied());
-            match self.backend.mkdir(&folder).await {
-                Ok(()) | Err(storage::StorageError::AlreadyExists) => {}
-                Err(e) => return Err(format!("{}: {e}", folder.as_str())),
-            }
-        }
         let key = storage::Key::from_segments(segments.iter().copied().chain([name]));
         let options = storage::WriteOptions {
             create: true,
@@ -273,7 +266,20 @@ impl SegmentExport for StorageExport {
             atomic: true,
             ..storage::WriteOptions::default()
         };
-        let handle = match self.backend.open_write(&key, options).await {
+        let mut opened = self.backend.open_write(&key, options).await;
+        if matches!(opened, Err(storage::StorageError::NotFound)) {
+            // A folder store (local disk) needs the folders first; object stores never get here,
+            // so no folder markers end up in a locked bucket.
+            for depth in 1..=segments.len() {
+                let folder = storage::Key::from_segments(segments[..depth].iter().copied());
+                match self.backend.mkdir(&folder).await {
+                    Ok(()) | Err(storage::StorageError::AlreadyExists) => {}
+                    Err(e) => return Err(format!("{}: {e}", folder.as_str())),
+                }
+            }
+            opened = self.backend.open_write(&key, options).await;
+        }
+        let handle = match opened {
             Ok(handle) => handle,
             // Exported before (the marker was lost): the copy there is the one that counts.
             Err(storage::StorageError::AlreadyExists) => return Ok(()),

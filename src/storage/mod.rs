@@ -247,7 +247,21 @@ fn open_unmetered(config: &crate::config::StorageConfig) -> std::result::Result<
                 builder = builder.with_region(region);
             }
             if config.checksum_sha256 {
-                builder = builder.with_checksum_algorithm(object_store::aws::Checksum::SHA256);
+                // The checksum itself (x-amz-checksum-sha256), and the header SDKs send to announce
+                // it, which some S3-compatible stores look for before accepting Object Lock writes.
+                let mut headers = reqwest::header::HeaderMap::new();
+                headers.insert(
+                    "x-amz-sdk-checksum-algorithm",
+                    reqwest::header::HeaderValue::from_static("SHA256"),
+                );
+                builder = builder
+                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+                    // Replaces the client options, so `allow_http` is set again here.
+                    .with_client_options(
+                        object_store::ClientOptions::new()
+                            .with_allow_http(config.allow_http)
+                            .with_default_headers(headers),
+                    );
             }
             if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
                 builder = builder.with_access_key_id(id.expose()).with_secret_access_key(secret.expose());

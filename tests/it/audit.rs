@@ -608,5 +608,5 @@ async fn sealed_segments_are_exported_once_to_an_object_locked_bucket() {
         ),
     )
     .await;
-    assert_eq!(refused.lines().collect::<Vec<_>>(), ["COMPLIANCE", "refused ClientError"], "{refused}");
+    assert_eq!(refused.lines().collect::<Vec<_>>(), ["COMPLIANCE", "refused AccessDenied"], "{refused}");
 }
