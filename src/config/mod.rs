@@ -587,17 +587,30 @@ fn apply_env(table: &mut Table, env: impl IntoIterator<Item = (String, String)>,
             table.insert("data_dir".into(), Value::String(raw));
             continue;
         }
-        let Some((section, key)) = rest.split_once("__") else {
+        // `FERRY_AUDIT__FILE__ENABLED` sets `audit.file.enabled`: each `__` goes one table down.
+        let path: Vec<String> = rest.split("__").map(str::to_lowercase).collect();
+        let Some((key, tables)) = path.split_last().filter(|(_, tables)| !tables.is_empty()) else {
             continue;
         };
-        let (section, key) = (section.to_lowercase(), key.to_lowercase());
-        match table.entry(section.clone()).or_insert_with(|| Value::Table(Table::new())) {
-            Value::Table(t) => {
-                t.insert(key, value);
-            }
-            _ => errors
-                .push(KeyError { key: section, message: format!("{name} needs `{}` to be a table", rest) }),
+        if let Err(depth) = insert_at(table, tables, key, value) {
+            let blocked = tables[..=depth].join(".");
+            errors.push(KeyError {
+                key: blocked.clone(),
+                message: format!("{name} needs `{blocked}` to be a table"),
+            });
         }
+    }
+}
+
+/// Sets `tables.….key`, creating missing tables; `Err(i)` when `tables[i]` is not a table.
+fn insert_at(table: &mut Table, tables: &[String], key: &str, value: Value) -> Result<(), usize> {
+    let Some((first, rest)) = tables.split_first() else {
+        table.insert(key.to_string(), value);
+        return Ok(());
+    };
+    match table.entry(first.clone()).or_insert_with(|| Value::Table(Table::new())) {
+        Value::Table(inner) => insert_at(inner, rest, key, value).map_err(|depth| depth + 1),
+        _ => Err(0),
     }
 }
 
@@ -1112,6 +1125,30 @@ mod tests {
         assert_eq!(config.sftp.idle_timeout, Some(Duration::from_secs(45)));
         assert!(!config.scp.enabled);
         assert_eq!(config.storage.root, PathBuf::from("/srv/ferry/files"));
+    }
+
+    #[test]
+    fn env_reaches_nested_sink_tables() {
+        let config = Config::from_table(
+            Table::new(),
+            env(&[
+                ("FERRY_AUDIT__FILE__ENABLED", "true"),
+                ("FERRY_AUDIT__SYSLOG__ADDRESS", "127.0.0.1:6514"),
+                ("FERRY_AUDIT__STDOUT", "false"),
+                ("FERRY_OPS__BIND", "127.0.0.1:9999"),
+            ]),
+        )
+        .unwrap();
+        assert!(config.audit.file.enabled && !config.audit.stdout.enabled);
+        assert_eq!(config.audit.syslog_settings.address, "127.0.0.1:6514");
+        assert_eq!(config.ops.bind, "127.0.0.1:9999".parse().unwrap());
+        assert!(config.source.contains("FERRY_AUDIT__FILE__ENABLED"), "{}", config.source);
+        let Err(ConfigError::Invalid(errors)) =
+            Config::from_table(Table::new(), env(&[("FERRY_AUDIT__FILE__ON_FULL", "block")]))
+        else {
+            panic!("expected an error");
+        };
+        assert_eq!(errors[0].key, "audit.file.on_full");
     }
 
     #[test]
