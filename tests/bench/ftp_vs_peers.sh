@@ -304,6 +304,8 @@ max_connections_per_ip = 1000
 enabled = false
 [https]
 enabled = false
+[ops]
+enabled = false
 [audit]
 stdout = false
 EOF

@@ -69,6 +69,8 @@ enabled = false
 enabled = false
 [https]
 bind = "127.0.0.1:$FERRY_PORT"
+[ops]
+enabled = false
 [tls]
 min_version = "1.3"
 EOF

@@ -103,6 +103,8 @@ enabled = false
 enabled = false
 [https]
 bind = "127.0.0.1:$port"
+[ops]
+enabled = false
 $auth
 EOF
     echo "alice-pass-1" | "$FERRY_BIN" user add alice --password-stdin --config "$dir/ferry.toml" >/dev/null

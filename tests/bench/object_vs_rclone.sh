@@ -128,6 +128,8 @@ enabled = false
 enabled = false
 [https]
 enabled = false
+[ops]
+enabled = false
 EOF
     FERRY_DATA_DIR="$WORK/$name" "$FERRY_BIN" user add bench --home / --key "$WORK/client_key.pub" \
         --config "$WORK/$name/ferry.toml" >/dev/null

@@ -236,6 +236,8 @@ enabled = false
 enabled = false
 [https]
 enabled = false
+[ops]
+enabled = false
 EOF
 }
 

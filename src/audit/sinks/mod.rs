@@ -20,6 +20,11 @@ use crate::telemetry::metrics::metrics;
 /// Lines taken from a lane per write.
 const BATCH: usize = 512;
 
+/// How long a sink waits after the first record of a batch for more to join it. A record reaches
+/// its sinks at most this much later; in exchange a busy server pays one write (one database
+/// transaction) per batch, not per record.
+const LINGER: Duration = Duration::from_millis(50);
+
 #[async_trait]
 pub trait Sink: Send {
     /// Writes lines in order; an error means none of them may be assumed written.
@@ -49,10 +54,18 @@ pub async fn run(mut lane: LaneRx, mut sink: Box<dyn Sink>, mut stop: watch::Rec
         }
         tokio::select! {
             batch = lane.recv_batch(BATCH) => match batch {
-                Some(batch) => if !deliver(&lane, sink.as_mut(), &batch, &stop).await {
-                    unsent = batch;
-                    break;
-                },
+                Some(mut batch) => {
+                    // Let a busy moment gather into one write: one transaction or write call per
+                    // LINGER instead of one per record.
+                    if batch.len() < BATCH {
+                        tokio::time::sleep(LINGER).await;
+                        batch.extend(lane.try_batch(BATCH - batch.len()));
+                    }
+                    if !deliver(&lane, sink.as_mut(), &batch, &stop).await {
+                        unsent = batch;
+                        break;
+                    }
+                }
                 None => break,
             },
             _ = tick.tick() => sink.tick().await,
