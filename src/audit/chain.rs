@@ -83,8 +83,8 @@ pub fn unseal(line: &str) -> Option<(String, &str)> {
 }
 
 /// The bytes a checkpoint signature covers.
-pub fn signed_message(node: &str, seq: u64, hash: &str) -> Vec<u8> {
-    format!("ferry-audit-checkpoint/1\n{node}\n{seq}\n{hash}").into_bytes()
+pub fn signed_message(node: &str, seq: u64, hash: &str, every: u64) -> Vec<u8> {
+    format!("ferry-audit-checkpoint/1\n{node}\n{seq}\n{hash}\n{every}").into_bytes()
 }
 
 /// The node's signing key (Ed25519, PKCS#8 on disk, mode 0600).
@@ -188,11 +188,11 @@ mod tests {
         let again = NodeKey::load_or_create(&dir.path().join("node.key")).unwrap();
         assert_eq!(key.public_hex(), again.public_hex(), "the key is kept, not regenerated");
         let other = NodeKey::load_or_create(&dir.path().join("other.key")).unwrap();
-        let message = signed_message("n1", 7, GENESIS);
+        let message = signed_message("n1", 7, GENESIS, 10);
         let signature = key.sign(&message);
         let public = unhex(&key.public_hex()).unwrap();
         assert!(verify_signature(&public, &message, &signature));
-        assert!(!verify_signature(&public, &signed_message("n1", 8, GENESIS), &signature));
+        assert!(!verify_signature(&public, &signed_message("n1", 8, GENESIS, 10), &signature));
         assert!(!verify_signature(&unhex(&other.public_hex()).unwrap(), &message, &signature));
     }
 }

@@ -122,9 +122,12 @@ pub struct AuditRecord {
 pub struct Checkpoint {
     pub seq: u64,
     pub hash: String,
+    /// The next checkpoint comes within this many records (`audit.checkpoint_every`), so a
+    /// verifier can tell checkpoints that were removed from ones not yet made.
+    pub every: u64,
     /// Names the node key: the first 16 hex digits of the SHA-256 of its public key.
     pub key: String,
-    /// Ed25519 signature (hex) over `checkpoint::signed_message(node, seq, hash)`.
+    /// Ed25519 signature (hex) over `chain::signed_message(node, seq, hash, every)`.
     pub signature: String,
 }
 

@@ -32,6 +32,9 @@ pub struct LaneRx {
     pub name: &'static str,
     rx: mpsc::Receiver<Arc<str>>,
     spool: Arc<Mutex<Spool>>,
+    /// A spool an earlier run left: older than anything queued now, so it goes first whatever
+    /// the sink's policy.
+    left_over: bool,
 }
 
 /// Records that did not fit. While any are pending, new records go here too, so order holds.
@@ -54,8 +57,11 @@ impl Spool {
             self.file = Some(std::fs::OpenOptions::new().create(true).append(true).open(&self.path)?);
         }
         if let Some(file) = self.file.as_mut() {
-            file.write_all(line.as_bytes())?;
-            file.write_all(b"\n")?;
+            // One write per record, so a crash cannot glue two records together.
+            let mut record = Vec::with_capacity(line.len() + 1);
+            record.extend_from_slice(line.as_bytes());
+            record.push(b'\n');
+            file.write_all(&record)?;
         }
         self.pending += 1;
         Ok(())
@@ -67,11 +73,12 @@ pub fn lane(name: &'static str, capacity: usize, policy: OnFull, spool_dir: Path
     let (tx, rx) = mpsc::channel(capacity.max(1));
     let path = spool_dir.join(format!("{name}.spool"));
     // A spool left by an earlier run is replayed before anything new.
-    let pending = u64::from(path.exists());
+    let left_over = path.exists();
+    let pending = u64::from(left_over);
     let spool = Arc::new(Mutex::new(Spool { path, file: None, pending }));
     let m = metrics();
     m.audit_queue_capacity.with_label_values(&[name]).set(capacity as i64);
-    (Lane { name, tx, policy, spool: Arc::clone(&spool) }, LaneRx { name, rx, spool })
+    (Lane { name, tx, policy, spool: Arc::clone(&spool) }, LaneRx { name, rx, spool, left_over })
 }
 
 impl Lane {
@@ -164,7 +171,8 @@ impl LaneRx {
         if replay.exists() {
             return Some(replay);
         }
-        if spool.pending == 0 || !self.rx.is_empty() {
+        let left_over = std::mem::take(&mut self.left_over) && spool.path.exists();
+        if !left_over && (spool.pending == 0 || !self.rx.is_empty()) {
             return None;
         }
         spool.file = None;
@@ -214,7 +222,12 @@ impl Replay {
 
     /// The lines handed out so far are written.
     pub fn written(&self) {
-        let _ = std::fs::write(done_path(&self.path), self.read.to_string());
+        // Replaced whole (write, then rename), so a crash leaves the old offset or the new one.
+        let done = done_path(&self.path);
+        let fresh = done.with_extension("done-new");
+        if std::fs::write(&fresh, self.read.to_string()).is_ok() {
+            let _ = std::fs::rename(&fresh, &done);
+        }
     }
 
     /// Everything is written: the spool and its progress go.
@@ -277,6 +290,20 @@ mod tests {
         let path = rx.take_spool().unwrap();
         let mut replay = Replay::open(&path).unwrap();
         assert_eq!(texts(&replay.next_batch(10)), ["a", "b", "c"]);
+    }
+
+    #[tokio::test]
+    async fn a_spool_left_by_an_earlier_run_goes_before_new_records_even_with_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (_lane, rx) = lane("left", 4, OnFull::Drop, dir.path().to_path_buf());
+            rx.respool_front(&lines(&["old-1", "old-2"]));
+        }
+        let (lane, mut rx) = lane("left", 4, OnFull::Drop, dir.path().to_path_buf());
+        lane.push(&Arc::from("new"));
+        let path = rx.take_spool().expect("the old spool first, though the queue holds a record");
+        assert_eq!(texts(&Replay::open(&path).unwrap().next_batch(10)), ["old-1", "old-2"]);
+        assert_eq!(texts(&rx.recv_batch(10).await.unwrap()), ["new"]);
     }
 
     #[tokio::test]

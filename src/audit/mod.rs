@@ -41,6 +41,9 @@ struct Inner {
     subscribers: broadcast::Sender<Arc<AuditRecord>>,
     key: Option<NodeKey>,
     checkpoint_every: u64,
+    /// The chain head at each checkpoint, saved in the state database by a task, so a crash
+    /// restarts from a signed position at worst.
+    signed_head: watch::Sender<Option<(u64, String)>>,
 }
 
 struct ChainState {
@@ -87,14 +90,21 @@ impl Audit {
         head: Head,
     ) -> Self {
         let (subscribers, _) = broadcast::channel(4096);
+        let checkpoint_every = checkpoint_every.max(1);
         Self {
             inner: Arc::new(Inner {
                 node: Arc::from(node),
-                chain: Mutex::new(ChainState { head, unsigned: 0 }),
+                // The first record of a run is checkpointed at once: records a crash left
+                // unsigned are covered then, so checkpoints are never more than `every` apart.
+                chain: Mutex::new(ChainState {
+                    head,
+                    unsigned: if key.is_some() { checkpoint_every - 1 } else { 0 },
+                }),
                 lanes,
                 subscribers,
                 key,
-                checkpoint_every: checkpoint_every.max(1),
+                checkpoint_every,
+                signed_head: watch::channel(None).0,
             }),
         }
     }
@@ -117,7 +127,10 @@ impl Audit {
             }
         };
         let saved = state.audit().node_head(node).await.map_err(|e| e.to_string())?;
-        consider(saved.and_then(|s| s.head));
+        if let Some(saved) = saved {
+            consider(saved.head);
+            consider(saved.signed);
+        }
         if config.database.enabled {
             consider(state.audit().last_of(node).await.map_err(|e| e.to_string())?);
         }
@@ -194,7 +207,8 @@ impl Audit {
             add("http", &config.http, Box::new(sink));
         }
         let audit = Self::assemble(node, lanes, Some(key), config.checkpoint_every, head);
-        tasks.spawn(checkpoints(audit.clone(), config.checkpoint_interval, stop_rx));
+        tasks.spawn(checkpoints(audit.clone(), config.checkpoint_interval, stop_rx.clone()));
+        tasks.spawn(save_heads(audit.clone(), state.clone(), stop_rx));
         let handle = AuditTasks { audit: audit.clone(), stop, tasks, state: Some(state.clone()) };
         Ok((audit, handle))
     }
@@ -270,7 +284,7 @@ impl Audit {
         let body = serde_json::to_string(&record).unwrap_or_default();
         let (line, hash) = chain::seal(&body);
         chain.head = Head::after(record.chain_seq, &hash);
-        chain.unsigned += 1;
+        chain.unsigned = chain.unsigned.saturating_add(1);
         let line: Arc<str> = Arc::from(line);
         for lane in &self.inner.lanes {
             lane.push(&line);
@@ -286,11 +300,33 @@ impl Audit {
             return;
         };
         let hash = chain.head.prev.clone();
-        let signature = key.sign(&chain::signed_message(&self.inner.node, seq, &hash));
+        let every = self.inner.checkpoint_every;
+        let signature = key.sign(&chain::signed_message(&self.inner.node, seq, &hash, every));
         let mut record = self.record(EventKind::AuditCheckpoint, Outcome::Ok, Fields::default(), &chain.head);
-        record.checkpoint = Some(Checkpoint { seq, hash, key: key.id(), signature });
+        record.checkpoint = Some(Checkpoint { seq, hash, every, key: key.id(), signature });
         self.append(chain, record);
         chain.unsigned = 0;
+        let head = (chain.head.next_seq.saturating_sub(1), chain.head.prev.clone());
+        self.inner.signed_head.send_replace(Some(head));
+    }
+}
+
+/// Saves the head of each checkpoint (the latest, when several come quickly).
+async fn save_heads(audit: Audit, state: State, mut stop: watch::Receiver<bool>) {
+    let mut heads = audit.inner.signed_head.subscribe();
+    loop {
+        tokio::select! {
+            changed = heads.changed() => {
+                if changed.is_err() { return }
+                let head = heads.borrow_and_update().clone();
+                if let Some((seq, hash)) = head
+                    && let Err(e) = state.audit().save_signed_head(audit.node(), seq, &hash).await
+                {
+                    tracing::warn!(error = %e, "could not save the audit chain head");
+                }
+            }
+            changed = stop.changed() => if changed.is_err() || *stop.borrow() { return },
+        }
     }
 }
 

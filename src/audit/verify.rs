@@ -162,6 +162,8 @@ pub fn verify(
     let node = report.node.clone().unwrap_or_default();
     let genesis = digest(GENESIS).unwrap_or([0; 32]);
     let mut unsigned = 0u64;
+    // The last checkpoint's promise: the next one comes within `every` records.
+    let mut due: Option<(u64, String)> = None;
     for i in 0..entries.len() {
         let e = &entries[i];
         if i == 0 {
@@ -236,7 +238,7 @@ pub fn verify(
                 }
                 if !chain::verify_signature(
                     key,
-                    &chain::signed_message(&node, cp.seq, &cp.hash),
+                    &chain::signed_message(&node, cp.seq, &cp.hash, cp.every),
                     &cp.signature,
                 ) {
                     report.finding = Some(Finding::BadSignature {
@@ -248,8 +250,20 @@ pub fn verify(
             }
             report.checkpoints += 1;
             unsigned = 0;
+            due = Some((cp.every, e.at.clone()));
         } else {
             unsigned += 1;
+            if let Some((every, since)) = &due
+                && unsigned > *every
+            {
+                report.finding = Some(Finding::Altered {
+                    at: e.at.clone(),
+                    detail: format!(
+                        "no checkpoint within the {every} records after the one at {since}: checkpoints were removed or replaced, and the records after it may be rewritten"
+                    ),
+                });
+                return report;
+            }
         }
     }
     report.unsigned_tail = unsigned;
@@ -281,7 +295,10 @@ pub fn parse_time(raw: &str) -> Result<String, String> {
     let ago = crate::config::units::parse_duration(raw)
         .map_err(|_| format!("`{raw}`: expected an RFC 3339 time or a duration such as 2h"))?;
     let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
-    Ok((chrono::Utc::now() - ago).to_rfc3339_opts(SecondsFormat::Micros, true))
+    let time = chrono::Utc::now()
+        .checked_sub_signed(ago)
+        .ok_or_else(|| format!("`{raw}` reaches before any date"))?;
+    Ok(time.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 /// Verifies segment files (folders are expanded to their `.jsonl` files). Segments are grouped

@@ -135,7 +135,12 @@ impl Authenticator for HttpAuthenticator {
         }
         let unavailable = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
         let response = request.send().await.map_err(|e| {
-            unavailable(if e.is_timeout() { "timed out".into() } else { format!("unreachable: {e}") })
+            // Without the URL: it may carry credentials, and this text reaches the audit trail.
+            unavailable(if e.is_timeout() {
+                "timed out".into()
+            } else {
+                format!("unreachable: {}", e.without_url())
+            })
         })?;
         if response.status() != reqwest::StatusCode::OK {
             return Err(unavailable(format!("answered {}", response.status())));
@@ -144,7 +149,10 @@ impl Authenticator for HttpAuthenticator {
         if response.content_length().is_some_and(|len| len > 64 << 10) {
             return Err(unavailable("answer larger than 64 KiB".into()));
         }
-        let bytes = response.bytes().await.map_err(|e| unavailable(format!("reading the answer: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| unavailable(format!("reading the answer: {}", e.without_url())))?;
         if bytes.len() > 64 << 10 {
             return Err(unavailable("answer larger than 64 KiB".into()));
         }

@@ -21,6 +21,8 @@ pub struct ReadFile {
     pub(super) bytes: AtomicU64,
     /// Set when a read failed, so the download is recorded as failed.
     pub(super) failed: AtomicBool,
+    /// Set by the protocol when the client did not get the file: bytes delivered and why.
+    pub(super) cut_short: std::sync::Mutex<Option<(u64, String)>>,
     pub(super) started: Instant,
     /// The transfer's trace span, open from open to close.
     pub(super) span: tracing::Span,
@@ -28,6 +30,16 @@ pub struct ReadFile {
 }
 
 impl ReadFile {
+    /// The client did not get the whole file it asked for (its connection failed, it refused
+    /// the file): the download is recorded as failed, with the bytes it did get.
+    pub fn interrupted(&self, delivered: u64, reason: &str) {
+        if let Ok(mut cut) = self.cut_short.lock()
+            && cut.is_none()
+        {
+            *cut = Some((delivered, reason.to_string()));
+        }
+    }
+
     pub fn path(&self) -> &VirtualPath {
         &self.path
     }
@@ -52,14 +64,17 @@ impl ReadFile {
 
 impl Drop for ReadFile {
     fn drop(&mut self) {
-        let bytes = self.bytes.load(Ordering::Relaxed);
+        let cut_short = self.cut_short.lock().ok().and_then(|mut cut| cut.take());
+        let (bytes, result) = match cut_short {
+            Some((delivered, reason)) => (delivered, Err(reason)),
+            None if self.failed.load(Ordering::Relaxed) => (
+                self.bytes.load(Ordering::Relaxed),
+                Err("a read from storage failed during the download".to_string()),
+            ),
+            None => (self.bytes.load(Ordering::Relaxed), Ok(())),
+        };
         self.span.record("bytes", bytes);
         metrics::bytes(self.ctx.protocol, "download", bytes);
-        let result = if self.failed.load(Ordering::Relaxed) {
-            Err("a read from storage failed during the download".to_string())
-        } else {
-            Ok(())
-        };
         metrics::file_op(self.ctx.protocol, "download", if result.is_ok() { "ok" } else { "failed" });
         self.ctx.emit_transfer(EventKind::FileDownload, &self.path, bytes, self.started, result);
     }

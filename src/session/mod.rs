@@ -241,6 +241,7 @@ impl Session {
                 handle,
                 bytes: AtomicU64::new(0),
                 failed: Default::default(),
+                cut_short: Default::default(),
                 started,
                 span: self.transfer_span("download", path),
                 _guard: self.transfers.begin(),

@@ -50,7 +50,10 @@ pub struct StoredLine {
 #[derive(Debug, Clone)]
 pub struct NodeHead {
     pub public_key: String,
+    /// At the last clean shutdown.
     pub head: Option<(u64, String)>,
+    /// At the last checkpoint.
+    pub signed: Option<(u64, String)>,
 }
 
 pub struct AuditLog<'a> {
@@ -156,15 +159,32 @@ impl<'a> AuditLog<'a> {
     }
 
     pub async fn node_head(&self, node: &str) -> Result<Option<NodeHead>, StateError> {
-        let row: Option<(String, Option<i64>, Option<String>)> =
-            sqlx::query_as("SELECT public_key, head_seq, head_hash FROM audit_nodes WHERE node = ?")
-                .bind(node)
-                .fetch_optional(self.pool)
-                .await?;
-        Ok(row.map(|(public_key, seq, hash)| NodeHead {
+        type Row = (String, Option<i64>, Option<String>, Option<i64>, Option<String>);
+        let row: Option<Row> = sqlx::query_as(
+            "SELECT public_key, head_seq, head_hash, signed_seq, signed_hash FROM audit_nodes WHERE node = ?",
+        )
+        .bind(node)
+        .fetch_optional(self.pool)
+        .await?;
+        let pair =
+            |seq: Option<i64>, hash: Option<String>| seq.zip(hash).map(|(seq, hash)| (seq as u64, hash));
+        Ok(row.map(|(public_key, seq, hash, signed_seq, signed_hash)| NodeHead {
             public_key,
-            head: seq.zip(hash).map(|(seq, hash)| (seq as u64, hash)),
+            head: pair(seq, hash),
+            signed: pair(signed_seq, signed_hash),
         }))
+    }
+
+    /// Records the chain position of the node's last checkpoint.
+    pub async fn save_signed_head(&self, node: &str, seq: u64, hash: &str) -> Result<(), StateError> {
+        sqlx::query("UPDATE audit_nodes SET signed_seq = ?, signed_hash = ?, updated_at = ? WHERE node = ?")
+            .bind(seq as i64)
+            .bind(hash)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(node)
+            .execute(self.pool)
+            .await?;
+        Ok(())
     }
 
     /// Records the node's public key and, when given, its chain head.

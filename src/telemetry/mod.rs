@@ -12,8 +12,11 @@ pub mod metrics;
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
@@ -80,17 +83,22 @@ pub fn init(log: &LogConfig) -> Tracing {
     } else {
         None
     };
-    let otel = provider.as_ref().map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ferry")));
+    // Each output has its own filter: a quiet log level (`warn`) must not switch off the spans
+    // traces are made of, and traces need no debug logging.
+    let spans = Targets::new().with_target("ferry", Level::INFO);
+    let otel = provider
+        .as_ref()
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("ferry")).with_filter(spans));
     // Colours only for a person at a terminal, never for a log collector.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (text, json) = match log.format {
+    let logs = match log.format {
         LogFormat::Text => {
-            (Some(tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr)), None)
+            tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed()
         }
-        LogFormat::Json => (None, Some(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
     // A second init (tests start several servers in one process) is not an error.
-    let _ = tracing_subscriber::registry().with(filter).with(otel).with(text).with(json).try_init();
+    let _ = tracing_subscriber::registry().with(otel).with(logs.with_filter(filter)).try_init();
     Tracing { provider }
 }
 

@@ -261,6 +261,24 @@ async fn verify_finds_each_kind_of_tampering() {
     let (passed, text) = check(rewritten);
     assert!(!passed && text.contains("the checkpoint signed seq"), "{text}");
 
+    // Nor does hiding the checkpoints after the edit: each one promised the next within
+    // `checkpoint_every` records.
+    let mut hidden = lines.clone();
+    hidden[mid] = rehash(&hidden[mid].replace("\"user\":\"u", "\"user\":\"x"));
+    for i in mid + 1..hidden.len() {
+        if hidden[i].contains("\"event\":\"audit.checkpoint\"") {
+            let mut value: Value = serde_json::from_str(&hidden[i]).unwrap();
+            let object = value.as_object_mut().unwrap();
+            object.remove("checkpoint");
+            object.insert("id".into(), 30003.into());
+            object.insert("event".into(), "file.delete".into());
+            hidden[i] = serde_json::to_string(&value).unwrap();
+        }
+        hidden[i] = set_prev(&hidden[i], &hash_of(&hidden[i - 1]));
+    }
+    let (passed, text) = check(hidden);
+    assert!(!passed && text.contains("no checkpoint within the 7 records"), "{text}");
+
     // A checkpoint signed with another key.
     let other = tempfile::tempdir().unwrap();
     let other_key = ferry::audit::chain::NodeKey::load_or_create(&other.path().join("k")).unwrap();
@@ -671,4 +689,27 @@ async fn admins_read_the_trail_over_https_and_others_are_refused() {
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("yesterday"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_download_the_client_abandons_is_recorded_as_failed() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("web", "web-pass-1")).await;
+    std::fs::create_dir_all(srv.home("web")).unwrap();
+    std::fs::write(srv.home("web").join("big.bin"), payload(32 << 20, 4)).unwrap();
+    let client = srv.https_client();
+    let url = format!("https://127.0.0.1:{}/api/v1/files/big.bin", srv.https.port());
+    // A whole download first: ok, every byte.
+    let whole = client.get(&url).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+    assert_eq!(whole.bytes().await.unwrap().len(), 32 << 20);
+    let done = srv.expect_event(|r| r.event == "file.download").await;
+    assert_eq!((done.outcome, done.bytes), (Outcome::Ok, Some(32 << 20)));
+    // Then one the client drops after the first chunk.
+    let mut partial = client.get(&url).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+    assert!(partial.chunk().await.unwrap().is_some());
+    drop(partial);
+    let cut = srv.expect_event(|r| r.event == "file.download").await;
+    assert_eq!(cut.outcome, Outcome::Failed);
+    assert_eq!(cut.reason.as_deref(), Some("the client went away before the end"));
+    assert!(cut.bytes.unwrap() < 32 << 20, "{:?}", cut.bytes);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::SecondsFormat;
 
-use super::Sink;
+use super::{Sink, WriteError};
 use crate::audit::event::LineView;
 use crate::state::State;
 use crate::state::audit::AuditRow;
@@ -50,9 +50,9 @@ pub fn row(line: &str) -> Option<AuditRow> {
 
 #[async_trait]
 impl Sink for DatabaseSink {
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
         let rows: Vec<AuditRow> = lines.iter().filter_map(|line| row(line)).collect();
-        self.state.audit().append(&rows).await.map_err(|e| e.to_string())
+        self.state.audit().append(&rows).await.map_err(|e| WriteError::Transient(e.to_string()))
     }
 
     async fn tick(&mut self) {
@@ -65,7 +65,11 @@ impl Sink for DatabaseSink {
         let Ok(retention) = chrono::Duration::from_std(self.retention) else {
             return;
         };
-        let before = (chrono::Utc::now() - retention).to_rfc3339_opts(SecondsFormat::Micros, true);
+        // A retention longer than the calendar reaches back to nothing to purge.
+        let Some(before) = chrono::Utc::now().checked_sub_signed(retention) else {
+            return;
+        };
+        let before = before.to_rfc3339_opts(SecondsFormat::Micros, true);
         match self.state.audit().purge_before(&before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, %before, "audit records purged by retention"),

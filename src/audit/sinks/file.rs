@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use super::Sink;
+use super::{Sink, WriteError};
 use crate::audit::event::LineView;
 
 /// Uploads a sealed segment somewhere it cannot be changed; implemented by the composition root
@@ -37,7 +37,12 @@ pub struct FileSettings {
 
 struct Open {
     file: tokio::io::BufWriter<tokio::fs::File>,
+    path: PathBuf,
+    /// Bytes handed to the writer.
     size: u64,
+    /// Bytes known to be in the file (after the last successful flush): a failed write is cut
+    /// back to here, so a retry never leaves a torn or doubled line.
+    durable: u64,
     opened: tokio::time::Instant,
 }
 
@@ -58,11 +63,63 @@ impl FileSink {
         Ok(Self { settings, open: None, last_upkeep: None })
     }
 
-    async fn seal(&mut self) {
-        if let Some(mut open) = self.open.take() {
-            let _ = open.file.flush().await;
-            let _ = open.file.get_mut().sync_all().await;
+    /// Flushes, syncs and closes the open segment; it is never written again.
+    async fn seal(&mut self) -> Result<(), String> {
+        let Some(mut open) = self.open.take() else {
+            return Ok(());
+        };
+        let flushed = open.file.flush().await;
+        let synced = match flushed {
+            Ok(()) => open.file.get_mut().sync_all().await,
+            Err(e) => Err(e),
+        };
+        synced.map_err(|e| {
+            cut_back(&open);
+            format!("{}: {e}", open.path.display())
+        })
+    }
+
+    async fn write_lines(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+        for line in lines {
+            let due = self.open.as_ref().is_some_and(|open| {
+                open.size >= self.settings.rotate_size
+                    || open.opened.elapsed() >= self.settings.rotate_interval
+            });
+            if due {
+                self.seal().await?;
+                self.upkeep().await;
+            }
+            if self.open.is_none() {
+                let seq = LineView::parse(line).map(|v| v.chain_seq).unwrap_or_default();
+                let path = segment_path(&self.settings.dir, &self.settings.node, seq);
+                let file = tokio::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&path)
+                    .await
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+                self.open = Some(Open {
+                    file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
+                    path,
+                    size,
+                    durable: size,
+                    opened: tokio::time::Instant::now(),
+                });
+            }
+            if let Some(open) = self.open.as_mut() {
+                let mut record = Vec::with_capacity(line.len() + 1);
+                record.extend_from_slice(line.as_bytes());
+                record.push(b'\n');
+                open.file.write_all(&record).await.map_err(|e| e.to_string())?;
+                open.size += record.len() as u64;
+            }
         }
+        if let Some(open) = self.open.as_mut() {
+            open.file.flush().await.map_err(|e| e.to_string())?;
+            open.durable = open.size;
+        }
+        Ok(())
     }
 
     /// Exports sealed segments not yet exported, then applies retention.
@@ -119,49 +176,22 @@ impl FileSink {
 
 #[async_trait]
 impl Sink for FileSink {
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
-        for line in lines {
-            let due = self.open.as_ref().is_some_and(|open| {
-                open.size >= self.settings.rotate_size
-                    || open.opened.elapsed() >= self.settings.rotate_interval
-            });
-            if due {
-                self.seal().await;
-                self.upkeep().await;
-            }
-            if self.open.is_none() {
-                let seq = LineView::parse(line).map(|v| v.chain_seq).unwrap_or_default();
-                let path = segment_path(&self.settings.dir, &self.settings.node, seq);
-                let file = tokio::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&path)
-                    .await
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-                let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-                self.open = Some(Open {
-                    file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
-                    size,
-                    opened: tokio::time::Instant::now(),
-                });
-            }
-            if let Some(open) = self.open.as_mut() {
-                open.file.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
-                open.file.write_all(b"\n").await.map_err(|e| e.to_string())?;
-                open.size += line.len() as u64 + 1;
-            }
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
+        let written = self.write_lines(lines).await;
+        if written.is_err()
+            && let Some(open) = self.open.take()
+        {
+            // Whatever part of the batch reached the file goes; the retry writes it whole.
+            cut_back(&open);
         }
-        if let Some(open) = self.open.as_mut() {
-            open.file.flush().await.map_err(|e| e.to_string())?;
-        }
-        Ok(())
+        written.map_err(WriteError::Transient)
     }
 
     async fn tick(&mut self) {
         let due =
             self.open.as_ref().is_some_and(|open| open.opened.elapsed() >= self.settings.rotate_interval);
-        if due {
-            self.seal().await;
+        if due && let Err(e) = self.seal().await {
+            tracing::error!(error = %e, "audit segment could not be sealed");
         }
         // Failed exports are retried and retention applied once a minute, not only at rotation.
         let upkeep_due = self.last_upkeep.is_none_or(|at| at.elapsed() >= UPKEEP_EVERY);
@@ -172,7 +202,9 @@ impl Sink for FileSink {
     }
 
     async fn close(&mut self) {
-        self.seal().await;
+        if let Err(e) = self.seal().await {
+            tracing::error!(error = %e, "audit segment could not be sealed");
+        }
         self.upkeep().await;
     }
 
@@ -185,6 +217,14 @@ impl Sink for FileSink {
 /// file name.
 pub fn safe_name(node: &str) -> String {
     node.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect()
+}
+
+/// Truncates a segment back to its last durable length after a failed write.
+fn cut_back(open: &Open) {
+    let cut = std::fs::OpenOptions::new().write(true).open(&open.path).and_then(|f| f.set_len(open.durable));
+    if let Err(e) = cut {
+        tracing::error!(segment = %open.path.display(), error = %e, "cannot cut a failed audit write back");
+    }
 }
 
 fn file_prefix(node: &str) -> String {

@@ -1,13 +1,14 @@
 //! An HTTP collector: batches of lines POSTed as `application/x-ndjson`, with an optional
-//! bearer secret. A failed POST (network error or non-2xx answer) is retried with backoff; the
-//! lane's `on_full` policy decides what happens to new records meanwhile.
+//! bearer secret. A failed POST (network error, 5xx, 408, 429) is retried with backoff, and the
+//! lane's `on_full` policy decides what happens to new records meanwhile; any other 4xx answer
+//! refuses the batch for good, which is dropped and counted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::Sink;
+use super::{Sink, WriteError};
 use crate::types::Secret;
 
 #[derive(Debug, Clone)]
@@ -35,7 +36,7 @@ impl HttpSink {
 
 #[async_trait]
 impl Sink for HttpSink {
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
         let mut body = String::with_capacity(lines.iter().map(|l| l.len() + 1).sum());
         for line in lines {
             body.push_str(line);
@@ -50,10 +51,15 @@ impl Sink for HttpSink {
             request = request.bearer_auth(secret.expose());
         }
         let response = request.send().await.map_err(|e| e.without_url().to_string())?;
-        if response.status().is_success() {
+        let status = response.status();
+        if status.is_success() {
             Ok(())
+        } else if status.is_client_error() && !matches!(status.as_u16(), 408 | 429) {
+            // 400, 401, 413, 422…: this batch will never be taken; dropping it (counted) keeps
+            // the records after it flowing.
+            Err(WriteError::Refused(format!("collector answered {status}")))
         } else {
-            Err(format!("collector answered {}", response.status()))
+            Err(WriteError::Transient(format!("collector answered {status}")))
         }
     }
 

@@ -25,10 +25,33 @@ const BATCH: usize = 512;
 /// transaction) per batch, not per record.
 const LINGER: Duration = Duration::from_millis(50);
 
+/// A failed write: worth retrying (the peer is down), or refused for good (the peer will never
+/// take this batch: retrying it would stall the sink forever).
+#[derive(Debug)]
+pub enum WriteError {
+    Transient(String),
+    Refused(String),
+}
+
+impl From<String> for WriteError {
+    fn from(message: String) -> Self {
+        WriteError::Transient(message)
+    }
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Transient(message) => f.write_str(message),
+            WriteError::Refused(message) => write!(f, "refused for good: {message}"),
+        }
+    }
+}
+
 #[async_trait]
 pub trait Sink: Send {
     /// Writes lines in order; an error means none of them may be assumed written.
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String>;
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError>;
 
     /// Periodic upkeep while idle (rotation by age, exports); every second.
     async fn tick(&mut self) {}
@@ -48,7 +71,7 @@ pub async fn run(mut lane: LaneRx, mut sink: Box<dyn Sink>, mut stop: watch::Rec
     let mut unsent: Vec<Arc<str>> = Vec::new();
     loop {
         if let Some(path) = lane.take_spool()
-            && !replay(&lane, sink.as_mut(), &path, &stop).await
+            && !replay(&lane, sink.as_mut(), &path, &stop, Replaying::UntilStopped).await
         {
             break;
         }
@@ -94,18 +117,28 @@ pub async fn run(mut lane: LaneRx, mut sink: Box<dyn Sink>, mut stop: watch::Rec
     if sent < unsent.len() {
         lane.respool_front(&unsent[sent..]);
     } else if let Some(path) = lane.take_spool() {
-        replay(&lane, sink.as_mut(), &path, &stop).await;
+        replay(&lane, sink.as_mut(), &path, &stop, Replaying::ToTheEnd).await;
     }
     sink.close().await;
 }
 
 /// Writes a spool file out; false when the sink failed at shutdown (the rest stays for the
 /// next start, which resumes after the lines already written).
+/// Whether a stop ends a replay between batches. While running it must: the queue, in memory,
+/// is what a stop has to save. At shutdown, once the queue is handled, the replay goes on (its
+/// progress is kept per batch, so a grace period running out loses nothing).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Replaying {
+    UntilStopped,
+    ToTheEnd,
+}
+
 async fn replay(
     lane: &LaneRx,
     sink: &mut dyn Sink,
     path: &std::path::Path,
     stop: &watch::Receiver<bool>,
+    mode: Replaying,
 ) -> bool {
     let mut reader = match Replay::open(path) {
         Ok(reader) => reader,
@@ -115,6 +148,9 @@ async fn replay(
         }
     };
     loop {
+        if mode == Replaying::UntilStopped && *stop.borrow() {
+            return false;
+        }
         let batch = reader.next_batch(BATCH);
         if batch.is_empty() {
             break;
@@ -147,7 +183,7 @@ async fn deliver(
             Err(e) => {
                 m.audit_sink_errors_total.with_label_values(&[lane.name]).inc();
                 tracing::warn!(sink = lane.name, error = %e, records = batch.len(), "audit sink write failed");
-                if !sink.retries() {
+                if !sink.retries() || matches!(e, WriteError::Refused(_)) {
                     m.audit_dropped_total.with_label_values(&[lane.name]).inc_by(batch.len() as u64);
                     return true;
                 }

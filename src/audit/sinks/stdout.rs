@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::io::AsyncWriteExt;
 
-use super::Sink;
+use super::{Sink, WriteError};
 
 pub struct Stdout {
     out: tokio::io::BufWriter<tokio::io::Stdout>,
@@ -19,12 +19,13 @@ impl Default for Stdout {
 
 #[async_trait]
 impl Sink for Stdout {
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
+        let failed = |e: std::io::Error| WriteError::Transient(e.to_string());
         for line in lines {
-            self.out.write_all(line.as_bytes()).await.map_err(|e| e.to_string())?;
-            self.out.write_all(b"\n").await.map_err(|e| e.to_string())?;
+            self.out.write_all(line.as_bytes()).await.map_err(failed)?;
+            self.out.write_all(b"\n").await.map_err(failed)?;
         }
-        self.out.flush().await.map_err(|e| e.to_string())
+        self.out.flush().await.map_err(failed)
     }
 
     async fn close(&mut self) {

@@ -11,8 +11,11 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
-use super::Sink;
+use super::{Sink, WriteError};
 use crate::audit::event::{LineView, Outcome};
+
+/// How long a connect or a batch may take before the connection is dropped and retried.
+const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Our structured-data ID. 32473 is the private enterprise number RFC 5612 reserves for
 /// documentation; operators who route on it may keep it.
@@ -92,15 +95,12 @@ impl SyslogSink {
             }
         }
     }
-}
 
-#[async_trait]
-impl Sink for SyslogSink {
-    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+    async fn send(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
         if self.connection.is_none() {
             self.connection = Some(self.connect().await?);
         }
-        let result = match self.connection.as_mut() {
+        match self.connection.as_mut() {
             Some(Connection::Udp(socket)) => {
                 let mut result = Ok(());
                 for line in lines {
@@ -128,12 +128,23 @@ impl Sink for SyslogSink {
                 }
             }
             None => Err("not connected".into()),
+        }
+    }
+}
+
+#[async_trait]
+impl Sink for SyslogSink {
+    async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
+        // A receiver that stops reading (or answering) must not hold the sink forever.
+        let sent = match tokio::time::timeout(IO_TIMEOUT, self.send(lines)).await {
+            Ok(sent) => sent,
+            Err(_) => Err(format!("{}: no progress for {IO_TIMEOUT:?}", self.settings.address)),
         };
-        if result.is_err() {
+        if sent.is_err() {
             // Reconnect on the next attempt.
             self.connection = None;
         }
-        result
+        sent.map_err(WriteError::Transient)
     }
 
     async fn close(&mut self) {

@@ -37,6 +37,7 @@ pub async fn download(file: ReadFile, mut offset: u64, mut data: DataStream, asc
         };
         let (written, next) = tokio::join!(send, file.read_at(offset, CHUNK));
         if let Err(e) = written {
+            file.interrupted(sent, "the data connection failed");
             return data_error(e);
         }
         sent += chunk.len() as u64;
@@ -46,6 +47,7 @@ pub async fn download(file: ReadFile, mut offset: u64, mut data: DataStream, asc
         };
     }
     if let Err(e) = data.shutdown().await {
+        file.interrupted(sent, "the data connection failed");
         return data_error(e);
     }
     (226, format!("Transfer complete ({sent} bytes)"))

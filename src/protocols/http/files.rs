@@ -281,20 +281,41 @@ fn file_stream(
     file: ReadFile,
     range: std::ops::Range<u64>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    futures::stream::unfold((file, range.start, range.end), |(file, at, end)| async move {
-        if at >= end {
+    let sending = Sending { file, start: range.start, at: range.start, end: range.end };
+    futures::stream::unfold(sending, |mut sending| async move {
+        if sending.at >= sending.end {
             return None;
         }
-        let len = ((end - at) as usize).min(CHUNK);
-        match file.read_at(at, len).await {
+        let len = ((sending.end - sending.at) as usize).min(CHUNK);
+        match sending.file.read_at(sending.at, len).await {
             Ok(data) if data.is_empty() => None,
             Ok(data) => {
-                let next = at + data.len() as u64;
-                Some((Ok(data), (file, next, end)))
+                sending.at += data.len() as u64;
+                Some((Ok(data), sending))
             }
-            Err(e) => Some((Err(std::io::Error::other(e.to_string())), (file, end, end))),
+            Err(e) => {
+                sending.at = sending.end;
+                Some((Err(std::io::Error::other(e.to_string())), sending))
+            }
         }
     })
+}
+
+/// A download body in flight. Dropped before its end (the client went away, HTTP/2 reset the
+/// stream), it tells the session the client did not get the whole file.
+struct Sending {
+    file: ReadFile,
+    start: u64,
+    at: u64,
+    end: u64,
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if self.at < self.end {
+            self.file.interrupted(self.at - self.start, "the client went away before the end");
+        }
+    }
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

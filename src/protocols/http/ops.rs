@@ -49,7 +49,11 @@ pub async fn serve(listener: TcpListener, mut phase: watch::Receiver<Phase>) -> 
                 if changed.is_err() || current >= Phase::Closing { return Ok(()); }
             }
             accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
+                let Ok((stream, _)) = accepted else {
+                    // Out of descriptors, say: let the moment pass rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
                 let phase = phase.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request: Request<Incoming>| {

@@ -447,19 +447,31 @@ where
             continue;
         }
         let mut offset = 0u64;
-        while offset < meta.size {
-            let want = (meta.size - offset).min(CHUNK as u64) as usize;
-            let data = file.read_at(offset, want).await?;
-            if data.is_empty() {
-                return Err(ScpError::Protocol(format!("{path}: file shrank while being sent")));
+        let sent = async {
+            while offset < meta.size {
+                let want = (meta.size - offset).min(CHUNK as u64) as usize;
+                let data = file.read_at(offset, want).await?;
+                if data.is_empty() {
+                    return Err(ScpError::Protocol(format!("{path}: file shrank while being sent")));
+                }
+                output.write_all(&data).await?;
+                offset += data.len() as u64;
             }
-            output.write_all(&data).await?;
-            offset += data.len() as u64;
+            output.write_all(&[0]).await?;
+            output.flush().await?;
+            response(input).await
         }
-        output.write_all(&[0]).await?;
-        output.flush().await?;
-        if !response(input).await? {
-            all_ok = false;
+        .await;
+        match sent {
+            Ok(true) => {}
+            Ok(false) => {
+                file.interrupted(offset, "the client reported an error for the file");
+                all_ok = false;
+            }
+            Err(e) => {
+                file.interrupted(offset, "the connection failed during the file");
+                return Err(e);
+            }
         }
     }
     Ok(all_ok)

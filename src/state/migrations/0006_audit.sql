@@ -21,12 +21,15 @@ CREATE INDEX audit_events_ts ON audit_events(ts);
 CREATE INDEX audit_events_user_ts ON audit_events(user, ts);
 CREATE INDEX audit_events_event_ts ON audit_events(event, ts);
 
--- Each node's chain head at its last checkpoint or shutdown, and its public key, so a restart
--- continues the chain and `ferry audit verify --db` can check checkpoints.
+-- Each node's public key (for `ferry audit verify --db`), its chain head at its last clean
+-- shutdown (`head_*`: every record before it was written, so verify can catch a cut-off end),
+-- and at its last checkpoint (`signed_*`: where a restart after a crash continues at least).
 CREATE TABLE audit_nodes (
     node TEXT PRIMARY KEY,
     public_key TEXT NOT NULL,
     head_seq INTEGER,
     head_hash TEXT,
+    signed_seq INTEGER,
+    signed_hash TEXT,
     updated_at TEXT NOT NULL
 );
