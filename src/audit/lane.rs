@@ -10,14 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
+pub use crate::config::OnFull;
 use crate::telemetry::metrics::metrics;
-
-/// What a full queue does with the next record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnFull {
-    Drop,
-    Spill,
-}
 
 /// The sending side, held by `Audit`.
 pub struct Lane {

@@ -23,8 +23,8 @@ pub use event::{AuditRecord, Checkpoint, EventKind, LineView, Outcome};
 pub use sinks::file::SegmentExport;
 
 use self::chain::{Head, NodeKey};
-use self::lane::{Lane, OnFull};
-use crate::config::{AuditConfig, SyslogTransport};
+use self::lane::Lane;
+use crate::config::AuditConfig;
 use crate::state::State;
 use crate::types::{PeerAddr, Protocol, SessionId};
 
@@ -149,11 +149,7 @@ impl Audit {
         let mut lanes = Vec::new();
         let mut tasks = JoinSet::new();
         let mut add = |name: &'static str, sink: &crate::config::SinkConfig, built: Box<dyn sinks::Sink>| {
-            let policy = match sink.on_full {
-                crate::config::OnFull::Drop => OnFull::Drop,
-                crate::config::OnFull::Spill => OnFull::Spill,
-            };
-            let (lane, rx) = lane::lane(name, sink.queue_size, policy, spool_dir.clone());
+            let (lane, rx) = lane::lane(name, sink.queue_size, sink.on_full, spool_dir.clone());
             lanes.push(lane);
             tasks.spawn(sinks::run(rx, built, stop_rx.clone()));
         };
@@ -162,16 +158,7 @@ impl Audit {
         }
         if config.file.enabled {
             let f = &config.file_settings;
-            let settings = sinks::file::FileSettings {
-                dir: f.dir.clone(),
-                node: node.to_string(),
-                rotate_size: f.rotate_size,
-                rotate_interval: f.rotate_interval,
-                retention: f.retention,
-                max_files: f.max_files,
-                export,
-            };
-            let sink = sinks::file::FileSink::new(settings)
+            let sink = sinks::file::FileSink::new(f.clone(), node, export)
                 .map_err(|e| format!("audit.file.dir {}: {e}", f.dir.display()))?;
             add("file", &config.file, Box::new(sink));
         }
@@ -180,30 +167,13 @@ impl Audit {
             add("database", &config.database, Box::new(sink));
         }
         if config.syslog.enabled {
-            let y = &config.syslog_settings;
-            let settings = sinks::syslog::SyslogSettings {
-                transport: match y.transport {
-                    SyslogTransport::Udp => sinks::syslog::Transport::Udp,
-                    SyslogTransport::Tcp => sinks::syslog::Transport::Tcp,
-                    SyslogTransport::Tls => sinks::syslog::Transport::Tls,
-                },
-                address: y.address.clone(),
-                server_name: y.server_name.clone(),
-                ca_file: y.ca_file.clone(),
-                facility: y.facility,
-                app_name: y.app_name.clone(),
-            };
-            let sink = sinks::syslog::SyslogSink::new(settings).map_err(|e| format!("audit.syslog: {e}"))?;
+            let sink = sinks::syslog::SyslogSink::new(config.syslog_settings.clone())
+                .map_err(|e| format!("audit.syslog: {e}"))?;
             add("syslog", &config.syslog, Box::new(sink));
         }
         if config.http.enabled {
-            let h = &config.http_settings;
-            let settings = sinks::http::HttpSettings {
-                url: h.url.clone(),
-                bearer_secret: h.bearer_secret.clone(),
-                timeout: h.timeout,
-            };
-            let sink = sinks::http::HttpSink::new(settings).map_err(|e| format!("audit.http: {e}"))?;
+            let sink = sinks::http::HttpSink::new(config.http_settings.clone())
+                .map_err(|e| format!("audit.http: {e}"))?;
             add("http", &config.http, Box::new(sink));
         }
         let audit = Self::assemble(node, lanes, Some(key), config.checkpoint_every, head);

@@ -387,7 +387,9 @@ pub struct AuditFileConfig {
     pub dir: PathBuf,
     pub rotate_size: u64,
     pub rotate_interval: Duration,
+    /// Sealed segments older than this are deleted; zero keeps them.
     pub retention: Duration,
+    /// At most this many sealed segments are kept; zero means no limit.
     pub max_files: usize,
     /// A storage backend (`default` or a `[storages.NAME]`) that sealed segments are copied to.
     pub export_storage: Option<String>,
@@ -405,9 +407,13 @@ pub enum SyslogTransport {
 #[derive(Debug, Clone)]
 pub struct AuditSyslogConfig {
     pub transport: SyslogTransport,
+    /// `host:port` of the receiver.
     pub address: String,
+    /// Name checked against the receiver's certificate (TLS); default: the host of `address`.
     pub server_name: Option<String>,
+    /// CA certificates (PEM) for TLS; default: the system's roots.
     pub ca_file: Option<PathBuf>,
+    /// Syslog facility number (RFC 5424 table 1), e.g. 13 (log audit) or 16 (local0).
     pub facility: u8,
     pub app_name: String,
 }

@@ -14,25 +14,13 @@ use tokio::io::AsyncWriteExt;
 
 use super::{Sink, WriteError};
 use crate::audit::event::LineView;
+use crate::config::AuditFileConfig;
 
 /// Uploads a sealed segment somewhere it cannot be changed; implemented by the composition root
 /// (the audit room knows no storage backends).
 #[async_trait]
 pub trait SegmentExport: Send + Sync {
     async fn export(&self, path: &Path, name: &str) -> Result<(), String>;
-}
-
-#[derive(Clone)]
-pub struct FileSettings {
-    pub dir: PathBuf,
-    pub node: String,
-    pub rotate_size: u64,
-    pub rotate_interval: Duration,
-    /// Sealed segments older than this are deleted; zero keeps them.
-    pub retention: Duration,
-    /// At most this many sealed segments are kept; zero means no limit.
-    pub max_files: usize,
-    pub export: Option<Arc<dyn SegmentExport>>,
 }
 
 struct Open {
@@ -47,7 +35,10 @@ struct Open {
 }
 
 pub struct FileSink {
-    settings: FileSettings,
+    config: AuditFileConfig,
+    /// Names the segments: `<node>-<first chain_seq>.jsonl`.
+    node: String,
+    export: Option<Arc<dyn SegmentExport>>,
     open: Option<Open>,
     last_upkeep: Option<tokio::time::Instant>,
 }
@@ -55,12 +46,16 @@ pub struct FileSink {
 const EXPORTED: &str = "exported";
 
 /// How often idle upkeep (export retries, retention) runs.
-const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+const UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl FileSink {
-    pub fn new(settings: FileSettings) -> std::io::Result<Self> {
-        std::fs::create_dir_all(&settings.dir)?;
-        Ok(Self { settings, open: None, last_upkeep: None })
+    pub fn new(
+        config: AuditFileConfig,
+        node: &str,
+        export: Option<Arc<dyn SegmentExport>>,
+    ) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&config.dir)?;
+        Ok(Self { config, node: node.to_string(), export, open: None, last_upkeep: None })
     }
 
     /// Flushes, syncs and closes the open segment; it is never written again.
@@ -82,8 +77,7 @@ impl FileSink {
     async fn write_lines(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
         for line in lines {
             let due = self.open.as_ref().is_some_and(|open| {
-                open.size >= self.settings.rotate_size
-                    || open.opened.elapsed() >= self.settings.rotate_interval
+                open.size >= self.config.rotate_size || open.opened.elapsed() >= self.config.rotate_interval
             });
             if due {
                 self.seal().await?;
@@ -91,7 +85,7 @@ impl FileSink {
             }
             if self.open.is_none() {
                 let seq = LineView::parse(line).map(|v| v.chain_seq).unwrap_or_default();
-                let path = segment_path(&self.settings.dir, &self.settings.node, seq);
+                let path = segment_path(&self.config.dir, &self.node, seq);
                 let file = tokio::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -124,11 +118,11 @@ impl FileSink {
 
     /// Exports sealed segments not yet exported, then applies retention.
     async fn upkeep(&mut self) {
-        let mut sealed = segments(&self.settings.dir, &self.settings.node);
+        let mut sealed = segments(&self.config.dir, &self.node);
         if self.open.is_some() {
             sealed.pop();
         }
-        if let Some(export) = &self.settings.export {
+        if let Some(export) = &self.export {
             for path in &sealed {
                 let marker = path.with_extension(EXPORTED);
                 if marker.exists() {
@@ -147,14 +141,11 @@ impl FileSink {
                 }
             }
         }
-        let keep_after = (!self.settings.retention.is_zero())
-            .then(|| SystemTime::now().checked_sub(self.settings.retention))
+        let keep_after = (!self.config.retention.is_zero())
+            .then(|| SystemTime::now().checked_sub(self.config.retention))
             .flatten();
-        let surplus = if self.settings.max_files == 0 {
-            0
-        } else {
-            sealed.len().saturating_sub(self.settings.max_files)
-        };
+        let surplus =
+            if self.config.max_files == 0 { 0 } else { sealed.len().saturating_sub(self.config.max_files) };
         for (index, path) in sealed.iter().enumerate() {
             let expired = keep_after.is_some_and(|limit| {
                 std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified < limit)
@@ -163,7 +154,7 @@ impl FileSink {
                 continue;
             }
             let marker = path.with_extension(EXPORTED);
-            if self.settings.export.is_some() && !marker.exists() {
+            if self.export.is_some() && !marker.exists() {
                 continue;
             }
             if std::fs::remove_file(path).is_ok() {
@@ -188,8 +179,7 @@ impl Sink for FileSink {
     }
 
     async fn tick(&mut self) {
-        let due =
-            self.open.as_ref().is_some_and(|open| open.opened.elapsed() >= self.settings.rotate_interval);
+        let due = self.open.as_ref().is_some_and(|open| open.opened.elapsed() >= self.config.rotate_interval);
         if due && let Err(e) = self.seal().await {
             tracing::error!(error = %e, "audit segment could not be sealed");
         }

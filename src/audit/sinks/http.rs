@@ -4,27 +4,19 @@
 //! refuses the batch for good, which is dropped and counted.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
 use super::{Sink, WriteError};
-use crate::types::Secret;
-
-#[derive(Debug, Clone)]
-pub struct HttpSettings {
-    pub url: String,
-    pub bearer_secret: Option<Secret<String>>,
-    pub timeout: Duration,
-}
+use crate::config::AuditHttpConfig;
 
 pub struct HttpSink {
-    settings: HttpSettings,
+    settings: AuditHttpConfig,
     client: reqwest::Client,
 }
 
 impl HttpSink {
-    pub fn new(settings: HttpSettings) -> Result<Self, String> {
+    pub fn new(settings: AuditHttpConfig) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -2,7 +2,6 @@
 //! octet counting) or TLS (RFC 5425). The structured data carries the fields a SIEM routes on;
 //! the message is the audit line itself, so nothing is lost in translation.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -13,6 +12,7 @@ use tokio::net::{TcpStream, UdpSocket};
 
 use super::{Sink, WriteError};
 use crate::audit::event::{LineView, Outcome};
+use crate::config::{AuditSyslogConfig, SyslogTransport};
 
 /// How long a connect or a batch may take before the connection is dropped and retried.
 const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -21,43 +21,22 @@ const IO_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// documentation; operators who route on it may keep it.
 const SD_ID: &str = "ferry@32473";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Tls,
-}
-
-#[derive(Debug, Clone)]
-pub struct SyslogSettings {
-    pub transport: Transport,
-    /// `host:port` of the receiver.
-    pub address: String,
-    /// Name checked against the receiver's certificate (TLS); default: the host of `address`.
-    pub server_name: Option<String>,
-    /// CA certificates (PEM) for TLS; default: the system's roots.
-    pub ca_file: Option<PathBuf>,
-    /// Syslog facility number (RFC 5424 table 1), e.g. 13 (log audit) or 16 (local0).
-    pub facility: u8,
-    pub app_name: String,
-}
-
 enum Connection {
     Udp(UdpSocket),
     Stream(Box<dyn AsyncWrite + Send + Sync + Unpin>),
 }
 
 pub struct SyslogSink {
-    settings: SyslogSettings,
+    settings: AuditSyslogConfig,
     connection: Option<Connection>,
     tls: Option<tokio_rustls::TlsConnector>,
     procid: String,
 }
 
 impl SyslogSink {
-    pub fn new(settings: SyslogSettings) -> Result<Self, String> {
+    pub fn new(settings: AuditSyslogConfig) -> Result<Self, String> {
         let tls = match settings.transport {
-            Transport::Tls => Some(tls_connector(settings.ca_file.as_deref())?),
+            SyslogTransport::Tls => Some(tls_connector(settings.ca_file.as_deref())?),
             _ => None,
         };
         Ok(Self { settings, connection: None, tls, procid: std::process::id().to_string() })
@@ -66,7 +45,7 @@ impl SyslogSink {
     async fn connect(&self) -> Result<Connection, String> {
         let address = &self.settings.address;
         match self.settings.transport {
-            Transport::Udp => {
+            SyslogTransport::Udp => {
                 let target = tokio::net::lookup_host(address)
                     .await
                     .map_err(|e| format!("{address}: {e}"))?
@@ -77,12 +56,12 @@ impl SyslogSink {
                 socket.connect(target).await.map_err(|e| format!("{address}: {e}"))?;
                 Ok(Connection::Udp(socket))
             }
-            Transport::Tcp => {
+            SyslogTransport::Tcp => {
                 let stream = TcpStream::connect(address).await.map_err(|e| format!("{address}: {e}"))?;
                 let _ = stream.set_nodelay(true);
                 Ok(Connection::Stream(Box::new(tokio::io::BufWriter::new(stream))))
             }
-            Transport::Tls => {
+            SyslogTransport::Tls => {
                 let stream = TcpStream::connect(address).await.map_err(|e| format!("{address}: {e}"))?;
                 let _ = stream.set_nodelay(true);
                 let host = self.settings.server_name.clone().unwrap_or_else(|| host_of(address).to_string());
@@ -156,12 +135,12 @@ impl Sink for SyslogSink {
 
     fn retries(&self) -> bool {
         // A datagram lost is lost; streams reconnect and resend the batch.
-        self.settings.transport != Transport::Udp
+        self.settings.transport != SyslogTransport::Udp
     }
 }
 
 /// One RFC 5424 message: `<PRI>1 TIMESTAMP HOSTNAME APP-NAME PROCID MSGID [SD] BOM MSG`.
-pub fn format_message(line: &str, settings: &SyslogSettings, procid: &str) -> String {
+pub fn format_message(line: &str, settings: &AuditSyslogConfig, procid: &str) -> String {
     let view = LineView::parse(line);
     let severity = match view.as_ref().map(|v| v.outcome) {
         Some(Outcome::Ok) => 6,
@@ -257,8 +236,8 @@ mod tests {
     #[test]
     fn messages_follow_rfc_5424() {
         let line = r#"{"id":30002,"event":"file.upload","ts":"2026-12-01T10:00:00.123456789Z","node":"n 1","session":"s","protocol":"sftp","user":"a\"]b","path":"/x","outcome":"denied","chain_seq":7,"prev":"00","hash":"ab"}"#;
-        let settings = SyslogSettings {
-            transport: Transport::Udp,
+        let settings = AuditSyslogConfig {
+            transport: SyslogTransport::Udp,
             address: "127.0.0.1:514".into(),
             server_name: None,
             ca_file: None,
