@@ -254,8 +254,14 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                 user,
                 event,
                 node,
-                since: since.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
-                until: until.map(|s| verify::parse_time(&s)).transpose().map_err(anyhow::Error::msg)?,
+                since: since
+                    .map(|s| ferry::admin::parse_audit_time(&s))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+                until: until
+                    .map(|s| ferry::admin::parse_audit_time(&s))
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
                 after: None,
                 limit,
             };

@@ -11,9 +11,16 @@ pub use crate::state::audit::{AuditQuery, StoredLine};
 use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State};
 pub use crate::state::{StateError, UserRecord};
 
-/// RFC 3339 or a duration before now, in the form the audit store compares.
-pub fn parse_audit_time(raw: &str) -> Result<String, String> {
-    crate::audit::verify::parse_time(raw)
+/// A time bound of an audit query, as operators write it: RFC 3339, or a duration before now
+/// (`90s`, `2h`, `7d`).
+pub fn parse_audit_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    let ago = crate::config::units::parse_duration(raw)
+        .map_err(|_| format!("`{raw}`: expected an RFC 3339 time or a duration such as 2h"))?;
+    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
+    chrono::Utc::now().checked_sub_signed(ago).ok_or_else(|| format!("`{raw}` reaches before any date"))
 }
 use crate::types::{Protocol, Secret, UploadMode};
 

@@ -286,21 +286,6 @@ pub fn read_public_key(given: &str) -> Result<Vec<u8>, String> {
     key.ok_or_else(|| format!("{given}: not an Ed25519 public key (64 hex digits)"))
 }
 
-/// RFC 3339, or a duration before now (`90s`, `2h`, `7d`), normalised to the stored form.
-pub fn parse_time(raw: &str) -> Result<String, String> {
-    use chrono::SecondsFormat;
-    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
-        return Ok(time.with_timezone(&chrono::Utc).to_rfc3339_opts(SecondsFormat::Micros, true));
-    }
-    let ago = crate::config::units::parse_duration(raw)
-        .map_err(|_| format!("`{raw}`: expected an RFC 3339 time or a duration such as 2h"))?;
-    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
-    let time = chrono::Utc::now()
-        .checked_sub_signed(ago)
-        .ok_or_else(|| format!("`{raw}` reaches before any date"))?;
-    Ok(time.to_rfc3339_opts(SecondsFormat::Micros, true))
-}
-
 /// Verifies segment files (folders are expanded to their `.jsonl` files). Segments are grouped
 /// by node (the file sink names them `<node>-<first chain_seq>.jsonl`, so name order is chain
 /// order) and each node's trail is verified on its own.

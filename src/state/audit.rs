@@ -1,6 +1,7 @@
 //! The audit table: batched appends in chain order, filtered queries, per-node chain heads and
 //! public keys, and retention.
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
@@ -13,7 +14,7 @@ pub struct AuditRow {
     pub chain_seq: u64,
     pub event_id: u32,
     pub event: String,
-    pub ts: String,
+    pub ts: DateTime<Utc>,
     pub session: Option<String>,
     pub protocol: Option<String>,
     pub user: Option<String>,
@@ -31,9 +32,9 @@ pub struct AuditQuery {
     /// An event name (`file.upload`) or a numeric ID (`30002`).
     pub event: Option<String>,
     pub node: Option<String>,
-    /// RFC 3339 bounds, inclusive `since`, exclusive `until`.
-    pub since: Option<String>,
-    pub until: Option<String>,
+    /// Inclusive `since`, exclusive `until`.
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
     /// Only rows after this cursor (a `row` value from a previous page).
     pub after: Option<i64>,
     pub limit: u32,
@@ -54,6 +55,12 @@ pub struct NodeHead {
     pub head: Option<(u64, String)>,
     /// At the last checkpoint.
     pub signed: Option<(u64, String)>,
+}
+
+/// The one form `ts` is stored and compared in: RFC 3339 in UTC with six fractional digits
+/// always, so that text order is time order (`…:00Z` would sort after `…:00.5Z`).
+fn stored_time(time: &DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 pub struct AuditLog<'a> {
@@ -82,7 +89,7 @@ impl<'a> AuditLog<'a> {
                     .push_bind(row.chain_seq as i64)
                     .push_bind(i64::from(row.event_id))
                     .push_bind(&row.event)
-                    .push_bind(&row.ts)
+                    .push_bind(stored_time(&row.ts))
                     .push_bind(&row.session)
                     .push_bind(&row.protocol)
                     .push_bind(&row.user)
@@ -114,10 +121,10 @@ impl<'a> AuditLog<'a> {
             sql.push(" AND node = ").push_bind(node.clone());
         }
         if let Some(since) = &q.since {
-            sql.push(" AND ts >= ").push_bind(since.clone());
+            sql.push(" AND ts >= ").push_bind(stored_time(since));
         }
         if let Some(until) = &q.until {
-            sql.push(" AND ts < ").push_bind(until.clone());
+            sql.push(" AND ts < ").push_bind(stored_time(until));
         }
         if let Some(after) = q.after {
             sql.push(" AND row > ").push_bind(after);
@@ -210,10 +217,12 @@ impl<'a> AuditLog<'a> {
         Ok(())
     }
 
-    /// Deletes records older than `before` (RFC 3339); returns how many.
-    pub async fn purge_before(&self, before: &str) -> Result<u64, StateError> {
-        let done =
-            sqlx::query("DELETE FROM audit_events WHERE ts < ?").bind(before).execute(self.pool).await?;
+    /// Deletes records older than `before`; returns how many.
+    pub async fn purge_before(&self, before: &DateTime<Utc>) -> Result<u64, StateError> {
+        let done = sqlx::query("DELETE FROM audit_events WHERE ts < ?")
+            .bind(stored_time(before))
+            .execute(self.pool)
+            .await?;
         Ok(done.rows_affected())
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::SecondsFormat;
 
 use super::{Sink, WriteError};
 use crate::audit::event::LineView;
@@ -33,7 +32,7 @@ pub fn row(line: &str) -> Option<AuditRow> {
         chain_seq: view.chain_seq,
         event_id: view.id,
         event: view.event,
-        ts: view.ts.to_rfc3339_opts(SecondsFormat::Micros, true),
+        ts: view.ts,
         session: view.session,
         protocol: view.protocol,
         user: view.user,
@@ -69,7 +68,6 @@ impl Sink for DatabaseSink {
         let Some(before) = chrono::Utc::now().checked_sub_signed(retention) else {
             return;
         };
-        let before = before.to_rfc3339_opts(SecondsFormat::Micros, true);
         match self.state.audit().purge_before(&before).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(records = n, %before, "audit records purged by retention"),
