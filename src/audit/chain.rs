@@ -116,7 +116,7 @@ impl NodeKey {
         let pair =
             Ed25519KeyPair::from_pkcs8(&der).map_err(|_| KeyError::Invalid(path.display().to_string()))?;
         let key = Self { pair };
-        let public = path.with_extension("pub");
+        let public = public_key_path(path);
         if !public.exists() {
             let _ = std::fs::write(&public, format!("{}\n", key.public_hex()));
         }
@@ -135,6 +135,11 @@ impl NodeKey {
     pub fn sign(&self, message: &[u8]) -> String {
         hex(self.pair.sign(message).as_ref())
     }
+}
+
+/// Where the public key of the node key at `key` is written (hex): `node.key` → `node.pub`.
+pub fn public_key_path(key: &Path) -> std::path::PathBuf {
+    key.with_extension("pub")
 }
 
 pub fn key_id(public: &[u8]) -> String {

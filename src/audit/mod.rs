@@ -76,9 +76,9 @@ pub struct AuditTasks {
 }
 
 impl Audit {
-    /// A trail with no sinks and no signing key: records reach subscribers only (unit tests,
-    /// one-shot CLI commands).
-    pub fn detached(node: &str) -> Self {
+    /// A trail with no sinks and no signing key: records reach subscribers only.
+    #[cfg(test)]
+    fn detached(node: &str) -> Self {
         Self::assemble(node, Vec::new(), None, u64::MAX, Head::genesis())
     }
 
@@ -339,7 +339,7 @@ impl AuditTasks {
 
 /// Where `ferry audit` commands find a node's public key when none is given.
 pub fn default_public_key(config: &AuditConfig) -> PathBuf {
-    config.node_key.with_extension("pub")
+    chain::public_key_path(&config.node_key)
 }
 
 #[cfg(test)]

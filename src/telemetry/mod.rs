@@ -102,18 +102,6 @@ pub fn init(log: &LogConfig) -> Tracing {
     Tracing { provider }
 }
 
-/// Logging only (tests and one-shot commands).
-pub fn init_logging(log: &LogConfig) {
-    let filter = EnvFilter::try_from_env("FERRY_LOG")
-        .or_else(|_| EnvFilter::try_new(&log.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = match log.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
-}
-
 /// The OpenTelemetry trace ID of `span` (32 hex digits), when traces are exported.
 pub fn trace_id(span: &tracing::Span) -> Option<String> {
     let context = span.context();
