@@ -376,7 +376,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
         .map_err(anyhow::Error::msg)?;
     let admin = Admin::new(state, audit);
     let result = user_command(command, &config, &admin).await;
-    trail.close(std::time::Duration::from_secs(10)).await;
+    trail.close().await;
     result
 }
 

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{Admin, UserSpec};
-use crate::audit::{Audit, AuditTasks, EventKind, Fields, Outcome, SegmentExport};
+use crate::audit::{Audit, EventKind, Fields, Outcome, SegmentExport};
 use crate::auth::Authenticator;
 use crate::auth::cache::Cached;
 use crate::auth::chain::Chain;
@@ -234,16 +234,11 @@ pub async fn start(
                 Err(e) => tracing::error!(error = %e, "listener panicked"),
             }
         }
-        close_audit(audit_tasks).await;
+        audit_tasks.close().await;
         tracing::info!("stopped");
         Ok(())
     });
     Ok(Running { sftp_addr, ftp_addr, ftps_addr, https_addr, ops_addr, audit, state, task })
-}
-
-/// Drains the audit sinks: records still queued get up to 10 s, then stay in their spool.
-async fn close_audit(tasks: AuditTasks) {
-    tasks.close(std::time::Duration::from_secs(10)).await;
 }
 
 /// Copies sealed audit segments into a storage backend, once each, never overwriting: with S3

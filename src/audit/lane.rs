@@ -62,6 +62,11 @@ impl Spool {
     }
 }
 
+/// The spool, even after a panic elsewhere held its lock: its state is a file and a count.
+fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
+    spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// A queue of `capacity` records for sink `name`; `spool_dir` holds its spool file.
 pub fn lane(name: &'static str, capacity: usize, policy: OnFull, spool_dir: PathBuf) -> (Lane, LaneRx) {
     let (tx, rx) = mpsc::channel(capacity.max(1));
@@ -79,7 +84,7 @@ impl Lane {
     /// Queues `line` without waiting.
     pub fn push(&self, line: &Arc<str>) {
         let m = metrics();
-        let mut spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut spool = lock(&self.spool);
         if spool.pending > 0 && self.policy == OnFull::Spill {
             if spool.append(line).is_err() {
                 m.audit_dropped_total.with_label_values(&[self.name]).inc();
@@ -123,14 +128,14 @@ impl LaneRx {
 
     /// A replay was cut short and must finish before anything newer is written.
     pub fn replay_pending(&self) -> bool {
-        let spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let spool = lock(&self.spool);
         spool.replay_path().exists()
     }
 
     /// Puts lines a sink could not write at shutdown at the front of the spool (they are older
     /// than anything spilled), for the next start.
     pub fn respool_front(&self, lines: &[Arc<str>]) {
-        let mut spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut spool = lock(&self.spool);
         spool.file = None;
         let fresh = spool.path.with_extension("front");
         let written = (|| -> std::io::Result<()> {
@@ -160,7 +165,7 @@ impl LaneRx {
     /// When the queue is empty and records were spilled, hands over the spool file to replay
     /// (renamed, so new spills start a fresh one). Also picks up a replay a crash interrupted.
     pub fn take_spool(&mut self) -> Option<PathBuf> {
-        let mut spool = self.spool.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut spool = lock(&self.spool);
         let replay = spool.replay_path();
         if replay.exists() {
             return Some(replay);

@@ -300,6 +300,9 @@ async fn save_heads(audit: Audit, state: State, mut stop: watch::Receiver<bool>)
     }
 }
 
+/// How long sinks may take to write what is queued at shutdown.
+const DRAIN_TIME: Duration = Duration::from_secs(10);
+
 /// Signs the chain every `interval` while records arrive.
 async fn checkpoints(audit: Audit, interval: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(interval.max(Duration::from_secs(1)));
@@ -314,9 +317,10 @@ async fn checkpoints(audit: Audit, interval: Duration, mut stop: watch::Receiver
 }
 
 impl AuditTasks {
-    /// Final checkpoint, then every sink drains its queue and spool (up to `grace`), and the
-    /// chain head is saved so the next start continues it.
-    pub async fn close(mut self, grace: Duration) {
+    /// Final checkpoint, then every sink drains its queue and spool (up to `DRAIN_TIME`), and
+    /// the chain head is saved so the next start continues it.
+    pub async fn close(mut self) {
+        let grace = DRAIN_TIME;
         let head = self.audit.checkpoint();
         let _ = self.stop.send(true);
         let drained =

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use crate::admin::{AdminError, StateError, UserRecord, UserSpec, parse_mount, parse_rule};
 use crate::types::{Secret, UploadMode};
 
-fn require_admin(authed: &Authed) -> Result<(), ApiError> {
+pub(super) fn require_admin(authed: &Authed) -> Result<(), ApiError> {
     if authed.identity.admin {
         Ok(())
     } else {
