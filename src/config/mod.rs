@@ -699,9 +699,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         r.fail("chain", "name at least one authenticator");
     }
     let cache_ttl = r.duration("cache_ttl", Duration::ZERO);
-    let http_table = r.section("http");
-    let dotted = r.dotted("http");
-    let mut h = Reader::new(&dotted, http_table, r.errors());
+    let mut h = r.nested("http");
     let url = h.string("url", "");
     let http = AuthHttpConfig {
         timeout: h.duration("timeout", Duration::from_secs(5)),
@@ -716,9 +714,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         h.fail("url", "the http authenticator needs an http(s):// URL");
     }
     h.finish();
-    let ldap_table = r.section("ldap");
-    let dotted = r.dotted("ldap");
-    let mut l = Reader::new(&dotted, ldap_table, r.errors());
+    let mut l = r.nested("ldap");
     let text = |l: &mut Reader<'_>, key: &str| Some(l.string(key, "")).filter(|s| !s.is_empty());
     let ldap = AuthLdapConfig {
         url: l.string("url", ""),
@@ -920,9 +916,7 @@ fn parse_audit(section: (&str, Table), data_dir: &Path, errors: &mut Vec<KeyErro
     let stdout = sink_config(&mut s, true, queue_size, OnFull::Drop);
     s.finish();
 
-    let table = r.section("file");
-    let dotted = r.dotted("file");
-    let mut f = Reader::new(&dotted, table, r.errors());
+    let mut f = r.nested("file");
     let file = sink_config(&mut f, false, queue_size, OnFull::Spill);
     let export_storage = Some(f.string("export_storage", "")).filter(|s| !s.is_empty());
     let file_settings = AuditFileConfig {
@@ -939,16 +933,12 @@ fn parse_audit(section: (&str, Table), data_dir: &Path, errors: &mut Vec<KeyErro
     }
     f.finish();
 
-    let table = r.section("database");
-    let dotted = r.dotted("database");
-    let mut d = Reader::new(&dotted, table, r.errors());
+    let mut d = r.nested("database");
     let database = sink_config(&mut d, true, queue_size, OnFull::Spill);
     let database_retention = d.duration("retention", Duration::ZERO);
     d.finish();
 
-    let table = r.section("syslog");
-    let dotted = r.dotted("syslog");
-    let mut y = Reader::new(&dotted, table, r.errors());
+    let mut y = r.nested("syslog");
     let syslog = sink_config(&mut y, false, queue_size, OnFull::Drop);
     let transport = match y.string("transport", "udp").as_str() {
         "udp" => SyslogTransport::Udp,
@@ -973,9 +963,7 @@ fn parse_audit(section: (&str, Table), data_dir: &Path, errors: &mut Vec<KeyErro
     };
     y.finish();
 
-    let table = r.section("http");
-    let dotted = r.dotted("http");
-    let mut h = Reader::new(&dotted, table, r.errors());
+    let mut h = r.nested("http");
     let http = sink_config(&mut h, false, queue_size, OnFull::Drop);
     let http_settings = AuditHttpConfig {
         url: h.string("url", ""),

@@ -46,6 +46,14 @@ impl<'e> Reader<'e> {
         }
     }
 
+    /// A reader for the sub-table `key` (missing means empty), naming its keys `prefix.key.…` and
+    /// reporting into the same error list.
+    pub fn nested(&mut self, key: &str) -> Reader<'_> {
+        let table = self.section(key);
+        let dotted = self.dotted(key);
+        Reader::new(&dotted, table, self.errors)
+    }
+
     /// Takes a key's raw value, for keys that accept more than one shape.
     pub fn value(&mut self, key: &str) -> Option<Value> {
         self.table.remove(key)
