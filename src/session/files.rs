@@ -48,9 +48,7 @@ impl ReadFile {
     pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SessionError> {
         let data = self.handle.read_at(offset, len).await.map_err(|e| {
             let error = SessionError::from_storage(e, &self.path);
-            if !self.failed.swap(true, Ordering::Relaxed) {
-                self.ctx.storage_failure(&self.path, &error);
-            }
+            self.ctx.first_storage_failure(&self.failed, &self.path, &error);
             error
         })?;
         self.bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
@@ -106,9 +104,7 @@ impl WriteFile {
         let len = data.len() as u64;
         self.handle()?.write_at(offset, data).await.map_err(|e| {
             let error = SessionError::from_storage(e, &self.path);
-            if !self.failed.swap(true, Ordering::Relaxed) {
-                self.ctx.storage_failure(&self.path, &error);
-            }
+            self.ctx.first_storage_failure(&self.failed, &self.path, &error);
             error
         })?;
         self.bytes.fetch_add(len, Ordering::Relaxed);
@@ -162,10 +158,8 @@ impl WriteFile {
             return Ok(());
         };
         let result = handle.commit().await.map_err(|e| SessionError::from_storage(e, &self.path));
-        if let Err(e) = &result
-            && !self.failed.swap(true, Ordering::Relaxed)
-        {
-            self.ctx.storage_failure(&self.path, e);
+        if let Err(e) = &result {
+            self.ctx.first_storage_failure(&self.failed, &self.path, e);
         }
         let bytes = self.bytes.load(Ordering::Relaxed);
         self.span.record("bytes", bytes);

@@ -13,7 +13,7 @@ mod transfers;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use tokio::time::Instant;
@@ -62,6 +62,14 @@ impl Context {
             let mut fields = self.fields(path);
             fields.reason = Some(error.to_string());
             self.audit.emit(EventKind::StorageError, Outcome::Failed, fields);
+        }
+    }
+
+    /// `storage_failure` for the first failure of an open file only (`failed` is its flag), so
+    /// a storage outage mid-transfer is one record, not one per chunk.
+    fn first_storage_failure(&self, failed: &AtomicBool, path: &VirtualPath, error: &SessionError) {
+        if !failed.swap(true, Ordering::Relaxed) {
+            self.storage_failure(path, error);
         }
     }
 
