@@ -309,12 +309,8 @@ pub fn verify_files(paths: &[std::path::PathBuf], public_key: Option<&[u8]>) -> 
     let mut trails: Vec<(String, Vec<std::path::PathBuf>)> = Vec::new();
     for file in files {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let node = match name.strip_suffix(".jsonl").and_then(|stem| stem.rsplit_once('-')) {
-            Some((node, seq)) if seq.len() == 20 && seq.chars().all(|c| c.is_ascii_digit()) => {
-                node.to_string()
-            }
-            _ => name.clone(),
-        };
+        let node = super::sinks::file::segment_name_parts(&name)
+            .map_or_else(|| name.clone(), |(node, _)| node.to_string());
         match trails.iter_mut().find(|(n, _)| *n == node) {
             Some((_, group)) => group.push(file),
             None => trails.push((node, vec![file])),

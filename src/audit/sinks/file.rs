@@ -217,17 +217,13 @@ fn cut_back(open: &Open) {
     }
 }
 
-fn file_prefix(node: &str) -> String {
-    format!("{}-", safe_name(node))
-}
-
 fn segment_path(dir: &Path, node: &str, first_seq: u64) -> PathBuf {
-    dir.join(format!("{}{first_seq:020}.jsonl", file_prefix(node)))
+    dir.join(format!("{}-{first_seq:020}.jsonl", safe_name(node)))
 }
 
 /// The node's segments, oldest first.
 pub fn segments(dir: &Path, node: &str) -> Vec<PathBuf> {
-    let prefix = file_prefix(node);
+    let node = safe_name(node);
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -235,13 +231,21 @@ pub fn segments(dir: &Path, node: &str) -> Vec<PathBuf> {
         .map(|entry| entry.path())
         .filter(|path| {
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            name.starts_with(&prefix)
-                && name.ends_with(".jsonl")
-                && name[prefix.len()..name.len() - 6].chars().all(|c| c.is_ascii_digit())
+            segment_name_parts(&name).is_some_and(|(of, _)| of == node)
         })
         .collect();
     found.sort();
     found
+}
+
+/// Reads a segment's file name, `<node>-<first chain_seq, 20 digits>.jsonl`: the node (as file
+/// names spell it, see `safe_name`) and the sequence number.
+pub fn segment_name_parts(name: &str) -> Option<(&str, u64)> {
+    let (node, seq) = name.strip_suffix(".jsonl")?.rsplit_once('-')?;
+    if seq.len() != 20 || !seq.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    Some((node, seq.parse().ok()?))
 }
 
 /// The last record the node wrote here, so a restart continues its chain. A line torn by a
@@ -267,4 +271,21 @@ pub fn tail_record(path: &Path, cut_torn: bool) -> Option<(u64, String)> {
     }
     let text = String::from_utf8_lossy(&tail);
     text.lines().rev().find_map(LineView::parse).map(|view| (view.chain_seq, view.hash))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_foreign_files_are_not_segments() {
+        let path = segment_path(Path::new("/trail"), "ferry 1", 42);
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert_eq!(name, "ferry_1-00000000000000000042.jsonl");
+        assert_eq!(segment_name_parts(name), Some(("ferry_1", 42)));
+        assert_eq!(segment_name_parts("ferry-1-00000000000000000042.jsonl"), Some(("ferry-1", 42)));
+        for foreign in ["ferry_1-42.jsonl", "ferry_1-00000000000000000042.json", "notes.jsonl"] {
+            assert_eq!(segment_name_parts(foreign), None, "{foreign}");
+        }
+    }
 }
