@@ -10,6 +10,7 @@ mod files;
 mod keys;
 mod openapi;
 pub mod ops;
+mod plain;
 mod range;
 mod redirect;
 mod router;

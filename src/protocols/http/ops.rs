@@ -2,12 +2,8 @@
 //! (Prometheus text format), `/healthz` (the process answers) and `/readyz` (it takes new
 //! connections: 503 while draining, so a load balancer stops sending before shutdown).
 
-use std::convert::Infallible;
-use std::time::Duration;
-
 use axum::http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -40,33 +36,6 @@ fn answer(request: &Request<Incoming>, phase: Phase) -> Response<String> {
 }
 
 /// Serves until the server closes (it keeps answering while draining, with `/readyz` 503).
-pub async fn serve(listener: TcpListener, mut phase: watch::Receiver<Phase>) -> std::io::Result<()> {
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                let current = *phase.borrow();
-                metrics::metrics().ready.set(if current == Phase::Running { 1.0 } else { 0.0 });
-                if changed.is_err() || current >= Phase::Closing { return Ok(()); }
-            }
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of descriptors, say: let the moment pass rather than spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let phase = phase.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let response = answer(&request, *phase.borrow());
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        }
-    }
+pub async fn serve(listener: TcpListener, phase: watch::Receiver<Phase>) -> std::io::Result<()> {
+    super::plain::serve(listener, phase, Phase::Closing, answer).await
 }

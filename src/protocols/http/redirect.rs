@@ -1,11 +1,7 @@
 //! The optional plain-HTTP listener: it serves nothing but a permanent redirect to HTTPS, so a
 //! browser that types the bare host name lands on TLS (HSTS keeps it there afterwards).
 
-use std::convert::Infallible;
-
-use axum::http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::http::{HeaderValue, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -29,41 +25,26 @@ pub fn location(host_header: Option<&str>, path_and_query: &str, https_port: u16
     Some(format!("https://{name}{port}{path}"))
 }
 
+/// Serves redirects until the server starts draining.
 pub async fn serve(
     listener: TcpListener,
     https_port: u16,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() >= Phase::Draining { return Ok(()); }
+    super::plain::serve(listener, phase, Phase::Draining, move |request, _| {
+        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
+        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
+        let mut response = Response::new(String::new());
+        match location(host, path, https_port).and_then(|l| HeaderValue::from_str(&l).ok()) {
+            Some(to) => {
+                *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
+                response.headers_mut().insert(header::LOCATION, to);
             }
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| async move {
-                        let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
-                        let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
-                        let mut response = Response::new(String::new());
-                        match location(host, path, https_port).and_then(|l| HeaderValue::from_str(&l).ok()) {
-                            Some(to) => {
-                                *response.status_mut() = StatusCode::PERMANENT_REDIRECT;
-                                response.headers_mut().insert(header::LOCATION, to);
-                            }
-                            None => *response.status_mut() = StatusCode::BAD_REQUEST,
-                        }
-                        Ok::<_, Infallible>(response)
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(std::time::Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+            None => *response.status_mut() = StatusCode::BAD_REQUEST,
         }
-    }
+        response
+    })
+    .await
 }
 
 #[cfg(test)]
