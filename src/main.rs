@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 
 use ferry::admin::{Admin, UserSpec, parse_mount, parse_rule};
 use ferry::audit::Audit;
+use ferry::audit::verify::ExpectedHead;
 use ferry::config::{Config, ConfigError};
 use ferry::server::{self, Bootstrap};
 use ferry::types::{Secret, UploadMode};
@@ -89,6 +90,15 @@ enum AuditCommand {
         /// audit.node_key with .pub; for --db also the keys nodes registered).
         #[arg(long)]
         public_key: Option<String>,
+        /// The node may still be running (or crashed): accept records after its last
+        /// checkpoint. Without it, a trail must end with the checkpoint of a clean stop.
+        #[arg(long)]
+        running: bool,
+        /// `[NODE=]SEQ:HASH`: a record the node is known to have written (e.g. a head kept
+        /// elsewhere); the trail must hold it. The heads saved in the state database are
+        /// expected too, when it exists.
+        #[arg(long, value_name = "[NODE=]SEQ:HASH")]
+        expect_head: Vec<String>,
     },
     /// Print this node's audit public key (hex), to keep apart from the trail.
     PublicKey,
@@ -278,20 +288,49 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             }
             Ok(ExitCode::SUCCESS)
         }
-        AuditCommand::Verify { files, db, public_key } => {
+        AuditCommand::Verify { files, db, public_key, running, expect_head } => {
             let given =
                 public_key.map(|k| verify::read_public_key(&k)).transpose().map_err(anyhow::Error::msg)?;
             let own = verify::read_public_key(
                 &ferry::audit::default_public_key(&config.audit).display().to_string(),
             )
             .ok();
+            let heads = expected_heads(&expect_head)?;
+            let expected = |node: Option<&str>| verify::Expected {
+                running,
+                heads: heads
+                    .iter()
+                    .filter(|(of, _)| of.is_none() || of.as_deref() == node)
+                    .map(|(_, head)| head.clone())
+                    .collect(),
+            };
             let reports = if db {
                 let state = server::open_state(&config).await?;
-                verify::verify_database(&state, given.as_deref()).await.map_err(anyhow::Error::msg)?
+                verify::verify_database(&state, given.as_deref(), expected)
+                    .await
+                    .map_err(anyhow::Error::msg)?
             } else {
                 anyhow::ensure!(!files.is_empty(), "give segment files or folders, or --db");
-                verify::verify_files(&files, given.as_deref().or(own.as_deref()))
-                    .map_err(anyhow::Error::msg)?
+                // The heads the server saved are expected too, when its database is here.
+                let saved = if config.state.sqlite_path.exists() {
+                    let state = server::open_state(&config).await?;
+                    let mut saved = Vec::new();
+                    for node in state.audit().nodes().await? {
+                        let heads = verify::saved_heads(&state, &node).await.map_err(anyhow::Error::msg)?;
+                        saved.push((node, heads));
+                    }
+                    saved
+                } else {
+                    Vec::new()
+                };
+                verify::verify_files(&files, given.as_deref().or(own.as_deref()), |node| {
+                    let mut expected = expected(node);
+                    if let Some((_, heads)) = saved.iter().find(|(of, _)| Some(of.as_str()) == node) {
+                        expected.heads.extend(heads.iter().cloned());
+                    }
+                    expected
+                })
+                .map_err(anyhow::Error::msg)?
             };
             let mut failed = reports.iter().all(|r| r.records == 0);
             if failed {
@@ -313,6 +352,22 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--expect-head [NODE=]SEQ:HASH` values, each with the node it is for (None: every node).
+fn expected_heads(given: &[String]) -> anyhow::Result<Vec<(Option<String>, ExpectedHead)>> {
+    given
+        .iter()
+        .map(|text| {
+            let (node, head) = match text.split_once('=') {
+                Some((node, head)) => (Some(node.to_string()), head),
+                None => (None, text.as_str()),
+            };
+            let head = ExpectedHead::parse(head, &format!("--expect-head {text}"))
+                .map_err(|e| anyhow::anyhow!("--expect-head {e}"))?;
+            Ok((node, head))
+        })
+        .collect()
 }
 
 async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {

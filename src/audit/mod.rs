@@ -50,6 +50,9 @@ struct ChainState {
     head: Head,
     /// Records since the last checkpoint.
     unsigned: u64,
+    /// The final checkpoint is written: a record still emitted (a connection closing late)
+    /// gets a checkpoint of its own, so a cleanly stopped trail always ends with one.
+    closing: bool,
 }
 
 /// The fields an emitter fills in; the rest (id, time, node, chain) is stamped by `emit`.
@@ -99,6 +102,7 @@ impl Audit {
                 chain: Mutex::new(ChainState {
                     head,
                     unsigned: if key.is_some() { checkpoint_every - 1 } else { 0 },
+                    closing: false,
                 }),
                 lanes,
                 subscribers,
@@ -207,9 +211,19 @@ impl Audit {
         let mut chain = self.inner.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let record = self.record(kind, outcome, fields, &chain.head);
         self.append(&mut chain, record);
-        if self.inner.key.is_some() && chain.unsigned >= self.inner.checkpoint_every {
+        if self.inner.key.is_some() && (chain.unsigned >= self.inner.checkpoint_every || chain.closing) {
             self.checkpoint_locked(&mut chain);
         }
+    }
+
+    /// The final checkpoint of a stop: signs what is unsigned, and every record after it.
+    fn finish(&self) -> Option<(u64, String)> {
+        let mut chain = self.inner.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        chain.closing = true;
+        if chain.unsigned > 0 {
+            self.checkpoint_locked(&mut chain);
+        }
+        chain.head.next_seq.checked_sub(1).map(|seq| (seq, chain.head.prev.clone()))
     }
 
     /// Signs the chain position reached, if anything was recorded since the last checkpoint.
@@ -321,7 +335,7 @@ impl AuditTasks {
     /// the chain head is saved so the next start continues it.
     pub async fn close(mut self) {
         let grace = DRAIN_TIME;
-        let head = self.audit.checkpoint();
+        let head = self.audit.finish();
         let _ = self.stop.send(true);
         let drained =
             tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} }).await;

@@ -8,7 +8,7 @@ use std::fmt;
 use serde::Deserialize;
 
 use super::chain::{self, GENESIS};
-use super::event::Checkpoint;
+use super::event::{Checkpoint, LineView};
 
 /// What went wrong first.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,49 @@ pub enum Finding {
     Reordered { at: String, seq: u64, expected: u64 },
     /// A checkpoint whose signature does not verify with the node's key.
     BadSignature { at: String, detail: String },
+    /// The trail of a stopped node does not end with the checkpoint every clean stop writes.
+    NoFinalCheckpoint { at: String, seq: u64 },
+}
+
+/// A chain position the node is known to have written, from outside the trail (the database's
+/// saved heads, or `--expect-head`), so that records cut off the end are noticed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpectedHead {
+    pub seq: u64,
+    /// The record's hash, when known: the record at `seq` must be this one.
+    pub hash: Option<String>,
+    /// Where it came from, for the report.
+    pub source: String,
+}
+
+impl ExpectedHead {
+    /// `SEQ:HASH` or `SEQ`, as `--expect-head` takes it.
+    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+        let (seq, hash) = match text.split_once(':') {
+            Some((seq, hash)) => (seq, Some(hash)),
+            None => (text, None),
+        };
+        let seq = seq
+            .parse::<u64>()
+            .ok()
+            .filter(|_| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| format!("`{text}`: expected SEQ:HASH (a chain_seq and its 64-digit hash)"))?;
+        if let Some(hash) = hash
+            && digest(hash).is_none()
+        {
+            return Err(format!("`{text}`: the hash must be 64 hex digits"));
+        }
+        Ok(Self { seq, hash: hash.map(str::to_ascii_lowercase), source: source.to_string() })
+    }
+}
+
+/// What the end of a trail must show.
+#[derive(Debug, Clone, Default)]
+pub struct Expected {
+    /// The node may still be running (or crashed): records after its last checkpoint are
+    /// accepted, and only the expected heads tell whether its end was cut.
+    pub running: bool,
+    pub heads: Vec<ExpectedHead>,
 }
 
 impl fmt::Display for Finding {
@@ -42,6 +85,10 @@ impl fmt::Display for Finding {
                 write!(f, "reordered records at {at}: found seq {seq} where seq {expected} belongs")
             }
             Finding::BadSignature { at, detail } => write!(f, "bad checkpoint signature at {at}: {detail}"),
+            Finding::NoFinalCheckpoint { at, seq } => write!(
+                f,
+                "no final checkpoint: the trail ends at seq {seq} ({at}), which is not the checkpoint a node writes when it stops; records were cut off the end, or the node crashed or is still running (then verify with --running and --expect-head)"
+            ),
         }
     }
 }
@@ -59,6 +106,10 @@ pub struct Report {
     pub signatures_checked: bool,
     /// Records after the last checkpoint: not covered by a signature yet.
     pub unsigned_tail: u64,
+    /// The expected heads the trail was found to hold.
+    pub heads_matched: Vec<ExpectedHead>,
+    /// Verified with `--running`: the end was not required to be a checkpoint.
+    pub running: bool,
     pub finding: Option<Finding>,
 }
 
@@ -88,6 +139,14 @@ impl fmt::Display for Report {
                         self.unsigned_tail
                     )?;
                 }
+                match self.heads_matched.iter().max_by_key(|h| h.seq) {
+                    Some(head) => write!(f, "; holds seq {} named by {}", head.seq, head.source)?,
+                    None if self.running => write!(
+                        f,
+                        "; the end is NOT checked (--running without an expected head): records cut off it would go unnoticed"
+                    )?,
+                    None => write!(f, "; ends with a checkpoint")?,
+                }
                 Ok(())
             }
         }
@@ -115,14 +174,15 @@ fn digest(hex: &str) -> Option<[u8; 32]> {
 }
 
 /// Verifies `(location, line)` pairs of one node's trail, in the order written. `public_key` is
-/// the node's raw Ed25519 public key; `expected_head` the last (seq) the node is known to have
-/// written, to catch records cut off the end.
+/// the node's raw Ed25519 public key; `expected` what its end must show: a final checkpoint
+/// (unless running) and every expected head, to catch records cut off the end.
 pub fn verify(
     lines: impl IntoIterator<Item = (String, String)>,
     public_key: Option<&[u8]>,
-    expected_last: Option<u64>,
+    expected: &Expected,
 ) -> Report {
-    let mut report = Report { signatures_checked: public_key.is_some(), ..Report::default() };
+    let mut report =
+        Report { signatures_checked: public_key.is_some(), running: expected.running, ..Report::default() };
     let mut entries = Vec::new();
     for (at, line) in lines {
         let Some((body, claimed)) = chain::unseal(&line) else {
@@ -267,12 +327,43 @@ pub fn verify(
         }
     }
     report.unsigned_tail = unsigned;
-    if let (Some(known), Some(last)) = (expected_last, report.last_seq)
-        && known > last
-    {
-        report.finding = Some(Finding::Removed { at: "at the end".into(), from: last + 1, to: known });
-    }
+    report.finding = check_end(&entries, expected, &mut report.heads_matched);
     report
+}
+
+/// The end of a trail whose chain holds: every expected head is in it (or before its start,
+/// where retention removed records), and a stopped node's last record is a checkpoint.
+fn check_end(entries: &[Entry], expected: &Expected, matched: &mut Vec<ExpectedHead>) -> Option<Finding> {
+    let (first, last) = (entries.first()?, entries.last()?);
+    let mut heads: Vec<&ExpectedHead> = expected.heads.iter().collect();
+    heads.sort_by_key(|h| std::cmp::Reverse(h.seq));
+    for head in heads {
+        if head.seq > last.seq {
+            return Some(Finding::Removed {
+                at: format!("at the end, by {}", head.source),
+                from: last.seq + 1,
+                to: head.seq,
+            });
+        }
+        let Some(offset) = head.seq.checked_sub(first.seq) else { continue };
+        let Some(entry) = usize::try_from(offset).ok().and_then(|i| entries.get(i)) else { continue };
+        if let Some(hash) = &head.hash
+            && (entry.seq != head.seq || digest(hash) != Some(entry.hash))
+        {
+            return Some(Finding::Altered {
+                at: entry.at.clone(),
+                detail: format!(
+                    "seq {} is not the record {} names (hash {hash}): the trail was rewritten from there",
+                    head.seq, head.source
+                ),
+            });
+        }
+        matched.push(head.clone());
+    }
+    if !expected.running && last.checkpoint.is_none() {
+        return Some(Finding::NoFinalCheckpoint { at: last.at.clone(), seq: last.seq });
+    }
+    None
 }
 
 /// A public key given as hex or as a file holding the hex.
@@ -289,7 +380,11 @@ pub fn read_public_key(given: &str) -> Result<Vec<u8>, String> {
 /// Verifies segment files (folders are expanded to their `.jsonl` files). Segments are grouped
 /// by node (the file sink names them `<node>-<first chain_seq>.jsonl`, so name order is chain
 /// order) and each node's trail is verified on its own.
-pub fn verify_files(paths: &[std::path::PathBuf], public_key: Option<&[u8]>) -> Result<Vec<Report>, String> {
+pub fn verify_files(
+    paths: &[std::path::PathBuf],
+    public_key: Option<&[u8]>,
+    expected: impl Fn(Option<&str>) -> Expected,
+) -> Result<Vec<Report>, String> {
     use std::io::BufRead;
     let mut files = Vec::new();
     for path in paths {
@@ -330,9 +425,30 @@ pub fn verify_files(paths: &[std::path::PathBuf], public_key: Option<&[u8]>) -> 
                 }
             }
         }
-        reports.push(verify(lines, public_key, None));
+        let node = lines.first().and_then(|(_, line)| LineView::parse(line)).map(|view| view.node);
+        reports.push(verify(lines, public_key, &expected(node.as_deref())));
     }
     Ok(reports)
+}
+
+/// The heads the state database saved for `node`: at its last clean stop and at its last
+/// checkpoint.
+pub async fn saved_heads(state: &crate::state::State, node: &str) -> Result<Vec<ExpectedHead>, String> {
+    let saved = state.audit().node_head(node).await.map_err(|e| e.to_string())?;
+    Ok(saved.map(heads_of).unwrap_or_default())
+}
+
+fn heads_of(saved: crate::state::audit::NodeHead) -> Vec<ExpectedHead> {
+    let head = |found: Option<(u64, String)>, source: &str| {
+        found.map(|(seq, hash)| ExpectedHead { seq, hash: Some(hash), source: source.to_string() })
+    };
+    [
+        head(saved.head, "the head saved at the last clean stop (database)"),
+        head(saved.signed, "the last checkpoint saved in the database"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Verifies every node's trail in the database, in the order rows were written. Without a
@@ -340,12 +456,15 @@ pub fn verify_files(paths: &[std::path::PathBuf], public_key: Option<&[u8]>) -> 
 pub async fn verify_database(
     state: &crate::state::State,
     public_key: Option<&[u8]>,
+    expected: impl Fn(Option<&str>) -> Expected,
 ) -> Result<Vec<Report>, String> {
     let log = state.audit();
     let mut reports = Vec::new();
     for node in log.nodes().await.map_err(|e| e.to_string())? {
         let saved = log.node_head(&node).await.map_err(|e| e.to_string())?;
         let registered = saved.as_ref().and_then(|s| chain::unhex(&s.public_key));
+        let mut expected = expected(Some(&node));
+        expected.heads.extend(saved.map(heads_of).unwrap_or_default());
         let key = public_key.map(<[u8]>::to_vec).or(registered);
         let mut lines = Vec::new();
         let mut after = 0;
@@ -355,8 +474,7 @@ pub async fn verify_database(
             after = last.row;
             lines.extend(page.into_iter().map(|l| (format!("row {}", l.row), l.record)));
         }
-        let known_last = saved.and_then(|s| s.head).map(|(seq, _)| seq);
-        reports.push(verify(lines, key.as_deref(), known_last));
+        reports.push(verify(lines, key.as_deref(), &expected));
     }
     Ok(reports)
 }

@@ -294,7 +294,151 @@ async fn verify_finds_each_kind_of_tampering() {
     assert!(passed, "{text}");
     assert_eq!(delete_last_row(&data.join("ferry.db")).await, 1);
     let (passed, text) = verify(&["--db", "-c", config.to_str().unwrap()], &data);
-    assert!(!passed && text.contains("missing (at the end)"), "{text}");
+    assert!(
+        !passed && text.contains("missing (at the end, by the head saved at the last clean stop (database))"),
+        "{text}"
+    );
+}
+
+/// `ferry audit verify` with its exit code and everything it printed.
+fn verify_code(args: &[&str], dir: &Path) -> (Option<i32>, String) {
+    let out = ferry().args(["audit", "verify"]).args(args).current_dir(dir).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code(), text)
+}
+
+fn chain_seq(line: &str) -> u64 {
+    serde_json::from_str::<Value>(line).unwrap()["chain_seq"].as_u64().unwrap()
+}
+
+/// A clean stop ends the trail with a checkpoint: cutting records off the end is reported,
+/// by the missing final checkpoint, and by the heads the database saved or the caller gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_reports_a_cut_tail_and_a_missing_final_checkpoint() {
+    let mut srv = TestServer::start_with(FILE_SINK).await;
+    for i in 0..30 {
+        srv.audit.emit(
+            EventKind::FileDelete,
+            Outcome::Ok,
+            Fields { path: Some(format!("/t{i}")), ..Fields::default() },
+        );
+    }
+    let (data, dir) = (srv.data.clone(), trail_dir(&srv));
+    let _kept = keep(&mut srv);
+    srv.stop().await;
+    let lines = trail(&dir);
+    let is_checkpoint = |line: &String| line.contains("\"event\":\"audit.checkpoint\"");
+    let last = lines.len() - 1;
+    assert!(is_checkpoint(&lines[last]), "a clean stop ends with a checkpoint: {}", lines[last]);
+    let node = serde_json::from_str::<Value>(&lines[0]).unwrap()["node"].as_str().unwrap().to_string();
+    let key = data.join("audit/node.pub");
+    let key = key.to_str().unwrap();
+    let config = data.parent().unwrap().join("audit.toml");
+    std::fs::write(&config, format!("data_dir = {:?}\n", data.display().to_string())).unwrap();
+    let config = config.to_str().unwrap();
+    // Verifies `kept` as a trail of its own, with the state database when `with_db`.
+    let check = |kept: &[String], with_db: bool, extra: &[&str]| {
+        let folder = segment(kept);
+        let mut args = vec![folder.path().to_str().unwrap(), "--public-key", key];
+        if with_db {
+            args.extend(["-c", config]);
+        }
+        args.extend(extra);
+        verify_code(&args, &data)
+    };
+
+    // Intact: ok, with and without the saved heads.
+    let (code, text) = check(&lines, false, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ends with a checkpoint"), "{text}");
+    let (code, text) = check(&lines, true, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "holds seq {} named by the head saved at the last clean stop (database)",
+            chain_seq(&lines[last])
+        )),
+        "{text}"
+    );
+
+    // Only the final checkpoint cut off.
+    let (code, text) = check(&lines[..last], false, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    let at = format!("n-00000000000000000000.jsonl:{last})");
+    assert!(
+        text.contains(&format!(
+            "FAILED node {node}: no final checkpoint: the trail ends at seq {} (",
+            chain_seq(&lines[last - 1])
+        )) && text.contains(&at),
+        "{text}"
+    );
+    let (code, text) = check(&lines[..last], true, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "FAILED node {node}: removed record: seq {} is missing (at the end, by the head saved at the last clean stop (database))",
+            chain_seq(&lines[last])
+        )),
+        "{text}"
+    );
+
+    // The tail cut back to an earlier checkpoint: only a head kept elsewhere shows it.
+    let earlier = (0..last - 1).rev().find(|&i| is_checkpoint(&lines[i])).unwrap();
+    let cut = &lines[..=earlier];
+    let (code, text) = check(cut, true, &[]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "removed records: seq {} to {} are missing (at the end, by the head saved at the last clean stop (database))",
+            chain_seq(&lines[earlier + 1]),
+            chain_seq(&lines[last])
+        )),
+        "{text}"
+    );
+    let head = format!("{}:{}", chain_seq(&lines[last]), hash_of(&lines[last]));
+    let (code, text) = check(cut, false, &["--expect-head", &head]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains(&format!("missing (at the end, by --expect-head {head})")), "{text}");
+
+    // A running node: the tail after the last checkpoint is accepted, the head must be there.
+    let (code, text) = check(&lines[..last], false, &["--running"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the end is NOT checked (--running without an expected head)"), "{text}");
+    let within = format!("{node}={}:{}", chain_seq(&lines[last - 2]), hash_of(&lines[last - 2]));
+    let (code, text) = check(&lines[..last], false, &["--running", "--expect-head", &within]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!("holds seq {} named by --expect-head {within}", chain_seq(&lines[last - 2]))),
+        "{text}"
+    );
+    let (code, text) = check(&lines[..last - 3], false, &["--running", "--expect-head", &within]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("missing (at the end, by --expect-head"), "{text}");
+    // A head whose hash the trail does not hold: the end was rewritten.
+    let forged = format!("{}:{}", chain_seq(&lines[last - 2]), hash_of(&lines[last - 3]));
+    let (code, text) = check(&lines, false, &["--expect-head", &forged]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "seq {} is not the record --expect-head {forged} names",
+            chain_seq(&lines[last - 2])
+        )),
+        "{text}"
+    );
+    // A head for another node is not applied here; a malformed one is refused.
+    let (code, text) =
+        check(&lines[..last], false, &["--running", "--expect-head", &format!("other={head}")]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = check(&lines, false, &["--expect-head", "12:nothex"]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("--expect-head `12:nothex`: the hash must be 64 hex digits"), "{text}");
+
+    // The database trail: its saved heads, and --running.
+    let (code, text) = verify_code(&["--db", "-c", config], &data);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(delete_last_row(&data.join("ferry.db")).await, 1);
+    let (code, text) = verify_code(&["--db", "-c", config, "--running"], &data);
+    assert_eq!(code, Some(1), "the saved head still catches the cut: {text}");
 }
 
 /// Deletes the newest audit row, as someone with write access to the database could.

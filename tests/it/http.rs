@@ -911,3 +911,121 @@ async fn slow_clients_are_cut_off_and_http1_is_served() {
     assert_eq!(answer.version(), reqwest::Version::HTTP_11);
     assert_eq!(answer.status(), StatusCode::OK);
 }
+
+/// One raw HTTP/1.1 request over TLS, as a hostile client writes it: (status, headers, body).
+async fn raw_get(srv: &TestServer, path: &str, auth: &str, range: &str) -> (u16, String, Vec<u8>) {
+    use base64::Engine;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut roots = rustls::RootCertStore::empty();
+    let pem = std::fs::read(&srv.cert).unwrap();
+    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(srv.https).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls =
+        tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)).connect(name, tcp).await.unwrap();
+    let basic = base64::engine::general_purpose::STANDARD.encode(auth);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Basic {basic}\r\nRange: {range}\r\nConnection: close\r\n\r\n"
+    );
+    tls.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    // A dropped connection (the defect) ends in an error or an empty answer, both caught below.
+    let _ = tls.read_to_end(&mut answer).await;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| {
+        panic!("no HTTP response to `Range: {range}`: {:?}", String::from_utf8_lossy(&answer))
+    });
+    let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), answer[split + 4..].to_vec())
+}
+
+/// Hostile numbers in `Range` get an answer (206, 200 or 416 as RFC 9110 says), never a
+/// dropped connection: a last position past the end means "to the end".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_ranges_are_answered_by_the_rfc() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("web", "web-pass-1")).await;
+    let data = payload(100_000, 9);
+    std::fs::create_dir_all(srv.home("web")).unwrap();
+    std::fs::write(srv.home("web").join("r.bin"), &data).unwrap();
+    let n = data.len();
+    let huge = "9".repeat(3000);
+    let cases: Vec<(String, u16, Option<std::ops::Range<usize>>)> = vec![
+        ("bytes=5-18446744073709551615".into(), 206, Some(5..n)),
+        ("bytes=5-99999999999999999999999999".into(), 206, Some(5..n)),
+        (format!("bytes=7-{huge}"), 206, Some(7..n)),
+        ("bytes=-18446744073709551615".into(), 206, Some(0..n)),
+        (format!("bytes=-{huge}"), 206, Some(0..n)),
+        ("bytes=18446744073709551615-".into(), 416, None),
+        ("bytes=18446744073709551615-18446744073709551615".into(), 416, None),
+        (format!("bytes={huge}-"), 416, None),
+        ("bytes=-0".into(), 416, None),
+        ("bytes=0-1,5-18446744073709551615".into(), 200, Some(0..n)),
+        ("bytes=+1-2".into(), 200, Some(0..n)),
+        ("bytes=-1-2".into(), 200, Some(0..n)),
+        ("bytes=9-3".into(), 200, Some(0..n)),
+        ("bytes=".into(), 200, Some(0..n)),
+        (format!("bytes={}", vec!["1-1"; 500].join(",")), 200, Some(0..n)),
+    ];
+    for (range, status, body) in cases {
+        let (got, head, bytes) = raw_get(&srv, "/api/v1/files/r.bin", "web:web-pass-1", &range).await;
+        let shown = &range[..range.len().min(60)];
+        assert_eq!(got, status, "{shown}: {head}");
+        match body {
+            Some(part) => {
+                assert_eq!(sha256(&bytes), sha256(&data[part.clone()]), "{shown}");
+                if status == 206 {
+                    let want = format!("content-range: bytes {}-{}/{n}", part.start, part.end - 1);
+                    assert!(head.contains(&want), "{shown}: {head}");
+                }
+            }
+            None => assert!(head.contains(&format!("content-range: bytes */{n}")), "{shown}: {head}"),
+        }
+    }
+
+    // curl, the client that found it.
+    let out = srv.dir.path().join("rest.bin");
+    let mut curl = tokio::process::Command::new("curl");
+    curl.args(["-sS", "--cacert"])
+        .arg(&srv.cert)
+        .args([
+            "-u",
+            "web:web-pass-1",
+            "-H",
+            "Range: bytes=5-18446744073709551615",
+            "-w",
+            "%{http_code}",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(url(&srv, "/api/v1/files/r.bin"));
+    let code = crate::harness::ok(&crate::harness::run(curl, 60).await);
+    assert_eq!(code, "206");
+    assert_eq!(sha256(&std::fs::read(&out).unwrap()), sha256(&data[5..]));
+
+    // Resumed uploads: hostile Content-Range numbers are refused with 400, nothing written.
+    let http = srv.https_client();
+    for bad in
+        ["bytes 18446744073709551615-*/*", "bytes 9-3/20", "bytes 5-25/20", "bytes +5-9/20", "bytes 5-9"]
+    {
+        let put = http
+            .put(url(&srv, "/api/v1/files/r.bin"))
+            .basic_auth("web", Some("web-pass-1"))
+            .header(header::CONTENT_RANGE, bad)
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), StatusCode::BAD_REQUEST, "{bad}");
+    }
+    assert_eq!(std::fs::read(srv.home("web").join("r.bin")).unwrap(), data, "unchanged");
+}

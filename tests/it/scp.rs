@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::harness::{TestServer, User, failed, ok, payload, sha256, sha256_file};
+use crate::harness::{TestServer, User, failed, ok, payload, run, sha256, sha256_file};
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
@@ -70,4 +70,122 @@ async fn modern_scp_runs_over_sftp() {
     ok(&srv.scp(local.path(), &args(&["m.bin", "alice@127.0.0.1:/m.bin"])).await);
     ok(&srv.scp(local.path(), &args(&["alice@127.0.0.1:/m.bin", "m2.bin"])).await);
     assert_eq!(sha256_file(&local.path().join("m2.bin")), sha256(&payload(2 << 20, 5)));
+}
+
+/// `curl -T`/`curl scp://` (libssh2): libssh2 closes the channel right after a file's data
+/// without waiting for the last answer, so every upload that arrived whole must be committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_libssh2_uploads_are_committed_and_downloads_work() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("carl", "carl-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let port = srv.port();
+    let curl = |args: &[&str], target: &str| {
+        let mut cmd = tokio::process::Command::new("curl");
+        cmd.args(["-sS", "--insecure", "-u", "carl:carl-pass-1"])
+            .args(args)
+            .arg(format!("scp://127.0.0.1:{port}{target}"))
+            .current_dir(local.path());
+        cmd
+    };
+    for (i, size) in [0usize, 1, 100_000, (6 << 20) + 3].into_iter().enumerate() {
+        let name = format!("up{i}.bin");
+        let data = payload(size, i as u64);
+        std::fs::write(local.path().join(&name), &data).unwrap();
+        ok(&run(curl(&["-T", &name], &format!("/{name}")), 120).await);
+        let record = srv
+            .expect_event(|r| r.event == "file.upload" && r.path.as_deref() == Some(&format!("/{name}")))
+            .await;
+        assert_eq!(record.outcome, ferry::audit::Outcome::Ok, "{size} bytes: {:?}", record.reason);
+        assert_eq!(record.bytes, Some(size as u64));
+        assert_eq!(sha256_file(&srv.home("carl").join(&name)), sha256(&data), "{size} bytes");
+
+        let back = format!("back{i}.bin");
+        ok(&run(curl(&["-o", &back], &format!("/{name}")), 120).await);
+        assert_eq!(sha256_file(&local.path().join(&back)), sha256(&data), "{size} bytes back");
+    }
+}
+
+/// Raw scp protocol from a hostile or broken peer, through OpenSSH's `ssh` (stdin is sent as is,
+/// stdout is what the server answered): (exit code, answer).
+async fn raw_scp(srv: &TestServer, command: &str, input: &[u8]) -> (Option<i32>, Vec<u8>) {
+    use tokio::io::AsyncWriteExt;
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.args(srv.ssh_args())
+        .arg("alice@127.0.0.1")
+        .arg(command)
+        .kill_on_drop(true)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the server ends the channel with an exit status")
+        .unwrap();
+    (out.status.code(), out.stdout)
+}
+
+/// An upload cut short leaves nothing; hostile numbers get the protocol's error lines and an
+/// exit status (a `T` line of 2^64-1 seconds used to panic the task and leave the channel open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_uploads_are_discarded_and_hostile_numbers_answered() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_key("alice")).await;
+    let home = srv.home("alice");
+
+    let mut short = b"C0644 1000 short.bin\n".to_vec();
+    short.extend_from_slice(&payload(500, 1));
+    let (code, answer) = raw_scp(&srv, "scp -t /", &short).await;
+    assert_eq!(code, Some(1));
+    assert!(
+        String::from_utf8_lossy(&answer)
+            .contains("\x02scp: protocol error: connection ended mid-file: 500 of 1000 bytes arrived"),
+        "{answer:?}"
+    );
+    let record =
+        srv.expect_event(|r| r.event == "file.upload" && r.path.as_deref() == Some("/short.bin")).await;
+    assert_eq!(record.outcome, ferry::audit::Outcome::Failed);
+    assert!(!home.join("short.bin").exists(), "a short upload leaves nothing");
+
+    // All announced bytes and then the end of the channel, without the `\0`: complete.
+    let (code, _) = raw_scp(&srv, "scp -t /", b"C0644 5 whole.txt\nhello").await;
+    assert_eq!(code, Some(0));
+    assert_eq!(std::fs::read(home.join("whole.txt")).unwrap(), b"hello");
+
+    // Times out of range: a warning (\x01), the entry skipped, the session goes on.
+    let mut input = b"T18446744073709551615 0 18446744073709551615 0\n".to_vec();
+    input.extend_from_slice(b"C0644 5 after.txt\nworld\0");
+    let (code, answer) = raw_scp(&srv, "scp -p -t /", &input).await;
+    assert_eq!(code, Some(1), "a refused entry makes the exit status 1");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        text.starts_with(
+            "\0\x01scp: time 18446744073709551615 out of range (at most 253402300799, the end of year 9999)\n"
+        ),
+        "{text:?}"
+    );
+    assert_eq!(std::fs::read(home.join("after.txt")).unwrap(), b"world", "later entries still land");
+
+    // A size past any file offset: refused; malformed numbers end the session with \x02.
+    for (line, expected, fatal) in [
+        (&b"C0644 18446744073709551615 big\n"[..], "\x01scp: big: size out of range", false),
+        (b"C0644 99999999999999999999999999 big\n", "\x01scp: big: size out of range", false),
+        (b"C0644 +5 plus\nhello\0", "\x02scp: protocol error: bad size in `C0644 +5 plus`", true),
+        (b"C99999999999 5 mode\nhello\0", "\x02scp: protocol error: bad mode", true),
+        (b"T1 1000000 1 0\n", "\x02scp: protocol error: malformed time line", true),
+        (b"C0644 5 ../up\nhello\0", "\x02scp: protocol error: invalid file name `../up`", true),
+    ] {
+        let (code, answer) = raw_scp(&srv, "scp -t /", line).await;
+        let text = String::from_utf8_lossy(&answer).into_owned();
+        assert_eq!(code, Some(1), "{text:?}");
+        assert!(text.contains(expected), "{expected:?} in {text:?}");
+        assert_eq!(text.contains('\x02'), fatal, "{text:?}");
+    }
+    for name in ["big", "plus", "mode", "up"] {
+        assert!(!home.join(name).exists(), "{name}");
+    }
 }

@@ -101,7 +101,24 @@ fn kind_name(kind: EntryKind) -> &'static str {
 }
 
 fn rfc3339(time: Option<SystemTime>) -> Option<String> {
-    time.map(|t| chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    utc(time?).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+}
+
+/// A stored time as a calendar time; None beyond chrono's range (a store can hold any time, and
+/// `DateTime::from(SystemTime)` panics there).
+fn utc(time: SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
+        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?.checked_neg()?;
+            match before.subsec_nanos() {
+                0 => (secs, 0),
+                nanos => (secs.checked_sub(1)?, 1_000_000_000 - nanos),
+            }
+        }
+    };
+    chrono::DateTime::from_timestamp(secs, nanos)
 }
 
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),
@@ -178,7 +195,7 @@ async fn list(
     let total = entries.len();
     let offset = (query.offset.unwrap_or(0) as usize).min(total);
     let limit = query.limit.map_or(DEFAULT_PAGE, usize::from).clamp(1, 10_000);
-    let end = (offset + limit).min(total);
+    let end = offset.saturating_add(limit).min(total);
     let page = entries
         .drain(offset..end)
         .map(|(name, meta)| Entry {
@@ -256,9 +273,8 @@ async fn download(file: ReadFile, path: &VirtualPath, headers: &HeaderMap) -> Re
     if let Ok(value) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, value);
     }
-    if let Some(modified) = meta.modified {
-        let text =
-            chrono::DateTime::<chrono::Utc>::from(modified).format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    if let Some(modified) = meta.modified.and_then(utc) {
+        let text = modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         if let Ok(value) = HeaderValue::from_str(&text) {
             h.insert(header::LAST_MODIFIED, value);
         }
@@ -324,16 +340,37 @@ pub struct Written {
     size: u64,
 }
 
-/// `Content-Range: bytes START-END/TOTAL` (or `bytes START-*/*`) of a resumed upload.
+/// `Content-Range: bytes START-END/TOTAL` (or `bytes START-*/*`) of a resumed upload. START is
+/// digits only and must fit a file offset; END and TOTAL, when given, must be consistent.
 fn upload_offset(headers: &HeaderMap) -> Result<Option<u64>, ApiError> {
     let Some(value) = headers.get(header::CONTENT_RANGE) else { return Ok(None) };
+    let bad = || ApiError::bad_request("Content-Range: expected `bytes START-END/TOTAL`");
     let text = value.to_str().map_err(|_| ApiError::bad_request("Content-Range is not text"))?;
-    let start = text
-        .strip_prefix("bytes ")
-        .and_then(|rest| rest.split(['-', '/']).next())
-        .and_then(|start| start.trim().parse::<u64>().ok())
-        .ok_or_else(|| ApiError::bad_request("Content-Range: expected `bytes START-END/TOTAL`"))?;
+    let (range, total) =
+        text.trim().strip_prefix("bytes ").and_then(|rest| rest.split_once('/')).ok_or_else(bad)?;
+    let (start, end) = range.split_once('-').ok_or_else(bad)?;
+    let number = |text: &str| -> Result<Option<u64>, ApiError> {
+        match text {
+            "*" => Ok(None),
+            digits if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                digits.parse::<u64>().ok().filter(|&n| n <= i64::MAX as u64).map(Some).ok_or_else(|| {
+                    ApiError::bad_request("Content-Range: a position past the largest file offset")
+                })
+            }
+            _ => Err(bad()),
+        }
+    };
+    let start = number(start)?.ok_or_else(bad)?;
+    let (end, total) = (number(end)?, number(total)?);
+    if end.is_some_and(|end| end < start) || matches!((end, total), (Some(end), Some(total)) if end >= total)
+    {
+        return Err(ApiError::bad_request("Content-Range: END must lie between START and TOTAL"));
+    }
     Ok(Some(start))
+}
+
+fn too_large() -> ApiError {
+    ApiError::bad_request("upload larger than the largest file offset")
 }
 
 #[utoipa::path(put, path = "/api/v1/files/{path}", tag = "files",
@@ -378,9 +415,9 @@ pub async fn put_path(
     while let Some(chunk) = stream.next().await {
         // A client that goes away mid-upload: the file is dropped unfinished and discarded.
         let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
-        let len = chunk.len() as u64;
+        let next = at.checked_add(chunk.len() as u64).ok_or_else(too_large)?;
         file.write_at(at, chunk).await?;
-        at += len;
+        at = next;
     }
     file.close().await?;
     Ok((StatusCode::CREATED, Json(Written { path: path.to_string(), size: at })))
@@ -459,9 +496,9 @@ pub async fn copy(authed: Authed, Json(body): Json<Move>) -> Result<(StatusCode,
         if data.is_empty() {
             break;
         }
-        let len = data.len() as u64;
+        let next = at.checked_add(data.len() as u64).ok_or_else(too_large)?;
         writer.write_at(at, data).await?;
-        at += len;
+        at = next;
     }
     writer.close().await?;
     Ok((StatusCode::CREATED, Json(Written { path: to.to_string(), size: at })))
@@ -520,9 +557,9 @@ async fn upload_form(
             .await?;
         let mut at = 0u64;
         while let Some(chunk) = field.chunk().await.map_err(bad_form)? {
-            let len = chunk.len() as u64;
+            let next = at.checked_add(chunk.len() as u64).ok_or_else(too_large)?;
             file.write_at(at, chunk).await?;
-            at += len;
+            at = next;
         }
         file.close().await?;
         written.push(Written { path: path.to_string(), size: at });

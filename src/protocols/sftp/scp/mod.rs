@@ -8,113 +8,20 @@ use russh::Channel;
 use russh::server::Msg;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 
+mod command;
+mod control;
+
+pub use command::Command;
+use control::{Control, ControlError, Times};
+
 use super::idle::Activity;
-use crate::session::{EntryKind, OpenWrite, Session, SessionError, SetAttrs, VirtualPath};
+use crate::session::{EntryKind, OpenWrite, Session, SessionError, SetAttrs, VirtualPath, WriteFile};
 
 /// Longest control line accepted (`C0644 <size> <name>`).
 const MAX_LINE: usize = 8 * 1024;
 const CHUNK: usize = 256 * 1024;
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Command {
-    sink: bool,
-    recursive: bool,
-    preserve: bool,
-    path: String,
-}
-
-impl Command {
-    /// Parses `scp [-r] [-p] [-d] [-v] -t|-f [--] PATH` as the remote shell would split it.
-    pub fn parse(line: &str) -> Option<Self> {
-        let words = shell_words(line)?;
-        let mut words = words.into_iter();
-        if words.next()? != "scp" {
-            return None;
-        }
-        let (mut sink, mut source, mut recursive, mut preserve) = (false, false, false, false);
-        let mut path = None;
-        let mut options_done = false;
-        for word in words {
-            if !options_done && word == "--" {
-                options_done = true;
-            } else if !options_done && word.starts_with('-') && word.len() > 1 {
-                for flag in word.chars().skip(1) {
-                    match flag {
-                        't' => sink = true,
-                        'f' => source = true,
-                        'r' => recursive = true,
-                        'p' => preserve = true,
-                        'd' | 'v' | 'q' => {}
-                        _ => return None,
-                    }
-                }
-            } else if path.is_none() {
-                path = Some(word);
-            } else {
-                return None; // several sources: not supported
-            }
-        }
-        if sink == source {
-            return None;
-        }
-        Some(Self { sink, recursive, preserve, path: path.unwrap_or_else(|| ".".into()) })
-    }
-}
-
-/// Splits a command line the way a POSIX shell would for plain words and quotes.
-fn shell_words(line: &str) -> Option<Vec<String>> {
-    let mut words = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            ' ' | '\t' | '\n' => {
-                if in_word {
-                    words.push(std::mem::take(&mut current));
-                    in_word = false;
-                }
-            }
-            '\'' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '\'' => break,
-                        c => current.push(c),
-                    }
-                }
-            }
-            '"' => {
-                in_word = true;
-                loop {
-                    match chars.next()? {
-                        '"' => break,
-                        '\\' => match chars.next()? {
-                            c @ ('"' | '\\' | '$' | '`') => current.push(c),
-                            c => {
-                                current.push('\\');
-                                current.push(c);
-                            }
-                        },
-                        c => current.push(c),
-                    }
-                }
-            }
-            '\\' => {
-                in_word = true;
-                current.push(chars.next()?);
-            }
-            c => {
-                in_word = true;
-                current.push(c);
-            }
-        }
-    }
-    if in_word {
-        words.push(current);
-    }
-    Some(words)
-}
+/// Deepest folder nesting a recursive upload may create.
+const MAX_DEPTH: usize = 128;
 
 #[derive(Debug, thiserror::Error)]
 enum ScpError {
@@ -208,39 +115,55 @@ async fn response<R: AsyncBufReadExt + Unpin>(input: &mut R) -> Result<bool, Scp
     }
 }
 
-/// One entry name from a control line: a single path segment.
-fn entry_name(raw: &str) -> Result<&str, ScpError> {
-    if raw.is_empty() || raw == "." || raw == ".." || raw.contains('/') || raw.contains('\0') {
-        return Err(ScpError::Protocol(format!("invalid file name `{raw}`")));
+fn times_attrs(times: Option<Times>) -> Option<SetAttrs> {
+    times.map(|t| SetAttrs { times: Some((t.accessed, t.modified)), ..SetAttrs::default() })
+}
+
+/// How the peer ended a file's data.
+enum Ending {
+    /// The `\0` after the data: the file is complete.
+    Terminated,
+    /// All announced bytes arrived, then the channel ended without the `\0` or before our
+    /// answer (libssh2, so curl and PHP, close right after the data): complete as well.
+    ChannelEnded,
+    /// `\x01 message`: the sender reports it could not read its file; discarded.
+    Failed(String),
+    /// `\x02 message`: the sender gives up; discarded.
+    Aborted(String),
+}
+
+/// Receives the `size` announced bytes of a file into `file`, then how the peer ends it. A
+/// channel that ends before `size` bytes is an error: the short upload is discarded.
+async fn receive_file<R>(input: &mut R, file: &WriteFile, size: u64) -> Result<Ending, ScpError>
+where
+    R: AsyncBufReadExt + AsyncRead + Unpin,
+{
+    let mut offset = 0u64;
+    let mut buffer = vec![0u8; CHUNK.min(usize::try_from(size).unwrap_or(CHUNK)).max(1)];
+    while offset < size {
+        let want = usize::try_from(size - offset).map_or(buffer.len(), |left| left.min(buffer.len()));
+        let n = input.read(&mut buffer[..want]).await?;
+        if n == 0 {
+            return Err(ScpError::Protocol(format!(
+                "connection ended mid-file: {offset} of {size} bytes arrived"
+            )));
+        }
+        file.write_at(offset, bytes::Bytes::copy_from_slice(&buffer[..n])).await?;
+        offset += n as u64;
     }
-    Ok(raw)
-}
-
-/// `C0644 1234 name` or `D0755 0 name` → (mode, size, name).
-fn parse_entry(line: &str) -> Result<(u32, u64, &str), ScpError> {
-    let bad = || ScpError::Protocol(format!("malformed control line `{line}`"));
-    let mut parts = line.get(1..).ok_or_else(bad)?.splitn(3, ' ');
-    let mode = u32::from_str_radix(parts.next().ok_or_else(bad)?, 8).map_err(|_| bad())?;
-    let size = parts.next().ok_or_else(bad)?.parse().map_err(|_| bad())?;
-    let name = entry_name(parts.next().ok_or_else(bad)?)?;
-    Ok((mode & 0o7777, size, name))
-}
-
-/// `T<mtime> 0 <atime> 0` → (mtime, atime) seconds.
-fn parse_times(line: &str) -> Result<(u64, u64), ScpError> {
-    let bad = || ScpError::Protocol(format!("malformed time line `{line}`"));
-    let fields: Vec<&str> = line.get(1..).ok_or_else(bad)?.split(' ').collect();
-    let [mtime, _, atime, _] = fields[..] else {
-        return Err(bad());
-    };
-    Ok((mtime.parse().map_err(|_| bad())?, atime.parse().map_err(|_| bad())?))
-}
-
-fn times_attrs(times: Option<(u64, u64)>) -> Option<SetAttrs> {
-    times.map(|(mtime, atime)| SetAttrs {
-        times: Some((UNIX_EPOCH + Duration::from_secs(atime), UNIX_EPOCH + Duration::from_secs(mtime))),
-        ..SetAttrs::default()
-    })
+    let mut byte = [0u8; 1];
+    if input.read(&mut byte).await? == 0 {
+        return Ok(Ending::ChannelEnded);
+    }
+    match byte[0] {
+        0 => Ok(Ending::Terminated),
+        code @ (1 | 2) => {
+            let message = read_line(input).await?.unwrap_or_default();
+            let message = String::from_utf8_lossy(&message).into_owned();
+            Ok(if code == 1 { Ending::Failed(message) } else { Ending::Aborted(message) })
+        }
+        other => Err(ScpError::Protocol(format!("expected the end of the file's data, got byte {other}"))),
+    }
 }
 
 /// Receives files (`scp -t`). Ok(false) when some entries failed but the session went on.
@@ -261,20 +184,28 @@ where
     let mut all_ok = true;
     ack(output).await?;
     while let Some(line) = read_line(input).await? {
-        let line =
-            String::from_utf8(line).map_err(|_| ScpError::Protocol("file names must be UTF-8".into()))?;
         let destination = |name: &str| match dirs.last() {
             Some(dir) => dir.join(name),
             None if target_is_dir => target.join(name),
             None => target.clone(),
         };
-        match line.as_bytes().first() {
-            Some(b'T') => {
-                times = Some(parse_times(&line)?);
+        let control = match control::parse(&line) {
+            Ok(control) => control,
+            Err(ControlError::Refused(why)) => {
+                // The peer skips the entry it announced (and its data or contents).
+                warn(output, &why).await?;
+                all_ok = false;
+                times = None;
+                continue;
+            }
+            Err(ControlError::Malformed(why)) => return Err(ScpError::Protocol(why)),
+        };
+        match control {
+            Control::Times(given) => {
+                times = Some(given);
                 ack(output).await?;
             }
-            Some(b'C') => {
-                let (_mode, size, name) = parse_entry(&line)?;
+            Control::File { size, name, .. } => {
                 let path = destination(name);
                 let how = OpenWrite { create: true, truncate: true, ..OpenWrite::default() };
                 let file = match session.open_write(&path, how).await {
@@ -288,27 +219,31 @@ where
                     }
                 };
                 ack(output).await?;
-                let mut offset = 0u64;
-                let mut buffer = vec![0u8; CHUNK];
-                while offset < size {
-                    let want = (size - offset).min(CHUNK as u64) as usize;
-                    let n = input.read(&mut buffer[..want]).await?;
-                    if n == 0 {
-                        return Err(ScpError::Protocol("connection ended mid-file".into()));
+                let ending = receive_file(input, &file, size).await?;
+                let ended = match ending {
+                    Ending::Terminated => false,
+                    Ending::ChannelEnded => true,
+                    Ending::Failed(why) => {
+                        tracing::debug!(%why, "scp client could not send a file; discarded");
+                        all_ok = false;
+                        times = None;
+                        drop(file);
+                        continue;
                     }
-                    file.write_at(offset, bytes::Bytes::copy_from_slice(&buffer[..n])).await?;
-                    offset += n as u64;
-                }
-                if !response(input).await? {
-                    all_ok = false;
-                    times = None;
-                    drop(file);
-                    continue;
-                }
+                    Ending::Aborted(why) => {
+                        drop(file);
+                        return Err(ScpError::ClientAborted(why));
+                    }
+                };
+                // Complete: committed now, whatever the client does next.
                 if let Some(attrs) = times_attrs(times.take()) {
                     let _ = file.set_attrs(attrs).await;
                 }
-                match file.close().await {
+                let closed = file.close().await;
+                if ended {
+                    return Ok(all_ok && closed.is_ok());
+                }
+                match closed {
                     Ok(()) => ack(output).await?,
                     Err(e) => {
                         warn(output, &e.to_string()).await?;
@@ -316,8 +251,13 @@ where
                     }
                 }
             }
-            Some(b'D') => {
-                let (_mode, _, name) = parse_entry(&line)?;
+            Control::Dir { name, .. } => {
+                if dirs.len() >= MAX_DEPTH {
+                    warn(output, &format!("{name}: folders nested deeper than {MAX_DEPTH}")).await?;
+                    all_ok = false;
+                    times = None;
+                    continue;
+                }
                 let path = destination(name);
                 let exists = matches!(session.stat(&path).await, Ok(m) if m.kind == EntryKind::Dir);
                 if !exists && let Err(e) = session.mkdir(&path).await {
@@ -331,17 +271,14 @@ where
                 dirs.push(path);
                 ack(output).await?;
             }
-            Some(b'E') => {
+            Control::EndDir => {
                 if dirs.pop().is_none() {
                     return Err(ScpError::Protocol("E without D".into()));
                 }
                 ack(output).await?;
             }
-            Some(1) => all_ok = false,
-            Some(2) => return Err(ScpError::ClientAborted(line[1..].to_string())),
-            _ => {
-                return Err(ScpError::Protocol(format!("unexpected control line `{line}`")));
-            }
+            Control::Warning(_) => all_ok = false,
+            Control::Fatal(why) => return Err(ScpError::ClientAborted(why)),
         }
     }
     Ok(all_ok)
@@ -450,10 +387,12 @@ where
         let sent = async {
             while offset < meta.size {
                 let want = (meta.size - offset).min(CHUNK as u64) as usize;
-                let data = file.read_at(offset, want).await?;
+                let mut data = file.read_at(offset, want).await?;
                 if data.is_empty() {
                     return Err(ScpError::Protocol(format!("{path}: file shrank while being sent")));
                 }
+                // Never more than announced, whatever the store returns.
+                data.truncate(want);
                 output.write_all(&data).await?;
                 offset += data.len() as u64;
             }
@@ -475,32 +414,4 @@ where
         }
     }
     Ok(all_ok)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn commands_parse_like_a_shell() {
-        let c = Command::parse("scp -r -p -t -- '/in/my file.txt'").unwrap();
-        assert!(c.sink && c.recursive && c.preserve);
-        assert_eq!(c.path, "/in/my file.txt");
-        let c = Command::parse("scp -f \"a \\\"b\\\"\"").unwrap();
-        assert!(!c.sink);
-        assert_eq!(c.path, "a \"b\"");
-        assert_eq!(Command::parse("scp -f a\\ b").unwrap().path, "a b");
-        assert!(Command::parse("rm -rf /").is_none());
-        assert!(Command::parse("scp -t -f x").is_none());
-        assert!(Command::parse("scp -t 'unterminated").is_none());
-    }
-
-    #[test]
-    fn control_lines_parse_and_refuse_bad_names() {
-        assert_eq!(parse_entry("C0644 12 a b.txt").unwrap(), (0o644, 12, "a b.txt"));
-        assert!(parse_entry("C0644 12 ../evil").is_err());
-        assert!(parse_entry("C0644 12 a/b").is_err());
-        assert!(parse_entry("C0644 x a").is_err());
-        assert_eq!(parse_times("T1700000000 0 1700000001 0").unwrap(), (1_700_000_000, 1_700_000_001));
-    }
 }
