@@ -11,6 +11,10 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWrite
 use super::idle::Activity;
 use crate::session::{EntryKind, OpenWrite, Session, SessionError, SetAttrs, VirtualPath};
 
+#[cfg(test)]
+#[path = "scp_props.rs"]
+mod props;
+
 /// Longest control line accepted (`C0644 <size> <name>`).
 const MAX_LINE: usize = 8 * 1024;
 const CHUNK: usize = 256 * 1024;
