@@ -3,6 +3,8 @@
 //!
 //! Precedence: built-in default < file < environment < command line.
 
+#[cfg(test)]
+mod props;
 mod reader;
 pub mod units;
 

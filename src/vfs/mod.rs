@@ -4,6 +4,8 @@
 
 mod mounts;
 mod path;
+#[cfg(test)]
+mod path_props;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -19,4 +19,5 @@ mod paramiko;
 mod rclone;
 mod rust_client;
 mod scp;
+mod sftp_fuzz;
 mod vfs_conformance;

@@ -3,6 +3,8 @@
 //! reply codes for session errors live in `reply.rs`. Why not libunftp: docs/adr/0001.
 
 mod command;
+#[cfg(test)]
+mod command_props;
 mod control;
 mod data;
 mod listing;

@@ -12,6 +12,8 @@ mod openapi;
 pub mod ops;
 mod plain;
 mod range;
+#[cfg(test)]
+mod range_props;
 mod redirect;
 mod router;
 mod server;

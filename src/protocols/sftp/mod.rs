@@ -9,5 +9,7 @@ mod ops;
 mod scp;
 mod server;
 mod wire;
+#[cfg(test)]
+mod wire_props;
 
 pub use server::{SshSettings, serve};
