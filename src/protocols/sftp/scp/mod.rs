@@ -17,10 +17,6 @@ use control::{Control, ControlError, Times};
 use super::idle::Activity;
 use crate::session::{EntryKind, OpenWrite, Session, SessionError, SetAttrs, VirtualPath, WriteFile};
 
-#[cfg(test)]
-#[path = "scp_props.rs"]
-mod props;
-
 /// Longest control line accepted (`C0644 <size> <name>`).
 const MAX_LINE: usize = 8 * 1024;
 const CHUNK: usize = 256 * 1024;
