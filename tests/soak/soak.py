@@ -207,7 +207,7 @@ class Results:
         self.work, self.offsets = work, {}
 
     def take(self):
-        latencies, errors = [], []
+        latencies, errors = {p: [] for p in PROTOCOLS}, []
         for name in sorted(os.listdir(self.work)):
             if not (name.startswith("client-") and name.endswith(".log")):
                 continue
@@ -221,9 +221,9 @@ class Results:
                 parts = line.split(" ", 2)
                 if len(parts) == 3 and parts[1] == "error":
                     errors.append(line)
-                elif len(parts) == 3:
+                elif len(parts) == 3 and parts[0] in latencies:
                     try:
-                        latencies.append(float(parts[2]))
+                        latencies[parts[0]].append(float(parts[2]))
                     except ValueError:
                         pass
         return latencies, errors
@@ -270,8 +270,8 @@ def main():
     results = Results(work)
     rows = []
     print(f"soak: {minutes} min ({warmup} warm-up), {args.workers} clients per protocol, ferry pid {ferry.pid}")
-    print("| minute | RSS MiB | fds | ops | p99 ms | errors | clients killed |")
-    print("|---|---|---|---|---|---|---|", flush=True)
+    print("| minute | RSS MiB | fds | ops | p99 ms | SFTP p99 ms | FTPS p99 ms | HTTPS p99 ms | errors | clients killed |")
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
     try:
         start = time.monotonic()
         next_kill = start + rng.uniform(2, 10)
@@ -291,10 +291,12 @@ def main():
                     next_sample = now + SAMPLE_EVERY
                 time.sleep(0.2)
             latencies, errors = results.take()
-            row = (minute, statistics.median(rss), statistics.median(fds), len(latencies), p99(latencies) * 1000,
+            every = [x for values in latencies.values() for x in values]
+            row = (minute, statistics.median(rss), statistics.median(fds), len(every), p99(every) * 1000,
                    len(errors), pool.kills)
             rows.append(row)
-            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.0f} | {row[3]} | {row[4]:.1f} | {row[5]} | {row[6]} |",
+            per = " | ".join(f"{p99(latencies[p]) * 1000:.1f}" for p in PROTOCOLS)
+            print(f"| {row[0]} | {row[1]:.1f} | {row[2]:.0f} | {row[3]} | {row[4]:.1f} | {per} | {row[5]} | {row[6]} |",
                   flush=True)
             for line in errors[:3]:
                 print(f"  client error: {line}", flush=True)
