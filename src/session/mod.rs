@@ -6,6 +6,7 @@
 mod defender;
 mod error;
 mod files;
+mod links;
 mod live;
 mod login;
 pub mod permissions;
@@ -34,7 +35,7 @@ use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
-use crate::vfs::{DirLister, Located, StorageError, Vfs, WriteOptions};
+use crate::vfs::{DirLister, Located, Resolved, StorageError, Vfs, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
 pub(crate) struct Context {
@@ -139,9 +140,10 @@ impl Session {
         self.ctx.session_id
     }
 
-    /// Resolves a client-supplied path against `cwd` inside the jail.
+    /// Resolves a client-supplied path against `cwd` inside the jail; `..` at the top stays
+    /// at the top, as under OpenSSH's or vsftpd's chroot.
     pub fn resolve(&self, cwd: &VirtualPath, raw: &str) -> Result<VirtualPath, SessionError> {
-        Ok(cwd.resolve(raw)?)
+        Ok(cwd.navigate(raw)?)
     }
 
     fn check(&self, op: Op, path: &VirtualPath) -> Result<(), SessionError> {
@@ -203,13 +205,13 @@ impl Session {
 
     /// Follows a final symlink (inside the jail only).
     pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
-        self.check_visible(path)?;
-        self.vfs.stat(path).await.map_err(Self::storage_err(path))
+        let entry = self.reach_visible(path, true).await?;
+        self.vfs.stat(&entry).await.map_err(Self::storage_err(path))
     }
 
     pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, SessionError> {
-        self.check_visible(path)?;
-        self.vfs.lstat(path).await.map_err(Self::storage_err(path))
+        let entry = self.reach_visible(path, false).await?;
+        self.vfs.stat(&entry).await.map_err(Self::storage_err(path))
     }
 
     /// Mount points and the folders leading to them are part of the tree's shape, not the
@@ -224,8 +226,8 @@ impl Session {
 
     pub async fn list(&self, path: &VirtualPath) -> Result<Listing, SessionError> {
         self.audited(EventKind::DirList, "list", path, None, async {
-            self.check(Op::List, path)?;
-            let lister = self.vfs.list(path).await.map_err(Self::storage_err(path))?;
+            let entry = self.reach(Op::List, path, true).await?;
+            let lister = self.vfs.list(&entry).await.map_err(Self::storage_err(path))?;
             Ok(Listing { lister })
         })
         .await
@@ -237,9 +239,8 @@ impl Session {
             if self.transfers.is_draining() {
                 return Err(SessionError::ShuttingDown);
             }
-            self.check(Op::Download, path)?;
-            let at = self.vfs.locate(path);
-            at.storage.open_read(&at.key).await.map_err(Self::storage_err(path))
+            let entry = self.reach(Op::Download, path, true).await?;
+            entry.at.storage.open_read(&entry.at.key).await.map_err(Self::storage_err(path))
         }
         .await;
         match opened {
@@ -268,14 +269,19 @@ impl Session {
             if path.is_root() {
                 return Err(SessionError::IsADirectory(path.clone()));
             }
-            self.check(Op::Upload, path)?;
+            // Writing through a link writes where it leads, so the rules of both places hold.
+            let entry = self.reach(Op::Upload, path, true).await?;
             // An object backend writes `NAME.filepart` straight to `NAME` (no copy on the
             // client's final rename), so such an upload needs NAME's permissions too.
-            if let Some(name) = path.name().strip_suffix(".filepart").filter(|n| !n.is_empty()) {
-                let target = path.parent().join(name);
+            if let Some(name) = entry.path.name().strip_suffix(".filepart").filter(|n| !n.is_empty()) {
+                let target = entry.path.parent().join(name);
                 self.check(Op::Upload, &target)?;
                 self.check(Op::Rename, &target)?;
-                if self.vfs.stat(&target).await.is_ok() {
+                let exists = match self.vfs.resolve(&target, true).await {
+                    Ok(found) => self.vfs.stat(&found).await.is_ok(),
+                    Err(_) => false,
+                };
+                if exists {
                     self.check(Op::Overwrite, &target)?;
                 }
             }
@@ -285,10 +291,10 @@ impl Session {
                 exclusive: how.exclusive,
                 append: how.append,
                 atomic: self.upload_mode == UploadMode::Atomic,
-                replace: self.permissions.allows(Op::Overwrite, path),
+                replace: self.permissions.allows(Op::Overwrite, path)
+                    && self.permissions.allows(Op::Overwrite, &entry.path),
             };
-            let at = self.vfs.locate(path);
-            let opened = at.storage.open_write(&at.key, options).await;
+            let opened = entry.at.storage.open_write(&entry.at.key, options).await;
             match opened {
                 Err(StorageError::AlreadyExists) if !how.exclusive => {
                     Err(SessionError::PermissionDenied { op: Op::Overwrite, path: path.clone() })
@@ -314,29 +320,28 @@ impl Session {
 
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirCreate, "mkdir", path, None, async {
-            self.check(Op::Mkdir, path)?;
-            let at = self.vfs.locate(path);
-            at.storage.mkdir(&at.key).await.map_err(Self::storage_err(path))
+            let entry = self.reach(Op::Mkdir, path, false).await?;
+            entry.at.storage.mkdir(&entry.at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
 
     pub async fn rmdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirRemove, "rmdir", path, None, async {
-            self.check(Op::Rmdir, path)?;
+            let entry = self.reach(Op::Rmdir, path, false).await?;
             self.check_not_mount(Op::Rmdir, path)?;
-            let at = self.vfs.locate(path);
-            at.storage.rmdir(&at.key).await.map_err(Self::storage_err(path))
+            self.check_not_mount(Op::Rmdir, &entry.path)?;
+            entry.at.storage.rmdir(&entry.at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
 
     pub async fn remove(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::FileDelete, "delete", path, None, async {
-            self.check(Op::Delete, path)?;
+            let entry = self.reach(Op::Delete, path, false).await?;
             self.check_not_mount(Op::Delete, path)?;
-            let at = self.vfs.locate(path);
-            at.storage.remove(&at.key).await.map_err(Self::storage_err(path))
+            self.check_not_mount(Op::Delete, &entry.path)?;
+            entry.at.storage.remove(&entry.at.key).await.map_err(Self::storage_err(path))
         })
         .await
     }
@@ -350,87 +355,52 @@ impl Session {
         replace: bool,
     ) -> Result<(), SessionError> {
         self.audited(EventKind::FileRename, "rename", from, Some(to), async {
-            self.check(Op::Rename, from)?;
-            self.check(Op::Rename, to)?;
-            self.check_not_mount(Op::Rename, from)?;
-            self.check_not_mount(Op::Rename, to)?;
+            let source_entry = self.reach(Op::Rename, from, false).await?;
+            let target_entry = self.reach(Op::Rename, to, false).await?;
+            for path in [from, to, &source_entry.path, &target_entry.path] {
+                self.check_not_mount(Op::Rename, path)?;
+            }
             // Finishing a `NAME.filepart` upload: an object backend already wrote NAME (and made
             // a delete of the old NAME a no-op), so the rename replaces whatever NAME shows.
             let finishes_part = from.parent() == to.parent()
                 && from.name().strip_suffix(".filepart") == Some(to.name())
                 && !to.name().is_empty();
             let replace = replace || finishes_part;
-            let (source, target) = (self.vfs.locate(from), self.vfs.locate(to));
+            let (source, target) = (&source_entry.at, &target_entry.at);
             let meta = source.storage.lstat(&source.key).await.map_err(Self::storage_err(from))?;
             match target.storage.lstat(&target.key).await {
                 Ok(_) if !replace => return Err(SessionError::AlreadyExists(to.clone())),
-                Ok(_) => self.check(Op::Overwrite, to)?,
+                Ok(_) => self.check_both(Op::Overwrite, to, &target_entry)?,
                 Err(StorageError::NotFound) => {}
                 Err(e) => return Err(SessionError::from_storage(e, to)),
             }
             if source.same_mount(&target) {
                 return source.storage.rename(&source.key, &target.key).await.map_err(Self::storage_err(to));
             }
-            self.rename_across_mounts(&source, &target, &meta, from, to).await
+            self.rename_across_mounts(source, target, &meta, from, to).await
         })
         .await
     }
 
     pub async fn set_attrs(&self, path: &VirtualPath, attrs: SetAttrs) -> Result<(), SessionError> {
         self.audited(EventKind::FileSetStat, "setstat", path, None, async {
-            self.check(Op::SetStat, path)?;
-            let at = self.vfs.locate(path);
-            let (storage, key) = (at.storage, at.key);
+            let entry = self.reach(Op::SetStat, path, true).await?;
+            if attrs.size.is_some() {
+                self.check_both(Op::Overwrite, path, &entry)?;
+            }
+            let (storage, key) = (entry.at.storage, &entry.at.key);
             if let Some(size) = attrs.size {
-                self.check(Op::Overwrite, path)?;
-                storage.set_len(&key, size).await.map_err(Self::storage_err(path))?;
+                storage.set_len(key, size).await.map_err(Self::storage_err(path))?;
             }
             if let Some(mode) = attrs.mode {
-                storage.set_mode(&key, mode).await.map_err(Self::storage_err(path))?;
+                storage.set_mode(key, mode).await.map_err(Self::storage_err(path))?;
             }
             if let Some((accessed, modified)) = attrs.times {
-                storage.set_times(&key, accessed, modified).await.map_err(Self::storage_err(path))?;
+                storage.set_times(key, accessed, modified).await.map_err(Self::storage_err(path))?;
             }
             Ok(())
         })
         .await
-    }
-
-    /// Creates `link` pointing at `target`. Reading through a link must not bypass rules, so the
-    /// creator needs the download permission on the target too.
-    pub async fn symlink(&self, target: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
-        self.audited(EventKind::FileSymlink, "symlink", link, Some(target), async {
-            self.check(Op::Symlink, link)?;
-            self.check(Op::Download, target)?;
-            let (target_at, link_at) = (self.vfs.locate(target), self.vfs.locate(link));
-            if !target_at.same_mount(&link_at) {
-                return Err(SessionError::Unsupported("a link from one mount to another"));
-            }
-            link_at.storage.symlink(&target_at.key, &link_at.key).await.map_err(Self::storage_err(link))
-        })
-        .await
-    }
-
-    pub async fn hard_link(&self, existing: &VirtualPath, link: &VirtualPath) -> Result<(), SessionError> {
-        self.audited(EventKind::FileLink, "link", existing, Some(link), async {
-            self.check(Op::Symlink, link)?;
-            self.check(Op::Upload, link)?;
-            self.check(Op::Download, existing)?;
-            let (existing_at, link_at) = (self.vfs.locate(existing), self.vfs.locate(link));
-            if !existing_at.same_mount(&link_at) {
-                return Err(SessionError::Unsupported("a link from one mount to another"));
-            }
-            link_at.storage.hard_link(&existing_at.key, &link_at.key).await.map_err(Self::storage_err(link))
-        })
-        .await
-    }
-
-    /// Where a symlink points, as a virtual path (links leading out of the jail are refused).
-    pub async fn read_link(&self, path: &VirtualPath) -> Result<VirtualPath, SessionError> {
-        self.check_visible(path)?;
-        let at = self.vfs.locate(path);
-        let key = at.storage.read_link(&at.key).await.map_err(Self::storage_err(path))?;
-        self.vfs.virtual_path(&at, &key).map_err(|_| SessionError::Escapes(path.clone()))
     }
 
     pub async fn capacity(&self) -> Result<Capacity, SessionError> {

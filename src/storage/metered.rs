@@ -12,7 +12,7 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{
-    Capacity, DirEntry, DirLister, Key, Metadata, ReadHandle, Result, Storage, StorageError, WriteHandle,
+    Capacity, DirEntry, DirLister, Key, LinkTarget, Metadata, ReadHandle, Result, Storage, StorageError, WriteHandle,
     WriteOptions,
 };
 use crate::telemetry::metrics;
@@ -45,6 +45,9 @@ async fn timed<T>(kind: &'static str, op: &'static str, work: impl Future<Output
 impl Storage for Metered {
     fn scoped(&self, prefix: &Key) -> Result<Arc<dyn Storage>> {
         Ok(Self::wrap(self.inner.scoped(prefix)?, self.kind))
+    }
+    async fn resolve(&self, key: &Key, follow_final: bool) -> Result<Key> {
+        timed(self.kind, "stat", self.inner.resolve(key, follow_final)).await
     }
     async fn stat(&self, key: &Key) -> Result<Metadata> {
         timed(self.kind, "stat", self.inner.stat(key)).await
@@ -85,10 +88,10 @@ impl Storage for Metered {
     async fn set_len(&self, key: &Key, len: u64) -> Result<()> {
         timed(self.kind, "setstat", self.inner.set_len(key, len)).await
     }
-    async fn symlink(&self, target: &Key, link: &Key) -> Result<()> {
+    async fn symlink(&self, target: &LinkTarget, link: &Key) -> Result<()> {
         timed(self.kind, "link", self.inner.symlink(target, link)).await
     }
-    async fn read_link(&self, key: &Key) -> Result<Key> {
+    async fn read_link(&self, key: &Key) -> Result<LinkTarget> {
         timed(self.kind, "stat", self.inner.read_link(key)).await
     }
     async fn hard_link(&self, existing: &Key, link: &Key) -> Result<()> {

@@ -46,6 +46,16 @@ impl Key {
     }
 }
 
+/// What a symlink holds, in the backend's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkTarget {
+    /// An absolute target inside the root (kept on disk as the absolute path under the root).
+    Key(Key),
+    /// A target relative to the link's folder, kept as written (so readlink answers what the
+    /// link says, as OpenSSH does).
+    Relative(String),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
     File,
@@ -142,6 +152,13 @@ pub trait Storage: Send + Sync + 'static {
     /// A view of this backend rooted at `prefix` (created if missing): keys, symlink checks
     /// and listings of the view never reach outside it.
     fn scoped(&self, prefix: &Key) -> Result<Arc<dyn Storage>>;
+    /// `key` with the symlinks on its way followed inside the root (the final one too when
+    /// `follow_final`): where the data really is, for the session to judge rules on. The other
+    /// calls never follow a link on the way (a backend with links refuses one with `Escapes`),
+    /// so they must be given resolved keys. Backends without links answer `key`.
+    async fn resolve(&self, key: &Key, _follow_final: bool) -> Result<Key> {
+        Ok(key.clone())
+    }
     /// Follows a final symlink (but never out of the root).
     async fn stat(&self, key: &Key) -> Result<Metadata>;
     /// Does not follow a final symlink.
@@ -157,9 +174,10 @@ pub trait Storage: Send + Sync + 'static {
     async fn set_times(&self, key: &Key, accessed: SystemTime, modified: SystemTime) -> Result<()>;
     async fn set_mode(&self, key: &Key, mode: u32) -> Result<()>;
     async fn set_len(&self, key: &Key, len: u64) -> Result<()>;
-    /// Creates `link` pointing at `target` (both keys inside the root).
-    async fn symlink(&self, target: &Key, link: &Key) -> Result<()>;
-    async fn read_link(&self, key: &Key) -> Result<Key>;
+    /// Creates `link` pointing at `target` (which the caller has checked stays inside the root).
+    async fn symlink(&self, target: &LinkTarget, link: &Key) -> Result<()>;
+    /// What the link says; a target leading out of the root is refused.
+    async fn read_link(&self, key: &Key) -> Result<LinkTarget>;
     async fn hard_link(&self, existing: &Key, link: &Key) -> Result<()>;
     async fn capacity(&self) -> Result<Capacity>;
 }

@@ -377,11 +377,11 @@ impl Storage for ObjectStorage {
         Err(StorageError::Unsupported)
     }
 
-    async fn symlink(&self, _target: &Key, _link: &Key) -> Result<()> {
+    async fn symlink(&self, _target: &super::LinkTarget, _link: &Key) -> Result<()> {
         Err(StorageError::Unsupported)
     }
 
-    async fn read_link(&self, _key: &Key) -> Result<Key> {
+    async fn read_link(&self, _key: &Key) -> Result<super::LinkTarget> {
         Err(StorageError::Unsupported)
     }
 

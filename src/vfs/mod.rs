@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 /// Backend types the session layer works with, re-exported so it depends on `vfs` only.
 pub use crate::storage::{
-    Capacity, DirEntry, DirLister, EntryKind, Key, Metadata, ReadHandle, Storage, StorageError, WriteHandle,
-    WriteOptions,
+    Capacity, DirEntry, DirLister, EntryKind, Key, LinkTarget, Metadata, ReadHandle, Storage, StorageError,
+    WriteHandle, WriteOptions,
 };
-pub use mounts::{Located, MountSpec, Vfs};
+pub use mounts::{Located, MountSpec, Resolved, Vfs};
 pub use path::{PathError, VirtualPath};
 
 /// The configured backends by name: `default` is `[storage]`, the others `[storages.NAME]`.

@@ -47,6 +47,13 @@ impl Located<'_> {
     }
 }
 
+/// A virtual path with the symlinks on its way followed inside its mount: `path` is where the
+/// data really is (what rules are judged on), `at` the link-free key the backend is given.
+pub struct Resolved<'a> {
+    pub at: Located<'a>,
+    pub path: VirtualPath,
+}
+
 impl Vfs {
     /// `/` is `home` on the default backend unless a mount at `/` replaces it. Fails on a mount
     /// naming a backend the configuration does not have, or two mounts at one path.
@@ -92,6 +99,22 @@ impl Vfs {
         VirtualPath::parse(path.as_str())
     }
 
+    /// Follows the symlinks on the way to `path` (and a final one when `follow_final`) inside
+    /// its mount. A link landing where another mount shows would reach disk that the mount
+    /// hides from the user: refused as an escape.
+    pub async fn resolve(&self, path: &VirtualPath, follow_final: bool) -> Result<Resolved<'_>, StorageError> {
+        let at = self.locate(path);
+        let key = at.storage.resolve(&at.key, follow_final).await?;
+        if key == at.key {
+            return Ok(Resolved { at, path: path.clone() });
+        }
+        let real = self.virtual_path(&at, &key).map_err(|_| StorageError::Escapes)?;
+        if self.locate(&real).mount != at.mount {
+            return Err(StorageError::Escapes);
+        }
+        Ok(Resolved { at: Located { key, ..at }, path: real })
+    }
+
     /// The path is a mount point or a folder leading to one: removing or renaming it would
     /// pull the floor from under a mount, so the session refuses.
     pub fn holds_mount(&self, path: &VirtualPath) -> bool {
@@ -103,26 +126,18 @@ impl Vfs {
         self.root.as_ref()
     }
 
-    pub async fn stat(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        let at = self.locate(path);
-        match at.storage.stat(&at.key).await {
-            Err(StorageError::NotFound) if self.holds_mount(path) => Ok(folder()),
-            other => other,
-        }
-    }
-
-    pub async fn lstat(&self, path: &VirtualPath) -> Result<Metadata, StorageError> {
-        let at = self.locate(path);
-        match at.storage.lstat(&at.key).await {
-            Err(StorageError::NotFound) if self.holds_mount(path) => Ok(folder()),
+    /// Metadata of a resolved entry itself (its final link already followed or not, as asked).
+    pub async fn stat(&self, entry: &Resolved<'_>) -> Result<Metadata, StorageError> {
+        match entry.at.storage.lstat(&entry.at.key).await {
+            Err(StorageError::NotFound) if self.holds_mount(&entry.path) => Ok(folder()),
             other => other,
         }
     }
 
     /// The folder's entries, with the folders that lead to mount points added (a mount hides an
     /// entry of the same name underneath it).
-    pub async fn list(&self, path: &VirtualPath) -> Result<Box<dyn DirLister>, StorageError> {
-        let at = self.locate(path);
+    pub async fn list(&self, entry: &Resolved<'_>) -> Result<Box<dyn DirLister>, StorageError> {
+        let (at, path) = (&entry.at, &entry.path);
         let extra = self.mount_children(path);
         if extra.is_empty() {
             return at.storage.list(&at.key).await;
@@ -229,11 +244,13 @@ mod tests {
         assert_eq!(inbox.key.as_str(), "a.txt");
         assert!(!at.same_mount(&inbox));
         assert_eq!(vfs.locate(&path("/notes")).key.as_str(), "notes");
-        assert_eq!(vfs.stat(&path("/in/deep")).await.unwrap().kind, EntryKind::Dir);
-        assert!(matches!(vfs.stat(&path("/elsewhere")).await, Err(StorageError::NotFound)));
+        let deep = vfs.resolve(&path("/in/deep"), true).await.unwrap();
+        assert_eq!(vfs.stat(&deep).await.unwrap().kind, EntryKind::Dir);
+        let elsewhere = vfs.resolve(&path("/elsewhere"), true).await.unwrap();
+        assert!(matches!(vfs.stat(&elsewhere).await, Err(StorageError::NotFound)));
         assert!(vfs.holds_mount(&path("/in/deep")) && !vfs.holds_mount(&path("/notes")));
 
-        let mut lister = vfs.list(&path("/")).await.unwrap();
+        let mut lister = vfs.list(&vfs.resolve(&path("/"), true).await.unwrap()).await.unwrap();
         let names: Vec<String> = lister.next_batch(100).await.unwrap().into_iter().map(|e| e.name).collect();
         assert_eq!(names, ["in"]);
         assert!(lister.next_batch(100).await.unwrap().is_empty());

@@ -17,6 +17,13 @@ pub enum PathError {
     TooLong,
 }
 
+/// What `..` at the root means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AboveRoot {
+    Refuse,
+    Clamp,
+}
+
 /// Longest virtual path accepted, in bytes (PATH_MAX).
 const MAX_LEN: usize = 4096;
 
@@ -31,8 +38,19 @@ impl VirtualPath {
     }
 
     /// Resolves `raw` against `self` as the working directory: absolute `raw` starts from
-    /// the root, `.` is dropped, `..` goes up and may not rise above the root.
+    /// the root, `.` is dropped, `..` goes up and may not rise above the root (an error: for
+    /// configured homes, mounts and rules, where `..` past the top is a mistake).
     pub fn resolve(&self, raw: &str) -> Result<Self, PathError> {
+        self.normalise(raw, AboveRoot::Refuse)
+    }
+
+    /// Resolves a path a client sent, as a chroot does: `..` at the root stays at the root
+    /// (`cd ..` at `/`, `realpath("/../..")`), so walking up works and still never escapes.
+    pub fn navigate(&self, raw: &str) -> Result<Self, PathError> {
+        self.normalise(raw, AboveRoot::Clamp)
+    }
+
+    fn normalise(&self, raw: &str, above_root: AboveRoot) -> Result<Self, PathError> {
         if raw.contains('\0') {
             return Err(PathError::Nul);
         }
@@ -44,7 +62,7 @@ impl VirtualPath {
             match segment {
                 "" | "." => {}
                 ".." => {
-                    if parts.pop().is_none() {
+                    if parts.pop().is_none() && above_root == AboveRoot::Refuse {
                         return Err(PathError::Escapes);
                     }
                 }
@@ -119,6 +137,18 @@ mod tests {
         assert_eq!(VirtualPath::parse("a/../../b"), Err(PathError::Escapes));
         assert_eq!(VirtualPath::parse("a\0b"), Err(PathError::Nul));
         assert_eq!(VirtualPath::parse(&"a/".repeat(3000)), Err(PathError::TooLong));
+    }
+
+    #[test]
+    fn navigation_clamps_at_the_root_like_a_chroot() {
+        let root = VirtualPath::root();
+        assert_eq!(root.navigate("..").unwrap(), root);
+        assert_eq!(root.navigate("/../../..").unwrap(), root);
+        assert_eq!(root.navigate("../../etc/passwd").unwrap().as_str(), "/etc/passwd");
+        let cwd = VirtualPath::parse("/in/sub").unwrap();
+        assert_eq!(cwd.navigate("../../../x").unwrap().as_str(), "/x");
+        assert_eq!(cwd.navigate("..").unwrap().as_str(), "/in");
+        assert_eq!(cwd.navigate("a\0"), Err(PathError::Nul));
     }
 
     #[test]

@@ -51,13 +51,26 @@ def main():
     except FileNotFoundError:
         results["escape"] = "notfound"
 
+    # `..` at the top stays at the top, as under a chroot.
+    results["realpath_above_root"] = sftp.normalize("/../../..")
+    sftp.chdir("..")
+    results["cwd_after_cd_up"] = sftp.getcwd()
+    results["realpath_up_and_down"] = sftp.normalize("../../d/../t.txt")
+    sftp.chdir(None)
+
+    # readlink answers what the link says: relative as written, absolute as a jail path.
     sftp.symlink("t.txt", "link.txt")
     results["readlink"] = sftp.readlink("link.txt")
+    sftp.symlink("/t.txt", "abs-link.txt")
+    results["readlink_absolute"] = sftp.readlink("abs-link.txt")
+    with sftp.open("link.txt", "rb") as f:
+        results["read_through_link"] = f.read().decode()
     try:
-        sftp.symlink("/../../etc/passwd", "bad-link")
+        sftp.symlink("../../etc/passwd", "bad-link")
         results["bad_symlink"] = "ok"
     except IOError:
         results["bad_symlink"] = "error"
+    sftp.remove("abs-link.txt")
 
     sftp.utime("t.txt", (1_500_000_000, 1_500_000_000))
     results["mtime"] = sftp.stat("t.txt").st_mtime

@@ -385,6 +385,10 @@ async fn bad_input_and_bounce_attempts_get_the_right_replies() {
     assert!(raw.send(b"PORT 127,0,0,1,0,21").await.starts_with("504 "), "privileged port");
     assert!(raw.send(b"PORT 127,0,0,1,200,1").await.starts_with("200 "), "own address is fine");
     assert!(raw.send(b"RETR ../../../etc/passwd").await.starts_with("550 "), "traversal");
+    // `..` at the top stays at the top, as under vsftpd's chroot.
+    assert!(raw.send(b"CDUP").await.starts_with("250 "), "CDUP at the top");
+    assert!(raw.send(b"CWD ../../..").await.starts_with("250 "), "CWD above the top");
+    assert!(raw.send(b"PWD").await.starts_with("257 \"/\""), "still at the top");
     assert!(raw.send(b"MODE B").await.starts_with("504 "));
     assert!(raw.send(b"TYPE X").await.starts_with("504 "));
     assert!(raw.send(b"REST abc").await.starts_with("501 "));

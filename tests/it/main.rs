@@ -12,6 +12,7 @@ mod harness;
 mod http;
 mod layering;
 mod ldap;
+mod links;
 mod mounts;
 mod observability;
 mod openssh;

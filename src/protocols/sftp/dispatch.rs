@@ -478,10 +478,7 @@ impl Dispatcher {
                 // OpenSSH sends the target first and the new link second (the reverse of the
                 // draft); every common client follows OpenSSH.
                 let result = match self.path(&link.targetpath) {
-                    Ok(link_path) => match self.session.resolve(&link_path.parent(), &link.linkpath) {
-                        Ok(target) => self.session.symlink(&target, &link_path).await,
-                        Err(e) => Err(e),
-                    },
+                    Ok(link_path) => self.session.symlink(&link.linkpath, &link_path).await,
                     Err(e) => Err(e),
                 };
                 self.result(link.id, result).await;
