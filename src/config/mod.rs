@@ -141,6 +141,7 @@ fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
         part_size: r.size("part_size", 8 << 20, 5 << 20, 5 << 30) as usize,
         parts_in_flight: r.integer("parts_in_flight", 2, 1, 64) as usize,
         reorder_window: r.size("reorder_window", 16 << 20, 1 << 20, 1 << 30) as usize,
+        reorder_budget: r.size("reorder_budget", 256 << 20, 0, 1 << 40) as usize,
         read_block: r.size("read_block", 4 << 20, 64 << 10, 256 << 20) as usize,
         object_attributes: match r.string("object_attributes", "ignore").as_str() {
             "ignore" => ObjectAttributes::Ignore,
@@ -152,8 +153,16 @@ fn parse_storage(r: &mut Reader<'_>, default_root: PathBuf) -> StorageConfig {
         },
         max_retries: r.integer("max_retries", 5, 0, 100) as usize,
         retry_timeout: r.duration("retry_timeout", Duration::from_secs(30)),
+        request_timeout: r.duration("request_timeout", Duration::from_secs(30)),
+        complete_timeout: r.duration("complete_timeout", Duration::from_secs(15 * 60)),
         cross_mount_rename: CrossMountRename::Copy,
     };
+    if storage.request_timeout < Duration::from_secs(1) {
+        r.fail("request_timeout", "at least 1s: a store request needs time to answer");
+    }
+    if storage.complete_timeout < storage.request_timeout {
+        r.fail("complete_timeout", "at least request_timeout: completing a large upload takes longest");
+    }
     if matches!(backend, Backend::S3 | Backend::Gcs | Backend::Azure) && storage.bucket.is_empty() {
         r.fail("bucket", "an object backend needs a bucket (container for Azure)");
     }
@@ -230,6 +239,8 @@ pub struct StorageConfig {
     pub part_size: usize,
     pub parts_in_flight: usize,
     pub reorder_window: usize,
+    /// Bytes of early writes all uploads of the backend hold in memory together.
+    pub reorder_budget: usize,
     pub read_block: usize,
     /// Time and mode changes on object backends (which cannot store them).
     pub object_attributes: ObjectAttributes,
@@ -237,6 +248,11 @@ pub struct StorageConfig {
     /// an error (object_store's default is 3 minutes, which clients read as a hang).
     pub max_retries: usize,
     pub retry_timeout: Duration,
+    /// Limit of one everyday store request (object_store's `timeout`).
+    pub request_timeout: Duration,
+    /// Limit of one multipart completion or server-side copy, which take as long as the object
+    /// is big (S3 can spend minutes on one).
+    pub complete_timeout: Duration,
     /// What a rename from one mount to another does (read from `[storage]` only).
     pub cross_mount_rename: CrossMountRename,
 }

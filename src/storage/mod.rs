@@ -2,6 +2,7 @@
 //! protocols. Shaped for object stores too: ranged reads, writes that commit on close,
 //! listings fetched in batches. Uses `config` and `types`.
 
+mod clients;
 pub mod local;
 mod metered;
 mod multipart;
@@ -14,7 +15,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 
 pub use local::LocalStorage;
-pub use object::{ObjectOptions, ObjectStorage};
+pub use object::{ObjectOptions, ObjectStorage, ReorderBudget};
 
 /// A backend-relative key: `/`-separated, no leading slash, no `.`/`..`; "" is the root.
 /// Only `vfs` builds keys, after normalising the virtual path.
@@ -227,96 +228,25 @@ pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dy
 
 fn open_unmetered(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
     use crate::config::Backend;
-    use object_store::ObjectStore;
-    use object_store::list::PaginatedListStore;
 
     let options = ObjectOptions {
         part_size: config.part_size,
         parts_in_flight: config.parts_in_flight,
         reorder_window: config.reorder_window,
+        reorder_budget: config.reorder_budget,
         read_block: config.read_block,
         ignore_attributes: config.object_attributes == crate::config::ObjectAttributes::Ignore,
     };
-    let object =
-        |store: Arc<dyn ObjectStore>, pages: Option<Arc<dyn PaginatedListStore>>| -> Arc<dyn Storage> {
-            Arc::new(ObjectStorage::new(store, pages, &config.prefix, options))
-        };
-    let build_error = |e: object_store::Error| format!("storage: {e}");
-    let retry = object_store::RetryConfig {
-        max_retries: config.max_retries,
-        retry_timeout: config.retry_timeout,
-        ..Default::default()
+    let object = |stores: object::stores::Stores| -> Arc<dyn Storage> {
+        Arc::new(ObjectStorage::with_stores(stores, &config.prefix, options))
     };
     match config.backend {
         Backend::Local => LocalStorage::new(&config.root)
             .map(|s| Arc::new(s) as Arc<dyn Storage>)
             .map_err(|e| format!("storage.root {}: {e}", config.root.display())),
-        Backend::Memory => Ok(object(Arc::new(object_store::memory::InMemory::new()), None)),
-        Backend::S3 => {
-            let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                .with_bucket_name(&config.bucket)
-                .with_retry(retry)
-                .with_allow_http(config.allow_http)
-                .with_virtual_hosted_style_request(!config.path_style);
-            if let Some(endpoint) = &config.endpoint {
-                builder = builder.with_endpoint(endpoint);
-            }
-            if let Some(region) = &config.region {
-                builder = builder.with_region(region);
-            }
-            if config.checksum_sha256 {
-                // The checksum itself (x-amz-checksum-sha256), and the header SDKs send to announce
-                // it, which some S3-compatible stores look for before accepting Object Lock writes.
-                let mut headers = reqwest::header::HeaderMap::new();
-                headers.insert(
-                    "x-amz-sdk-checksum-algorithm",
-                    reqwest::header::HeaderValue::from_static("SHA256"),
-                );
-                builder = builder
-                    .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-                    // Replaces the client options, so `allow_http` is set again here.
-                    .with_client_options(
-                        object_store::ClientOptions::new()
-                            .with_allow_http(config.allow_http)
-                            .with_default_headers(headers),
-                    );
-            }
-            if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
-                builder = builder.with_access_key_id(id.expose()).with_secret_access_key(secret.expose());
-            }
-            let s3 = Arc::new(builder.build().map_err(build_error)?);
-            Ok(object(s3.clone(), Some(s3)))
+        Backend::Memory => {
+            Ok(object(object::stores::Stores::single(Arc::new(object_store::memory::InMemory::new()))))
         }
-        Backend::Gcs => {
-            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
-                .with_bucket_name(&config.bucket)
-                .with_retry(retry);
-            if let Some(file) = &config.service_account_file {
-                builder = builder.with_service_account_path(file.to_string_lossy());
-            }
-            if let Some(endpoint) = &config.endpoint {
-                builder = builder.with_base_url(endpoint);
-            }
-            let gcs = builder.build().map_err(build_error)?;
-            let gcs = Arc::new(gcs);
-            Ok(object(gcs.clone(), Some(gcs)))
-        }
-        Backend::Azure => {
-            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
-                .with_container_name(&config.bucket)
-                .with_retry(retry)
-                .with_allow_http(config.allow_http);
-            if let Some(account) = &config.account {
-                builder = builder.with_account(account);
-            }
-            if let Some(endpoint) = &config.endpoint {
-                builder = builder.with_endpoint(endpoint.clone());
-            }
-            if let Some(key) = &config.secret_access_key {
-                builder = builder.with_access_key(key.expose());
-            }
-            let azure = Arc::new(builder.build().map_err(build_error)?);
-            Ok(object(azure.clone(), Some(azure)))
-        }
+        Backend::S3 | Backend::Gcs | Backend::Azure => clients::open(config).map(object),
     }
 }

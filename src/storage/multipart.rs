@@ -1,10 +1,15 @@
 //! A multipart upload fed with owned chunks (no copies), with a bounded number of parts in
 //! flight and parts that grow as the upload grows, so the stores' 10,000-part limit is never
-//! reached without knowing the size in advance (SFTP and FTP do not announce it).
+//! reached without knowing the size in advance (SFTP and FTP do not announce it). Parts go
+//! through the everyday client; the completion through the long one (`object::stores`).
 
 use bytes::Bytes;
-use object_store::{MultipartUpload, PutPayload, PutPayloadMut};
+use object_store::multipart::PartId;
+use object_store::path::Path;
+use object_store::{MultipartId, PutPayload, PutPayloadMut};
 use tokio::task::JoinSet;
+
+use super::object::stores::{Expected, Stores};
 
 /// Parts are `part_size` for the first 1,000, then twice that for the next 1,000, and so on:
 /// with 8 MiB parts 10,000 parts hold ~8 TB, beyond S3's 5 TiB object limit.
@@ -13,22 +18,40 @@ const PARTS_PER_SIZE: usize = 1000;
 const MAX_PART: usize = 5 << 30;
 
 pub struct GrowingMultipart {
-    upload: Box<dyn MultipartUpload>,
-    in_flight: JoinSet<object_store::Result<()>>,
+    stores: Stores,
+    path: Path,
+    id: MultipartId,
+    in_flight: JoinSet<object_store::Result<(usize, PartId)>>,
+    /// Finished parts by index.
+    done: Vec<Option<PartId>>,
     part: PutPayloadMut,
     parts_started: usize,
     base: usize,
+    bytes: u64,
+    /// The e_tag the path held when the upload began (see `Expected`).
+    replaces: Option<String>,
 }
 
 impl GrowingMultipart {
-    pub fn new(upload: Box<dyn MultipartUpload>, part_size: usize) -> Self {
-        Self {
-            upload,
+    pub async fn start(
+        stores: Stores,
+        path: Path,
+        part_size: usize,
+        replaces: Option<String>,
+    ) -> object_store::Result<Self> {
+        let id = stores.multipart.create_multipart(&path).await?;
+        Ok(Self {
+            stores,
+            path,
+            id,
             in_flight: JoinSet::new(),
+            done: Vec::new(),
             part: PutPayloadMut::new(),
             parts_started: 0,
             base: part_size,
-        }
+            bytes: 0,
+            replaces,
+        })
     }
 
     /// The size of the part being filled.
@@ -46,16 +69,24 @@ impl GrowingMultipart {
     }
 
     async fn join_one(&mut self) -> object_store::Result<()> {
-        match self.in_flight.join_next().await {
-            Some(Ok(result)) => result,
-            Some(Err(e)) => Err(object_store::Error::Generic { store: "multipart", source: Box::new(e) }),
-            None => Ok(()),
+        let (index, part) = match self.in_flight.join_next().await {
+            Some(Ok(result)) => result?,
+            Some(Err(e)) => {
+                return Err(object_store::Error::Generic { store: "multipart", source: Box::new(e) });
+            }
+            None => return Ok(()),
+        };
+        if self.done.len() <= index {
+            self.done.resize(index + 1, None);
         }
+        self.done[index] = Some(part);
+        Ok(())
     }
 
     /// Adds data; every full part starts uploading at once (callers bound that with
     /// `wait_for_capacity`).
     pub fn put(&mut self, mut data: Bytes) {
+        self.bytes += data.len() as u64;
         while !data.is_empty() {
             let room = self.part_size() - self.part.content_length();
             if data.len() < room {
@@ -69,27 +100,41 @@ impl GrowingMultipart {
 
     fn start_part(&mut self) {
         let payload: PutPayload = std::mem::take(&mut self.part).freeze();
+        let index = self.parts_started;
         self.parts_started += 1;
-        self.in_flight.spawn(self.upload.put_part(payload));
+        let (multipart, path, id) = (self.stores.multipart.clone(), self.path.clone(), self.id.clone());
+        self.in_flight.spawn(async move {
+            multipart.put_part(&path, &id, index, payload).await.map(|part| (index, part))
+        });
     }
 
-    /// Uploads the rest and completes: the object appears now, whole.
+    /// Uploads the rest and completes: the object appears now, whole. A failed part aborts the
+    /// upload; a failed completion does not (it may still be running in the store).
     pub async fn finish(mut self) -> object_store::Result<()> {
         if !self.part.is_empty() || self.parts_started == 0 {
             self.start_part();
         }
         while !self.in_flight.is_empty() {
             if let Err(e) = self.join_one().await {
-                let _ = self.upload.abort().await;
+                let _ = self.abort().await;
                 return Err(e);
             }
         }
-        self.upload.complete().await.map(|_| ())
+        let parts: Option<Vec<PartId>> = std::mem::take(&mut self.done).into_iter().collect();
+        let Some(parts) = parts else {
+            let _ = self.abort().await;
+            return Err(object_store::Error::Generic {
+                store: "multipart",
+                source: "a part of the upload is missing".into(),
+            });
+        };
+        let expected = Expected { size: self.bytes, replaces: self.replaces.clone() };
+        self.stores.complete(&self.path, &self.id, parts, &expected).await
     }
 
     pub async fn abort(mut self) -> object_store::Result<()> {
         self.in_flight.shutdown().await;
-        self.upload.abort().await
+        self.stores.multipart.abort_multipart(&self.path, &self.id).await
     }
 }
 
@@ -98,14 +143,14 @@ mod tests {
     use super::*;
     use object_store::ObjectStoreExt;
     use object_store::memory::InMemory;
-    use object_store::path::Path;
+    use std::sync::Arc;
 
     #[tokio::test]
     async fn parts_grow_and_the_object_is_whole() {
-        let store = InMemory::new();
+        let store = Arc::new(InMemory::new());
         let path = Path::from("big");
-        let upload = store.put_multipart(&path).await.unwrap();
-        let mut multipart = GrowingMultipart::new(upload, 10);
+        let mut multipart =
+            GrowingMultipart::start(Stores::single(store.clone()), path.clone(), 10, None).await.unwrap();
         assert_eq!(multipart.part_size(), 10);
         let data: Vec<u8> = (0..30_000u32).map(|i| (i % 251) as u8).collect();
         for chunk in data.chunks(7) {

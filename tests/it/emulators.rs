@@ -170,7 +170,12 @@ impl Emulator {
 
     /// A `[storage]` section for this emulator with homes under `prefix`.
     pub fn config(&self, prefix: &str) -> String {
-        let (bucket, endpoint) = (&self.bucket, self.endpoint());
+        self.config_via(prefix, &self.endpoint())
+    }
+
+    /// The same, reaching the emulator through `endpoint` (a `Front`).
+    pub fn config_via(&self, prefix: &str, endpoint: &str) -> String {
+        let bucket = &self.bucket;
         let common = format!(
             "[storage]\nbucket = \"{bucket}\"\nprefix = \"{prefix}\"\npart_size = \"5MiB\"\n\
              max_retries = 2\nretry_timeout = \"3s\"\n"
@@ -206,4 +211,104 @@ impl Emulator {
         let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
         ferry::storage::open(&config.storage).unwrap()
     }
+}
+
+/// What a `Front` does to the store's long requests (multipart completions and copies).
+#[derive(Debug, Clone, Copy)]
+pub enum Stall {
+    /// Forwards the request, then holds the reply this long: a store assembling a large object.
+    Reply(Duration),
+    /// Forwards the request and never answers: the reply is lost, the store did the work.
+    LoseReply,
+}
+
+/// An HTTP front on a loopback port that forwards everything to an emulator and stalls the long
+/// requests as `Stall` says, counting those that reached the store. Stopped on drop.
+pub struct Front {
+    pub endpoint: String,
+    completions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    copies: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+struct FrontState {
+    upstream: String,
+    stall: Stall,
+    client: reqwest::Client,
+    completions: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    copies: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Front {
+    pub async fn start(emulator: &Emulator, stall: Stall) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let state = FrontState {
+            upstream: emulator.endpoint(),
+            stall,
+            client: reqwest::Client::new(),
+            completions: Default::default(),
+            copies: Default::default(),
+        };
+        let (completions, copies) = (state.completions.clone(), state.copies.clone());
+        let app = axum::Router::new().fallback(forward).with_state(state);
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { endpoint, completions, copies, task }
+    }
+
+    /// CompleteMultipartUpload requests that reached the store.
+    pub fn completions(&self) -> usize {
+        self.completions.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// CopyObject requests that reached the store.
+    pub fn copies(&self) -> usize {
+        self.copies.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    axum::extract::State(front): axum::extract::State<FrontState>,
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::sync::atomic::Ordering;
+    let (parts, body) = request.into_parts();
+    let Ok(body) = axum::body::to_bytes(body, 256 << 20).await else {
+        return reqwest::StatusCode::BAD_REQUEST.into_response();
+    };
+    let query = parts.uri.query().unwrap_or("");
+    let completion = parts.method == reqwest::Method::POST && query.contains("uploadId=");
+    let copy = parts.headers.contains_key("x-amz-copy-source");
+    let url = format!("{}{}", front.upstream, parts.uri.path_and_query().map_or("/", |p| p.as_str()));
+    let mut headers = parts.headers.clone();
+    for hop in ["host", "content-length", "connection", "transfer-encoding"] {
+        headers.remove(hop);
+    }
+    let reply = front.client.request(parts.method, url).headers(headers).body(body).send().await;
+    let Ok(reply) = reply else { return reqwest::StatusCode::BAD_GATEWAY.into_response() };
+    let status = reply.status();
+    // Content-Length stays: a HEAD's tells the object's size.
+    let mut headers = reply.headers().clone();
+    for hop in ["connection", "transfer-encoding"] {
+        headers.remove(hop);
+    }
+    let Ok(bytes) = reply.bytes().await else { return reqwest::StatusCode::BAD_GATEWAY.into_response() };
+    if completion || copy {
+        (if completion { &front.completions } else { &front.copies }).fetch_add(1, Ordering::SeqCst);
+        match front.stall {
+            Stall::Reply(delay) => tokio::time::sleep(delay).await,
+            Stall::LoseReply => std::future::pending::<()>().await,
+        }
+    }
+    (status, headers, bytes).into_response()
 }

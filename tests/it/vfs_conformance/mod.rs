@@ -12,6 +12,10 @@ use ferry::storage::{
 use crate::emulators::{Emulator, Kind};
 use crate::harness::payload;
 
+mod budget;
+mod long_requests;
+mod names;
+
 fn key(path: &str) -> Key {
     Key::from_segments(path.split('/').filter(|s| !s.is_empty()))
 }
@@ -194,6 +198,7 @@ async fn object_store_refuses_what_objects_cannot_do() {
             part_size: 5 << 20,
             parts_in_flight: 1,
             reorder_window: 1 << 20,
+            reorder_budget: 16 << 20,
             read_block: 1 << 20,
             ignore_attributes: false,
         },
@@ -226,27 +231,47 @@ async fn object_store_refuses_what_objects_cannot_do() {
 #[tokio::test]
 async fn filepart_uploads_land_at_the_final_key_without_a_copy() {
     let memory = Arc::new(object_store::memory::InMemory::new());
-    let store = ObjectStorage::new(memory, None, "", ObjectOptions::default());
+    let store = ObjectStorage::new(memory.clone(), None, "", ObjectOptions::default());
     store.mkdir(&key("d")).await.unwrap();
-    write(&store, "d/report.csv", b"old").await;
     let w = store.open_write(&key("d/report.csv.filepart"), new_file()).await.unwrap();
     w.write_at(0, Bytes::from_static(b"new content")).await.unwrap();
-    // Until it is complete, neither name shows the new data.
-    assert_eq!(read_all(&store, "d/report.csv").await, b"old");
     w.commit().await.unwrap();
-    // The data already sits at the final key; the temporary name answers for it until renamed.
-    assert_eq!(names(&store, "d").await, ["report.csv"]);
+    // The data sits at the final key, but until the rename only the temporary name exists.
+    use object_store::ObjectStoreExt;
+    assert!(memory.head(&object_store::path::Path::from("d/report.csv")).await.is_ok());
+    assert_eq!(names(&store, "d").await, ["report.csv.filepart"]);
     assert_eq!(store.stat(&key("d/report.csv.filepart")).await.unwrap().size, 11);
-    // A client that deletes the old file before renaming must not lose the upload.
-    store.remove(&key("d/report.csv")).await.unwrap();
+    assert_eq!(read_all(&store, "d/report.csv.filepart").await, b"new content");
+    assert!(matches!(store.stat(&key("d/report.csv")).await, Err(StorageError::NotFound)));
+    assert!(matches!(store.remove(&key("d/report.csv")).await, Err(StorageError::NotFound)));
     store.rename(&key("d/report.csv.filepart"), &key("d/report.csv")).await.unwrap();
     assert_eq!(read_all(&store, "d/report.csv").await, b"new content");
+    assert_eq!(names(&store, "d").await, ["report.csv"]);
     assert!(matches!(store.stat(&key("d/report.csv.filepart")).await, Err(StorageError::NotFound)));
+    // With the final name present, NAME.filepart is a file of its own: NAME keeps its data, and
+    // removing NAME removes it (WinSCP without an overwriting rename), then the rename copies.
+    let w = store.open_write(&key("d/report.csv.filepart"), new_file()).await.unwrap();
+    w.write_at(0, Bytes::from_static(b"newer")).await.unwrap();
+    w.commit().await.unwrap();
+    assert_eq!(names(&store, "d").await, ["report.csv", "report.csv.filepart"]);
+    assert_eq!(read_all(&store, "d/report.csv").await, b"new content");
+    store.remove(&key("d/report.csv")).await.unwrap();
+    assert_eq!(names(&store, "d").await, ["report.csv.filepart"]);
+    store.rename(&key("d/report.csv.filepart"), &key("d/report.csv")).await.unwrap();
+    assert_eq!(read_all(&store, "d/report.csv").await, b"newer");
     // A dropped .filepart upload leaves the old file alone.
     let w = store.open_write(&key("d/report.csv.filepart"), new_file()).await.unwrap();
     w.write_at(0, Bytes::from_static(b"partial")).await.unwrap();
     drop(w);
-    assert_eq!(read_all(&store, "d/report.csv").await, b"new content");
+    assert_eq!(read_all(&store, "d/report.csv").await, b"newer");
+    assert_eq!(names(&store, "d").await, ["report.csv"]);
+    // A pending upload removed under its temporary name is gone under both.
+    let w = store.open_write(&key("d/gone.txt.filepart"), new_file()).await.unwrap();
+    w.write_at(0, Bytes::from_static(b"x")).await.unwrap();
+    w.commit().await.unwrap();
+    store.remove(&key("d/gone.txt.filepart")).await.unwrap();
+    assert_eq!(names(&store, "d").await, ["report.csv"]);
+    assert!(memory.head(&object_store::path::Path::from("d/gone.txt")).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
