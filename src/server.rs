@@ -319,8 +319,12 @@ fn authenticators(
         chain.push(match backend {
             AuthBackend::Local => Timed::wrap(
                 Arc::new(
-                    LocalAuthenticator::new(state.clone(), Arc::clone(&hasher), config.auth.default_upload_mode)
-                        .with_tokens(Arc::clone(tokens)),
+                    LocalAuthenticator::new(
+                        state.clone(),
+                        Arc::clone(&hasher),
+                        config.auth.default_upload_mode,
+                    )
+                    .with_tokens(Arc::clone(tokens)),
                 ),
                 "local",
             ),
@@ -344,8 +348,8 @@ fn authenticators(
         // Bearer tokens are issued to every user and answered by the local authenticator.
         let tokens_only =
             LocalAuthenticator::new(state.clone(), Arc::clone(&hasher), config.auth.default_upload_mode)
-            .with_tokens(Arc::clone(tokens))
-            .tokens_only();
+                .with_tokens(Arc::clone(tokens))
+                .tokens_only();
         chain.insert(0, Arc::new(tokens_only));
     }
     Ok(if chain.len() == 1 { chain.remove(0) } else { Arc::new(Chain::new(chain)) })

@@ -87,7 +87,9 @@ impl HttpAuthenticator {
         // Without a home in the answer, `/{user}`: never the storage root for a name like `.`.
         let home = match answer.home {
             Some(home) => validate_home(&home).map(|()| home).map_err(&malformed)?,
-            None => home_from_template("/{user}", user).map_err(|_| AuthError::Denied(Denial::UnknownUser))?,
+            None => {
+                home_from_template("/{user}", user).map_err(|_| AuthError::Denied(Denial::UnknownUser))?
+            }
         };
         let upload_mode = match answer.upload_mode.as_deref() {
             None => self.default_upload_mode,

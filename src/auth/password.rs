@@ -151,11 +151,15 @@ mod tests {
         assert!(!hasher.verify(None, "correct horse".into()).await.unwrap());
         assert!(matches!(hash(""), Err(HashError::Empty)));
         // Several checks at once share the two threads and all get the right answer.
-        let checks = (0..6).map(|i| {
-            let (hasher, a) = (Arc::clone(&hasher), a.clone());
-            async move { hasher.verify(Some(a), (if i % 2 == 0 { "correct horse" } else { "nope" }).into()).await }
-        });
-        let results: Vec<bool> = futures::future::join_all(checks).await.into_iter().map(Result::unwrap).collect();
+        let checks =
+            (0..6).map(|i| {
+                let (hasher, a) = (Arc::clone(&hasher), a.clone());
+                async move {
+                    hasher.verify(Some(a), (if i % 2 == 0 { "correct horse" } else { "nope" }).into()).await
+                }
+            });
+        let results: Vec<bool> =
+            futures::future::join_all(checks).await.into_iter().map(Result::unwrap).collect();
         assert_eq!(results, [true, false, true, false, true, false]);
     }
 
@@ -182,9 +186,10 @@ mod tests {
         // The only thread is held; this job takes the queue's one place.
         assert!(hasher.jobs.try_send(Box::new(|_: &mut Vec<Block>| {})).is_ok());
         let before = crate::telemetry::metrics::metrics().password_checks_refused.get();
-        let refused = tokio::time::timeout(std::time::Duration::from_secs(10), hasher.verify(None, "y".into()))
-            .await
-            .expect("refused without waiting for the pool");
+        let refused =
+            tokio::time::timeout(std::time::Duration::from_secs(10), hasher.verify(None, "y".into()))
+                .await
+                .expect("refused without waiting for the pool");
         assert_eq!(refused, Err(Busy));
         assert!(crate::telemetry::metrics::metrics().password_checks_refused.get() > before, "counted");
         release.send(()).unwrap();

@@ -143,9 +143,8 @@ impl TokenKeys {
         }
         let now = chrono::Utc::now().timestamp();
         let exp = now.saturating_add(secs(self.ttl)).min(claims.life_ends(self.max_life)?);
-        (exp > claims.exp).then(|| {
-            self.sign(Claims { exp, ext: ExternalIdentity::of(identity), ..claims.clone() })
-        })
+        (exp > claims.exp)
+            .then(|| self.sign(Claims { exp, ext: ExternalIdentity::of(identity), ..claims.clone() }))
     }
 
     fn sign(&self, claims: Claims) -> (String, Claims) {

@@ -217,13 +217,25 @@ async fn an_api_key_cannot_mint_keys_or_tokens() {
         .await
         .unwrap();
     assert_eq!(more.status(), StatusCode::FORBIDDEN);
-    let by_bearer =
-        http.post(url(&srv, "/api/v1/keys")).bearer_auth(&key).json(&json!({"name": "x"})).send().await.unwrap();
+    let by_bearer = http
+        .post(url(&srv, "/api/v1/keys"))
+        .bearer_auth(&key)
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(by_bearer.status(), StatusCode::FORBIDDEN);
     let token = http.post(url(&srv, "/api/v1/auth/token")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(token.status(), StatusCode::FORBIDDEN);
-    let listed: Value =
-        http.get(url(&srv, "/api/v1/keys")).header("x-api-key", &key).send().await.unwrap().json().await.unwrap();
+    let listed: Value = http
+        .get(url(&srv, "/api/v1/keys"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(listed.as_array().map(Vec::len), Some(1), "no key was created");
     assert_eq!(
         http.get(url(&srv, "/api/v1/me")).header("x-api-key", &key).send().await.unwrap().status(),

@@ -187,7 +187,8 @@ impl FromRequestParts<AppState> for Authed {
             }
         };
         let session = app.sessions.open(&identity, &conn, Protocol::Https).await?;
-        if let (true, Some(token), Some(slot)) = (from_cookie, &token, parts.extensions.get::<CookieLogin>()) {
+        if let (true, Some(token), Some(slot)) = (from_cookie, &token, parts.extensions.get::<CookieLogin>())
+        {
             slot.set(token);
         }
         Ok(Self { session, identity, token, by_api_key })

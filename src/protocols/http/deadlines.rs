@@ -23,7 +23,8 @@ use super::error::ApiError;
 
 /// Whether a request's body is a file upload (streamed, any size, any duration).
 fn is_upload(method: &Method, path: &str) -> bool {
-    matches!(*method, Method::PUT | Method::POST) && (path == "/api/v1/files" || path.starts_with("/api/v1/files/"))
+    matches!(*method, Method::PUT | Method::POST)
+        && (path == "/api/v1/files" || path.starts_with("/api/v1/files/"))
 }
 
 /// Applies the body deadlines: small bodies are read here, whole, within `body_timeout`

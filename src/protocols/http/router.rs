@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::error::ApiError;
-use crate::session::ConnectionInfo;
 use super::{AppState, admin_api, auth, browser, files, keys, openapi, tokens};
+use crate::session::ConnectionInfo;
 
 /// JSON bodies are small; uploads stream and are not limited by this.
 pub(super) const JSON_LIMIT: usize = 64 << 10;
