@@ -17,6 +17,7 @@ use crate::auth::chain::Chain;
 use crate::auth::http::HttpAuthenticator;
 use crate::auth::ldap::LdapAuthenticator;
 use crate::auth::local::LocalAuthenticator;
+use crate::auth::password::Hasher;
 use crate::auth::timed::Timed;
 use crate::auth::token::TokenKeys;
 use crate::config::{AuthBackend, Config};
@@ -113,7 +114,8 @@ pub async fn start(
     let tokens = Arc::new(
         TokenKeys::load(state.clone(), config.https.token_ttl)
             .await
-            .context("loading the token signing key")?,
+            .context("loading the token signing key")?
+            .with_max_life(config.https.session_max_life),
     );
     let auth = authenticators(&config, &state, &tokens)?;
     let sessions = SessionFactory::new(auth, backends, config.storage.cross_mount_rename, audit.clone())
@@ -311,12 +313,18 @@ fn authenticators(
     tokens: &Arc<TokenKeys>,
 ) -> anyhow::Result<Arc<dyn Authenticator>> {
     let mut chain: Vec<Arc<dyn Authenticator>> = Vec::new();
+    // One pool of password-hashing threads for the server, apart from tokio's blocking pool.
+    let hasher = Hasher::new(config.auth.hash_threads, config.auth.hash_queue);
     for backend in &config.auth.chain {
         chain.push(match backend {
             AuthBackend::Local => Timed::wrap(
                 Arc::new(
-                    LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
-                        .with_tokens(Arc::clone(tokens)),
+                    LocalAuthenticator::new(
+                        state.clone(),
+                        Arc::clone(&hasher),
+                        config.auth.default_upload_mode,
+                    )
+                    .with_tokens(Arc::clone(tokens)),
                 ),
                 "local",
             ),
@@ -338,9 +346,10 @@ fn authenticators(
     }
     if !config.auth.chain.contains(&AuthBackend::Local) {
         // Bearer tokens are issued to every user and answered by the local authenticator.
-        let tokens_only = LocalAuthenticator::new(state.clone(), config.auth.default_upload_mode)
-            .with_tokens(Arc::clone(tokens))
-            .tokens_only();
+        let tokens_only =
+            LocalAuthenticator::new(state.clone(), Arc::clone(&hasher), config.auth.default_upload_mode)
+                .with_tokens(Arc::clone(tokens))
+                .tokens_only();
         chain.insert(0, Arc::new(tokens_only));
     }
     Ok(if chain.len() == 1 { chain.remove(0) } else { Arc::new(Chain::new(chain)) })

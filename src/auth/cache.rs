@@ -26,15 +26,16 @@ impl Cached {
         Self { inner, ttl, entries: Mutex::new(HashMap::new()) }
     }
 
-    /// SHA-256 of the protocol, the user and the credential (a service may decide by protocol):
-    /// the cache never holds a password.
+    /// SHA-256 of the protocol, the peer address, the user and the credential (the HTTP
+    /// service receives both and may decide by them): the cache never holds a password.
     fn key(user: &str, credentials: &Credentials, context: &AuthContext) -> Option<Vec<u8>> {
         let secret = match credentials {
             Credentials::Password(p) => format!("p\0{}", p.expose()),
             Credentials::PublicKey(k) => format!("k\0{k}"),
             Credentials::Token(_) | Credentials::ApiKey(_) => return None,
         };
-        let text = format!("{}\0{user}\0{secret}", context.protocol.as_str());
+        let peer = context.peer.0.map(|a| a.ip().to_string()).unwrap_or_default();
+        let text = format!("{}\0{peer}\0{user}\0{secret}", context.protocol.as_str());
         Some(digest::digest(&digest::SHA256, text.as_bytes()).as_ref().to_vec())
     }
 }
@@ -73,6 +74,11 @@ impl Authenticator for Cached {
             entries.remove(&key);
         }
         result
+    }
+
+    /// Never from the cache: a re-check exists to hear what the source says now.
+    async fn recheck(&self, identity: &Identity, context: &AuthContext) -> Result<Identity, AuthError> {
+        self.inner.recheck(identity, context).await
     }
 }
 
@@ -134,5 +140,27 @@ mod tests {
             cache.authenticate("u", &right, &context).await.is_err(),
             "the source decides again after the TTL"
         );
+    }
+
+    /// The HTTP service is told the peer address and may decide by it: a success for one
+    /// address is never reused for another.
+    #[tokio::test(start_paused = true)]
+    async fn the_peer_address_is_part_of_the_key() {
+        let inner = Arc::new(Counting { calls: AtomicU32::new(0), allow: true.into() });
+        let cache = Cached::new(inner.clone(), Duration::from_secs(30));
+        let from = |ip: &str| AuthContext {
+            protocol: Protocol::Ssh,
+            peer: PeerAddr(Some(format!("{ip}:2222").parse().unwrap())),
+        };
+        let right = Credentials::Password(Secret::new("right".into()));
+        assert!(cache.authenticate("u", &right, &from("192.0.2.1")).await.is_ok());
+        assert!(cache.authenticate("u", &right, &from("192.0.2.1")).await.is_ok());
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 1);
+        inner.allow.store(false, Ordering::SeqCst);
+        assert!(
+            cache.authenticate("u", &right, &from("198.51.100.9")).await.is_err(),
+            "another address is asked, and the service refuses it"
+        );
+        assert_eq!(inner.calls.load(Ordering::SeqCst), 2);
     }
 }

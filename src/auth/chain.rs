@@ -43,6 +43,16 @@ impl Authenticator for Chain {
             None => AuthError::Denied(Denial::UnknownUser),
         })
     }
+
+    async fn recheck(&self, identity: &Identity, context: &AuthContext) -> Result<Identity, AuthError> {
+        for backend in &self.backends {
+            match backend.recheck(identity, context).await {
+                Err(AuthError::Denied(Denial::UnknownUser)) => continue,
+                answer => return answer,
+            }
+        }
+        Err(AuthError::Denied(Denial::UnknownUser))
+    }
 }
 
 #[cfg(test)]

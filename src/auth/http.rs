@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, validate_home, validate_mount,
-    validate_rule,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, validate_home,
+    validate_mount, validate_rule,
 };
 use crate::config::AuthHttpConfig;
 use crate::state::{MountRecord, RuleRecord};
@@ -30,7 +30,13 @@ struct Request<'a> {
     public_key: Option<&'a str>,
     protocol: &'static str,
     peer_address: Option<String>,
+    /// A browser session sliding: no credential, only "is this user still allowed, and as what?".
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    recheck: bool,
 }
+
+/// The largest answer read; the answer is a small JSON object.
+const MAX_ANSWER: usize = 64 << 10;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,8 +84,13 @@ impl HttpAuthenticator {
         for mount in &answer.mounts {
             validate_mount(mount).map_err(&malformed)?;
         }
-        let home = answer.home.unwrap_or_else(|| format!("/{user}"));
-        validate_home(&home).map_err(&malformed)?;
+        // Without a home in the answer, `/{user}`: never the storage root for a name like `.`.
+        let home = match answer.home {
+            Some(home) => validate_home(&home).map(|()| home).map_err(&malformed)?,
+            None => {
+                home_from_template("/{user}", user).map_err(|_| AuthError::Denied(Denial::UnknownUser))?
+            }
+        };
         let upload_mode = match answer.upload_mode.as_deref() {
             None => self.default_upload_mode,
             Some(mode) => {
@@ -128,13 +139,45 @@ impl Authenticator for HttpAuthenticator {
             public_key,
             protocol: context.protocol.as_str(),
             peer_address: context.peer.0.map(|a| a.ip().to_string()),
+            recheck: false,
         };
-        let mut request = self.client.post(&self.url).json(&body);
+        let answer = self.ask(&body).await?;
+        if !answer.allow {
+            return Err(AuthError::Denied(Denial::RefusedByService));
+        }
+        self.identity(user, answer)
+    }
+
+    async fn recheck(&self, identity: &Identity, context: &AuthContext) -> Result<Identity, AuthError> {
+        if identity.source != "http" {
+            return Err(AuthError::Denied(Denial::UnknownUser));
+        }
+        let body = Request {
+            username: &identity.user,
+            password: None,
+            public_key: None,
+            protocol: context.protocol.as_str(),
+            peer_address: context.peer.0.map(|a| a.ip().to_string()),
+            recheck: true,
+        };
+        let answer = self.ask(&body).await?;
+        if !answer.allow {
+            return Err(AuthError::Denied(Denial::RefusedByService));
+        }
+        self.identity(&identity.user, answer)
+    }
+}
+
+impl HttpAuthenticator {
+    /// POSTs one question and reads the answer, at most `MAX_ANSWER` bytes whatever the
+    /// framing (a chunked body is counted as it arrives, never read whole first).
+    async fn ask(&self, body: &Request<'_>) -> Result<Answer, AuthError> {
+        let mut request = self.client.post(&self.url).json(body);
         if let Some(bearer) = &self.bearer {
             request = request.bearer_auth(bearer);
         }
         let unavailable = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
-        let response = request.send().await.map_err(|e| {
+        let mut response = request.send().await.map_err(|e| {
             // Without the URL: it may carry credentials, and this text reaches the audit trail.
             unavailable(if e.is_timeout() {
                 "timed out".into()
@@ -145,22 +188,21 @@ impl Authenticator for HttpAuthenticator {
         if response.status() != reqwest::StatusCode::OK {
             return Err(unavailable(format!("answered {}", response.status())));
         }
-        // A bounded body: the answer is a small JSON object.
-        if response.content_length().is_some_and(|len| len > 64 << 10) {
-            return Err(unavailable("answer larger than 64 KiB".into()));
+        let too_large = || unavailable("answer larger than 64 KiB".into());
+        if response.content_length().is_some_and(|len| len > MAX_ANSWER as u64) {
+            return Err(too_large());
         }
-        let bytes = response
-            .bytes()
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| unavailable(format!("reading the answer: {}", e.without_url())))?;
-        if bytes.len() > 64 << 10 {
-            return Err(unavailable("answer larger than 64 KiB".into()));
+            .map_err(|e| unavailable(format!("reading the answer: {}", e.without_url())))?
+        {
+            if bytes.len().saturating_add(chunk.len()) > MAX_ANSWER {
+                return Err(too_large());
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        let answer: Answer =
-            serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("malformed answer: {e}")))?;
-        if !answer.allow {
-            return Err(AuthError::Denied(Denial::RefusedByService));
-        }
-        self.identity(user, answer)
+        serde_json::from_slice(&bytes).map_err(|e| unavailable(format!("malformed answer: {e}")))
     }
 }

@@ -13,7 +13,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, parse_mount_line, parse_rule_line,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, is_folder_name,
+    parse_mount_line, parse_rule_line,
 };
 use crate::config::AuthLdapConfig;
 use crate::state::{MountRecord, RuleRecord};
@@ -66,6 +67,10 @@ impl LdapAuthenticator {
             .collect::<Result<Vec<_>, String>>()?;
         for (_, mount) in &group_mounts {
             parse_mount(mount, "user").map_err(|e| format!("auth.ldap.group_mounts: {e}"))?;
+        }
+        home_from_template(&config.home, "user").map_err(|e| format!("auth.ldap.home: {e}"))?;
+        for (_, home) in &group_homes {
+            home_from_template(home, "user").map_err(|e| format!("auth.ldap.group_homes: {e}"))?;
         }
         let default_rules = config
             .default_rules
@@ -186,7 +191,10 @@ impl LdapAuthenticator {
             .collect())
     }
 
-    fn identity(&self, user: &str, groups: &[String]) -> Identity {
+    /// What the directory's answer makes of `user`; refused when the name cannot be one
+    /// folder name in the home or mount templates (an empty name or `.` would give the
+    /// storage root) or the home is not a valid one.
+    fn identity(&self, user: &str, groups: &[String]) -> Result<Identity, AuthError> {
         let mut rules: Vec<RuleRecord> = self
             .group_rules
             .iter()
@@ -197,20 +205,27 @@ impl LdapAuthenticator {
             rules = self.default_rules.clone();
         }
         let member = |group: &String| groups.iter().any(|g| g.eq_ignore_ascii_case(group));
-        let home = self
+        let template = self
             .group_homes
             .iter()
             .find(|(group, _)| member(group))
-            .map_or(self.config.home.as_str(), |(_, home)| home.as_str())
-            .replace("{user}", user);
-        // Templates were checked at start; a user name that would make a bad path is dropped.
+            .map_or(self.config.home.as_str(), |(_, home)| home.as_str());
+        let home = home_from_template(template, user).map_err(|why| {
+            tracing::warn!(%why, "directory user refused: no valid home");
+            AuthError::Denied(Denial::UnknownUser)
+        })?;
         let mounts = self
             .group_mounts
             .iter()
             .filter(|(group, _)| member(group))
-            .filter_map(|(_, mount)| parse_mount(mount, user).ok())
-            .collect();
-        Identity {
+            .map(|(_, mount)| {
+                if mount.contains("{user}") && !is_folder_name(user) {
+                    return Err(AuthError::Denied(Denial::UnknownUser));
+                }
+                parse_mount(mount, user).map_err(|_| AuthError::Denied(Denial::UnknownUser))
+            })
+            .collect::<Result<Vec<_>, AuthError>>()?;
+        Ok(Identity {
             user: user.to_string(),
             home,
             rules,
@@ -218,7 +233,24 @@ impl LdapAuthenticator {
             admin: false,
             upload_mode: self.default_upload_mode,
             source: "ldap",
-        }
+        })
+    }
+
+    /// Groups of `dn`, read with the service account.
+    async fn service_groups(&self, dn: &str) -> Result<Vec<String>, AuthError> {
+        let mut ldap = self.connect().await?;
+        let service = (
+            self.config.service_dn.clone().unwrap_or_default(),
+            self.config.service_password.as_ref().map(|s| s.expose().clone()).unwrap_or_default(),
+        );
+        ldap.with_timeout(self.config.timeout)
+            .simple_bind(&service.0, &service.1)
+            .await
+            .and_then(|r| r.success())
+            .map_err(Self::unavailable)?;
+        let groups = self.groups(&mut ldap, dn).await;
+        let _ = ldap.unbind().await;
+        groups
     }
 }
 
@@ -241,7 +273,7 @@ impl Authenticator for LdapAuthenticator {
                 }
                 let (dn, _) = self.find_user(user).await?;
                 let groups = self.bind_and_groups(&dn, secret.expose()).await?;
-                Ok(self.identity(user, &groups))
+                self.identity(user, &groups)
             }
             Credentials::PublicKey(offered) => {
                 if self.config.bind_dn.is_some() {
@@ -255,21 +287,77 @@ impl Authenticator for LdapAuthenticator {
                     return Err(AuthError::Denied(Denial::UnknownKey));
                 }
                 // Groups with the service account.
-                let mut ldap = self.connect().await?;
-                let service = (
-                    self.config.service_dn.clone().unwrap_or_default(),
-                    self.config.service_password.as_ref().map(|s| s.expose().clone()).unwrap_or_default(),
-                );
-                ldap.with_timeout(self.config.timeout)
-                    .simple_bind(&service.0, &service.1)
-                    .await
-                    .and_then(|r| r.success())
-                    .map_err(Self::unavailable)?;
-                let groups = self.groups(&mut ldap, &dn).await;
-                let _ = ldap.unbind().await;
-                Ok(self.identity(user, &groups?))
+                let groups = self.service_groups(&dn).await?;
+                self.identity(user, &groups)
             }
             Credentials::Token(_) | Credentials::ApiKey(_) => Err(AuthError::Denied(Denial::UnknownUser)),
         }
+    }
+
+    /// The user looked up again with the service account: gone from the directory is a
+    /// refusal, and the groups (so rules, home, mounts) are read afresh. Direct-bind mode has
+    /// no account to look with, so its sessions end at `https.token_ttl` instead of sliding.
+    async fn recheck(&self, identity: &Identity, _context: &AuthContext) -> Result<Identity, AuthError> {
+        if identity.source != "ldap" {
+            return Err(AuthError::Denied(Denial::UnknownUser));
+        }
+        if self.config.bind_dn.is_some() {
+            return Err(AuthError::Unavailable("direct bind cannot look a user up again".into()));
+        }
+        let (dn, _) = self.find_user(&identity.user).await?;
+        let groups = self.service_groups(&dn).await?;
+        self.identity(&identity.user, &groups)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(home: &str, group_homes: &[&str]) -> AuthLdapConfig {
+        AuthLdapConfig {
+            url: "ldap://127.0.0.1:1".into(),
+            starttls: false,
+            ca_file: None,
+            timeout: std::time::Duration::from_secs(1),
+            bind_dn: Some("uid={user},ou=people,dc=example,dc=org".into()),
+            service_dn: None,
+            service_password: None,
+            base_dn: String::new(),
+            user_filter: "(uid={user})".into(),
+            group_base_dn: None,
+            group_filter: "(member={dn})".into(),
+            ssh_key_attribute: "sshPublicKey".into(),
+            home: home.into(),
+            group_rules: Vec::new(),
+            group_homes: group_homes.iter().map(|s| s.to_string()).collect(),
+            group_mounts: vec!["partners: /inbox=default:{user}/inbox".into()],
+            default_rules: vec!["/=*".into()],
+        }
+    }
+
+    /// Directory homes are checked like every other: a user name that is no folder name
+    /// (`.`, `..`) never yields the storage root, and bad templates stop the start.
+    #[test]
+    fn directory_homes_are_validated() {
+        let ldap = LdapAuthenticator::new(&config("/{user}", &["staff: /staff/{user}"]), UploadMode::Atomic)
+            .unwrap();
+        let groups = vec!["partners".to_string()];
+        let ok = ldap.identity("alice", &groups).unwrap();
+        assert_eq!(ok.home, "/alice");
+        assert_eq!(ok.mounts[0].prefix, "alice/inbox");
+        assert_eq!(ldap.identity("bob", &["staff".into()]).unwrap().home, "/staff/bob");
+        for name in [".", "..", "a/b", "a\\b"] {
+            assert!(
+                matches!(ldap.identity(name, &groups), Err(AuthError::Denied(Denial::UnknownUser))),
+                "`{name}`"
+            );
+            assert!(ldap.identity(name, &["staff".into()]).is_err(), "`{name}` in a group home");
+        }
+        for bad in ["relative/{user}", "/srv/../{user}", "/srv/./{user}"] {
+            assert!(LdapAuthenticator::new(&config(bad, &[]), UploadMode::Atomic).is_err(), "{bad}");
+        }
+        let bad_group = config("/{user}", &["staff: /x/../{user}"]);
+        assert!(LdapAuthenticator::new(&bad_group, UploadMode::Atomic).is_err());
     }
 }

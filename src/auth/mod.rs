@@ -80,6 +80,9 @@ pub enum Denial {
     UnknownApiKey,
     #[error("refused by the authentication service")]
     RefusedByService,
+    /// Every password-hashing thread was busy and the queue full: refused without a check.
+    #[error("too many password checks in progress")]
+    Busy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +108,14 @@ pub trait Authenticator: Send + Sync {
         credentials: &Credentials,
         context: &AuthContext,
     ) -> Result<Identity, AuthError>;
+
+    /// Asks again, without credentials, about a user this backend vouched for earlier (a
+    /// browser session sliding): who they are now, or a refusal if they are gone.
+    /// `UnknownUser` when the identity is not this backend's, so a chain asks the next.
+    async fn recheck(&self, identity: &Identity, context: &AuthContext) -> Result<Identity, AuthError> {
+        let _ = (identity, context);
+        Err(AuthError::Denied(Denial::UnknownUser))
+    }
 }
 
 /// Parses `PATH=perm,perm` (e.g. `/reports=list,download`) and checks it: the one syntax of
@@ -133,12 +144,33 @@ pub fn parse_mount_line(raw: &str) -> Result<MountRecord, String> {
     Ok(mount)
 }
 
-/// A home is an absolute virtual path without `..` or NUL.
+/// A home is an absolute virtual path without `.` or `..` segments, backslashes or NUL.
 pub fn validate_home(home: &str) -> Result<(), String> {
-    if !home.starts_with('/') || home.split('/').any(|s| s == "..") || home.contains('\0') {
-        return Err(format!("home `{home}` must be an absolute path without `..`"));
+    let bad_segment = home.split('/').any(|s| s == ".." || s == ".");
+    if !home.starts_with('/') || bad_segment || home.contains(['\0', '\\']) {
+        return Err(format!("home `{home}` must be an absolute path without `.` or `..`"));
     }
     Ok(())
+}
+
+/// Whether an external user name can stand for exactly one folder name in a home or mount
+/// template: an empty name, `.` or `..` would make `/{user}` the storage root or its parent.
+pub fn is_folder_name(user: &str) -> bool {
+    !user.is_empty()
+        && user != "."
+        && user != ".."
+        && !user.chars().any(|c| c == '/' || c == '\\' || c.is_control())
+}
+
+/// The home a `{user}` template gives `user`, checked: the name must be one folder name and
+/// the result a valid home.
+pub fn home_from_template(template: &str, user: &str) -> Result<String, String> {
+    if template.contains("{user}") && !is_folder_name(user) {
+        return Err(format!("user name `{}` cannot name a home folder", user.escape_debug()));
+    }
+    let home = template.replace("{user}", user);
+    validate_home(&home)?;
+    Ok(home)
 }
 
 /// Checks a mount's shape: an absolute virtual folder and a key prefix, neither with `.`, `..`,

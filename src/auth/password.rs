@@ -1,7 +1,10 @@
-//! argon2id password hashes (PHC strings) with OWASP's default cost, verified off the async
-//! threads. Unknown users are checked against a dummy hash so they cost the same work.
+//! argon2id password hashes (PHC strings) with OWASP's default cost. Verifications run on a
+//! bounded pool of their own OS threads (`Hasher`), never on tokio's blocking pool: that pool
+//! serves every local-disk operation, and a flood of logins parked on it starved transfers.
+//! Unknown users are checked against a dummy hash on the same pool, so they cost the same work.
 
-use std::sync::{Condvar, LazyLock, Mutex};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use argon2::password_hash::{Output, PasswordHash, PasswordHasher, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -32,56 +35,87 @@ static DUMMY: LazyLock<String> = LazyLock::new(|| {
     hash(&format!("{secret:?}")).unwrap_or_default()
 });
 
-/// Verifications that run at once. Each needs the hash's whole memory cost (19 MiB by default);
-/// the buffers are allocated once and reused, so a burst of logins (or a password-spraying
-/// attack) neither grows the heap by 19 MiB per thread nor runs away with memory.
-const CONCURRENT_VERIFICATIONS: usize = 2;
+/// The pool's queue is full: the attempt is refused at once instead of waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("too many password checks in progress")]
+pub struct Busy;
 
-struct MemoryPool {
-    free: Mutex<(usize, Vec<Vec<Block>>)>,
-    returned: Condvar,
+/// One unit of work for a hashing thread; it gets the thread's own argon2 memory.
+type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
+
+/// Verifies passwords on `threads` dedicated OS threads fed by a queue of `queue` waiting
+/// checks. Each thread keeps one argon2 buffer (19 MiB at the default cost) for its whole
+/// life, so memory is `threads` × the cost however many logins arrive. The threads end when
+/// the last handle is dropped.
+pub struct Hasher {
+    jobs: SyncSender<Job>,
 }
 
-static POOL: LazyLock<MemoryPool> =
-    LazyLock::new(|| MemoryPool { free: Mutex::new((0, Vec::new())), returned: Condvar::new() });
-
-impl MemoryPool {
-    /// Runs `work` with a buffer of at least `blocks` blocks, waiting for one if all are busy.
-    fn with<T>(&self, blocks: usize, work: impl FnOnce(&mut [Block]) -> T) -> Option<T> {
-        let mut buffer = {
-            let mut state = self.free.lock().ok()?;
-            loop {
-                if let Some(buffer) = state.1.pop() {
-                    break buffer;
-                }
-                if state.0 < CONCURRENT_VERIFICATIONS {
-                    state.0 += 1;
-                    break Vec::new();
-                }
-                state = self.returned.wait(state).ok()?;
+impl Hasher {
+    pub fn new(threads: usize, queue: usize) -> Arc<Self> {
+        let (jobs, receiver) = sync_channel::<Job>(queue);
+        let receiver = Arc::new(Mutex::new(receiver));
+        for n in 0..threads.max(1) {
+            let receiver = Arc::clone(&receiver);
+            let spawned =
+                std::thread::Builder::new().name(format!("ferry-argon2-{n}")).spawn(move || work(&receiver));
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
             }
-        };
-        if buffer.len() < blocks {
-            buffer.resize(blocks, Block::default());
         }
-        let result = work(&mut buffer[..blocks]);
-        if let Ok(mut state) = self.free.lock() {
-            state.1.push(buffer);
+        Arc::new(Self { jobs })
+    }
+
+    /// Runs `job` on the pool and waits for its answer without holding any thread; `Busy` at
+    /// once when the queue is full.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            let _ = reply.send(job(memory));
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                crate::telemetry::metrics::password_check_refused();
+                return Err(Busy);
+            }
         }
-        self.returned.notify_one();
-        Some(result)
+        answer.await.map_err(|_| Busy)
+    }
+
+    /// Verifies `password` against `stored`, or against the dummy hash when there is none, so
+    /// the work is the same either way.
+    pub async fn verify(&self, stored: Option<String>, password: String) -> Result<bool, Busy> {
+        self.run(move |memory| verify_with(stored.as_deref(), &password, memory)).await
     }
 }
 
-/// Verifies `password` against `stored`, or against the dummy hash when there is none, so the
-/// work is the same either way. Blocking: call from `spawn_blocking`.
-pub fn verify(stored: Option<&str>, password: &str) -> bool {
+fn work(receiver: &Mutex<Receiver<Job>>) {
+    let mut memory = Vec::new();
+    loop {
+        let job = match receiver.lock() {
+            Ok(receiver) => receiver.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => job(&mut memory),
+            // Every sender is gone: the server stopped.
+            Err(_) => return,
+        }
+    }
+}
+
+/// The check itself, with the calling thread's reusable memory. Blocking.
+fn verify_with(stored: Option<&str>, password: &str, memory: &mut Vec<Block>) -> bool {
     let target = stored.unwrap_or(DUMMY.as_str());
-    let ok = verify_pooled(target, password).unwrap_or(false);
+    let ok = verify_phc(target, password, memory).unwrap_or(false);
     ok && stored.is_some()
 }
 
-fn verify_pooled(phc: &str, password: &str) -> Option<bool> {
+fn verify_phc(phc: &str, password: &str, memory: &mut Vec<Block>) -> Option<bool> {
     let parsed = PasswordHash::new(phc).ok()?;
     let expected = parsed.hash?;
     let params = Params::try_from(&parsed).ok()?;
@@ -91,9 +125,12 @@ fn verify_pooled(phc: &str, password: &str) -> Option<bool> {
     let salt = parsed.salt?.decode_b64(&mut salt).ok()?;
     let argon = Argon2::new(algorithm, version, params.clone());
     let mut out = vec![0u8; expected.len()];
-    let hashed = POOL.with(params.block_count(), |memory| {
-        argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory).is_ok()
-    })?;
+    let blocks = params.block_count();
+    if memory.len() < blocks {
+        memory.resize(blocks, Block::default());
+    }
+    let memory = memory.get_mut(..blocks)?;
+    let hashed = argon.hash_password_into_with_memory(password.as_bytes(), salt, &mut out, memory).is_ok();
     // `Output` compares in constant time.
     Some(hashed && Output::new(&out).ok()? == expected)
 }
@@ -102,26 +139,61 @@ fn verify_pooled(phc: &str, password: &str) -> Option<bool> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn hashes_verify_and_differ_by_salt() {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hashes_verify_and_differ_by_salt() {
         let a = hash("correct horse").unwrap();
         let b = hash("correct horse").unwrap();
         assert!(a.starts_with("$argon2id$"));
         assert_ne!(a, b);
-        assert!(verify(Some(&a), "correct horse"));
-        assert!(!verify(Some(&a), "wrong"));
-        assert!(!verify(None, "correct horse"));
+        let hasher = Hasher::new(2, 16);
+        assert!(hasher.verify(Some(a.clone()), "correct horse".into()).await.unwrap());
+        assert!(!hasher.verify(Some(a.clone()), "wrong".into()).await.unwrap());
+        assert!(!hasher.verify(None, "correct horse".into()).await.unwrap());
         assert!(matches!(hash(""), Err(HashError::Empty)));
-        // Many verifications at once share the bounded pool and all get the right answer.
-        let handles: Vec<_> = (0..6)
-            .map(|i| {
-                let a = a.clone();
-                std::thread::spawn(move || {
-                    verify(Some(&a), if i % 2 == 0 { "correct horse" } else { "nope" })
-                })
-            })
-            .collect();
-        let results: Vec<bool> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        // Several checks at once share the two threads and all get the right answer.
+        let checks =
+            (0..6).map(|i| {
+                let (hasher, a) = (Arc::clone(&hasher), a.clone());
+                async move {
+                    hasher.verify(Some(a), (if i % 2 == 0 { "correct horse" } else { "nope" }).into()).await
+                }
+            });
+        let results: Vec<bool> =
+            futures::future::join_all(checks).await.into_iter().map(Result::unwrap).collect();
         assert_eq!(results, [true, false, true, false, true, false]);
+    }
+
+    /// With every thread busy and the queue full, a check is refused at once (and counted),
+    /// instead of waiting; once the pool drains it accepts work again.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once_and_counts_it() {
+        let hasher = Hasher::new(1, 1);
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let gate = Arc::new(Mutex::new(gate));
+        let (started_tx, started) = tokio::sync::oneshot::channel();
+        let blocked = {
+            let (hasher, gate) = (Arc::clone(&hasher), Arc::clone(&gate));
+            tokio::spawn(async move {
+                hasher
+                    .run(move |_| {
+                        let _ = started_tx.send(());
+                        let _ = gate.lock().unwrap().recv();
+                    })
+                    .await
+            })
+        };
+        started.await.unwrap();
+        // The only thread is held; this job takes the queue's one place.
+        assert!(hasher.jobs.try_send(Box::new(|_: &mut Vec<Block>| {})).is_ok());
+        let before = crate::telemetry::metrics::metrics().password_checks_refused.get();
+        let refused =
+            tokio::time::timeout(std::time::Duration::from_secs(10), hasher.verify(None, "y".into()))
+                .await
+                .expect("refused without waiting for the pool");
+        assert_eq!(refused, Err(Busy));
+        assert!(crate::telemetry::metrics::metrics().password_checks_refused.get() > before, "counted");
+        release.send(()).unwrap();
+        blocked.await.unwrap().unwrap();
+        assert!(!hasher.verify(None, "z".into()).await.expect("accepted again once drained"));
     }
 }

@@ -41,4 +41,8 @@ impl Authenticator for Timed {
         metrics::auth_backend(self.backend, outcome, started.elapsed());
         result
     }
+
+    async fn recheck(&self, identity: &Identity, context: &AuthContext) -> Result<Identity, AuthError> {
+        self.inner.recheck(identity, context).await
+    }
 }

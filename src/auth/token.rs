@@ -27,6 +27,22 @@ pub struct Claims {
     /// again until it expires. Local users are read from the store on every use instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ext: Option<ExternalIdentity>,
+    /// When the login began (Unix milliseconds), the same across refreshes: a login lives at
+    /// most `max_life` from here, and a user's password change or disabling voids logins that
+    /// began before it. 0 in tokens of older versions, which are never refreshed.
+    #[serde(default)]
+    pub login_at: i64,
+}
+
+impl Claims {
+    /// The last second any token of this login may be valid.
+    fn life_ends(&self, max_life: Duration) -> Option<i64> {
+        (self.login_at > 0).then(|| self.login_at / 1000 + secs(max_life))
+    }
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,8 +88,13 @@ impl ExternalIdentity {
 pub struct TokenKeys {
     key: hmac::Key,
     ttl: Duration,
+    /// The longest a login lives, however often its session slides.
+    max_life: Duration,
     state: State,
 }
+
+/// A login lives at most this long unless configured otherwise.
+pub const DEFAULT_MAX_LIFE: Duration = Duration::from_secs(12 * 3600);
 
 impl TokenKeys {
     /// Loads the shared signing key, creating it if this is the first replica to ask.
@@ -81,7 +102,13 @@ impl TokenKeys {
         let mut fresh = [0u8; 32];
         aws_lc_rs::rand::fill(&mut fresh).map_err(|_| StateError::Corrupt("no randomness".into()))?;
         let secret = state.tokens().secret(KEY_NAME, &fresh).await?;
-        Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), ttl, state })
+        Ok(Self { key: hmac::Key::new(hmac::HMAC_SHA256, &secret), ttl, max_life: DEFAULT_MAX_LIFE, state })
+    }
+
+    /// Caps a login's total life (sliding refreshes never go past it).
+    pub fn with_max_life(mut self, max_life: Duration) -> Self {
+        self.max_life = max_life;
+        self
     }
 
     pub fn ttl(&self) -> Duration {
@@ -90,24 +117,34 @@ impl TokenKeys {
 
     /// A token for `identity`, valid for the configured time: a new login.
     pub fn issue(&self, identity: &super::Identity) -> (String, Claims) {
+        let now = chrono::Utc::now();
+        let ttl = secs(self.ttl).min(secs(self.max_life));
         self.sign(Claims {
             sub: identity.user.clone(),
-            exp: chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64,
+            exp: now.timestamp().saturating_add(ttl),
             sid: uuid::Uuid::new_v4().simple().to_string(),
             ext: ExternalIdentity::of(identity),
+            login_at: now.timestamp_millis(),
         })
     }
 
-    /// A fresh token for the same login, when less than half of this one's life is left (so an
-    /// active browser session does not expire; an idle one does after `ttl`).
-    pub fn refresh(&self, token: &str) -> Option<(String, Claims)> {
-        let claims = self.decode(token).ok()?;
-        let now = chrono::Utc::now().timestamp();
-        let left = claims.exp - now;
-        if left <= 0 || left > self.ttl.as_secs() as i64 / 2 {
+    /// Whether a verified token is past half its life, so that its session should slide.
+    pub fn wants_refresh(&self, claims: &Claims) -> bool {
+        let left = claims.exp - chrono::Utc::now().timestamp();
+        claims.login_at > 0 && left > 0 && left <= secs(self.ttl) / 2
+    }
+
+    /// A fresh token for the same login (so an active browser session does not expire; an idle
+    /// one does after `ttl`), carrying `identity` as its source says it is now, and never
+    /// valid past the login's `max_life`. `claims` must come from `verify`.
+    pub fn refresh(&self, claims: &Claims, identity: &super::Identity) -> Option<(String, Claims)> {
+        if !self.wants_refresh(claims) || identity.user != claims.sub {
             return None;
         }
-        Some(self.sign(Claims { exp: now + self.ttl.as_secs() as i64, ..claims }))
+        let now = chrono::Utc::now().timestamp();
+        let exp = now.saturating_add(secs(self.ttl)).min(claims.life_ends(self.max_life)?);
+        (exp > claims.exp)
+            .then(|| self.sign(Claims { exp, ext: ExternalIdentity::of(identity), ..claims.clone() }))
     }
 
     fn sign(&self, claims: Claims) -> (String, Claims) {
@@ -129,7 +166,8 @@ impl TokenKeys {
     /// Signature, expiry and revocation.
     pub async fn verify(&self, token: &str) -> Result<Claims, VerifyError> {
         let claims = self.decode(token).map_err(VerifyError::Denied)?;
-        if claims.exp <= chrono::Utc::now().timestamp() {
+        let now = chrono::Utc::now().timestamp();
+        if claims.exp <= now || claims.life_ends(self.max_life).is_some_and(|end| end <= now) {
             return Err(VerifyError::Denied(Denial::ExpiredToken));
         }
         if self.state.tokens().is_revoked(&claims.sid).await.map_err(VerifyError::Store)? {
@@ -138,12 +176,21 @@ impl TokenKeys {
         Ok(claims)
     }
 
-    /// Revokes a login (this token and every refresh of it) on every replica. Kept until any
-    /// token of that login would have expired: none can be issued after this point.
+    /// Revokes a login (this token and every refresh of it) on every replica. The record
+    /// outlives every token the login can have: none is valid past the login's `max_life`,
+    /// nor past `ttl` from now (a refresh verifies revocation first, so none is issued later).
     pub async fn revoke(&self, token: &str) -> Result<(), VerifyError> {
         let claims = self.decode(token).map_err(VerifyError::Denied)?;
-        let until = chrono::Utc::now().timestamp() + self.ttl.as_secs() as i64;
-        self.state.tokens().revoke(&claims.sid, until.max(claims.exp)).await.map_err(VerifyError::Store)
+        self.revoke_login(&claims).await
+    }
+
+    pub async fn revoke_login(&self, claims: &Claims) -> Result<(), VerifyError> {
+        let now = chrono::Utc::now().timestamp();
+        let until = now
+            .saturating_add(secs(self.ttl))
+            .max(claims.exp)
+            .max(claims.life_ends(self.max_life).unwrap_or(0));
+        self.state.tokens().revoke(&claims.sid, until).await.map_err(VerifyError::Store)
     }
 }
 

@@ -87,6 +87,17 @@ pub struct HttpsConfig {
     /// A client must finish the TLS handshake, and send each request's headers, within this
     /// time (slow-loris defence).
     pub header_timeout: Duration,
+    /// The longest a browser login lives, however active (its session slides within it).
+    pub session_max_life: Duration,
+    /// Deadline for the whole body of a request that is not a file upload (login, JSON).
+    pub body_timeout: Duration,
+    /// A file upload's body may pause this long between two pieces.
+    pub upload_idle_timeout: Duration,
+    /// A connection with no request in progress is closed after this (HTTP/1.1 and HTTP/2).
+    pub idle_timeout: Duration,
+    /// HTTP/2 pings a quiet peer this often, and closes the connection if a ping is not
+    /// answered within the same time.
+    pub keepalive_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +112,16 @@ pub struct ServerConfig {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A duration that must be more than zero (a zero timeout would close every connection).
+fn positive_duration(r: &mut Reader<'_>, key: &str, default: Duration) -> Duration {
+    let value = r.duration(key, default);
+    if value.is_zero() {
+        r.fail(key, "must be more than 0s");
+        return default;
+    }
+    value
 }
 
 /// The keys of one backend, shared by `[storage]` and each `[storages.NAME]`.
@@ -361,6 +382,10 @@ pub struct AuthConfig {
     pub rejection_delay: Duration,
     /// Upload mode for users that do not set their own.
     pub default_upload_mode: UploadMode,
+    /// OS threads that check passwords (argon2id), apart from the runtime's pools.
+    pub hash_threads: usize,
+    /// Password checks that may wait for a thread; beyond it a login is refused at once.
+    pub hash_queue: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -717,6 +742,8 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         r.fail("chain", "name at least one authenticator");
     }
     let cache_ttl = r.duration("cache_ttl", Duration::ZERO);
+    let hash_threads = r.integer("hash_threads", 2, 1, 256) as usize;
+    let hash_queue = r.integer("hash_queue", 32, 0, 100_000) as usize;
     let mut h = r.nested("http");
     let url = h.string("url", "");
     let http = AuthHttpConfig {
@@ -777,6 +804,8 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         http,
         ldap,
         cache_ttl,
+        hash_threads,
+        hash_queue,
     };
 
     let audit = parse_audit(audit, &data_dir, errors);
@@ -884,6 +913,11 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         token_ttl: r.duration("token_ttl", Duration::from_secs(900)),
         header_timeout: r.duration("header_timeout", Duration::from_secs(10)),
+        session_max_life: positive_duration(&mut r, "session_max_life", Duration::from_secs(12 * 3600)),
+        body_timeout: positive_duration(&mut r, "body_timeout", Duration::from_secs(30)),
+        upload_idle_timeout: positive_duration(&mut r, "upload_idle_timeout", Duration::from_secs(120)),
+        idle_timeout: positive_duration(&mut r, "idle_timeout", Duration::from_secs(300)),
+        keepalive_interval: positive_duration(&mut r, "keepalive_interval", Duration::from_secs(60)),
     };
     r.finish();
 

@@ -51,20 +51,25 @@ impl ConnectionLimit {
     /// A place for a connection from `ip`, or why there is none.
     pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, &'static str> {
         let mut per_ip = self.per_ip.lock().map_err(|_| "connection table unavailable")?;
-        let from_ip = per_ip.entry(ip).or_insert(0);
-        if *from_ip >= self.max_per_ip {
+        // Only addresses holding a connection have an entry: a refusal adds none.
+        if per_ip.get(&ip).is_some_and(|n| *n >= self.max_per_ip) {
             return Err("per-address connection limit reached");
         }
         if self.active.load(Ordering::SeqCst) >= self.max {
             return Err("connection limit reached");
         }
-        *from_ip += 1;
+        *per_ip.entry(ip).or_insert(0) += 1;
         self.active.fetch_add(1, Ordering::SeqCst);
         Ok(ConnectionSlot { limit: self.clone(), ip })
     }
 
     pub fn active(&self) -> usize {
         self.active.load(Ordering::SeqCst)
+    }
+
+    /// Addresses with an entry in the per-address table (each holds a connection).
+    pub fn tracked_addresses(&self) -> usize {
+        self.per_ip.lock().map(|t| t.len()).unwrap_or(0)
     }
 }
 
@@ -132,5 +137,20 @@ mod tests {
         assert_eq!(limit.try_acquire(b).err(), Some("connection limit reached"));
         drop(first);
         assert!(limit.try_acquire(a).is_ok(), "a place freed by drop is reusable");
+    }
+
+    /// Refused addresses leave nothing behind: a flood from many addresses against a full
+    /// listener cannot grow the table.
+    #[test]
+    fn a_refused_address_leaves_no_entry() {
+        let limit = ConnectionLimit::new(1, 1);
+        let held = limit.try_acquire("10.0.0.1".parse().unwrap()).unwrap();
+        for n in 2..=200u8 {
+            let ip: IpAddr = format!("10.0.1.{n}").parse().unwrap();
+            assert_eq!(limit.try_acquire(ip).err(), Some("connection limit reached"));
+        }
+        assert_eq!(limit.tracked_addresses(), 1, "only the address holding a connection");
+        drop(held);
+        assert_eq!(limit.tracked_addresses(), 0);
     }
 }

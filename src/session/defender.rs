@@ -1,6 +1,8 @@
 //! Brute-force accounting shared by every protocol: failed logins are counted per client
 //! address, wherever they came from (SSH, FTP, HTTPS), and an address with too many in a window
-//! is refused for a while without its credentials even being checked.
+//! is refused for a while without its credentials even being checked. IPv6 clients are counted
+//! per /64, the block one subscriber gets: counting each /128 would let one host walk through
+//! 2^64 fresh addresses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -31,12 +33,25 @@ pub struct Defender {
     records: Mutex<HashMap<IpAddr, Record>>,
 }
 
+/// The unit failures are counted in: the IPv4 address (also when IPv4-mapped), or the /64 of
+/// an IPv6 address.
+fn counted_as(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => IpAddr::V4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
 impl Defender {
     pub fn new(settings: DefenderSettings) -> Self {
         Self { settings, records: Mutex::new(HashMap::new()) }
     }
 
     pub fn is_banned(&self, ip: IpAddr) -> bool {
+        let ip = counted_as(ip);
         let now = Instant::now();
         self.records
             .lock()
@@ -50,6 +65,7 @@ impl Defender {
         if self.settings.max_failures == 0 {
             return false;
         }
+        let ip = counted_as(ip);
         let now = Instant::now();
         let Ok(mut records) = self.records.lock() else { return false };
         if records.len() >= MAX_TRACKED && !records.contains_key(&ip) {
@@ -96,5 +112,26 @@ mod tests {
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(!defender.failure(b));
         assert!(!defender.is_banned(b));
+    }
+
+    /// Failures from different addresses of one IPv6 /64 add up; another /64 is apart.
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_addresses_count_per_64() {
+        let defender = Defender::new(DefenderSettings {
+            max_failures: 3,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(300),
+        });
+        let one = |last: &str| -> IpAddr { format!("2001:db8:1:2:{last}").parse().unwrap() };
+        assert!(!defender.failure(one("0:0:0:1")));
+        assert!(!defender.failure(one("dead:beef:0:2")));
+        assert!(defender.failure(one("ffff:ffff:ffff:ffff")), "the third failure in the /64 bans it");
+        assert!(defender.is_banned(one("1234:0:0:9")), "the whole /64 is refused");
+        assert!(!defender.is_banned("2001:db8:1:3::1".parse().unwrap()), "the next /64 is not");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        defender.failure(mapped);
+        defender.failure("192.0.2.7".parse().unwrap());
+        assert!(defender.failure(mapped), "an IPv4-mapped address counts as its IPv4 address");
+        assert!(defender.is_banned("192.0.2.7".parse().unwrap()));
     }
 }

@@ -115,10 +115,37 @@ impl SessionFactory {
         self.tokens.as_ref()?.decode(token).ok().map(|claims| claims.sid)
     }
 
-    /// A fresh token for the same login when the current one is past half its life.
-    pub fn refresh_token(&self, token: &str) -> Option<IssuedToken> {
+    /// A fresh token for the same login when the current one is past half its life and still
+    /// valid (signature, expiry, revocation, the user's record). A user of an external source
+    /// is asked about again: the fresh token carries what the source says now, and a source
+    /// that refuses them ends the login on every replica.
+    pub async fn refresh_token(&self, token: &str, conn: &ConnectionInfo) -> Option<IssuedToken> {
         let tokens = self.tokens.as_ref()?;
-        let (token, _) = tokens.refresh(token)?;
+        let claims = tokens.verify(token).await.ok()?;
+        if !tokens.wants_refresh(&claims) {
+            return None;
+        }
+        let context = AuthContext { protocol: conn.protocol, peer: conn.peer };
+        let credentials = Credentials::Token(crate::types::Secret::new(token.to_string()));
+        let mut identity = self.auth.authenticate(&claims.sub, &credentials, &context).await.ok()?;
+        if identity.source != "local" {
+            identity = match self.auth.recheck(&identity, &context).await {
+                Ok(now) => now,
+                Err(AuthError::Denied(denial)) => {
+                    let mut fields = conn.fields();
+                    fields.user = Some(claims.sub.clone());
+                    fields.reason = Some(format!("session not renewed: {denial} at {}", identity.source));
+                    self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
+                    let _ = tokens.revoke_login(&claims).await;
+                    return None;
+                }
+                Err(AuthError::Unavailable(why)) => {
+                    tracing::warn!(%why, user = %claims.sub, "cannot re-check a session's user; not renewed");
+                    return None;
+                }
+            };
+        }
+        let (token, _) = tokens.refresh(&claims, &identity)?;
         Some(IssuedToken { token, expires_in: tokens.ttl() })
     }
 

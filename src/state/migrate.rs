@@ -12,6 +12,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "api keys", include_str!("migrations/0004_api_keys.sql")),
     (5, "admin role", include_str!("migrations/0005_admin_role.sql")),
     (6, "audit trail", include_str!("migrations/0006_audit.sql")),
+    (7, "token epoch per user", include_str!("migrations/0007_token_epoch.sql")),
 ];
 
 pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {

@@ -43,6 +43,9 @@ pub struct UserRecord {
     pub rules: Vec<RuleRecord>,
     pub mounts: Vec<MountRecord>,
     pub keys: Vec<KeyRecord>,
+    /// Tokens of logins that began before this (Unix milliseconds) are void.
+    #[serde(skip)]
+    pub tokens_after: i64,
 }
 
 /// What `create` needs; keys are added afterwards.
@@ -55,7 +58,7 @@ pub struct NewUser {
     pub rules: Vec<RuleRecord>,
 }
 
-type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String, String, bool);
+type UserRow = (i64, String, Option<String>, String, bool, Option<String>, String, String, bool, i64);
 
 pub struct Users<'a> {
     pool: &'a SqlitePool,
@@ -70,8 +73,8 @@ impl<'a> Users<'a> {
         let now = chrono::Utc::now().to_rfc3339();
         let rules = serde_json::to_string(&user.rules).map_err(|e| StateError::Corrupt(e.to_string()))?;
         let result = sqlx::query(
-            "INSERT INTO users (name, password_hash, home, enabled, upload_mode, rules, created_at, updated_at) \
-             VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
+            "INSERT INTO users (name, password_hash, home, enabled, upload_mode, rules, created_at, updated_at, \
+             tokens_after) VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?)",
         )
         .bind(&user.name)
         .bind(&user.password_hash)
@@ -80,6 +83,8 @@ impl<'a> Users<'a> {
         .bind(rules)
         .bind(&now)
         .bind(&now)
+        // A user re-created under an old name never inherits the old one's tokens.
+        .bind(chrono::Utc::now().timestamp_millis())
         .execute(self.pool)
         .await;
         match result {
@@ -98,7 +103,7 @@ impl<'a> Users<'a> {
     /// The user with keys and rules, or `None` (callers decide how unknown users are answered).
     pub async fn find(&self, name: &str) -> Result<Option<UserRecord>, StateError> {
         let row: Option<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin FROM users WHERE name = ?",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin, tokens_after FROM users WHERE name = ?",
         )
         .bind(name)
         .fetch_optional(self.pool)
@@ -115,7 +120,7 @@ impl<'a> Users<'a> {
 
     pub async fn list(&self) -> Result<Vec<UserRecord>, StateError> {
         let rows: Vec<UserRow> = sqlx::query_as(
-            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin FROM users ORDER BY name",
+            "SELECT id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin, tokens_after FROM users ORDER BY name",
         )
         .fetch_all(self.pool)
         .await?;
@@ -134,8 +139,10 @@ impl<'a> Users<'a> {
         Ok(())
     }
 
+    /// Also voids every token issued before: a new password logs the old logins out.
     pub async fn set_password(&self, name: &str, hash: &str) -> Result<(), StateError> {
-        self.update(name, "password_hash", Some(hash.to_string())).await
+        self.update(name, "password_hash", Some(hash.to_string())).await?;
+        self.void_tokens(name).await
     }
 
     pub async fn set_admin(&self, name: &str, admin: bool) -> Result<(), StateError> {
@@ -146,8 +153,15 @@ impl<'a> Users<'a> {
         self.update(name, "upload_mode", mode.map(|m| m.as_str().to_string())).await
     }
 
+    /// Disabling also voids every token issued before (enabling again does not revive them).
     pub async fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), StateError> {
-        self.update(name, "enabled", enabled).await
+        self.update(name, "enabled", enabled).await?;
+        if enabled { Ok(()) } else { self.void_tokens(name).await }
+    }
+
+    /// Tokens of `name`'s logins until now stop working on every replica.
+    pub async fn void_tokens(&self, name: &str) -> Result<(), StateError> {
+        self.update(name, "tokens_after", chrono::Utc::now().timestamp_millis()).await
     }
 
     pub async fn set_rules(&self, name: &str, rules: &[RuleRecord]) -> Result<(), StateError> {
@@ -221,7 +235,7 @@ impl<'a> Users<'a> {
     }
 
     async fn hydrate(&self, row: UserRow) -> Result<UserRecord, StateError> {
-        let (id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin) = row;
+        let (id, name, password_hash, home, enabled, upload_mode, rules, mounts, admin, tokens_after) = row;
         let keys: Vec<(String, String)> =
             sqlx::query_as("SELECT fingerprint, public_key FROM user_keys WHERE user_id = ? ORDER BY id")
                 .bind(id)
@@ -245,6 +259,7 @@ impl<'a> Users<'a> {
                 .map(|(fingerprint, public_key)| KeyRecord { fingerprint, public_key })
                 .collect(),
             name,
+            tokens_after,
         })
     }
 }

@@ -22,6 +22,7 @@ pub const SESSIONS_ACTIVE: &str = "ferry_sessions_active";
 pub const LOGINS_TOTAL: &str = "ferry_logins_total";
 pub const AUTH_BACKEND_DURATION: &str = "ferry_auth_backend_duration_seconds";
 pub const BANS_TOTAL: &str = "ferry_bans_total";
+pub const PASSWORD_CHECKS_REFUSED_TOTAL: &str = "ferry_password_checks_refused_total";
 pub const FILE_OPS_TOTAL: &str = "ferry_file_operations_total";
 pub const BYTES_TOTAL: &str = "ferry_transfer_bytes_total";
 pub const TRANSFER_DURATION: &str = "ferry_transfer_duration_seconds";
@@ -46,6 +47,7 @@ pub struct Metrics {
     pub logins_total: IntCounterVec,
     pub auth_backend_duration: HistogramVec,
     pub bans_total: IntCounter,
+    pub password_checks_refused: IntCounter,
     pub file_ops_total: IntCounterVec,
     pub bytes_total: IntCounterVec,
     pub transfer_duration: HistogramVec,
@@ -124,8 +126,17 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         IntCounter::new(BANS_TOTAL, "Addresses banned after repeated failed logins")
             .unwrap_or_else(|e| unreachable!("bans counter is well-formed: {e}")),
     );
+    let password_checks_refused = register(
+        &r,
+        IntCounter::new(
+            PASSWORD_CHECKS_REFUSED_TOTAL,
+            "Password logins refused at once because the hashing queue was full",
+        )
+        .unwrap_or_else(|e| unreachable!("password refusal counter is well-formed: {e}")),
+    );
     Metrics {
         ready,
+        password_checks_refused,
         connections_total: counter(
             &r,
             CONNECTIONS_TOTAL,
@@ -280,6 +291,11 @@ pub fn storage_request(backend: &'static str, op: &'static str, took: Duration, 
     if failed {
         m.storage_errors_total.with_label_values(&[backend, op]).inc();
     }
+}
+
+/// A password check refused because the hashing pool's queue was full.
+pub fn password_check_refused() {
+    metrics().password_checks_refused.inc();
 }
 
 pub fn auth_backend(backend: &'static str, outcome: &'static str, took: Duration) {

@@ -17,6 +17,8 @@ struct Service {
     seen: Arc<Mutex<Vec<Value>>>,
     /// The SSH key (`algorithm base64`) the service accepts for user `keyed`.
     key: Arc<Mutex<String>>,
+    /// User `ext` was removed from the service's directory.
+    ext_gone: Arc<std::sync::atomic::AtomicBool>,
 }
 
 async fn answer(State(service): State<Service>, headers: HeaderMap, Json(body): Json<Value>) -> Response {
@@ -26,8 +28,23 @@ async fn answer(State(service): State<Service>, headers: HeaderMap, Json(body): 
     service.seen.lock().unwrap().push(body.clone());
     let allow_ext = json!({"allow": true, "home": "/partners/ext",
         "rules": [{"path": "/", "permissions": ["list", "download"]}]});
+    if body["recheck"] == true {
+        let gone = service.ext_gone.load(std::sync::atomic::Ordering::SeqCst);
+        let still = body["username"] == "ext" && !gone && body.get("password").is_none();
+        return Json(if still { allow_ext } else { json!({"allow": false}) }).into_response();
+    }
     match body["username"].as_str().unwrap_or("") {
         "ext" if body["password"] == "ext-pass-1" => Json(allow_ext).into_response(),
+        // Says yes to any name with this password and gives no home: ferry builds `/{user}`.
+        _ if body["password"] == "any-pass-1" => Json(json!({"allow": true})).into_response(),
+        // An answer that never ends, a little at a time, without a length.
+        "flood" => {
+            let chunks = futures::stream::unfold((), |()| async {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Some((Ok::<_, std::convert::Infallible>(axum::body::Bytes::from(vec![b' '; 4096])), ()))
+            });
+            axum::body::Body::from_stream(chunks).into_response()
+        }
         "keyed" if body["public_key"].as_str() == Some(service.key.lock().unwrap().as_str()) => {
             Json(json!({"allow": true})).into_response()
         }
@@ -181,4 +198,94 @@ async fn a_burst_of_logins_asks_the_service_once_with_the_cache_on() {
         .unwrap();
     let local = http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap();
     assert_eq!(local.status(), StatusCode::UNAUTHORIZED, "local users switched off");
+}
+
+fn http_chain(url: &str, extra: &str) -> String {
+    format!(
+        "[auth]\nchain = [\"local\", \"http\"]\n[auth.http]\nurl = \"{url}\"\nbearer_secret = \"svc-secret\"\n{extra}"
+    )
+}
+
+/// A browser session of a service user is asked about again when it slides: the service sees
+/// a re-check without credentials; once it no longer knows the user, the session is not
+/// renewed and the login ends at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_users_session_is_checked_again_when_it_slides() {
+    use std::sync::atomic::Ordering;
+    let (url, service) = start_service().await;
+    let mut srv = TestServer::start_with(&http_chain(&url, "[https]\ntoken_ttl = \"2s\"\n")).await;
+    let http = srv.https_client();
+    let base = format!("https://localhost:{}", srv.https.port());
+    let session_of = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("ferry_session=") && !c.starts_with("ferry_session=;"))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    };
+    let login = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "ext", "password": "ext-pass-1"}))
+        .send()
+        .await
+        .unwrap();
+    let first = session_of(&login).expect("a session");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let slid = http.get(format!("{base}/api/v1/me")).header("cookie", &first).send().await.unwrap();
+    let second = session_of(&slid).expect("renewed while the service still knows the user");
+    let rechecks: Vec<Value> =
+        service.seen.lock().unwrap().iter().filter(|b| b["recheck"] == true).cloned().collect();
+    assert_eq!(rechecks.len(), 1, "asked once, when the session slid");
+    assert!(rechecks[0].get("password").is_none() && rechecks[0]["username"] == "ext");
+    assert_eq!(rechecks[0]["peer_address"], "127.0.0.1");
+
+    service.ext_gone.store(true, Ordering::SeqCst);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let last = http.get(format!("{base}/api/v1/me")).header("cookie", &second).send().await.unwrap();
+    assert!(session_of(&last).is_none(), "not renewed for a user the service refuses");
+    let ended = srv
+        .expect_event(|e| {
+            e.event == "login.failed" && e.reason.as_deref().is_some_and(|r| r.contains("not renewed"))
+        })
+        .await;
+    assert_eq!(ended.user.as_deref(), Some("ext"));
+    let after = http.get(format!("{base}/api/v1/me")).header("cookie", &second).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "the login ended at once");
+}
+
+/// A name the service accepts but that cannot be one folder (`.`, `..`, empty) never gets
+/// the storage root (or anything) as its home; an ordinary name gets `/{user}`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_that_are_no_folder_never_get_the_storage_root() {
+    let (url, _service) = start_service().await;
+    let srv = TestServer::start_with(&http_chain(&url, "")).await;
+    std::fs::create_dir_all(&srv.files).unwrap();
+    std::fs::write(srv.files.join("root-secret.txt"), b"s").unwrap();
+    let http = srv.https_client();
+    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+    for name in [".", "..", ""] {
+        let answer = http.get(&files).basic_auth(name, Some("any-pass-1")).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "`{name}`");
+    }
+    let fine = http.get(&files).basic_auth("fine", Some("any-pass-1")).send().await.unwrap();
+    assert_eq!(fine.status(), StatusCode::OK);
+    let listing = fine.text().await.unwrap();
+    assert!(!listing.contains("root-secret"), "{listing}");
+    assert!(srv.files.join("fine").is_dir());
+}
+
+/// An answer without a length is counted as it arrives and refused past 64 KiB, long before
+/// the service timeout (reading it whole first would take until the timeout and all memory).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_chunked_answer_is_cut_at_64_kib() {
+    let (url, _service) = start_service().await;
+    let mut srv = TestServer::start_with(&http_chain(&url, "timeout = \"60s\"\n")).await;
+    let http = srv.https_client();
+    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+    let answer = http.get(&files).basic_auth("flood", Some("whatever-1")).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let failed = srv.expect_event(|e| e.event == "auth.backend_error").await;
+    assert!(failed.reason.as_deref().is_some_and(|r| r.contains("larger than 64 KiB")), "{failed:?}");
 }

@@ -10,6 +10,8 @@ mod emulators;
 mod ftp;
 mod harness;
 mod http;
+mod http_limits;
+mod http_sessions;
 mod layering;
 mod ldap;
 mod links;

@@ -414,7 +414,7 @@ pub async fn put_path(
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
         // A client that goes away mid-upload: the file is dropped unfinished and discarded.
-        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("upload interrupted: {e}")))?;
+        let chunk = chunk.map_err(super::deadlines::upload_error)?;
         let next = at.checked_add(chunk.len() as u64).ok_or_else(too_large)?;
         file.write_at(at, chunk).await?;
         at = next;

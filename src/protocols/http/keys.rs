@@ -42,13 +42,15 @@ fn admin_error(e: AdminError) -> ApiError {
 
 #[utoipa::path(post, path = "/api/v1/keys", tag = "keys", request_body = NewKey,
     responses((status = 201, body = CreatedKey), (status = 400, body = super::error::ErrorBody),
-        (status = 401, body = super::error::ErrorBody), (status = 415, body = super::error::ErrorBody),
+        (status = 401, body = super::error::ErrorBody), (status = 403, body = super::error::ErrorBody),
+        (status = 415, body = super::error::ErrorBody),
         (status = 422, body = super::error::ErrorBody)))]
 pub async fn create(
     State(app): State<AppState>,
     authed: Authed,
     Json(body): Json<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    authed.not_by_api_key()?;
     let (id, key) = app.admin.create_api_key(&authed.identity.user, &body.name).await.map_err(admin_error)?;
     Ok((StatusCode::CREATED, Json(CreatedKey { id, name: body.name.trim().to_string(), key })))
 }

@@ -5,6 +5,7 @@ mod admin_api;
 mod audit_api;
 mod auth;
 mod browser;
+mod deadlines;
 mod error;
 mod files;
 mod keys;
@@ -44,6 +45,14 @@ pub struct HttpSettings {
     pub header_timeout: Duration,
     /// Every refused login takes this long (as in SSH and FTP).
     pub rejection_delay: Duration,
+    /// A body that is not an upload must arrive whole within this.
+    pub body_timeout: Duration,
+    /// An upload may pause this long between two pieces.
+    pub upload_idle_timeout: Duration,
+    /// A connection without a request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// HTTP/2 keep-alive pings, and how long one may go unanswered.
+    pub keepalive_interval: Duration,
 }
 
 impl HttpSettings {
@@ -53,6 +62,10 @@ impl HttpSettings {
             max_connections_per_ip: config.max_connections_per_ip,
             header_timeout: config.header_timeout,
             rejection_delay,
+            body_timeout: config.body_timeout,
+            upload_idle_timeout: config.upload_idle_timeout,
+            idle_timeout: config.idle_timeout,
+            keepalive_interval: config.keepalive_interval,
         }
     }
 }

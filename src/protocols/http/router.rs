@@ -8,9 +8,10 @@ use axum::routing::{get, post};
 
 use super::error::ApiError;
 use super::{AppState, admin_api, auth, browser, files, keys, openapi, tokens};
+use crate::session::ConnectionInfo;
 
 /// JSON bodies are small; uploads stream and are not limited by this.
-const JSON_LIMIT: usize = 64 << 10;
+pub(super) const JSON_LIMIT: usize = 64 << 10;
 
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -61,6 +62,7 @@ pub fn router(app: AppState) -> Router {
         .route("/assets/app.css", get(browser::app_css))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), super::deadlines::body_deadlines))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(no_basic_prompt_for_the_page))
@@ -68,22 +70,24 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
-/// Sliding expiry for the browser: a successful request with a session cookie past half its
-/// life gets a fresh one (same login, same CSRF token). An idle session expires after
-/// `token_ttl`.
+/// Sliding expiry for the browser: a successful request authenticated by its session cookie,
+/// past half the cookie's life, gets a fresh one (same login, same CSRF token). A request
+/// authenticated by anything else refreshes nothing. An idle session expires after
+/// `token_ttl`; an active one at the login's `session_max_life`.
 async fn refresh_browser_session(
     axum::extract::State(app): axum::extract::State<AppState>,
-    request: axum::extract::Request,
+    mut request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let cookie = if request.headers().contains_key(header::AUTHORIZATION) {
-        None
-    } else {
-        auth::cookie(request.headers(), auth::SESSION_COOKIE).map(String::from)
-    };
+    let used = auth::CookieLogin::default();
+    request.extensions_mut().insert(used.clone());
+    let conn = request.extensions().get::<ConnectionInfo>().copied();
     let mut response = next.run(request).await;
-    let fresh =
-        cookie.filter(|_| response.status().is_success()).and_then(|c| app.sessions.refresh_token(&c));
+    let cookie = used.take().filter(|_| response.status().is_success());
+    let fresh = match (cookie, conn) {
+        (Some(cookie), Some(conn)) => app.sessions.refresh_token(&cookie, &conn).await,
+        _ => None,
+    };
     if let Some(issued) = fresh {
         let ttl = issued.expires_in.as_secs();
         let cookie = browser::cookie_header(auth::SESSION_COOKIE, &issued.token, ttl, true);

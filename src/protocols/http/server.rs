@@ -13,11 +13,14 @@ use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
-use super::{AppState, router};
+use super::{AppState, deadlines, router};
 use crate::net::{self, ConnectionLimit};
 use crate::protocols::Phase;
 use crate::session::ConnectionInfo;
 use crate::types::{Protocol, SessionId};
+
+/// How long an idle connection told to close may take to say goodbye (HTTP/2 GOAWAY).
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn serve(
     listener: TcpListener,
@@ -37,7 +40,12 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(settings.header_timeout)
         .max_buf_size(64 << 10);
-    builder.http2().timer(TokioTimer::new()).max_header_list_size(64 << 10);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 << 10)
+        .keep_alive_interval(Some(settings.keepalive_interval))
+        .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
     let mut connections = JoinSet::new();
     loop {
@@ -49,8 +57,17 @@ pub async fn serve(
                 let net::Accepted { stream, peer, slot } = accepted?;
                 let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
                 let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
-                let service = TowerToHyperService::new(router.clone().layer(axum::Extension(info)));
-                let handshake_deadline = settings.header_timeout;
+                let activity = deadlines::Activity::default();
+                let tracked = activity.clone();
+                let service = TowerToHyperService::new(
+                    router
+                        .clone()
+                        .layer(axum::Extension(info))
+                        .layer(axum::middleware::from_fn(move |request, next| {
+                            deadlines::track(tracked.clone(), request, next)
+                        })),
+                );
+                let (handshake_deadline, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
                 connections.spawn(async move {
                     let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await else {
                         return;
@@ -59,13 +76,25 @@ pub async fn serve(
                     // Requests of the connection run inside its span (and trace).
                     let span = live.span.clone();
                     async {
-                        tokio::select! {
-                            served = builder.serve_connection_with_upgrades(TokioIo::new(tls), service) => {
-                                if let Err(e) = served {
-                                    tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                        tokio::pin!(connection);
+                        let mut closing = false;
+                        loop {
+                            tokio::select! {
+                                served = connection.as_mut() => {
+                                    if let Err(e) = served {
+                                        tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
+                                    }
+                                    break;
                                 }
+                                () = live.terminated() => break,
+                                // Quiet for too long: close (HTTP/2 with GOAWAY) once nothing runs.
+                                () = activity.idle_for(idle_timeout), if !closing => {
+                                    closing = true;
+                                    connection.as_mut().graceful_shutdown();
+                                }
+                                () = tokio::time::sleep(CLOSE_GRACE), if closing => break,
                             }
-                            () = live.terminated() => {}
                         }
                     }
                     .instrument(span)

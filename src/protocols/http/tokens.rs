@@ -17,8 +17,11 @@ pub struct TokenReply {
 }
 
 #[utoipa::path(post, path = "/api/v1/auth/token", tag = "auth", security(("basic" = [])),
-    responses((status = 200, body = TokenReply), (status = 401, body = super::error::ErrorBody)))]
+    responses((status = 200, body = TokenReply), (status = 401, body = super::error::ErrorBody),
+        (status = 403, body = super::error::ErrorBody)))]
 pub async fn issue(State(app): State<AppState>, authed: Authed) -> Result<Json<TokenReply>, ApiError> {
+    // A token minted with a key would outlive the key's revocation.
+    authed.not_by_api_key()?;
     let issued = app.sessions.issue_token(&authed.identity).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", "tokens are not enabled on this server")
     })?;

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Does a flood of wrong-password logins delay file transfers? 1,200 concurrent HTTPS logins with
+# bad passwords (POST /api/v1/auth/login, each on its own TLS connection, again and again),
+# 100 from each of 12 source addresses (127.0.0.2 ... 127.0.0.13), while a legitimate user logs
+# in over SFTP (paramiko, key) and reads 64 KiB from an open SFTP session. It reports both times
+# (median and worst of N tries) without and with the flood, and how the flood was answered.
+# The defender and the per-address connection limit are raised so the flood is not simply
+# banned or refused at accept: every attempt reaches the password check.
+#
+# Not a test: a measurement, recorded in docs/benchmarks.md. It never builds ferry
+# (cargo build --release first) and only ever signals processes it started, by PID.
+#
+# Usage: tests/bench/login_flood.sh [--flood N] [--tries N] [--out FILE] [--keep]
+# Needs: python3 with paramiko ($FERRY_TEST_PYTHON, else python3), ssh-keygen, curl.
+
+set -euo pipefail
+shopt -s inherit_errexit
+export LC_ALL=C
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "$0")/lib.sh"
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+CMDLINE=$(printf '%q ' "$0" "$@")
+CMDLINE=${CMDLINE% }
+
+FLOOD=1200 TRIES=10 OUT_FILE='' KEEP=0
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --flood) need_arg "$@"; is_uint "$2" --flood; FLOOD=$2; shift 2 ;;
+        --tries) need_arg "$@"; is_uint "$2" --tries; TRIES=$2; shift 2 ;;
+        --out)   need_arg "$@"; OUT_FILE=$2; shift 2 ;;
+        --keep)  KEEP=1; shift ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        *) die "unknown option: $1" ;;
+    esac
+done
+
+default_ferry_bin
+[[ -x $FERRY_BIN ]] || die "ferry not found at $FERRY_BIN: cargo build --release"
+PYTHON=${FERRY_TEST_PYTHON:-python3}
+"$PYTHON" -c 'import paramiko' 2>/dev/null || die "$PYTHON has no paramiko (pip install paramiko)"
+
+WORK=$(mktemp -d /tmp/ferry-loginflood.XXXX)
+PIDS=()
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
+    finish_work "$rc"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+SFTP_PORT=$(free_port) HTTPS_PORT=$(free_port) OPS_PORT=$(free_port)
+cat >"$WORK/ferry.toml" <<EOF
+data_dir = "$WORK/data"
+[audit]
+stdout = false
+[auth]
+# High enough that the flood is never banned: every attempt reaches the password check.
+ban_after_failures = 1000000
+rejection_delay = "1s"
+[sftp]
+bind = "127.0.0.1:$SFTP_PORT"
+[ftp]
+enabled = false
+[ftps]
+enabled = false
+[https]
+bind = "127.0.0.1:$HTTPS_PORT"
+max_connections_per_ip = 100000
+[ops]
+bind = "127.0.0.1:$OPS_PORT"
+EOF
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/id_ed25519"
+echo "alice-pass-1" | "$FERRY_BIN" user add alice --password-stdin --key "$WORK/id_ed25519.pub" \
+    --config "$WORK/ferry.toml" >/dev/null
+mkdir -p "$WORK/data/files/alice"
+head -c 65536 /dev/urandom >"$WORK/data/files/alice/64k.bin"
+"$FERRY_BIN" serve --config "$WORK/ferry.toml" >"$WORK/ferry.log" 2>&1 &
+PIDS+=("$!")
+wait_for_port "$SFTP_PORT" "$!" ferry
+wait_for_port "$HTTPS_PORT" "${PIDS[0]}" ferry
+
+# The flood: FLOOD asyncio workers over 12 source addresses, each logging in with a wrong
+# password on a fresh TLS connection, again and again, until told to stop (SIGTERM).
+cat >"$WORK/flood.py" <<'PY'
+import asyncio, json, signal, ssl, sys
+port, total, cafile, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+ctx = ssl.create_default_context(cafile=cafile)
+ctx.set_alpn_protocols(["http/1.1"])
+counts = {}
+stop = asyncio.Event()
+async def worker(n):
+    source = f"127.0.0.{2 + n % 12}"
+    body = json.dumps({"username": f"nobody{n % 50}", "password": "wrong-password"}).encode()
+    head = (f"POST /api/v1/auth/login HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    while not stop.is_set():
+        try:
+            r, w = await asyncio.open_connection("127.0.0.1", port, ssl=ctx, server_hostname="localhost",
+                                                 local_addr=(source, 0))
+            w.write(head + body)
+            status = (await r.readline()).split(b" ")[1].decode()
+            counts[status] = counts.get(status, 0) + 1
+            w.close()
+        except Exception as e:
+            counts[type(e).__name__] = counts.get(type(e).__name__, 0) + 1
+            await asyncio.sleep(0.05)
+async def main():
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await asyncio.gather(*(worker(n) for n in range(total)))
+    json.dump(counts, open(out, "w"))
+asyncio.run(main())
+PY
+
+# The legitimate user: login time (connect, key auth, SFTP subsystem) and a 64 KiB read in the
+# open session, TRIES times each; prints "login_median login_max read_median read_max" in ms.
+cat >"$WORK/measure.py" <<'PY'
+import statistics, sys, time, paramiko
+port, key, tries = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+pkey = paramiko.Ed25519Key.from_private_key_file(key)
+logins, reads = [], []
+for _ in range(tries):
+    t = time.monotonic()
+    transport = paramiko.Transport(("127.0.0.1", port))
+    transport.connect(username="alice", pkey=pkey)
+    sftp = paramiko.SFTPClient.from_transport(transport)
+    logins.append((time.monotonic() - t) * 1000)
+    t = time.monotonic()
+    with sftp.open("64k.bin", "rb") as f:
+        data = f.read(65536)
+    reads.append((time.monotonic() - t) * 1000)
+    assert len(data) == 65536, len(data)
+    sftp.close(); transport.close()
+    time.sleep(0.3)
+print(f"{statistics.median(logins):.0f} {max(logins):.0f} {statistics.median(reads):.1f} {max(reads):.1f}")
+PY
+
+log "baseline: no flood"
+read -r base_login base_login_max base_read base_read_max < <("$PYTHON" "$WORK/measure.py" "$SFTP_PORT" "$WORK/id_ed25519" "$TRIES")
+refused_before=$(curl -sS "http://127.0.0.1:$OPS_PORT/metrics" | awk '/^ferry_password_checks_refused_total /{print $2}')
+log "flood: $FLOOD concurrent wrong-password logins from 127.0.0.2-13"
+"$PYTHON" "$WORK/flood.py" "$HTTPS_PORT" "$FLOOD" "$WORK/data/tls/cert.pem" "$WORK/flood.json" &
+FLOOD_PID=$!
+PIDS+=("$FLOOD_PID")
+sleep 5
+flood_start=$(now)
+read -r login login_max read read_max < <("$PYTHON" "$WORK/measure.py" "$SFTP_PORT" "$WORK/id_ed25519" "$TRIES")
+flood_secs=$(calc "$(now) - $flood_start + 5")
+kill -TERM "$FLOOD_PID"
+wait "$FLOOD_PID" || true
+refused_after=$(curl -sS "http://127.0.0.1:$OPS_PORT/metrics" | awk '/^ferry_password_checks_refused_total /{print $2}')
+answers=$(<"$WORK/flood.json")
+
+{
+    echo "### Login flood vs. transfers, $(date -u +%Y-%m-%d)"
+    echo
+    echo "$FLOOD concurrent wrong-password HTTPS logins from 12 addresses, for $(fmt "$flood_secs" 0) s; a key login over SFTP (paramiko) and a 64 KiB read in an open SFTP session, $TRIES times each."
+    echo
+    echo "| | SFTP login, median / worst | 64 KiB read, median / worst |"
+    echo "| --- | --- | --- |"
+    echo "| no flood | $base_login / $base_login_max ms | $base_read / $base_read_max ms |"
+    echo "| during the flood | $login / $login_max ms | $read / $read_max ms |"
+    echo
+    echo "- Flood answers (HTTP status or client error: count): \`$answers\`"
+    echo "- Password checks refused at once (queue full): $(( ${refused_after%.*} - ${refused_before%.*} ))"
+    print_run_metadata
+} | tee -a "${OUT_FILE:-/dev/null}"
