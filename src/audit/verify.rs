@@ -139,7 +139,8 @@ impl fmt::Display for Report {
                         self.unsigned_tail
                     )?;
                 }
-                match self.heads_matched.iter().max_by_key(|h| h.seq) {
+                // Matched highest first, so the first is the furthest the end was checked to.
+                match self.heads_matched.first() {
                     Some(head) => write!(f, "; holds seq {} named by {}", head.seq, head.source)?,
                     None if self.running => write!(
                         f,

@@ -91,9 +91,18 @@ async fn user_commands_work_while_the_server_runs() {
     let created = records.iter().find(|r| r["event"] == "user.created").unwrap();
     assert_eq!(created["protocol"], "cli");
     assert!(created["node"].as_str().unwrap().ends_with("-cli"), "{created}");
-    let verified = ok(&run(&["audit", "verify", "--db"], None));
+    // The server still runs, so its trail does not end with a checkpoint yet: `--running`
+    // accepts that, and the heads it saved must still be in the trail. Without it, the open end
+    // is reported; the CLI's chain, closed by each command, ends with one either way.
+    let verified = ok(&run(&["audit", "verify", "--db", "--running"], None));
     assert!(
         verified.lines().count() >= 2 && verified.lines().all(|l| l.starts_with("ok node")),
         "{verified}"
     );
+    assert!(verified.contains("named by the last checkpoint saved in the database"), "{verified}");
+    let out = run(&["audit", "verify", "--db"], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(": no final checkpoint: the trail ends at seq"), "{text}");
+    assert!(text.lines().any(|l| l.starts_with("ok node") && l.contains("-cli:")), "{text}");
 }
