@@ -25,7 +25,12 @@ impl Session {
     }
 
     /// `op` on the path as named and on the resolved entry.
-    pub(super) fn check_both(&self, op: Op, path: &VirtualPath, entry: &Resolved<'_>) -> Result<(), SessionError> {
+    pub(super) fn check_both(
+        &self,
+        op: Op,
+        path: &VirtualPath,
+        entry: &Resolved<'_>,
+    ) -> Result<(), SessionError> {
         self.check(op, path)?;
         if entry.path != *path {
             self.check(op, &entry.path)?;

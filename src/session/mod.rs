@@ -374,7 +374,7 @@ impl Session {
                 Err(StorageError::NotFound) => {}
                 Err(e) => return Err(SessionError::from_storage(e, to)),
             }
-            if source.same_mount(&target) {
+            if source.same_mount(target) {
                 return source.storage.rename(&source.key, &target.key).await.map_err(Self::storage_err(to));
             }
             self.rename_across_mounts(source, target, &meta, from, to).await

@@ -12,8 +12,8 @@ use bytes::Bytes;
 use tokio::time::Instant;
 
 use super::{
-    Capacity, DirEntry, DirLister, Key, LinkTarget, Metadata, ReadHandle, Result, Storage, StorageError, WriteHandle,
-    WriteOptions,
+    Capacity, DirEntry, DirLister, Key, LinkTarget, Metadata, ReadHandle, Result, Storage, StorageError,
+    WriteHandle, WriteOptions,
 };
 use crate::telemetry::metrics;
 

@@ -102,7 +102,11 @@ impl Vfs {
     /// Follows the symlinks on the way to `path` (and a final one when `follow_final`) inside
     /// its mount. A link landing where another mount shows would reach disk that the mount
     /// hides from the user: refused as an escape.
-    pub async fn resolve(&self, path: &VirtualPath, follow_final: bool) -> Result<Resolved<'_>, StorageError> {
+    pub async fn resolve(
+        &self,
+        path: &VirtualPath,
+        follow_final: bool,
+    ) -> Result<Resolved<'_>, StorageError> {
         let at = self.locate(path);
         let key = at.storage.resolve(&at.key, follow_final).await?;
         if key == at.key {

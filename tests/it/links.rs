@@ -42,14 +42,20 @@ async fn a_symlink_to_the_top_does_not_open_a_denied_folder_over_sftp_or_https()
     assert!(!local.path().join("s.txt").exists());
 
     let http = srv.https_client();
-    for path in ["/api/v1/files/up/secret/s.txt", "/api/v1/files/up/secret", "/api/v1/files/up/up/secret/s.txt"] {
+    for path in
+        ["/api/v1/files/up/secret/s.txt", "/api/v1/files/up/secret", "/api/v1/files/up/up/secret/s.txt"]
+    {
         let response = http.get(url(&srv, path)).basic_auth("lin", Some("link-pass-1")).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
         let body = response.text().await.unwrap();
         assert!(!body.contains("TOP-SECRET-7") && !body.contains("s.txt"), "{path}: {body}");
     }
-    let response =
-        http.get(url(&srv, "/api/v1/files/up/ro/r.txt")).basic_auth("lin", Some("link-pass-1")).send().await.unwrap();
+    let response = http
+        .get(url(&srv, "/api/v1/files/up/ro/r.txt"))
+        .basic_auth("lin", Some("link-pass-1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "read-only original");
 

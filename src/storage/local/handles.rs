@@ -176,8 +176,9 @@ impl WriteHandle for LocalWriter {
     async fn abort(mut self: Box<Self>) {
         if let Some(temp) = self.staged.take() {
             let dir = Arc::clone(&self.dir);
-            let _ = blocking(move || rustix::fs::unlinkat(&*dir, temp.as_str(), AtFlags::empty()).map_err(errno))
-                .await;
+            let _ =
+                blocking(move || rustix::fs::unlinkat(&*dir, temp.as_str(), AtFlags::empty()).map_err(errno))
+                    .await;
         }
     }
 }
@@ -228,8 +229,11 @@ impl DirLister for LocalLister {
                     continue;
                 }
                 // Entry vanished between readdir and stat: skip it.
-                let Ok(stat) = rustix::fs::statat(dir.fd().map_err(errno)?, entry.file_name(), AtFlags::SYMLINK_NOFOLLOW)
-                else {
+                let Ok(stat) = rustix::fs::statat(
+                    dir.fd().map_err(errno)?,
+                    entry.file_name(),
+                    AtFlags::SYMLINK_NOFOLLOW,
+                ) else {
                     continue;
                 };
                 batch.push(DirEntry { name, meta: metadata_of(&stat) });

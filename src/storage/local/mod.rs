@@ -66,7 +66,9 @@ fn time(secs: i64, nanos: u64) -> Option<SystemTime> {
     let nanos = u32::try_from(nanos).ok()?;
     match u64::try_from(secs) {
         Ok(secs) => UNIX_EPOCH.checked_add(Duration::new(secs, nanos)),
-        Err(_) => UNIX_EPOCH.checked_sub(Duration::new(secs.unsigned_abs(), 0))?.checked_add(Duration::new(0, nanos)),
+        Err(_) => UNIX_EPOCH
+            .checked_sub(Duration::new(secs.unsigned_abs(), 0))?
+            .checked_add(Duration::new(0, nanos)),
     }
 }
 
