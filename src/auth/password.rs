@@ -43,8 +43,8 @@ pub struct Busy;
 /// One unit of work for a hashing thread; it gets the thread's own argon2 memory.
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
-/// Verifies passwords on `threads` dedicated OS threads fed by a queue of `queue` waiting
-/// checks. Each thread keeps one argon2 buffer (19 MiB at the default cost) for its whole
+/// Verifies passwords on `threads` dedicated OS threads (at a lower CPU priority) fed by a
+/// queue of `queue` waiting checks. Each thread keeps one argon2 buffer (19 MiB at the default cost) for its whole
 /// life, so memory is `threads` × the cost however many logins arrive. The threads end when
 /// the last handle is dropped.
 pub struct Hasher {
@@ -93,7 +93,15 @@ impl Hasher {
     }
 }
 
+/// Nice value of the hashing threads: when transfers and logins compete for the CPU, the
+/// transfers win (Linux nice values are per thread).
+const HASHING_NICE: i32 = 10;
+
 fn work(receiver: &Mutex<Receiver<Job>>) {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), HASHING_NICE) {
+        tracing::debug!(error = %e, "cannot lower the priority of a password hashing thread");
+    }
     let mut memory = Vec::new();
     loop {
         let job = match receiver.lock() {

@@ -213,7 +213,8 @@ fn http_chain(url: &str, extra: &str) -> String {
 async fn a_service_users_session_is_checked_again_when_it_slides() {
     use std::sync::atomic::Ordering;
     let (url, service) = start_service().await;
-    let mut srv = TestServer::start_with(&http_chain(&url, "[https]\ntoken_ttl = \"2s\"\n")).await;
+    // Whole-second expiry: a 4 s token lives 3 to 4 s and is past half-life after 2 s.
+    let mut srv = TestServer::start_with(&http_chain(&url, "[https]\ntoken_ttl = \"4s\"\n")).await;
     let http = srv.https_client();
     let base = format!("https://localhost:{}", srv.https.port());
     let session_of = |response: &reqwest::Response| {
@@ -232,7 +233,7 @@ async fn a_service_users_session_is_checked_again_when_it_slides() {
         .await
         .unwrap();
     let first = session_of(&login).expect("a session");
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let slid = http.get(format!("{base}/api/v1/me")).header("cookie", &first).send().await.unwrap();
     let second = session_of(&slid).expect("renewed while the service still knows the user");
     let rechecks: Vec<Value> =
@@ -242,7 +243,7 @@ async fn a_service_users_session_is_checked_again_when_it_slides() {
     assert_eq!(rechecks[0]["peer_address"], "127.0.0.1");
 
     service.ext_gone.store(true, Ordering::SeqCst);
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
     let last = http.get(format!("{base}/api/v1/me")).header("cookie", &second).send().await.unwrap();
     assert!(session_of(&last).is_none(), "not renewed for a user the service refuses");
     let ended = srv
