@@ -19,4 +19,7 @@ mod paramiko;
 mod rclone;
 mod rust_client;
 mod scp;
+mod ssh_audit;
+mod ssh_limits;
+mod ssh_memory;
 mod vfs_conformance;
