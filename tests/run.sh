@@ -48,6 +48,12 @@ if ! "$VENV/bin/python" -c 'import paramiko, moto.server, azure.storage.blob' 2>
     python3 -m venv "$VENV"
     "$VENV/bin/pip" install -q --disable-pip-version-check paramiko "moto[server]" azure-storage-blob schemathesis
 fi
+# ssh-audit checks the default SSH algorithms (tests/it/ssh_audit.rs).
+if [ ! -x "$VENV/bin/ssh-audit" ]; then
+    echo "==> installing ssh-audit into $VENV"
+    "$VENV/bin/pip" install -q --disable-pip-version-check ssh-audit
+fi
+export FERRY_TEST_SSH_AUDIT="$VENV/bin/ssh-audit"
 export FERRY_TEST_PYTHON="$VENV/bin/python"
 
 # The azurite Blob emulator from npm, also outside the clone.

@@ -192,7 +192,15 @@ mod tests {
         };
         started.await.unwrap();
         // The only thread is held; this job takes the queue's one place.
-        assert!(hasher.jobs.try_send(Box::new(|_: &mut Vec<Block>| {})).is_ok());
+        let (queued_ran, queued_done) = std::sync::mpsc::channel::<()>();
+        assert!(
+            hasher
+                .jobs
+                .try_send(Box::new(move |_: &mut Vec<Block>| {
+                    let _ = queued_ran.send(());
+                }))
+                .is_ok()
+        );
         let before = crate::telemetry::metrics::metrics().password_checks_refused.get();
         let refused =
             tokio::time::timeout(std::time::Duration::from_secs(10), hasher.verify(None, "y".into()))
@@ -202,6 +210,8 @@ mod tests {
         assert!(crate::telemetry::metrics::metrics().password_checks_refused.get() > before, "counted");
         release.send(()).unwrap();
         blocked.await.unwrap().unwrap();
+        // The queued job leaves the queue once the thread is free again.
+        tokio::task::spawn_blocking(move || queued_done.recv()).await.unwrap().unwrap();
         assert!(!hasher.verify(None, "z".into()).await.expect("accepted again once drained"));
     }
 }

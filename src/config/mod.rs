@@ -48,6 +48,27 @@ pub const MACS: &[&str] =
 pub const HOST_KEY_ALGORITHMS: &[&str] =
     &["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
+/// Offered by default: what ssh-audit passes without a fail or warning. The NIST-curve key
+/// exchanges and ECDSA host keys (curves of unclear origin), the 2048-bit group14 and the
+/// encrypt-and-MAC `hmac-sha2-*` stay available by configuration (FIPS, old clients).
+pub const DEFAULT_KEX_ALGORITHMS: &[&str] = &[
+    "mlkem768x25519-sha256",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group16-sha512",
+    "diffie-hellman-group18-sha512",
+];
+pub const DEFAULT_CIPHERS: &[&str] = &[
+    "aes128-gcm@openssh.com",
+    "aes256-gcm@openssh.com",
+    "chacha20-poly1305@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+];
+pub const DEFAULT_MACS: &[&str] = &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"];
+pub const DEFAULT_HOST_KEY_ALGORITHMS: &[&str] = &["ssh-ed25519"];
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Where the configuration came from, for the `config.loaded` audit record: the file and
@@ -502,6 +523,19 @@ pub struct SftpConfig {
     pub max_requests_in_flight: usize,
     /// Connections served at once; the next ones are closed at accept.
     pub max_connections: usize,
+    /// Connections from one client address at once (authenticated or not).
+    pub max_connections_per_ip: usize,
+    /// Time from accept to successful authentication (version exchange included); `None`: no
+    /// limit. OpenSSH's `LoginGraceTime`.
+    pub login_grace_time: Option<Duration>,
+    /// Open SFTP file and folder handles per SSH connection (all its channels).
+    pub max_handles_per_connection: usize,
+    /// Open SFTP handles per user across all their connections on this node.
+    pub max_handles_per_user: usize,
+    /// READ reply and WRITE data bytes held per SFTP channel until the reply is written.
+    pub max_bytes_in_flight_per_channel: usize,
+    /// The same, for all channels of one SSH connection together.
+    pub max_bytes_in_flight_per_connection: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -824,10 +858,15 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         enabled: r.bool("enabled", true),
         bind: r.socket_addr("bind", "0.0.0.0:2222"),
         host_keys: r.strings("host_keys", &[]).into_iter().map(PathBuf::from).collect(),
-        kex: allowed(&mut r, "kex", KEX_ALGORITHMS),
-        ciphers: allowed(&mut r, "ciphers", CIPHERS),
-        macs: allowed(&mut r, "macs", MACS),
-        host_key_algorithms: allowed(&mut r, "host_key_algorithms", HOST_KEY_ALGORITHMS),
+        kex: allowed(&mut r, "kex", KEX_ALGORITHMS, DEFAULT_KEX_ALGORITHMS),
+        ciphers: allowed(&mut r, "ciphers", CIPHERS, DEFAULT_CIPHERS),
+        macs: allowed(&mut r, "macs", MACS, DEFAULT_MACS),
+        host_key_algorithms: allowed(
+            &mut r,
+            "host_key_algorithms",
+            HOST_KEY_ALGORITHMS,
+            DEFAULT_HOST_KEY_ALGORITHMS,
+        ),
         idle_timeout: r.optional_duration("idle_timeout", Some(Duration::from_secs(600))),
         keepalive_interval: r.optional_duration("keepalive_interval", Some(Duration::from_secs(30))),
         keepalive_max: r.integer("keepalive_max", 3, 1, 1000) as usize,
@@ -836,6 +875,22 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         window_size: r.size("window_size", 16 << 20, 64 << 10, u64::from(u32::MAX)) as u32,
         max_requests_in_flight: r.integer("max_requests_in_flight", 64, 1, 4096) as usize,
         max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
+        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
+        login_grace_time: r.optional_duration("login_grace_time", Some(Duration::from_secs(30))),
+        max_handles_per_connection: r.integer("max_handles_per_connection", 256, 1, 100_000) as usize,
+        max_handles_per_user: r.integer("max_handles_per_user", 1024, 1, 1_000_000) as usize,
+        max_bytes_in_flight_per_channel: r.size(
+            "max_bytes_in_flight_per_channel",
+            8 << 20,
+            256 << 10,
+            1 << 30,
+        ) as usize,
+        max_bytes_in_flight_per_connection: r.size(
+            "max_bytes_in_flight_per_connection",
+            16 << 20,
+            256 << 10,
+            4 << 30,
+        ) as usize,
     };
     r.finish();
 
@@ -1115,8 +1170,8 @@ fn parse_port_range(raw: &str) -> Result<(u16, u16), String> {
 }
 
 /// A list whose every entry must be in `known` (order kept: the first is preferred).
-fn allowed(r: &mut Reader<'_>, key: &str, known: &[&str]) -> Vec<String> {
-    let list = r.strings(key, known);
+fn allowed(r: &mut Reader<'_>, key: &str, known: &[&str], default: &[&str]) -> Vec<String> {
+    let list = r.strings(key, default);
     for name in &list {
         if !known.contains(&name.as_str()) {
             r.fail(key, format!("`{name}` is not supported; choose from {}", known.join(", ")));

@@ -2,6 +2,7 @@
 //! protocol, IP filters and the defender join here later. Yields vetted streams; never calls a
 //! protocol. Uses `config`, `telemetry`, `types`.
 
+pub mod descriptors;
 pub mod tls;
 
 use std::collections::HashMap;
@@ -49,16 +50,17 @@ impl ConnectionLimit {
     }
 
     /// A place for a connection from `ip`, or why there is none.
-    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, &'static str> {
-        let mut per_ip = self.per_ip.lock().map_err(|_| "connection table unavailable")?;
-        // Only addresses holding a connection have an entry: a refusal adds none.
-        if per_ip.get(&ip).is_some_and(|n| *n >= self.max_per_ip) {
-            return Err("per-address connection limit reached");
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
+        let mut per_ip = self.per_ip.lock().map_err(|_| Refusal::Limit)?;
+        let from_ip = per_ip.get(&ip).copied().unwrap_or(0);
+        if from_ip >= self.max_per_ip {
+            return Err(Refusal::PerAddress);
         }
         if self.active.load(Ordering::SeqCst) >= self.max {
-            return Err("connection limit reached");
+            return Err(Refusal::Limit);
         }
-        *per_ip.entry(ip).or_insert(0) += 1;
+        // Only an admitted address gets an entry, so refusals leave nothing behind.
+        per_ip.insert(ip, from_ip + 1);
         self.active.fetch_add(1, Ordering::SeqCst);
         Ok(ConnectionSlot { limit: self.clone(), ip })
     }
@@ -70,6 +72,34 @@ impl ConnectionLimit {
     /// Addresses with an entry in the per-address table (each holds a connection).
     pub fn tracked_addresses(&self) -> usize {
         self.per_ip.lock().map(|t| t.len()).unwrap_or(0)
+    }
+}
+
+/// Why a connection was closed at accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Limit,
+    PerAddress,
+    Descriptors,
+}
+
+impl Refusal {
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::Limit => "limit",
+            Refusal::PerAddress => "per_address",
+            Refusal::Descriptors => "descriptors",
+        }
+    }
+
+    /// The reason recorded in the audit trail.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Limit => "connection limit reached",
+            Refusal::PerAddress => "per-address connection limit reached",
+            Refusal::Descriptors => "file descriptor reserve reached",
+        }
     }
 }
 
@@ -98,13 +128,18 @@ pub async fn accept(
             }
             Err(e) => return Err(e),
         };
-        let slot = match limit.try_acquire(addr.ip()) {
+        let admitted = if descriptors::available(descriptors::Need::Connection) {
+            limit.try_acquire(addr.ip())
+        } else {
+            Err(Refusal::Descriptors)
+        };
+        let slot = match admitted {
             Ok(slot) => slot,
-            Err(why) => {
-                metrics().connections_refused_total.with_label_values(&["limit"]).inc();
-                tracing::warn!(peer = %addr, why, "closing connection");
+            Err(refusal) => {
+                metrics().connections_refused_total.with_label_values(&[refusal.label()]).inc();
+                tracing::warn!(peer = %addr, why = refusal.reason(), "closing connection");
                 drop(stream);
-                refused(PeerAddr(Some(addr)), why);
+                refused(PeerAddr(Some(addr)), refusal.reason());
                 continue;
             }
         };
@@ -132,9 +167,12 @@ mod tests {
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let first = limit.try_acquire(a).unwrap();
         let _second = limit.try_acquire(a).unwrap();
-        assert_eq!(limit.try_acquire(a).err(), Some("per-address connection limit reached"));
+        assert_eq!(limit.try_acquire(a).err(), Some(Refusal::PerAddress));
         let _third = limit.try_acquire(b).unwrap();
-        assert_eq!(limit.try_acquire(b).err(), Some("connection limit reached"));
+        assert_eq!(limit.try_acquire(b).err(), Some(Refusal::Limit));
+        let c: IpAddr = "10.0.0.3".parse().unwrap();
+        assert_eq!(limit.try_acquire(c).err(), Some(Refusal::Limit));
+        assert!(!limit.per_ip.lock().unwrap().contains_key(&c), "a refused address leaves no entry");
         drop(first);
         assert!(limit.try_acquire(a).is_ok(), "a place freed by drop is reusable");
     }

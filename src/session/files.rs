@@ -115,6 +115,17 @@ impl WriteFile {
         self.handle()?.metadata().await.map_err(|e| SessionError::from_storage(e, &self.path))
     }
 
+    /// Reads back from a file opened for reading and writing (`r+`, `w+`, `a+`): what it holds
+    /// now, staged writes included. Object stores cannot read an upload in progress.
+    pub async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes, SessionError> {
+        self.handle()?.read_at(offset, len).await.map_err(|e| match e {
+            crate::vfs::StorageError::Unsupported => {
+                SessionError::Unsupported("this storage cannot read a file while it is being written")
+            }
+            other => SessionError::from_storage(other, &self.path),
+        })
+    }
+
     pub async fn set_len(&self, len: u64) -> Result<(), SessionError> {
         self.handle()?.set_len(len).await.map_err(|e| SessionError::from_storage(e, &self.path))
     }

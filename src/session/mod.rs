@@ -318,6 +318,19 @@ impl Session {
         }
     }
 
+    /// Opens for reading and writing (SFTP `READ|WRITE`: `r+`, `w+`, `a+`): an upload handle
+    /// that also reads back, so it needs the download right as well.
+    pub async fn open_read_write(
+        &self,
+        path: &VirtualPath,
+        how: OpenWrite,
+    ) -> Result<WriteFile, SessionError> {
+        if let Err(e) = self.check(Op::Download, path) {
+            return self.audited(EventKind::FileDownload, "download", path, None, async { Err(e) }).await;
+        }
+        self.open_write(path, how).await
+    }
+
     pub async fn mkdir(&self, path: &VirtualPath) -> Result<(), SessionError> {
         self.audited(EventKind::DirCreate, "mkdir", path, None, async {
             let entry = self.reach(Op::Mkdir, path, false).await?;

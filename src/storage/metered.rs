@@ -139,6 +139,9 @@ impl WriteHandle for MeteredWrite {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
         timed(self.kind, "write", self.inner.write_at(offset, data)).await
     }
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        timed(self.kind, "read", self.inner.read_at(offset, len)).await
+    }
     async fn metadata(&self) -> Result<Metadata> {
         timed(self.kind, "stat", self.inner.metadata()).await
     }

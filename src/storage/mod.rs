@@ -202,6 +202,11 @@ pub trait ReadHandle: Send + Sync {
 #[async_trait]
 pub trait WriteHandle: Send + Sync {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()>;
+    /// Reads back what the handle holds (a file opened for reading and writing). Backends
+    /// that stage uploads elsewhere than a file cannot: `Unsupported`.
+    async fn read_at(&self, _offset: u64, _len: usize) -> Result<Bytes> {
+        Err(StorageError::Unsupported)
+    }
     async fn metadata(&self) -> Result<Metadata>;
     async fn set_len(&self, len: u64) -> Result<()>;
     async fn sync(&self) -> Result<()>;

@@ -34,6 +34,9 @@ pub const AUDIT_QUEUE_DEPTH: &str = "ferry_audit_queue_depth";
 pub const AUDIT_QUEUE_CAPACITY: &str = "ferry_audit_queue_capacity";
 pub const AUDIT_SINK_ERRORS_TOTAL: &str = "ferry_audit_sink_errors_total";
 pub const USER_BYTES_TOTAL: &str = "ferry_user_transfer_bytes_total";
+pub const SFTP_HANDLES_REFUSED_TOTAL: &str = "ferry_sftp_handles_refused_total";
+pub const SFTP_BYTES_IN_FLIGHT: &str = "ferry_sftp_bytes_in_flight";
+pub const SSH_DISCONNECTS_TOTAL: &str = "ferry_ssh_disconnects_total";
 
 /// The process-wide registry and its metrics.
 pub struct Metrics {
@@ -59,6 +62,9 @@ pub struct Metrics {
     pub audit_queue_capacity: IntGaugeVec,
     pub audit_sink_errors_total: IntCounterVec,
     pub user_bytes_total: IntCounterVec,
+    pub sftp_handles_refused_total: IntCounterVec,
+    pub sftp_bytes_in_flight: IntGaugeVec,
+    pub ssh_disconnects_total: IntCounterVec,
     per_user: Mutex<PerUser>,
 }
 
@@ -233,6 +239,24 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             USER_BYTES_TOTAL,
             "Bytes transferred per user (opt-in: ops.per_user_metrics; users past the cap count as _other)",
             &["user", "direction"],
+        ),
+        sftp_handles_refused_total: counter(
+            &r,
+            SFTP_HANDLES_REFUSED_TOTAL,
+            "SFTP OPEN/OPENDIR refused by a handle cap, by cap (connection, user, descriptors)",
+            &["reason"],
+        ),
+        sftp_bytes_in_flight: gauge(
+            &r,
+            SFTP_BYTES_IN_FLIGHT,
+            "SFTP bytes held now: requests received and not yet served (queued), READ/WRITE payloads until their reply is written (replies)",
+            &["kind"],
+        ),
+        ssh_disconnects_total: counter(
+            &r,
+            SSH_DISCONNECTS_TOTAL,
+            "SSH connections ended by the server before authentication, by reason (login_grace, auth_attempts)",
+            &["reason"],
         ),
         per_user: Mutex::new(PerUser::default()),
         registry: r,

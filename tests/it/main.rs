@@ -23,4 +23,7 @@ mod rclone;
 mod rust_client;
 mod scp;
 mod sftp_fuzz;
+mod ssh_audit;
+mod ssh_limits;
+mod ssh_memory;
 mod vfs_conformance;

@@ -7,31 +7,43 @@
 //! that mark), as every sequential server gives them. When the client ends the subsystem we
 //! send exit-status, EOF and CLOSE at once.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
+use russh::Channel;
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg, ChannelWriteHalf};
 use russh_sftp::protocol::{
     Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet, StatusCode,
     Version,
 };
-use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock, Semaphore};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard};
 use tokio::task::JoinSet;
 
+use super::handles::{Entry, Handle, HandleCaps, Table};
 use super::idle::Activity;
-use super::ops::{attrs, listing_entry, set_attrs};
+use super::intake::{self, End, Queued};
+use super::ops::{attrs, listing_entry, set_attrs, status_message};
+use super::replies::{Budget, ByteBudget, Replies, Ticket};
 use super::wire::{self, MAX_DATA, MAX_PACKET};
-use crate::session::{Listing, OpenWrite, ReadFile, Session, SessionError, VirtualPath, WriteFile};
+use crate::session::{OpenWrite, Session, SessionError, VirtualPath};
 
 /// Per-channel bounds.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// READ/WRITE requests served at once.
+    /// Requests served at once, each holding its place until its reply is written.
     pub max_in_flight: usize,
-    /// Open file and folder handles.
+    /// READ reply and WRITE data bytes held until their reply is written.
+    pub max_bytes: usize,
+    /// Open handles per connection (reported by limits@openssh.com).
     pub max_handles: usize,
+}
+
+/// What the channels of one SSH connection share.
+#[derive(Clone)]
+pub struct PerConnection {
+    pub bytes: ByteBudget,
+    pub queued: Queued,
+    pub handles: HandleCaps,
 }
 
 /// Writes below this size run in the loop instead of on their own task.
@@ -40,120 +52,88 @@ const SHORT_WRITE: usize = 64 * 1024;
 /// Entries per READDIR reply.
 const DIR_BATCH: usize = 128;
 
-enum Handle {
-    Read(ReadFile),
-    Write(WriteFile),
-    Dir(Mutex<Option<Listing>>),
-}
-
-struct Entry {
-    handle: Handle,
-    /// Opened with SSH_FXF_APPEND: every write lands at the end, so writes run one at a time
-    /// in arrival order instead of concurrently.
-    append: bool,
-    /// READ/WRITE hold it shared; FSTAT, FSETSTAT and CLOSE take it exclusively.
-    order: Arc<RwLock<()>>,
-}
-
 struct Dispatcher {
     session: Session,
-    handles: HashMap<String, Arc<Entry>>,
-    next_handle: u64,
+    handles: Table,
+    caps: HandleCaps,
     replies: Arc<Replies>,
     /// Arrival number of the request being handled; its reply carries it.
     seq: u64,
     next_seq: u64,
-    permits: Arc<Semaphore>,
+    budget: Budget,
+    /// The ticket of the request being handled, until its reply is sent.
+    ticket: Option<Ticket>,
     tasks: JoinSet<()>,
     initialized: bool,
     limits: Limits,
-}
-
-/// Writes replies to the channel in request order, from whichever task finishes the request
-/// that is next in line (no extra writer task to hop through).
-struct Replies {
-    output: ChannelWriteHalf<Msg>,
-    order: Mutex<Order>,
-}
-
-#[derive(Default)]
-struct Order {
-    next: u64,
-    /// Replies that finished before an earlier one; at most `max_in_flight`.
-    waiting: BTreeMap<u64, Bytes>,
-    broken: bool,
-}
-
-impl Replies {
-    async fn send(&self, seq: u64, bytes: Bytes) {
-        let mut order = self.order.lock().await;
-        if order.broken {
-            return;
-        }
-        order.waiting.insert(seq, bytes);
-        loop {
-            let next = order.next;
-            let Some(bytes) = order.waiting.remove(&next) else {
-                break;
-            };
-            order.next += 1;
-            if self.output.data_bytes(bytes).await.is_err() {
-                order.broken = true;
-                order.waiting.clear();
-                return;
-            }
-        }
-    }
 }
 
 /// Why the loop stops early: the stream can no longer be trusted or answered.
 struct Fatal(&'static str);
 
 /// Serves one SFTP subsystem channel until the client ends it.
-pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits, activity: Activity) {
-    let (mut input, output) = channel.split();
-    let replies = Arc::new(Replies { output, order: Mutex::new(Order::default()) });
+pub async fn serve(
+    channel: Channel<Msg>,
+    session: Session,
+    limits: Limits,
+    shared: PerConnection,
+    activity: Activity,
+) {
+    let (input, output) = channel.split();
+    let replies = Arc::new(Replies::new(output));
+    let stalled = Arc::clone(&replies.stalled);
+    let intake::Intake { mut requests, mut end } = intake::start(input, shared.queued, stalled, activity);
     let mut dispatcher = Dispatcher {
         session,
-        handles: HashMap::new(),
-        next_handle: 1,
+        handles: Table::new(),
+        caps: shared.handles,
         replies: Arc::clone(&replies),
         seq: 0,
         next_seq: 0,
-        permits: Arc::new(Semaphore::new(limits.max_in_flight)),
+        budget: Budget::new(limits.max_in_flight, limits.max_bytes, shared.bytes),
+        ticket: None,
         tasks: JoinSet::new(),
         initialized: false,
         limits,
     };
-    let mut buffer = BytesMut::new();
-    'channel: while let Some(message) = input.wait().await {
-        match message {
-            ChannelMsg::Data { data } => buffer.extend_from_slice(&data),
-            ChannelMsg::Eof | ChannelMsg::Close => break,
-            _ => continue,
-        }
-        while buffer.len() >= 4 {
-            let len = u32::from_be_bytes([buffer[0], buffer[1], buffer[2], buffer[3]]) as usize;
-            if len == 0 || len > MAX_PACKET + 1024 {
-                tracing::warn!(len, "SFTP packet length out of range; closing the channel");
-                break 'channel;
-            }
-            if buffer.len() < 4 + len {
-                break;
-            }
-            buffer.advance(4);
-            let body = buffer.split_to(len).freeze();
-            activity.touch();
-            if let Err(Fatal(why)) = dispatcher.handle(body).await {
-                tracing::warn!(why, "closing SFTP channel");
-                break 'channel;
-            }
+    // Requests in arrival order until the client stops sending or nobody is left to answer;
+    // every wait here also watches for the latter, so nothing stays blocked on a gone client.
+    let mut abandoned = loop {
+        let request = tokio::select! {
+            biased;
+            () = intake::abandoned(&mut end) => break true,
+            request = requests.recv() => request,
+        };
+        let Some(request) = request else { break false };
+        let handled = tokio::select! {
+            biased;
+            () = intake::abandoned(&mut end) => break true,
+            handled = dispatcher.handle(request.body.clone()) => handled,
+        };
+        drop(request);
+        if let Err(Fatal(why)) = handled {
+            tracing::warn!(why, "closing SFTP channel");
+            break false;
         }
         while dispatcher.tasks.try_join_next().is_some() {}
+    };
+    if !abandoned {
+        abandoned = tokio::select! {
+            biased;
+            () = intake::abandoned(&mut end) => true,
+            () = async { while dispatcher.tasks.join_next().await.is_some() {} } => false,
+        };
     }
+    // Dropping the tasks frees their data and tickets; uploads never closed by the client are
+    // dropped with the handles: staged data is discarded.
+    dispatcher.tasks.abort_all();
     while dispatcher.tasks.join_next().await.is_some() {}
-    // Uploads never closed by the client are dropped here: staged data is discarded.
     drop(dispatcher);
+    if *end.borrow() == End::Abandoned || abandoned {
+        // The client is gone or does not read: a goodbye could wait forever for its window.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), replies.output.close()).await;
+        return;
+    }
     let _ = replies.output.exit_status(0).await;
     let _ = replies.output.eof().await;
     let _ = replies.output.close().await;
@@ -161,7 +141,7 @@ pub async fn serve(channel: Channel<Msg>, session: Session, limits: Limits, acti
 
 impl Dispatcher {
     /// Sends the one reply of the current request.
-    async fn send(&self, packet: Packet) {
+    async fn send(&mut self, packet: Packet) {
         let id = packet.get_request_id();
         let bytes = Bytes::try_from(packet).unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot encode SFTP reply");
@@ -170,22 +150,23 @@ impl Dispatcher {
         self.send_bytes(bytes).await;
     }
 
-    async fn send_bytes(&self, bytes: Bytes) {
-        self.replies.send(self.seq, bytes).await;
+    async fn send_bytes(&mut self, bytes: Bytes) {
+        let ticket = self.ticket.take();
+        self.replies.send(self.seq, bytes, ticket).await;
     }
 
-    async fn status(&self, id: u32, code: StatusCode, message: &str) {
+    async fn status(&mut self, id: u32, code: StatusCode, message: &str) {
         self.send_bytes(status_bytes(id, code, message)).await;
     }
 
-    async fn result(&self, id: u32, result: Result<(), SessionError>) {
+    async fn result(&mut self, id: u32, result: Result<(), SessionError>) {
         match result {
-            Ok(()) => self.status(id, StatusCode::Ok, "Success").await,
+            Ok(()) => self.status(id, StatusCode::Ok, "").await,
             Err(e) => self.error(id, &e).await,
         }
     }
 
-    async fn error(&self, id: u32, e: &SessionError) {
+    async fn error(&mut self, id: u32, e: &SessionError) {
         self.status(id, StatusCode::from(e), &e.to_string()).await;
     }
 
@@ -194,14 +175,7 @@ impl Dispatcher {
     }
 
     fn entry(&self, handle: &str) -> Option<Arc<Entry>> {
-        self.handles.get(handle).cloned()
-    }
-
-    fn insert(&mut self, handle: Handle, append: bool) -> String {
-        let name = self.next_handle.to_string();
-        self.next_handle += 1;
-        self.handles.insert(name.clone(), Arc::new(Entry { handle, append, order: Arc::default() }));
-        name
+        self.handles.get(handle)
     }
 
     async fn handle(&mut self, body: Bytes) -> Result<(), Fatal> {
@@ -217,6 +191,13 @@ impl Dispatcher {
         } else {
             Err("file names must be UTF-8".to_string())
         };
+        // The request's place and bytes, held until its reply is written.
+        let charge = match &decoded {
+            Ok(Packet::Read(read)) => (read.len as usize).min(MAX_DATA),
+            Ok(Packet::Write(write)) => write.data.len(),
+            _ => 0,
+        };
+        self.ticket = Some(self.budget.ticket(charge).await);
         let packet = match decoded {
             Ok(packet) => packet,
             Err(e) => {
@@ -268,11 +249,16 @@ impl Dispatcher {
                     guard,
                     entry,
                     move |entry| async move {
-                        let Handle::Read(file) = &entry.handle else {
-                            return Err((StatusCode::Failure, "handle is not open for reading".into()));
+                        // READ|WRITE handles (r+, w+, a+) are upload handles that read back.
+                        let data = match &entry.handle {
+                            Handle::Read(file) => file.read_at(read.offset, len).await,
+                            Handle::Write(file) => file.read_at(read.offset, len).await,
+                            Handle::Dir(_) => {
+                                return Err((StatusCode::Failure, "handle is a folder, not a file".into()));
+                            }
                         };
-                        match file.read_at(read.offset, len).await {
-                            Ok(data) if data.is_empty() => Err((StatusCode::Eof, "End of file".into())),
+                        match data {
+                            Ok(data) if data.is_empty() => Err((StatusCode::Eof, String::new())),
                             Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
                             Err(e) => Err(((&e).into(), e.to_string())),
                         }
@@ -308,9 +294,12 @@ impl Dispatcher {
                 .await;
             }
             Packet::Open(open) => {
-                if self.handles.len() >= self.limits.max_handles {
-                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
-                }
+                let slot = match self.caps.acquire(self.session.user()) {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        return self.status(open.id, StatusCode::Failure, refused.message()).await;
+                    }
+                };
                 let flags = open.pflags;
                 let result = match self.path(&open.filename) {
                     Err(e) => Err(e),
@@ -321,14 +310,18 @@ impl Dispatcher {
                             exclusive: flags.contains(OpenFlags::EXCLUDE),
                             append: flags.contains(OpenFlags::APPEND),
                         };
-                        self.session.open_write(&path, how).await.map(Handle::Write)
+                        if flags.contains(OpenFlags::READ) {
+                            self.session.open_read_write(&path, how).await.map(Handle::Write)
+                        } else {
+                            self.session.open_write(&path, how).await.map(Handle::Write)
+                        }
                     }
                     Ok(path) => self.session.open_read(&path).await.map(Handle::Read),
                 };
                 match result {
                     Ok(handle) => {
                         let append = flags.contains(OpenFlags::APPEND);
-                        let handle = self.insert(handle, append);
+                        let handle = self.handles.insert(handle, append, slot);
                         self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
                     }
                     Err(e) => self.error(open.id, &e).await,
@@ -342,16 +335,20 @@ impl Dispatcher {
                 self.result(close.id, result).await;
             }
             Packet::OpenDir(open) => {
-                if self.handles.len() >= self.limits.max_handles {
-                    return self.status(open.id, StatusCode::Failure, "too many open handles").await;
-                }
+                let slot = match self.caps.acquire(self.session.user()) {
+                    Ok(slot) => slot,
+                    Err(refused) => {
+                        return self.status(open.id, StatusCode::Failure, refused.message()).await;
+                    }
+                };
                 let listing = match self.path(&open.path) {
                     Ok(path) => self.session.list(&path).await,
                     Err(e) => Err(e),
                 };
                 match listing {
                     Ok(listing) => {
-                        let handle = self.insert(Handle::Dir(Mutex::new(Some(listing))), false);
+                        let dir = Handle::Dir(Mutex::new(Some(listing)));
+                        let handle = self.handles.insert(dir, false, slot);
                         self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
                     }
                     Err(e) => self.error(open.id, &e).await,
@@ -372,7 +369,7 @@ impl Dispatcher {
                 match batch {
                     Ok(batch) if batch.is_empty() => {
                         *listing = None;
-                        self.status(read.id, StatusCode::Eof, "End of folder").await;
+                        self.status(read.id, StatusCode::Eof, "").await;
                     }
                     Ok(batch) => {
                         let owner = self.session.user();
@@ -504,19 +501,18 @@ impl Dispatcher {
         F: FnOnce(Arc<Entry>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<Option<Bytes>, (StatusCode, String)>> + Send,
     {
-        let permit = Arc::clone(&self.permits).acquire_owned().await;
+        let ticket = self.ticket.take();
         let replies = Arc::clone(&self.replies);
         let seq = self.seq;
         let task = async move {
             let reply = match work(entry).await {
                 Ok(Some(bytes)) => bytes,
-                Ok(None) => status_bytes(id, StatusCode::Ok, "Success"),
+                Ok(None) => status_bytes(id, StatusCode::Ok, ""),
                 Err((code, message)) => status_bytes(id, code, &message),
             };
             // The entry is dropped inside `work` before the guard is released here.
             drop(guard);
-            drop(permit);
-            replies.send(seq, reply).await;
+            replies.send(seq, reply, ticket).await;
         };
         if inline {
             task.await;
@@ -525,14 +521,14 @@ impl Dispatcher {
         }
     }
 
-    async fn attrs_reply(&self, id: u32, result: Result<crate::session::Metadata, SessionError>) {
+    async fn attrs_reply(&mut self, id: u32, result: Result<crate::session::Metadata, SessionError>) {
         match result {
             Ok(meta) => self.send(Packet::Attrs(Attrs { id, attrs: attrs(&meta) })).await,
             Err(e) => self.error(id, &e).await,
         }
     }
 
-    async fn name_reply(&self, id: u32, path: String) {
+    async fn name_reply(&mut self, id: u32, path: String) {
         let file = File { longname: path.clone(), filename: path, attrs: FileAttributes::empty() };
         self.send(Packet::Name(Name { id, files: vec![file] })).await;
     }
@@ -619,6 +615,7 @@ async fn close_entry(entry: Arc<Entry>) -> Result<(), SessionError> {
     }
 }
 
-fn status_bytes(id: u32, code: StatusCode, message: &str) -> Bytes {
-    wire::status_reply(id, code as u32, message)
+/// A STATUS reply with OpenSSH's text for `code`, then ferry's detail, if any.
+fn status_bytes(id: u32, code: StatusCode, detail: &str) -> Bytes {
+    wire::status_reply(id, code as u32, &status_message(code, detail))
 }

@@ -3,9 +3,12 @@
 //! codes live in `ops.rs`.
 
 mod dispatch;
+mod handles;
 mod idle;
+mod intake;
 pub mod keys;
 mod ops;
+mod replies;
 mod scp;
 mod server;
 mod wire;

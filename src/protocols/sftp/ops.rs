@@ -26,6 +26,28 @@ impl From<&SessionError> for StatusCode {
     }
 }
 
+/// OpenSSH sftp-server's text for each code, which clients and scripts match on.
+pub fn status_text(code: StatusCode) -> &'static str {
+    match code {
+        StatusCode::Ok => "Success",
+        StatusCode::Eof => "End of file",
+        StatusCode::NoSuchFile => "No such file",
+        StatusCode::PermissionDenied => "Permission denied",
+        StatusCode::Failure => "Failure",
+        StatusCode::BadMessage => "Bad message",
+        StatusCode::NoConnection => "No connection",
+        StatusCode::ConnectionLost => "Connection lost",
+        StatusCode::OpUnsupported => "Operation unsupported",
+    }
+}
+
+/// The STATUS message: OpenSSH's text first, ferry's detail after it (`No such file:
+/// /inbox/a.csv: no such file or folder`).
+pub fn status_message(code: StatusCode, detail: &str) -> String {
+    let text = status_text(code);
+    if detail.is_empty() || detail == text { text.to_string() } else { format!("{text}: {detail}") }
+}
+
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
@@ -99,6 +121,15 @@ pub fn set_attrs(attrs: &FileAttributes) -> SetAttrs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_messages_start_with_openssh_wording() {
+        assert_eq!(status_message(StatusCode::Ok, ""), "Success");
+        assert_eq!(status_message(StatusCode::Eof, ""), "End of file");
+        assert_eq!(status_message(StatusCode::NoSuchFile, "/a: gone"), "No such file: /a: gone");
+        assert_eq!(status_message(StatusCode::OpUnsupported, "x"), "Operation unsupported: x");
+        assert_eq!(status_message(StatusCode::Failure, "Failure"), "Failure");
+    }
 
     #[test]
     fn long_names_look_like_ls() {

@@ -4,9 +4,10 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::os::fd::AsFd;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use russh::keys::{Algorithm, PrivateKey};
@@ -15,14 +16,19 @@ use russh::server::{Auth, Msg, PublicKeyOffer, Session as SshSession, VerifiedPu
 use russh::{Channel, ChannelId, ChannelOpenFailure, MethodKind, MethodSet, Preferred};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use super::dispatch::{self, Limits};
+use super::dispatch::{self, Limits, PerConnection};
+use super::handles::{HandleCaps, UserHandles};
 use super::idle::{self, Activity};
+use super::intake::{QUEUE_CAP, Queued};
+use super::replies::ByteBudget;
 use super::scp;
 use crate::config::{AuthConfig, SftpConfig};
 use crate::net::{self, ConnectionLimit};
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Credentials, Identity, SessionFactory};
+use crate::telemetry::metrics::metrics;
 use crate::types::{Protocol, Secret, SessionId};
 
 /// Everything the SSH listener needs, built once from configuration.
@@ -34,7 +40,16 @@ pub struct SshSettings {
     max_channels: usize,
     banner: Option<String>,
     max_connections: usize,
+    max_connections_per_ip: usize,
     idle_timeout: Option<Duration>,
+    login_grace_time: Option<Duration>,
+    /// Failed password or key attempts before the connection is closed.
+    max_attempts: u32,
+    max_handles_per_connection: usize,
+    max_handles_per_user: usize,
+    /// Open handles per user, shared by every connection of this listener.
+    user_handles: UserHandles,
+    max_bytes_per_connection: usize,
 }
 
 impl SshSettings {
@@ -95,7 +110,9 @@ impl SshSettings {
             maximum_packet_size: 65_536,
             channel_buffer_size: 256,
             preferred,
-            max_auth_attempts: auth.max_attempts as usize,
+            // We count failures ourselves (OpenSSH's way: the initial `none` query is not one)
+            // and disconnect at the limit; russh's own cap, one higher, is only a backstop.
+            max_auth_attempts: auth.max_attempts as usize + 1,
             inactivity_timeout: sftp.idle_timeout,
             keepalive_interval: sftp.keepalive_interval,
             keepalive_max: sftp.keepalive_max,
@@ -104,12 +121,23 @@ impl SshSettings {
         };
         Ok(Self {
             russh: Arc::new(russh),
-            limits: Limits { max_in_flight: sftp.max_requests_in_flight, max_handles: 256 },
+            limits: Limits {
+                max_in_flight: sftp.max_requests_in_flight,
+                max_bytes: sftp.max_bytes_in_flight_per_channel,
+                max_handles: sftp.max_handles_per_connection,
+            },
             scp_enabled,
             max_channels: sftp.max_sessions_per_connection,
             banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
             max_connections: sftp.max_connections,
+            max_connections_per_ip: sftp.max_connections_per_ip,
             idle_timeout: sftp.idle_timeout,
+            login_grace_time: sftp.login_grace_time,
+            max_attempts: auth.max_attempts,
+            max_handles_per_connection: sftp.max_handles_per_connection,
+            max_handles_per_user: sftp.max_handles_per_user,
+            user_handles: UserHandles::default(),
+            max_bytes_per_connection: sftp.max_bytes_in_flight_per_connection,
         })
     }
 }
@@ -123,7 +151,7 @@ pub async fn serve(
     sessions: SessionFactory,
     mut phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    let limit = ConnectionLimit::new(settings.max_connections, usize::MAX);
+    let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     loop {
@@ -168,20 +196,53 @@ async fn connection(
     registry: Registry,
 ) {
     let net::Accepted { stream, peer, slot } = accepted;
+    let deadline = settings.login_grace_time.map(|grace| Instant::now() + grace);
+    // The session task owns the stream; a second descriptor on the socket lets the grace
+    // timer cut a login that takes too long (held only until authentication).
+    let cutter =
+        deadline.and_then(|_| stream.as_fd().try_clone_to_owned().ok()).map(std::net::TcpStream::from);
     let conn = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Ssh };
     let mut live = sessions.connection_opened(&conn);
     let activity = Activity::new();
+    let (authenticated, authenticated_rx) = watch::channel(false);
+    let ssh_handle = Arc::new(OnceLock::new());
     let handler = SshConnection {
         sessions: sessions.clone(),
+        shared: PerConnection {
+            bytes: ByteBudget::new(settings.max_bytes_per_connection),
+            queued: Queued::new(QUEUE_CAP),
+            handles: HandleCaps {
+                per_connection: settings.max_handles_per_connection,
+                per_user: settings.max_handles_per_user,
+                connection: Arc::default(),
+                users: settings.user_handles.clone(),
+            },
+        },
         settings: settings.clone(),
         conn,
         identity: None,
         channels: HashMap::new(),
         active: Arc::default(),
         activity: activity.clone(),
+        failures: 0,
+        authenticated,
+        ssh_handle: Arc::clone(&ssh_handle),
     };
-    match russh::server::run_stream(Arc::clone(&settings.russh), stream, handler).await {
+    let started = russh::server::run_stream(Arc::clone(&settings.russh), stream, handler);
+    let started = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline, started).await {
+            Ok(started) => started,
+            Err(_) => {
+                metrics().ssh_disconnects_total.with_label_values(&["login_grace"]).inc();
+                tracing::info!(peer = %peer, "no SSH version line within the login grace time");
+                Err(russh::Error::ConnectionTimeout)
+            }
+        },
+        None => started.await,
+    };
+    match started {
         Ok(running) => {
+            let _ = ssh_handle.set(running.handle());
             if let Ok(mut r) = registry.lock() {
                 r.insert(id, running.handle());
             }
@@ -192,6 +253,7 @@ async fn connection(
             tokio::pin!(running);
             let ended = tokio::select! {
                 ended = &mut running => ended,
+                () = login_grace(deadline, authenticated_rx, cutter, peer) => running.await,
                 () = live.terminated() => {
                     let _ = handle
                         .disconnect(russh::Disconnect::ByApplication, "ended by an administrator".into(), "en".into())
@@ -215,6 +277,36 @@ async fn connection(
     drop(slot);
 }
 
+/// Cuts the connection when it is still not authenticated at `deadline` (OpenSSH's
+/// LoginGraceTime: sshd closes without a goodbye); never resolves once it is.
+async fn login_grace(
+    deadline: Option<Instant>,
+    mut authenticated: watch::Receiver<bool>,
+    cutter: Option<std::net::TcpStream>,
+    peer: crate::types::PeerAddr,
+) {
+    let Some(deadline) = deadline else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        () = tokio::time::sleep_until(deadline) => {}
+        () = async { drop(authenticated.wait_for(|done| *done).await) } => {
+            drop(cutter);
+            return std::future::pending().await;
+        }
+    }
+    let done = *authenticated.borrow();
+    if done {
+        drop(cutter);
+        return std::future::pending().await;
+    }
+    metrics().ssh_disconnects_total.with_label_values(&["login_grace"]).inc();
+    tracing::info!(peer = %peer, "not authenticated within the login grace time; closing");
+    if let Some(cutter) = cutter {
+        let _ = cutter.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 struct SshConnection {
     sessions: SessionFactory,
     settings: SshSettings,
@@ -226,6 +318,13 @@ struct SshConnection {
     active: Arc<AtomicUsize>,
     /// Last use of the connection, for the idle timeout.
     activity: Activity,
+    /// Budgets and handle counts shared by this connection's channels.
+    shared: PerConnection,
+    /// Rejected password and key attempts so far.
+    failures: u32,
+    authenticated: watch::Sender<bool>,
+    /// The running session, to disconnect it after too many failures.
+    ssh_handle: Arc<OnceLock<russh::server::Handle>>,
 }
 
 /// SHA-1 RSA signatures (`ssh-rsa`) are refused; rsa-sha2-256/512 are fine.
@@ -248,10 +347,44 @@ impl SshConnection {
         match self.sessions.login(&self.conn, user, &credentials).await {
             Ok(identity) => {
                 self.identity = Some(identity);
+                self.authenticated.send_replace(true);
                 Auth::Accept
             }
-            Err(_) => Auth::reject(),
+            Err(_) => self.failed_attempt(),
         }
+    }
+
+    /// A rejected password or key: answered (after the rejection delay) with every method
+    /// still on offer, and at `max_attempts` failures the connection is closed with a reason,
+    /// as sshd's MaxAuthTries does. (`Auth::reject()` would make russh drop the method from
+    /// the list, and OpenSSH's client then stops asking for the password.)
+    fn failed_attempt(&mut self) -> Auth {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= self.settings.max_attempts
+            && let Some(handle) = self.ssh_handle.get().cloned()
+        {
+            metrics().ssh_disconnects_total.with_label_values(&["auth_attempts"]).inc();
+            tracing::info!(peer = %self.conn.peer, failures = self.failures, "too many authentication failures");
+            // Queued behind the USERAUTH_FAILURE russh writes once this returns.
+            tokio::spawn(async move {
+                let _ = handle
+                    .disconnect(
+                        russh::Disconnect::NoMoreAuthMethodsAvailable,
+                        "Too many authentication failures".into(),
+                        "en".into(),
+                    )
+                    .await;
+            });
+        }
+        rejection()
+    }
+}
+
+/// A rejection that keeps both methods on offer.
+fn rejection() -> Auth {
+    Auth::Reject {
+        proceed_with_methods: Some(MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])),
+        partial_success: false,
     }
 }
 
@@ -272,21 +405,21 @@ impl russh::server::Handler for SshConnection {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         if weak_signature(offer.algorithm) {
-            return Ok(Auth::reject());
+            return Ok(rejection());
         }
         Ok(Auth::Accept)
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
         if weak_signature(key.algorithm) {
-            return Ok(Auth::reject());
+            return Ok(self.failed_attempt());
         }
         let Ok(line) = key.public_key.to_openssh() else {
-            return Ok(Auth::reject());
+            return Ok(self.failed_attempt());
         };
         let mut fields = line.split_whitespace();
         let (Some(kind), Some(blob)) = (fields.next(), fields.next()) else {
-            return Ok(Auth::reject());
+            return Ok(self.failed_attempt());
         };
         Ok(self.login(user, Credentials::PublicKey(format!("{kind} {blob}"))).await)
     }
@@ -331,7 +464,14 @@ impl russh::server::Handler for SshConnection {
             Ok(file_session) => {
                 session.channel_success(channel_id)?;
                 let activity = self.activity.clone();
-                self.spawn_channel(dispatch::serve(channel, file_session, self.settings.limits, activity));
+                let shared = self.shared.clone();
+                self.spawn_channel(dispatch::serve(
+                    channel,
+                    file_session,
+                    self.settings.limits,
+                    shared,
+                    activity,
+                ));
             }
             Err(e) => {
                 tracing::error!(user = %identity.user, error = %e, "cannot open a file session");

@@ -73,6 +73,26 @@ pub(super) fn open_writer(root: &Root, key: &Key, options: WriteOptions) -> Resu
     Ok(LocalWriter::new(file, None, parent, name))
 }
 
+/// Up to `len` bytes at `offset` of `file`; fewer only at its end.
+async fn read_file_at(file: &Arc<File>, offset: u64, len: usize) -> Result<Bytes> {
+    let file = Arc::clone(file);
+    blocking(move || {
+        let mut buf = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        buf.truncate(filled);
+        Ok(Bytes::from(buf))
+    })
+    .await
+}
+
 pub(super) struct LocalReader {
     file: Arc<File>,
 }
@@ -86,22 +106,7 @@ impl LocalReader {
 #[async_trait]
 impl ReadHandle for LocalReader {
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
-        let file = Arc::clone(&self.file);
-        blocking(move || {
-            let mut buf = vec![0u8; len];
-            let mut filled = 0;
-            while filled < len {
-                match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            buf.truncate(filled);
-            Ok(Bytes::from(buf))
-        })
-        .await
+        read_file_at(&self.file, offset, len).await
     }
 
     async fn metadata(&self) -> Result<Metadata> {
@@ -130,6 +135,11 @@ impl WriteHandle for LocalWriter {
     async fn write_at(&self, offset: u64, data: Bytes) -> Result<()> {
         let file = Arc::clone(&self.file);
         blocking(move || Ok(file.write_all_at(&data, offset)?)).await
+    }
+
+    /// The file is open for reading too (staged or in place), so `r+`/`w+`/`a+` read back.
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        read_file_at(&self.file, offset, len).await
     }
 
     async fn metadata(&self) -> Result<Metadata> {
