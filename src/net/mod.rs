@@ -185,7 +185,7 @@ mod tests {
         let held = limit.try_acquire("10.0.0.1".parse().unwrap()).unwrap();
         for n in 2..=200u8 {
             let ip: IpAddr = format!("10.0.1.{n}").parse().unwrap();
-            assert_eq!(limit.try_acquire(ip).err(), Some("connection limit reached"));
+            assert_eq!(limit.try_acquire(ip).err(), Some(Refusal::Limit));
         }
         assert_eq!(limit.tracked_addresses(), 1, "only the address holding a connection");
         drop(held);
