@@ -48,9 +48,9 @@ pub const MACS: &[&str] =
 pub const HOST_KEY_ALGORITHMS: &[&str] =
     &["ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"];
 
-/// Offered by default: what ssh-audit passes without a fail or warning. The NIST-curve key
-/// exchanges and ECDSA host keys (curves of unclear origin), the 2048-bit group14 and the
-/// encrypt-and-MAC `hmac-sha2-*` stay available by configuration (FIPS, old clients).
+/// Offered by default: what ssh-audit passes without a fail. The NIST-curve key exchanges and
+/// ECDSA host keys (curves of unclear origin) and the 2048-bit group14 stay available by
+/// configuration (FIPS, old clients).
 pub const DEFAULT_KEX_ALGORITHMS: &[&str] = &[
     "mlkem768x25519-sha256",
     "curve25519-sha256",
@@ -66,7 +66,11 @@ pub const DEFAULT_CIPHERS: &[&str] = &[
     "aes192-ctr",
     "aes128-ctr",
 ];
-pub const DEFAULT_MACS: &[&str] = &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com"];
+/// Encrypt-then-MAC first; the encrypt-and-MAC `hmac-sha2-*` follow (ssh-audit warns of them, it
+/// does not fail them) because libssh2 before 1.11 (Debian 12's curl, PHP, many embedded clients)
+/// knows no ETM MAC and no AEAD cipher: without them those clients cannot connect at all.
+pub const DEFAULT_MACS: &[&str] =
+    &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512"];
 pub const DEFAULT_HOST_KEY_ALGORITHMS: &[&str] = &["ssh-ed25519"];
 
 #[derive(Debug, Clone)]

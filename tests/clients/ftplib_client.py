@@ -68,6 +68,7 @@ def main_scenario(port, user, password, cafile):
     try:
         ftp.cwd("..")
         r["cdup_root"] = "ok"
+        r["pwd_after_cdup"] = ftp.pwd()
     except ftplib.error_perm as e:
         r["cdup_root"] = code_of(e)
     try:

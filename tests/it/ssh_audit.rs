@@ -39,7 +39,11 @@ async fn default_algorithms_pass_ssh_audit() {
     // The one warning left is that classical key exchanges resist no quantum computer; they
     // stay for clients without mlkem768x25519-sha256 (OpenSSH before 9.9, paramiko, libssh2).
     let (warnings, _) = findings(&srv, "warn").await;
-    let others: Vec<_> = warnings.iter().filter(|w| !w.contains("post-quantum")).collect();
+    // The encrypt-and-MAC MACs are offered last for libssh2 < 1.11 clients (Debian 12's curl).
+    let encrypt_and_mac =
+        |w: &str| w.starts_with("mac \"hmac-sha2-256\":") || w.starts_with("mac \"hmac-sha2-512\":");
+    let others: Vec<_> =
+        warnings.iter().filter(|w| !w.contains("post-quantum") && !encrypt_and_mac(w)).collect();
     assert!(others.is_empty(), "warnings: {others:#?}");
     let kex: Vec<&str> =
         report["kex"].as_array().unwrap().iter().filter_map(|k| k["algorithm"].as_str()).collect();
