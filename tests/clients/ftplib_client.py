@@ -228,8 +228,15 @@ def steal(port, user, password, cafile):
     try:
         stock.retrbinary("RETR secret.bin", lambda b: None)
         r["stock"] = "226"
-    except (ftplib.Error, ssl.SSLError, OSError) as e:
-        r["stock"] = code_of(e) if isinstance(e, ftplib.Error) else type(e).__name__
+    except ftplib.Error as e:
+        r["stock"] = code_of(e)
+    except (ssl.SSLError, OSError):
+        # The data connection was closed under the client; the reply is still to be read.
+        try:
+            stock.voidresp()
+            r["stock"] = "226"
+        except ftplib.Error as e:
+            r["stock"] = code_of(e)
     for ftp in (victim, thief, stock):
         ftp.quit()
     print(json.dumps(r))

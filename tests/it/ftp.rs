@@ -271,7 +271,6 @@ async fn many_small_ftplib_uploads_resume_tls_and_arrive_intact() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails: one ftplib step gets an unexpected 522 with require_tls_session_reuse on; under investigation"]
 async fn a_data_connection_without_this_logins_tls_session_gets_nothing() {
     let srv = TestServer::start_with("[ftp]\nrequire_tls_session_reuse = true\n").await;
     srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
