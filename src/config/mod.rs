@@ -842,7 +842,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         max_login_attempts: r.integer("max_login_attempts", 3, 1, 100) as u32,
         max_passive_ports_per_ip: r.integer("max_passive_ports_per_ip", 16, 1, 65_536) as usize,
-        require_tls_session_reuse: r.bool("require_tls_session_reuse", false),
+        require_tls_session_reuse: r.bool("require_tls_session_reuse", true),
         banner: r.string("banner", "ferry FTP server ready"),
     };
     r.finish();

@@ -334,6 +334,14 @@ async fn rclone_parallel_ftps_transfers_resume_across_control_connections() {
     let diff =
         std::process::Command::new("diff").arg("-r").arg(&source).arg(srv.home("rc").join("par")).output();
     assert!(diff.unwrap().status.success(), "every file arrived intact");
+    // And back down, eight data connections at a time (listings and downloads).
+    let back = local.path().join("back");
+    let mut cmd = tokio::process::Command::new("rclone");
+    cmd.env("RCLONE_CONFIG", "/dev/null").args(["copy", "--transfers", "8", "--checkers", "8"]);
+    cmd.arg(&remote).arg(&back);
+    ok(&run(cmd, 120).await);
+    let diff = std::process::Command::new("diff").arg("-r").arg(&source).arg(&back).output();
+    assert!(diff.unwrap().status.success(), "every file came back intact");
 }
 
 /// Logs in a raw plain-FTP control connection.

@@ -84,7 +84,14 @@ pub async fn connect(
     let stream = tokio::time::timeout_at(deadline, accept).await.map_err(|_| timed_out())??;
     let (_, conn) = stream.get_ref();
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
-    let owner = handshake.resumed().filter(|_| resumed).and_then(|token| tls.owners.owner(&token));
+    // A sibling control connection of the client may still be logging in; wait for it within
+    // the data connection's time (after that, the session counts as nobody's).
+    let owner = match handshake.resumed().filter(|_| resumed) {
+        Some(token) => {
+            tokio::time::timeout_at(deadline, tls.owners.owner_when_known(&token)).await.ok().flatten()
+        }
+        None => None,
+    };
     // Resumed from a session of this login's control connections; or, where the configuration
     // allows it, a fresh handshake or a session nobody is known to own (never another login's).
     let allowed = match &owner {

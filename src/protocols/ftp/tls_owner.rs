@@ -6,10 +6,16 @@
 //! belongs to the same login: a second client behind the same address that races for a passive
 //! port with a fresh handshake, or with a session of another login, gets nothing. rclone shares
 //! one session cache across its control connections, so a token outlives its connection for a
-//! while (the newest `RETIRED` closed connections are remembered).
+//! while (the newest `RETIRED` closed connections are remembered). A client holds one session
+//! per server in its cache (Go's crypto/tls keys it by host name), so a data connection may
+//! offer the ticket of a sibling control connection that has finished its handshake but not yet
+//! its login: the owner of such a live, unbound token is awaited (`owner_when_known`) instead of
+//! taken as nobody.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::Notify;
 
 /// Closed control connections whose sessions still resume (as many as the session cache holds).
 const RETIRED: usize = 4096;
@@ -23,10 +29,13 @@ pub type Token = [u8; TOKEN_LEN];
 #[derive(Default)]
 pub struct SessionOwners {
     inner: Mutex<Owners>,
+    /// Woken when a token is bound to its login or its connection ends.
+    changed: Notify,
 }
 
 #[derive(Default)]
 struct Owners {
+    /// Live connections (login `None` until they log in) and retired logged-in ones.
     logins: HashMap<Token, Option<String>>,
     retired: VecDeque<Token>,
 }
@@ -59,6 +68,22 @@ impl SessionOwners {
     pub fn owner(&self, token: &Token) -> Option<String> {
         self.lock().logins.get(token).cloned().flatten()
     }
+
+    /// Like `owner`, but a token whose control connection is still open and not yet logged in
+    /// is waited for until it logs in or closes (the caller bounds the wait).
+    pub async fn owner_when_known(&self, token: &Token) -> Option<String> {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            match self.lock().logins.get(token) {
+                Some(Some(login)) => return Some(login.clone()),
+                Some(None) => {}
+                None => return None,
+            }
+            changed.await;
+        }
+    }
 }
 
 impl OwnerToken {
@@ -72,18 +97,26 @@ impl OwnerToken {
         if let Some(owner) = self.owners.lock().logins.get_mut(&self.token) {
             *owner = Some(user.to_string());
         }
+        self.owners.changed.notify_waiters();
     }
 }
 
 impl Drop for OwnerToken {
     fn drop(&mut self) {
         let mut owners = self.owners.lock();
-        owners.retired.push_back(self.token);
+        // Sessions of a connection that never logged in belong to nobody, now and later.
+        if owners.logins.get(&self.token).is_some_and(Option::is_none) {
+            owners.logins.remove(&self.token);
+        } else {
+            owners.retired.push_back(self.token);
+        }
         while owners.retired.len() > RETIRED {
             if let Some(old) = owners.retired.pop_front() {
                 owners.logins.remove(&old);
             }
         }
+        drop(owners);
+        self.owners.changed.notify_waiters();
     }
 }
 
@@ -103,9 +136,40 @@ mod tests {
         drop(a);
         assert_eq!(owners.owner(&kept).as_deref(), Some("alice"), "still resumes after close");
         for _ in 0..RETIRED {
-            drop(owners.issue());
+            let other = owners.issue();
+            other.bind("bob");
         }
         assert_eq!(owners.owner(&kept), None);
         assert_eq!(owners.lock().logins.len(), RETIRED);
+        drop(owners.issue());
+        assert_eq!(
+            owners.lock().logins.len(),
+            RETIRED,
+            "a connection that never logged in is forgotten at once"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_live_unbound_token_is_awaited_until_login_or_close() {
+        let owners = SessionOwners::new();
+        let a = owners.issue();
+        let token = a.token();
+        let waiting = tokio::spawn({
+            let owners = Arc::clone(&owners);
+            async move { owners.owner_when_known(&token).await }
+        });
+        tokio::task::yield_now().await;
+        a.bind("alice");
+        assert_eq!(waiting.await.unwrap().as_deref(), Some("alice"));
+        let b = owners.issue();
+        let token = b.token();
+        let waiting = tokio::spawn({
+            let owners = Arc::clone(&owners);
+            async move { owners.owner_when_known(&token).await }
+        });
+        tokio::task::yield_now().await;
+        drop(b);
+        assert_eq!(waiting.await.unwrap(), None, "closed without a login: nobody's");
+        assert_eq!(owners.owner_when_known(&[0; TOKEN_LEN]).await, None);
     }
 }
