@@ -588,6 +588,11 @@ pub struct FtpConfig {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub max_login_attempts: u32,
+    /// Passive ports one client address may hold at once (waiting for their data connection).
+    pub max_passive_ports_per_ip: usize,
+    /// A protected data connection must resume a TLS session negotiated by a control
+    /// connection of the same login (vsftpd's `require_ssl_reuse`); a fresh handshake gets 522.
+    pub require_tls_session_reuse: bool,
     pub banner: String,
 }
 
@@ -942,6 +947,8 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
         max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         max_login_attempts: r.integer("max_login_attempts", 3, 1, 100) as u32,
+        max_passive_ports_per_ip: r.integer("max_passive_ports_per_ip", 16, 1, 65_536) as usize,
+        require_tls_session_reuse: r.bool("require_tls_session_reuse", true),
         banner: r.string("banner", "ferry FTP server ready"),
     };
     r.finish();

@@ -39,6 +39,8 @@ Options:
   --quick           quick run: 64 MiB, 200 small files, 20 idle connections
   --files N         number of 4 KiB files uploaded in one session (default 2000)
   --idle N          number of concurrent idle connections (default 200)
+  --clients LIST    comma-separated subset of "lftp,ftplib,curl": the clients of
+                    the small-file test (default all); lftp does every other test
   --servers LIST    comma-separated subset of "ferry,vsftpd,unftp" (default all)
   --modes LIST      comma-separated subset of "ftp,ftps" (default both)
   --cert-key TYPE   key of the one test certificate all servers use for FTPS:
@@ -68,6 +70,7 @@ OUT_FILE=
 KEEP=0
 SERVERS_CSV="ferry,vsftpd,unftp"
 MODES_CSV="ftp,ftps"
+CLIENTS_CSV="lftp,ftplib,curl"
 CERT_KEY=rsa
 
 while [[ $# -gt 0 ]]; do
@@ -78,6 +81,7 @@ while [[ $# -gt 0 ]]; do
         --idle)     need_arg "$@"; is_uint "$2" --idle; opt_idle=$2; shift 2 ;;
         --servers)  need_arg "$@"; SERVERS_CSV=$2; shift 2 ;;
         --modes)    need_arg "$@"; MODES_CSV=$2; shift 2 ;;
+        --clients)  need_arg "$@"; CLIENTS_CSV=$2; shift 2 ;;
         --cert-key) need_arg "$@"; CERT_KEY=$2; shift 2 ;;
         --out)      need_arg "$@"; OUT_FILE=$2; shift 2 ;;
         --keep)     KEEP=1; shift ;;
@@ -106,11 +110,19 @@ done
 for m in "${MODES[@]}"; do
     [[ $m == ftp || $m == ftps ]] || die "unknown mode '$m' (use ftp and/or ftps)"
 done
+IFS=, read -ra CLIENTS <<<"$CLIENTS_CSV"
+for c in "${CLIENTS[@]}"; do
+    [[ $c == lftp || $c == ftplib || $c == curl ]] || die "unknown client '$c' (use lftp, ftplib and/or curl)"
+done
+want_client() { [[ ",$CLIENTS_CSV," == *",$1,"* ]]; }
 [[ $CERT_KEY == rsa || $CERT_KEY == ec ]] || die "--cert-key must be rsa or ec, got '$CERT_KEY'"
 
 # ------------------------------------------------------------ prerequisites ---
 
 command -v lftp >/dev/null || die "'lftp' not found; install it with: apt-get install -y lftp"
+if want_client curl; then
+    command -v curl >/dev/null || die "'curl' not found; install it with: apt-get install -y curl (or --clients lftp,ftplib)"
+fi
 command -v python3 >/dev/null || die "python3 is needed (free ports, TLS probe, idle connections)"
 python3 -c 'import ftplib, ssl' 2>/dev/null || die "python3 lacks ftplib/ssl"
 command -v openssl >/dev/null || die "'openssl' not found (to make the test certificate)"
@@ -558,12 +570,21 @@ write_py_helpers() {
     cat >"$WORK/ftpclient.py" <<'EOF'
 import ftplib, os, signal, ssl, sys
 
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """Data connections resume the control connection's TLS session (as curl, lftp and
+    FileZilla do; the stock FTP_TLS makes a full handshake per data connection)."""
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+
 def connect(host, port, user, password, mode):
     if mode == "ftps":
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        f = ftplib.FTP_TLS(context=ctx, timeout=60)
+        f = ResumingFTP_TLS(context=ctx, timeout=60)
         f.connect(host, port)
         f.auth()
         f.login(user, password)
@@ -596,6 +617,16 @@ def probe(host, port, user, password, mode):
         print("control %s %s, %s" % (f.sock.version(), f.sock.cipher()[0], data))
     else:
         print("plain")
+    f.quit()
+
+def smallup(host, port, user, password, mode, src, folder):
+    """Upload every file of SRC into FOLDER in one session: a STOR and a data connection each."""
+    f = connect(host, port, user, password, mode)
+    f.mkd(folder)
+    f.cwd(folder)
+    for name in sorted(os.listdir(src)):
+        with open(os.path.join(src, name), "rb") as fp:
+            f.storbinary("STOR " + name, fp)
     f.quit()
 
 def report(path, word, conns, failed, first):
@@ -637,6 +668,8 @@ if __name__ == "__main__":
     cmd, host, port, user, password, mode = sys.argv[1:7]
     if cmd == "probe":
         probe(host, int(port), user, password, mode)
+    elif cmd == "smallup":
+        smallup(host, int(port), user, password, mode, sys.argv[7], sys.argv[8])
     else:
         idle(host, int(port), user, password, mode, int(sys.argv[7]), sys.argv[8])
 EOF
@@ -677,12 +710,20 @@ children_cpu() {
 # (server CPU seconds). Wall time covers the whole client session,
 # including connecting, logging in and (FTPS) the TLS handshakes.
 measure_session() {
-    local srv=$1 limit=$2 commands=$3 c0 c1 t0 t1 k0 k1
+    local srv=$1 limit=$2 commands=$3
+    measure_client "$srv" run_lftp "$srv" "$limit" "$commands"
+}
+
+# Run the client command CMD... (which sets FAIL_MSG on failure) and set M_WALL,
+# M_CPU (server) and M_CLIENT (client CPU seconds) as measure_session does.
+measure_client() {
+    local srv=$1 c0 c1 t0 t1 k0 k1
+    shift
     settle "$srv"
     c0=$(tree_cpu_ticks "${SRV_PID[$srv]}")
     t0=$(now)
     children_cpu; k0=$CHILD_CPU
-    run_lftp "$srv" "$limit" "$commands" || return 1
+    "$@" || return 1
     children_cpu; k1=$CHILD_CPU
     t1=$(now)
     settle "$srv"
@@ -690,6 +731,30 @@ measure_session() {
     M_WALL=$(calc "$t1 - $t0")
     M_CPU=$(calc "($c1 - $c0) / $CLK_TCK")
     M_CLIENT=$(calc "$k1 - $k0")
+}
+
+# One python ftplib session uploading every small file into FOLDER.
+run_ftplib_small() {
+    local srv=$1 folder=$2 out=$WORK/client.log
+    if ! timeout -k 5 900 python3 "$WORK/ftpclient.py" smallup 127.0.0.1 "${SRV_PORT[$srv]}" \
+        "${SRV_USER[$srv]}" "$PASSWORD" "${SRV_MODE[$srv]}" "$WORK/small-src" "$folder" >"$out" 2>&1; then
+        FAIL_MSG="ftplib session to ${SRV_NAME[$srv]} (${SRV_MODE[$srv]}) failed:$(log_tail "$out" 10)$(log_tail "${SRV_LOG[$srv]}" 5)"
+        return 1
+    fi
+}
+
+# One curl invocation uploading every small file into FOLDER over one control
+# connection (curl reuses it for every URL of a glob), a data connection each.
+run_curl_small() {
+    local srv=$1 folder=$2 out=$WORK/client.log last
+    local -a tls=()
+    last=$(printf '%04d' $(( N_SMALL - 1 )))
+    [[ ${SRV_MODE[$srv]} == ftps ]] && tls=(--ssl-reqd --cacert "$WORK/tls/cert.pem")
+    if ! timeout -k 5 900 curl -sS "${tls[@]}" --ftp-create-dirs -u "${SRV_USER[$srv]}:$PASSWORD" \
+        -T "$WORK/small-src/f[0000-$last]" "ftp://127.0.0.1:${SRV_PORT[$srv]}/$folder/" >"$out" 2>&1; then
+        FAIL_MSG="curl session to ${SRV_NAME[$srv]} (${SRV_MODE[$srv]}) failed:$(log_tail "$out" 10)$(log_tail "${SRV_LOG[$srv]}" 5)"
+        return 1
+    fi
 }
 
 # ------------------------------------------------------------ measurements ---
@@ -743,6 +808,28 @@ mput -O small f*" || return 1
     put_r "$mode" "$srv" small_cpu "$M_CPU"
     put_r "$mode" "$srv" small_client "$M_CLIENT"
     log "  $N_SMALL small files: ${M_WALL}s wall, ${M_CPU}s server CPU, ${M_CLIENT}s client CPU"
+}
+
+# The same small files with python's ftplib (data connections resume the control
+# connection's TLS session) and with curl (one invocation, a glob of -T files).
+bench_small_client() {
+    local srv=$1 client=$2 mode=${SRV_MODE[$1]} n folder=small-$2
+    rm -rf "${WORK:?}/files/$folder"
+    case $client in
+        ftplib) measure_client "$srv" run_ftplib_small "$srv" "$folder" || return 1 ;;
+        curl)   measure_client "$srv" run_curl_small "$srv" "$folder" || return 1 ;;
+    esac
+    n=$(find "$WORK/files/$folder" -type f -size 4k 2>/dev/null | wc -l)
+    if (( n == N_SMALL )) && ! diff -rq "$WORK/small-src" "$WORK/files/$folder" >/dev/null 2>&1; then
+        n="$n (contents differ)"
+    fi
+    rm -rf "${WORK:?}/files/$folder"
+    if [[ $n != "$N_SMALL" ]]; then
+        FAIL_MSG="${SRV_NAME[$srv]}: $n of $N_SMALL small files arrived intact with $client"
+        return 1
+    fi
+    put_r "$mode" "$srv" "small_${client}_fps" "$(calc "$N_SMALL / $M_WALL")"
+    log "  $N_SMALL small files with $client: ${M_WALL}s wall, ${M_CPU}s server CPU, ${M_CLIENT}s client CPU"
 }
 
 # Wait until FILE is non-empty while the idle client PID runs; else FAIL_MSG.
@@ -832,7 +919,16 @@ bench_server() {
     smoke_test "$srv" || return 1
     bench_download "$srv" || return 1
     bench_upload "$srv" || return 1
-    bench_small_files "$srv" || return 1
+    if want_client lftp; then bench_small_files "$srv" || return 1; fi
+    local client
+    for client in ftplib curl; do
+        want_client "$client" || continue
+        # One client failing (curl's FTPS against one server, say) leaves the others measured.
+        if ! bench_small_client "$srv" "$client"; then
+            warn "${SRV_NAME[$srv]} ($mode, $client): ${FAIL_MSG:-failed}"
+            NOTES+=("${SRV_NAME[$srv]} ($mode) small files with $client: $(one_line "${FAIL_MSG:-failed}")")
+        fi
+    done
     bench_idle "$srv" || return 1
 }
 
@@ -842,7 +938,7 @@ SIZE_LABEL="$SIZE_MIB MiB"
 (( SIZE_MIB % 1024 == 0 )) && SIZE_LABEL="$(( SIZE_MIB / 1024 )) GiB"
 
 METRICS=(dl_mibs dl_cpu ul_mibs ul_cpu small_fps small_cpu small_client
-    idle_rss idle_pss idle_rss_marg idle_pss_marg)
+    small_ftplib_fps small_curl_fps idle_rss idle_pss idle_rss_marg idle_pss_marg)
 declare -A M_LABEL M_BETTER M_DIGITS
 M_LABEL[dl_mibs]="Download $SIZE_LABEL (MiB/s)";             M_BETTER[dl_mibs]=higher;     M_DIGITS[dl_mibs]=1
 M_LABEL[dl_cpu]="Download: server CPU (s/GiB)";             M_BETTER[dl_cpu]=lower;       M_DIGITS[dl_cpu]=2
@@ -851,6 +947,8 @@ M_LABEL[ul_cpu]="Upload: server CPU (s/GiB)";               M_BETTER[ul_cpu]=low
 M_LABEL[small_fps]="$N_SMALL x 4 KiB upload, 1 session (files/s)"; M_BETTER[small_fps]=higher; M_DIGITS[small_fps]=0
 M_LABEL[small_cpu]="$N_SMALL x 4 KiB upload: server CPU (s)"; M_BETTER[small_cpu]=lower; M_DIGITS[small_cpu]=2
 M_LABEL[small_client]="$N_SMALL x 4 KiB upload: lftp client CPU (s)"; M_BETTER[small_client]=info; M_DIGITS[small_client]=2
+M_LABEL[small_ftplib_fps]="$N_SMALL x 4 KiB upload, 1 ftplib session (files/s)"; M_BETTER[small_ftplib_fps]=higher; M_DIGITS[small_ftplib_fps]=0
+M_LABEL[small_curl_fps]="$N_SMALL x 4 KiB upload, 1 curl run (files/s)"; M_BETTER[small_curl_fps]=higher; M_DIGITS[small_curl_fps]=0
 M_LABEL[idle_rss]="$N_IDLE idle connections: server RSS (KiB/conn)"; M_BETTER[idle_rss]=lower; M_DIGITS[idle_rss]=0
 M_LABEL[idle_pss]="$N_IDLE idle connections: server PSS (KiB/conn)"; M_BETTER[idle_pss]=lower; M_DIGITS[idle_pss]=0
 M_LABEL[idle_rss_marg]="Idle, marginal (2nd half): server RSS (KiB/conn)"; M_BETTER[idle_rss_marg]=lower; M_DIGITS[idle_rss_marg]=0
@@ -916,7 +1014,7 @@ print_targets() {
     echo "Targets:"
     echo
     for mode in "${MODES[@]}"; do
-        for m in dl_mibs ul_mibs small_fps; do
+        for m in dl_mibs ul_mibs small_fps small_ftplib_fps small_curl_fps; do
             f=${R["$mode|ferry|$m"]:-}
             bp=$(best_peer "$mode" "$m")
             if [[ -n $f && -n $bp ]]; then
@@ -928,13 +1026,19 @@ print_targets() {
             fi
         done
     done
-    f=${R["ftps|ferry|small_fps"]:-}
-    if [[ -n $f ]]; then
-        ok=$(awk -v f="$f" 'BEGIN { print (f >= 1000) ? "PASS" : "FAIL" }')
-        echo "- FTPS small files: ferry >= 1,000 files/s: $ok ($(fmt "$f" 0))"
-    else
-        echo "- FTPS small files: ferry >= 1,000 files/s: n/a"
-    fi
+    local client
+    for m in small_fps small_ftplib_fps small_curl_fps; do
+        client=lftp
+        [[ $m == small_ftplib_fps ]] && client=ftplib
+        [[ $m == small_curl_fps ]] && client=curl
+        f=${R["ftps|ferry|$m"]:-}
+        if [[ -n $f ]]; then
+            ok=$(awk -v f="$f" 'BEGIN { print (f >= 1000) ? "PASS" : "FAIL" }')
+            echo "- FTPS small files with $client: ferry >= 1,000 files/s: $ok ($(fmt "$f" 0))"
+        else
+            echo "- FTPS small files with $client: ferry >= 1,000 files/s: n/a"
+        fi
+    done
     local what
     for mode in "${MODES[@]}"; do
         for m in idle_rss idle_rss_marg; do
@@ -967,7 +1071,7 @@ print_notes() {
     echo "- Wall time covers the whole lftp session (connect, login, TLS handshakes); CPU is utime+stime summed over each server's process tree (vsftpd forks per connection)."
     echo "- lftp runs with ftp:use-feat and SITE UTIME off, so it never sets the remote mtime after an upload (it would use MFMT only on servers that list it in FEAT): every server gets PASV + STOR per file. Its CA file is the one test certificate (loading the system bundle for each TLS data connection costs the client ~2 ms per file)."
     echo "- Idle connections: \"average\" is the server's memory growth from a fresh process with one warm-up login to $N_IDLE logged-in idle connections, divided by $N_IDLE (it includes one-time growth on the first logins); \"marginal\" is the growth from $(( N_IDLE / 2 )) to $N_IDLE connections, per connection."
-    echo "- FTPS: explicit AUTH TLS, PBSZ 0 + PROT P (every data connection is TLS), the same self-signed $CERT_LABEL certificate for all servers; TLS session reuse on data connections is not required by any server."
+    echo "- FTPS: explicit AUTH TLS, PBSZ 0 + PROT P (every data connection is TLS), the same self-signed $CERT_LABEL certificate for all servers; vsftpd and unFTP do not require TLS session reuse on data connections, ferry does (its default); every client resumes the control connection's session (python's ftplib through an ntransfercmd override)."
     for mode in "${MODES[@]}"; do
         [[ $mode == ftps ]] || continue
         for s in "${SERVERS[@]}"; do

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import ssl
 import sys
 
@@ -23,8 +24,22 @@ def context(cafile, minimum=None, maximum=None, seclevel0=False):
     return ctx
 
 
-def connect(port, user, password, ctx):
-    ftp = ftplib.FTP_TLS(context=ctx, timeout=30)
+class ResumingFTP_TLS(ftplib.FTP_TLS):
+    """Data connections resume the control connection's TLS session, as FileZilla insists."""
+
+    reused = None
+
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        if self._prot_p:
+            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            if self.reused is not None:
+                self.reused.append(conn.session_reused)
+        return conn, size
+
+
+def connect(port, user, password, ctx, kind=None):
+    ftp = (kind or ResumingFTP_TLS)(context=ctx, timeout=30)
     ftp.connect("127.0.0.1", port)
     ftp.auth()
     ftp.login(user, password)
@@ -113,17 +128,6 @@ def tls_versions(port, user, password, cafile):
     print(json.dumps(r))
 
 
-class ResumingFTP_TLS(ftplib.FTP_TLS):
-    """Data connections resume the control connection's TLS session, as FileZilla insists."""
-
-    def ntransfercmd(self, cmd, rest=None):
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
-        if self._prot_p:
-            conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
-            self.reused.append(conn.session_reused)
-        return conn, size
-
-
 def resumption(port, user, password, cafile):
     r = {}
     for label, maximum in (("1.2", ssl.TLSVersion.TLSv1_2), ("1.3", None)):
@@ -160,6 +164,124 @@ def vanish(port, user, password, cafile):
     os._exit(0)
 
 
+def pasv_port(ftp):
+    return ftplib.parse227(ftp.sendcmd("PASV"))[1]
+
+
+def steal(port, user, password, cafile):
+    """A second client on the same address races for the victim's passive port: with a fresh TLS
+    handshake, and with a session resumed from its own login's control connection. Neither gets
+    a byte; the victim sees 522 and its next transfer works. The victim logs in as USER, the
+    thief as "thief" with the same password."""
+    r = {}
+    ctx = context(cafile)
+    victim = connect(port, user, password, ctx)
+    victim.reused = []
+    thief = connect(port, "thief", password, ctx)
+
+    def race(kind, session):
+        data_port = pasv_port(victim)
+        victim.putcmd("RETR secret.bin")
+        r[kind + "_150"] = victim.getresp()[:3]
+        raw = socket.create_connection(("127.0.0.1", data_port), timeout=30)
+        got = b""
+        try:
+            tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+            r[kind + "_resumed"] = tls.session_reused
+            while True:
+                chunk = tls.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except (ssl.SSLError, OSError) as e:
+            r[kind + "_error"] = type(e).__name__
+        r[kind + "_stolen_bytes"] = len(got)
+        try:
+            victim.voidresp()
+            r[kind + "_victim"] = "226"
+        except ftplib.Error as e:
+            r[kind + "_victim"] = code_of(e)
+
+    race("fresh", None)
+    race("other_login", thief.sock.session)
+    # STOR through a stolen port: nothing may be written.
+    data_port = pasv_port(victim)
+    victim.putcmd("STOR planted.bin")
+    r["stor_150"] = victim.getresp()[:3]
+    raw = socket.create_connection(("127.0.0.1", data_port), timeout=30)
+    try:
+        tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1")
+        tls.sendall(b"planted by the thief")
+        tls.unwrap()
+    except (ssl.SSLError, OSError) as e:
+        r["stor_error"] = type(e).__name__
+    try:
+        victim.voidresp()
+        r["stor_victim"] = "226"
+    except ftplib.Error as e:
+        r["stor_victim"] = code_of(e)
+    out = io.BytesIO()
+    victim.retrbinary("RETR secret.bin", out.write)
+    r["victim_sha256"] = hashlib.sha256(out.getvalue()).hexdigest()
+    r["victim_reused"] = victim.reused
+    # Python's stock FTP_TLS never resumes the session on data connections: refused as well.
+    stock = connect(port, user, password, ctx, ftplib.FTP_TLS)
+    try:
+        stock.retrbinary("RETR secret.bin", lambda b: None)
+        r["stock"] = "226"
+    except ftplib.Error as e:
+        r["stock"] = code_of(e)
+    except (ssl.SSLError, OSError):
+        # The data connection was closed under the client; the reply is still to be read.
+        try:
+            stock.voidresp()
+            r["stock"] = "226"
+        except ftplib.Error as e:
+            r["stock"] = code_of(e)
+    for ftp in (victim, thief, stock):
+        ftp.quit()
+    print(json.dumps(r))
+
+
+def many(port, user, password, cafile, count="200"):
+    """COUNT 4 KiB uploads, one data connection each, then every file read back."""
+    ftp = connect(port, user, password, context(cafile))
+    ftp.reused = []
+    sent = {}
+    for i in range(int(count)):
+        data = os.urandom(4096)
+        name = "small-%04d.bin" % i
+        ftp.storbinary("STOR " + name, io.BytesIO(data))
+        sent[name] = hashlib.sha256(data).hexdigest()
+    same = 0
+    for name, digest in sent.items():
+        out = io.BytesIO()
+        ftp.retrbinary("RETR " + name, out.write)
+        same += hashlib.sha256(out.getvalue()).hexdigest() == digest
+    ftp.quit()
+    print(json.dumps({"sent": len(sent), "same": same, "all_resumed": all(ftp.reused)}))
+
+
+def no_close_notify(port, user, password, cafile):
+    """Sends a whole small file, then closes the data connection's TCP without close_notify:
+    the upload must be discarded (426), and the session goes on."""
+    r = {}
+    ftp = connect(port, user, password, context(cafile))
+    conn = ftp.transfercmd("STOR cut.bin")
+    conn.sendall(os.urandom(4096))
+    # SSLSocket.close() closes the socket without sending close_notify.
+    conn.close()
+    try:
+        ftp.voidresp()
+        r["cut"] = "226"
+    except ftplib.Error as e:
+        r["cut"] = code_of(e)
+    ftp.storbinary("STOR fine.bin", io.BytesIO(b"fine"))
+    r["listed"] = sorted(ftp.nlst())
+    ftp.quit()
+    print(json.dumps(r))
+
+
 if __name__ == "__main__":
     scenario, port, user, password, cafile = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
     {
@@ -168,6 +290,7 @@ if __name__ == "__main__":
         "resumption": resumption,
         "plaintext": plaintext,
         "vanish": vanish,
-    }[scenario](
-        port, user, password, cafile
-    )
+        "steal": steal,
+        "many": many,
+        "no_close_notify": no_close_notify,
+    }[scenario](port, user, password, cafile, *sys.argv[6:])

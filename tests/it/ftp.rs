@@ -249,6 +249,140 @@ async fn a_client_vanishing_mid_upload_leaves_no_file() {
     assert_eq!(std::fs::read(home.join("after.txt")).unwrap(), b"after");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_closed_without_close_notify_is_discarded() {
+    let mut srv = TestServer::start().await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    let v = ftplib(&srv, "no_close_notify", "pyftp", "py-pass-1").await;
+    assert_eq!(v["cut"], "426", "a complete body without close_notify is not an upload: {v}");
+    assert_eq!(v["listed"], serde_json::json!(["fine.bin"]), "{v}");
+    let record = srv.expect_event(|e| e.event == "file.upload").await;
+    assert_eq!(record.outcome, ferry::audit::Outcome::Failed, "{record:?}");
+    let home = srv.home("pyftp");
+    assert!(!home.join("cut.bin").exists());
+    assert_eq!(std::fs::read(home.join("fine.bin")).unwrap(), b"fine");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_ftplib_uploads_resume_tls_and_arrive_intact() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    let v = ftplib(&srv, "many", "pyftp", "py-pass-1").await;
+    assert_eq!(v, serde_json::json!({"sent": 200, "same": 200, "all_resumed": true}));
+    assert_eq!(std::fs::read_dir(srv.home("pyftp")).unwrap().count(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_connection_without_this_logins_tls_session_gets_nothing() {
+    let srv = TestServer::start_with("[ftp]\nrequire_tls_session_reuse = true\n").await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    srv.add_user(User::with_password("thief", "py-pass-1")).await;
+    let secret = payload(300_000, 31);
+    std::fs::create_dir_all(srv.home("pyftp")).unwrap();
+    std::fs::create_dir_all(srv.home("thief")).unwrap();
+    std::fs::write(srv.home("pyftp").join("secret.bin"), &secret).unwrap();
+    let v = ftplib(&srv, "steal", "pyftp", "py-pass-1").await;
+    for race in ["fresh", "other_login"] {
+        assert_eq!(v[format!("{race}_150")], "150", "{race}: {v}");
+        assert_eq!(v[format!("{race}_stolen_bytes")], 0, "{race}: {v}");
+        assert_eq!(v[format!("{race}_victim")], "522", "{race}: {v}");
+    }
+    assert_eq!(v["fresh_resumed"], false, "{v}");
+    assert_eq!(v["other_login_resumed"], true, "the thief's own session resumes, and is refused: {v}");
+    assert_eq!(v["stor_victim"], "522", "{v}");
+    assert!(!srv.home("pyftp").join("planted.bin").exists(), "nothing written through a stolen port");
+    assert_eq!(v["victim_sha256"], sha256(&secret), "{v}");
+    assert_eq!(v["victim_reused"], serde_json::json!([true]), "{v}");
+    assert_eq!(v["stock"], "522", "stock ftplib.FTP_TLS does not resume: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_data_handshakes_pass_when_session_reuse_is_not_required() {
+    let srv = TestServer::start_with("[ftp]\nrequire_tls_session_reuse = false\n").await;
+    srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
+    srv.add_user(User::with_password("thief", "py-pass-1")).await;
+    std::fs::create_dir_all(srv.home("pyftp")).unwrap();
+    std::fs::create_dir_all(srv.home("thief")).unwrap();
+    std::fs::write(srv.home("pyftp").join("secret.bin"), payload(1000, 32)).unwrap();
+    let v = ftplib(&srv, "steal", "pyftp", "py-pass-1").await;
+    assert_eq!(v["stock"], "226", "stock ftplib.FTP_TLS works: {v}");
+    // A session of another login is refused even so.
+    assert_eq!(v["other_login_victim"], "522", "{v}");
+    assert_eq!(v["other_login_stolen_bytes"], 0, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rclone_parallel_ftps_transfers_resume_across_control_connections() {
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("rc", "rclone-pass-1")).await;
+    std::fs::create_dir_all(srv.home("rc")).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let source = local.path().join("src");
+    std::fs::create_dir_all(&source).unwrap();
+    for i in 0..32u8 {
+        std::fs::write(source.join(format!("f{i:02}.bin")), payload(20_000 + usize::from(i), u64::from(i)))
+            .unwrap();
+    }
+    let obscured = std::process::Command::new("rclone").args(["obscure", "rclone-pass-1"]).output().unwrap();
+    let obscured = String::from_utf8(obscured.stdout).unwrap().trim().to_string();
+    let remote = format!(
+        ":ftp,host=127.0.0.1,port={},user=rc,pass={obscured},explicit_tls=true,no_check_certificate=true:par",
+        srv.ftp.port()
+    );
+    let mut cmd = tokio::process::Command::new("rclone");
+    cmd.env("RCLONE_CONFIG", "/dev/null").args(["copy", "--transfers", "8", "--checkers", "8"]);
+    cmd.arg(&source).arg(&remote);
+    ok(&run(cmd, 120).await);
+    let diff =
+        std::process::Command::new("diff").arg("-r").arg(&source).arg(srv.home("rc").join("par")).output();
+    assert!(diff.unwrap().status.success(), "every file arrived intact");
+    // And back down, eight data connections at a time (listings and downloads).
+    let back = local.path().join("back");
+    let mut cmd = tokio::process::Command::new("rclone");
+    cmd.env("RCLONE_CONFIG", "/dev/null").args(["copy", "--transfers", "8", "--checkers", "8"]);
+    cmd.arg(&remote).arg(&back);
+    ok(&run(cmd, 120).await);
+    let diff = std::process::Command::new("diff").arg("-r").arg(&source).arg(&back).output();
+    assert!(diff.unwrap().status.success(), "every file came back intact");
+}
+
+/// Logs in a raw plain-FTP control connection.
+async fn raw_login(srv: &TestServer) -> Raw {
+    let mut raw = Raw::connect(srv.ftp).await;
+    assert!(raw.send(b"USER raw").await.starts_with("331 "));
+    assert!(raw.send(b"PASS raw-pass-1").await.starts_with("230 "));
+    raw
+}
+
+/// The port of an EPSV reply `229 ... (|||port|)`.
+fn epsv_port(reply: &str) -> u16 {
+    assert!(reply.starts_with("229 "), "{reply}");
+    reply.rsplit("|||").next().and_then(|p| p.trim_end_matches(['|', ')']).parse().ok()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_ports_are_capped_per_address_and_per_connection() {
+    let srv = TestServer::start_with("[ftp]\nrequire_tls = false\nmax_passive_ports_per_ip = 2\n").await;
+    srv.add_user(User::with_password("raw", "raw-pass-1")).await;
+    let (mut a, mut b, mut c) = (raw_login(&srv).await, raw_login(&srv).await, raw_login(&srv).await);
+    let first = epsv_port(&a.send(b"EPSV").await);
+    // Per connection: a second EPSV replaces the first port, which closes.
+    let second = epsv_port(&a.send(b"EPSV").await);
+    assert_ne!(first, second);
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", first)).await;
+    assert_eq!(refused.err().map(|e| e.kind()), Some(std::io::ErrorKind::ConnectionRefused));
+    assert!(b.send(b"PASV").await.starts_with("227 "));
+    let full = c.send(b"EPSV").await;
+    assert!(full.starts_with("425 ") && full.contains("passive ports"), "third port for the address: {full}");
+    assert!(c.send(b"PASV").await.starts_with("425 "), "PASV counts the same");
+    // ABOR gives a pending port back; then the third connection gets one.
+    assert!(a.send(b"ABOR").await.starts_with("226 "));
+    epsv_port(&c.send(b"EPSV").await);
+    for raw in [&mut a, &mut b, &mut c] {
+        assert!(raw.send(b"QUIT").await.starts_with("221 "));
+    }
+}
+
 async fn suppaftp_client(
     srv: &TestServer,
     user: &str,

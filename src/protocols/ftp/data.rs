@@ -4,12 +4,19 @@
 //! the control connection's TLS session through the shared server configuration.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use rustls::HandshakeKind;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
+
+use super::passive::PassiveListener;
+use super::tls_owner::SessionOwners;
+use super::tls_sessions::{Handshake, Tracked};
 
 /// A byte stream for data: plain TCP or TLS over it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -20,40 +27,45 @@ pub type DataStream = Box<dyn Io>;
 /// How the next transfer gets its data connection.
 pub enum Plan {
     /// PASV/EPSV: we listen, the client connects.
-    Passive(TcpListener),
+    Passive(PassiveListener),
     /// PORT/EPRT: we connect to the client.
     Active(SocketAddr),
 }
 
-/// Binds a passive listener on `local_ip` at a free port of `range`, starting at a random
-/// point so concurrent sessions spread over the range.
-pub async fn bind_passive(local_ip: IpAddr, range: (u16, u16)) -> std::io::Result<TcpListener> {
-    let span = u32::from(range.1 - range.0) + 1;
-    let start = rand::random::<u32>() % span;
-    for i in 0..span {
-        let port = range.0 + ((start + i) % span) as u16;
-        match TcpListener::bind((local_ip, port)).await {
-            Ok(listener) => return Ok(listener),
-            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "no free port in ftp.passive_ports"))
+/// TLS for a protected data connection, and whose sessions it may resume.
+pub struct DataTls {
+    pub config: Arc<rustls::ServerConfig>,
+    pub owners: Arc<SessionOwners>,
+    /// The login of the control connection.
+    pub user: String,
+    /// Refuse a fresh handshake too (`ftp.require_tls_session_reuse`).
+    pub require_reuse: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake did not resume a session of this login's control connections.
+    #[error("the data connection's TLS session was not resumed from this login's control connection")]
+    NotResumed,
 }
 
 /// Opens the data connection of `plan` for a client at `client_ip`, within `timeout`.
 pub async fn connect(
     plan: Plan,
     client_ip: IpAddr,
-    tls: Option<&Arc<rustls::ServerConfig>>,
+    tls: Option<&DataTls>,
     timeout: Duration,
-) -> std::io::Result<DataStream> {
+) -> Result<DataStream, ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no data connection in time");
     let tcp = match plan {
-        Plan::Passive(listener) => loop {
-            let (stream, peer) =
-                tokio::time::timeout_at(deadline, listener.accept()).await.map_err(|_| timed_out())??;
+        // The listener, and the port it holds, go as soon as the connection is accepted.
+        Plan::Passive(passive) => loop {
+            let (stream, peer) = tokio::time::timeout_at(deadline, passive.listener.accept())
+                .await
+                .map_err(|_| timed_out())??;
             if peer.ip().to_canonical() == client_ip.to_canonical() {
                 break stream;
             }
@@ -65,13 +77,70 @@ pub async fn connect(
         }
     };
     let _ = tcp.set_nodelay(true);
-    match tls {
-        None => Ok(Box::new(tcp)),
-        Some(config) => {
-            let accept = TlsAcceptor::from(Arc::clone(config)).accept(tcp);
-            let stream = tokio::time::timeout_at(deadline, accept).await.map_err(|_| timed_out())??;
-            Ok(Box::new(stream))
+    let tcp = AckNow(tcp);
+    let Some(tls) = tls else { return Ok(Box::new(tcp)) };
+    let handshake = Handshake::data();
+    let accept = Tracked::new(TlsAcceptor::from(Arc::clone(&tls.config)).accept(tcp), Arc::clone(&handshake));
+    let stream = tokio::time::timeout_at(deadline, accept).await.map_err(|_| timed_out())??;
+    let (_, conn) = stream.get_ref();
+    let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+    // A sibling control connection of the client may still be logging in; wait for it within
+    // the data connection's time (after that, the session counts as nobody's).
+    let owner = match handshake.resumed().filter(|_| resumed) {
+        Some(token) => {
+            tokio::time::timeout_at(deadline, tls.owners.owner_when_known(&token)).await.ok().flatten()
         }
+        None => None,
+    };
+    // Resumed from a session of this login's control connections; or, where the configuration
+    // allows it, a fresh handshake or a session nobody is known to own (never another login's).
+    let allowed = match &owner {
+        Some(owner) => *owner == tls.user,
+        None => !tls.require_reuse,
+    };
+    if allowed {
+        return Ok(Box::new(stream));
+    }
+    tracing::warn!(user = %tls.user, resumed, "protected data connection without a session of this login refused");
+    Err(ConnectError::NotResumed)
+}
+
+/// A data socket that acknowledges what it reads at once. Clients leave Nagle's algorithm on
+/// for data connections, so the small TLS close_notify behind the last data record waits for
+/// that record's ACK; with the kernel's delayed ACK (40 ms) that cost every FTPS upload 40 ms.
+struct AckNow(TcpStream);
+
+impl AsyncRead for AckNow {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.0).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            // Linux clears quick-ACK mode again on its own; set it after every read.
+            let _ = rustix::net::sockopt::set_tcp_quickack(&self.0, true);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for AckNow {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
 
@@ -104,6 +173,7 @@ pub fn pasv_reply(ip: std::net::Ipv4Addr, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::ftp::passive::PassivePorts;
 
     #[test]
     fn port_and_eprt_arguments() {
@@ -121,14 +191,19 @@ mod tests {
 
     #[tokio::test]
     async fn passive_listener_refuses_other_addresses_and_times_out() {
-        let listener = bind_passive("127.0.0.1".parse().unwrap(), (40000, 40999)).await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let ports = PassivePorts::new(4);
+        let expected: IpAddr = "127.0.0.2".parse().unwrap();
+        let passive = ports.bind(expected, "127.0.0.1".parse().unwrap(), (40000, 40999)).await.unwrap();
+        let addr = passive.listener.local_addr().unwrap();
         assert!((40000..=40999).contains(&addr.port()));
         // The expected client is 127.0.0.2, so a connection from 127.0.0.1 is refused.
         let _intruder = TcpStream::connect(addr).await.unwrap();
-        let result =
-            connect(Plan::Passive(listener), "127.0.0.2".parse().unwrap(), None, Duration::from_millis(300))
-                .await;
-        assert_eq!(result.err().map(|e| e.kind()), Some(std::io::ErrorKind::TimedOut));
+        let result = connect(Plan::Passive(passive), expected, None, Duration::from_millis(300)).await;
+        assert!(
+            matches!(&result, Err(ConnectError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut),
+            "{:?}",
+            result.err()
+        );
+        assert_eq!(ports.held_by(expected), 0, "the port is given back");
     }
 }

@@ -8,8 +8,11 @@ mod command_props;
 mod control;
 mod data;
 mod listing;
+mod passive;
 mod reply;
 mod server;
+mod tls_owner;
+mod tls_sessions;
 mod transfer;
 
 use std::sync::Arc;
@@ -19,12 +22,19 @@ pub use server::serve;
 
 impl FtpSettings {
     pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>, rejection_delay: Duration) -> Self {
-        let data_tls = tls.as_ref().map(|control| {
-            let mut data = rustls::ServerConfig::clone(control);
-            data.send_tls13_tickets = 0;
-            Arc::new(data)
-        });
-        Self { config, tls, data_tls, rejection_delay }
+        let (tls, data_tls) = match tls.as_ref().map(tls_sessions::owned_configs) {
+            Some((control, data)) => (Some(control), Some(data)),
+            None => (None, None),
+        };
+        let passive_ports = passive::PassivePorts::new(config.max_passive_ports_per_ip);
+        Self {
+            config,
+            tls,
+            data_tls,
+            rejection_delay,
+            passive_ports,
+            owners: tls_owner::SessionOwners::new(),
+        }
     }
 }
 
@@ -34,6 +44,7 @@ use crate::config::FtpConfig;
 pub struct FtpSettings {
     pub config: FtpConfig,
     /// `None` when TLS is unavailable: AUTH TLS is then refused (and implicit FTPS not served).
+    /// Its sessions carry the token of the control connection that negotiated them.
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// The same TLS settings and session cache for data connections, minus TLS 1.3 session
     /// tickets: a client that never reads tickets on a data connection closes it with unread
@@ -41,4 +52,8 @@ pub struct FtpSettings {
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
     /// Every refused login takes this long.
     pub rejection_delay: Duration,
+    /// Pending passive ports per client address, shared by the FTP and implicit FTPS listeners.
+    passive_ports: Arc<passive::PassivePorts>,
+    /// Which login negotiated each TLS session, for data connections that resume one.
+    owners: Arc<tls_owner::SessionOwners>,
 }
