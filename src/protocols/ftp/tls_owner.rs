@@ -65,7 +65,8 @@ impl SessionOwners {
 
     /// The login whose control connection negotiated sessions with `token`, if it logged in
     /// and is still remembered.
-    pub fn owner(&self, token: &Token) -> Option<String> {
+    #[cfg(test)]
+    fn owner(&self, token: &Token) -> Option<String> {
         self.lock().logins.get(token).cloned().flatten()
     }
 
