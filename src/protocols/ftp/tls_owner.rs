@@ -66,7 +66,7 @@ impl SessionOwners {
     /// The login whose control connection negotiated sessions with `token`, if it logged in
     /// and is still remembered.
     #[cfg(test)]
-    pub fn owner(&self, token: &Token) -> Option<String> {
+    fn owner(&self, token: &Token) -> Option<String> {
         self.lock().logins.get(token).cloned().flatten()
     }
 
