@@ -84,26 +84,26 @@ fn offset() -> impl Strategy<Value = u64> {
 fn request() -> impl Strategy<Value = Packet> + Clone {
     let id = any::<u32>();
     prop_oneof![
-        3 => (id.clone(), path(), prop_oneof![Just(1u32), Just(0x1a), Just(0x2a), Just(0x03), Just(0x0e), any::<u32>()], attrs())
+        3 => (id, path(), prop_oneof![Just(1u32), Just(0x1a), Just(0x2a), Just(0x03), Just(0x0e), any::<u32>()], attrs())
             .prop_map(|(id, filename, flags, attrs)| Packet::Open(Open { id, filename, pflags: OpenFlags::from_bits_retain(flags), attrs })),
-        2 => (id.clone(), handle()).prop_map(|(id, handle)| Packet::Close(Close { id, handle })),
-        4 => (id.clone(), handle(), offset(), prop_oneof![Just(32768u32), Just(261_120), any::<u32>()])
+        2 => (id, handle()).prop_map(|(id, handle)| Packet::Close(Close { id, handle })),
+        4 => (id, handle(), offset(), prop_oneof![Just(32768u32), Just(261_120), any::<u32>()])
             .prop_map(|(id, handle, offset, len)| Packet::Read(Read { id, handle, offset, len })),
-        3 => (id.clone(), handle(), offset(), prop::collection::vec(any::<u8>(), 0..2048))
+        3 => (id, handle(), offset(), prop::collection::vec(any::<u8>(), 0..2048))
             .prop_map(|(id, handle, offset, data)| Packet::Write(Write { id, handle, offset, data })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::Lstat(Lstat { id, path })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::Stat(Stat { id, path })),
-        1 => (id.clone(), handle()).prop_map(|(id, handle)| Packet::Fstat(Fstat { id, handle })),
-        1 => (id.clone(), path(), attrs()).prop_map(|(id, path, attrs)| Packet::SetStat(SetStat { id, path, attrs })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::OpenDir(OpenDir { id, path })),
-        1 => (id.clone(), handle()).prop_map(|(id, handle)| Packet::ReadDir(ReadDir { id, handle })),
-        1 => (id.clone(), path()).prop_map(|(id, filename)| Packet::Remove(Remove { id, filename })),
-        1 => (id.clone(), path(), attrs()).prop_map(|(id, path, attrs)| Packet::MkDir(MkDir { id, path, attrs })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::RmDir(RmDir { id, path })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::RealPath(RealPath { id, path })),
-        1 => (id.clone(), path(), path()).prop_map(|(id, oldpath, newpath)| Packet::Rename(Rename { id, oldpath, newpath })),
-        1 => (id.clone(), path()).prop_map(|(id, path)| Packet::ReadLink(ReadLink { id, path })),
-        1 => (id.clone(), path(), path()).prop_map(|(id, linkpath, targetpath)| Packet::Symlink(Symlink { id, linkpath, targetpath })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::Lstat(Lstat { id, path })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::Stat(Stat { id, path })),
+        1 => (id, handle()).prop_map(|(id, handle)| Packet::Fstat(Fstat { id, handle })),
+        1 => (id, path(), attrs()).prop_map(|(id, path, attrs)| Packet::SetStat(SetStat { id, path, attrs })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::OpenDir(OpenDir { id, path })),
+        1 => (id, handle()).prop_map(|(id, handle)| Packet::ReadDir(ReadDir { id, handle })),
+        1 => (id, path()).prop_map(|(id, filename)| Packet::Remove(Remove { id, filename })),
+        1 => (id, path(), attrs()).prop_map(|(id, path, attrs)| Packet::MkDir(MkDir { id, path, attrs })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::RmDir(RmDir { id, path })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::RealPath(RealPath { id, path })),
+        1 => (id, path(), path()).prop_map(|(id, oldpath, newpath)| Packet::Rename(Rename { id, oldpath, newpath })),
+        1 => (id, path()).prop_map(|(id, path)| Packet::ReadLink(ReadLink { id, path })),
+        1 => (id, path(), path()).prop_map(|(id, linkpath, targetpath)| Packet::Symlink(Symlink { id, linkpath, targetpath })),
         2 => (id, prop::sample::select(vec!["posix-rename@openssh.com", "hardlink@openssh.com", "statvfs@openssh.com", "fsync@openssh.com", "limits@openssh.com", "nope@example"]), prop::collection::vec(any::<u8>(), 0..40))
             .prop_map(|(id, request, data)| Packet::Extended(Extended { id, request: request.to_string(), data })),
     ]

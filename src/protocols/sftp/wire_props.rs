@@ -42,40 +42,40 @@ fn request() -> impl Strategy<Value = Packet> {
     let id = any::<u32>();
     let data = prop::collection::vec(any::<u8>(), 0..600);
     prop_oneof![
-        (id.clone(), name(), any::<u32>(), attrs()).prop_map(|(id, filename, flags, attrs)| {
+        (id, name(), any::<u32>(), attrs()).prop_map(|(id, filename, flags, attrs)| {
             Packet::Open(Open { id, filename, pflags: OpenFlags::from_bits_retain(flags), attrs })
         }),
-        (id.clone(), name()).prop_map(|(id, handle)| Packet::Close(Close { id, handle })),
-        (id.clone(), name(), any::<u64>(), any::<u32>())
-            .prop_map(|(id, handle, offset, len)| Packet::Read(Read { id, handle, offset, len })),
-        (id.clone(), name(), any::<u64>(), data.clone())
-            .prop_map(|(id, handle, offset, data)| Packet::Write(Write { id, handle, offset, data })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::Lstat(Lstat { id, path })),
-        (id.clone(), name()).prop_map(|(id, handle)| Packet::Fstat(Fstat { id, handle })),
-        (id.clone(), name(), attrs()).prop_map(|(id, path, attrs)| Packet::SetStat(SetStat {
+        (id, name()).prop_map(|(id, handle)| Packet::Close(Close { id, handle })),
+        (id, name(), any::<u64>(), any::<u32>()).prop_map(|(id, handle, offset, len)| Packet::Read(Read {
             id,
-            path,
-            attrs
+            handle,
+            offset,
+            len
         })),
-        (id.clone(), name(), attrs()).prop_map(|(id, handle, attrs)| Packet::FSetStat(FSetStat {
+        (id, name(), any::<u64>(), data.clone())
+            .prop_map(|(id, handle, offset, data)| Packet::Write(Write { id, handle, offset, data })),
+        (id, name()).prop_map(|(id, path)| Packet::Lstat(Lstat { id, path })),
+        (id, name()).prop_map(|(id, handle)| Packet::Fstat(Fstat { id, handle })),
+        (id, name(), attrs()).prop_map(|(id, path, attrs)| Packet::SetStat(SetStat { id, path, attrs })),
+        (id, name(), attrs()).prop_map(|(id, handle, attrs)| Packet::FSetStat(FSetStat {
             id,
             handle,
             attrs
         })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::OpenDir(OpenDir { id, path })),
-        (id.clone(), name()).prop_map(|(id, handle)| Packet::ReadDir(ReadDir { id, handle })),
-        (id.clone(), name()).prop_map(|(id, filename)| Packet::Remove(Remove { id, filename })),
-        (id.clone(), name(), attrs()).prop_map(|(id, path, attrs)| Packet::MkDir(MkDir { id, path, attrs })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::RmDir(RmDir { id, path })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::RealPath(RealPath { id, path })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::Stat(Stat { id, path })),
-        (id.clone(), name(), name()).prop_map(|(id, oldpath, newpath)| Packet::Rename(Rename {
+        (id, name()).prop_map(|(id, path)| Packet::OpenDir(OpenDir { id, path })),
+        (id, name()).prop_map(|(id, handle)| Packet::ReadDir(ReadDir { id, handle })),
+        (id, name()).prop_map(|(id, filename)| Packet::Remove(Remove { id, filename })),
+        (id, name(), attrs()).prop_map(|(id, path, attrs)| Packet::MkDir(MkDir { id, path, attrs })),
+        (id, name()).prop_map(|(id, path)| Packet::RmDir(RmDir { id, path })),
+        (id, name()).prop_map(|(id, path)| Packet::RealPath(RealPath { id, path })),
+        (id, name()).prop_map(|(id, path)| Packet::Stat(Stat { id, path })),
+        (id, name(), name()).prop_map(|(id, oldpath, newpath)| Packet::Rename(Rename {
             id,
             oldpath,
             newpath
         })),
-        (id.clone(), name()).prop_map(|(id, path)| Packet::ReadLink(ReadLink { id, path })),
-        (id.clone(), name(), name()).prop_map(|(id, linkpath, targetpath)| Packet::Symlink(Symlink {
+        (id, name()).prop_map(|(id, path)| Packet::ReadLink(ReadLink { id, path })),
+        (id, name(), name()).prop_map(|(id, linkpath, targetpath)| Packet::Symlink(Symlink {
             id,
             linkpath,
             targetpath
