@@ -42,8 +42,8 @@ while (( $(date +%s) < deadline )); do
         exit 1
     fi
     (( $(date +%s) < deadline )) || break
-    log "round $round: SFTP dispatcher over SSH, $CHANNEL_CASES batches"
-    if ! PROPTEST_CASES=$CHANNEL_CASES cargo test --locked --test it sftp_fuzz -- --nocapture; then
+    log "round $round: SFTP dispatcher over SSH and FTP control connection, $CHANNEL_CASES batches each"
+    if ! PROPTEST_CASES=$CHANNEL_CASES cargo test --locked --test it fuzz -- --nocapture; then
         log "round $round: the dispatcher test failed; replay with the FERRY_FUZZ_SEED printed above"
         exit 1
     fi

@@ -8,6 +8,7 @@ mod cli;
 mod docs;
 mod emulators;
 mod ftp;
+mod ftp_fuzz;
 mod harness;
 mod http;
 mod http_limits;

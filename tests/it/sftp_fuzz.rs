@@ -121,8 +121,8 @@ enum Send {
 fn send() -> impl Strategy<Value = Send> {
     let valid = request().prop_map(|p| Bytes::try_from(p).map(|b| b.slice(4..).to_vec()).unwrap_or_default());
     prop_oneof![
-        8 => valid.clone().prop_map(Send::Body),
-        3 => (valid, any::<prop::sample::Index>(), any::<u8>(), 0usize..3).prop_map(|(mut body, at, byte, how)| {
+        16 => valid.clone().prop_map(Send::Body),
+        6 => (valid, any::<prop::sample::Index>(), any::<u8>(), 0usize..3).prop_map(|(mut body, at, byte, how)| {
             if !body.is_empty() {
                 let i = at.index(body.len());
                 match how {
@@ -133,7 +133,7 @@ fn send() -> impl Strategy<Value = Send> {
             }
             Send::Body(body)
         }),
-        1 => (any::<u8>(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(kind, id, rest)| {
+        2 => (any::<u8>(), any::<u32>(), prop::collection::vec(any::<u8>(), 0..64)).prop_map(|(kind, id, rest)| {
             let mut body = vec![kind];
             body.extend_from_slice(&id.to_be_bytes());
             body.extend_from_slice(&rest);
