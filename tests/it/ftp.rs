@@ -272,7 +272,8 @@ async fn many_small_ftplib_uploads_resume_tls_and_arrive_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_connection_without_this_logins_tls_session_gets_nothing() {
-    let srv = TestServer::start_with("[ftp]\nrequire_tls_session_reuse = true\n").await;
+    // With the default configuration (require_tls_session_reuse on).
+    let srv = TestServer::start().await;
     srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
     srv.add_user(User::with_password("thief", "py-pass-1")).await;
     let secret = payload(300_000, 31);
