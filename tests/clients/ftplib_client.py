@@ -179,7 +179,7 @@ def steal(port, user, password, cafile):
     victim.reused = []
     thief = connect(port, "thief", password, ctx)
 
-    def race(kind, session):
+    def race(kind, session, after_handshake=None):
         data_port = pasv_port(victim)
         victim.putcmd("RETR secret.bin")
         r[kind + "_150"] = victim.getresp()[:3]
@@ -188,6 +188,8 @@ def steal(port, user, password, cafile):
         try:
             tls = ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
             r[kind + "_resumed"] = tls.session_reused
+            if after_handshake:
+                after_handshake()
             while True:
                 chunk = tls.recv(65536)
                 if not chunk:
@@ -204,6 +206,17 @@ def steal(port, user, password, cafile):
 
     race("fresh", None)
     race("other_login", thief.sock.session)
+    # A session of a control connection that negotiated TLS but never logged in: the server
+    # waits for that connection's login (a client's sibling connection may be logging in), and
+    # when it closes without one, the session is nobody's.
+    unbound = ftplib.FTP_TLS(context=ctx, timeout=30)
+    unbound.connect("127.0.0.1", port)
+    unbound.auth()
+    try:
+        unbound.sendcmd("NOOP")  # reads the TLS 1.3 ticket that follows the handshake
+    except ftplib.Error:
+        pass
+    race("unbound", unbound.sock.session, after_handshake=unbound.close)
     # STOR through a stolen port: nothing may be written.
     data_port = pasv_port(victim)
     victim.putcmd("STOR planted.bin")

@@ -274,7 +274,8 @@ async fn many_small_ftplib_uploads_resume_tls_and_arrive_intact() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_connection_without_this_logins_tls_session_gets_nothing() {
-    let srv = TestServer::start_with("[ftp]\nrequire_tls_session_reuse = true\n").await;
+    // With the default configuration (require_tls_session_reuse on).
+    let srv = TestServer::start().await;
     srv.add_user(User::with_password("pyftp", "py-pass-1")).await;
     srv.add_user(User::with_password("thief", "py-pass-1")).await;
     let secret = payload(300_000, 31);
@@ -282,13 +283,17 @@ async fn a_data_connection_without_this_logins_tls_session_gets_nothing() {
     std::fs::create_dir_all(srv.home("thief")).unwrap();
     std::fs::write(srv.home("pyftp").join("secret.bin"), &secret).unwrap();
     let v = ftplib(&srv, "steal", "pyftp", "py-pass-1").await;
-    for race in ["fresh", "other_login"] {
+    for race in ["fresh", "other_login", "unbound"] {
         assert_eq!(v[format!("{race}_150")], "150", "{race}: {v}");
         assert_eq!(v[format!("{race}_stolen_bytes")], 0, "{race}: {v}");
         assert_eq!(v[format!("{race}_victim")], "522", "{race}: {v}");
     }
     assert_eq!(v["fresh_resumed"], false, "{v}");
     assert_eq!(v["other_login_resumed"], true, "the thief's own session resumes, and is refused: {v}");
+    assert_eq!(
+        v["unbound_resumed"], true,
+        "a never-logged-in connection's session resumes, and is refused: {v}"
+    );
     assert_eq!(v["stor_victim"], "522", "{v}");
     assert!(!srv.home("pyftp").join("planted.bin").exists(), "nothing written through a stolen port");
     assert_eq!(v["victim_sha256"], sha256(&secret), "{v}");
