@@ -19,9 +19,22 @@ pub enum Need {
 /// How long a count of open descriptors is reused while far from the limit.
 const SAMPLE_TTL: Duration = Duration::from_millis(100);
 
+/// Descriptors one admitted handle or connection may take: a file handle of the local backend
+/// holds its folder open as well as the file until it is closed.
+const PER_GRANT: u64 = 2;
+
 struct Sample {
     at: Instant,
     open: u64,
+    /// Admissions since `open` was counted: they may have opened descriptors the count misses,
+    /// so a fast client cannot run past the reserve between two counts.
+    granted: u64,
+}
+
+impl Sample {
+    fn estimate(&self) -> u64 {
+        self.open.saturating_add(self.granted.saturating_mul(PER_GRANT))
+    }
 }
 
 static SAMPLE: Mutex<Option<Sample>> = Mutex::new(None);
@@ -47,15 +60,22 @@ pub fn available(need: Need) -> bool {
     };
     let fresh = sample.as_ref().is_some_and(|s| {
         // Near the limit every check counts again, so the reserve holds exactly.
-        s.at.elapsed() < SAMPLE_TTL && s.open.saturating_add(2 * keep) < limit
+        s.at.elapsed() < SAMPLE_TTL && s.estimate().saturating_add(2 * keep) < limit
     });
     if !fresh {
         match count_open() {
-            Some(open) => *sample = Some(Sample { at: Instant::now(), open }),
+            Some(open) => *sample = Some(Sample { at: Instant::now(), open, granted: 0 }),
             None => return true,
         }
     }
-    sample.as_ref().is_none_or(|s| s.open.saturating_add(keep) < limit)
+    match sample.as_mut() {
+        Some(s) if s.estimate().saturating_add(keep) < limit => {
+            s.granted = s.granted.saturating_add(1);
+            true
+        }
+        Some(_) => false,
+        None => true,
+    }
 }
 
 /// Descriptors this process has open now.
