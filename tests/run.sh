@@ -3,7 +3,7 @@
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
 # server, lftp, curl, rclone, chromium, slapd, ldap-utils and prometheus (prometheus and
 # promtool) from Debian; paramiko, the moto S3 emulator (also behind the GCS
-# emulator shim), azure-storage-blob and schemathesis in a venv; the azurite Blob emulator and
+# emulator shim), azure-storage-blob, schemathesis and ssh-audit in a venv; the azurite Blob emulator and
 # playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
 # the emulators and services themselves on loopback ports).
 #   tests/run.sh            # everything
