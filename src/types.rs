@@ -189,3 +189,39 @@ mod tests {
         assert_eq!(secret.expose(), "hunter2");
     }
 }
+
+/// A stored time as a calendar time; `None` beyond chrono's range. A store can hold any time
+/// (a client may set one with SETSTAT, MFMT or `touch`), and `DateTime::from(SystemTime)`
+/// panics outside that range.
+pub fn calendar_time(time: std::time::SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (secs, nanos) = match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
+        Err(before) => {
+            let before = before.duration();
+            let secs = i64::try_from(before.as_secs()).ok()?.checked_neg()?;
+            match before.subsec_nanos() {
+                0 => (secs, 0),
+                nanos => (secs.checked_sub(1)?, 1_000_000_000 - nanos),
+            }
+        }
+    };
+    chrono::DateTime::from_timestamp(secs, nanos)
+}
+
+#[cfg(test)]
+mod calendar_time_tests {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+    use super::calendar_time;
+
+    #[test]
+    fn times_beyond_the_calendar_are_none_and_never_panic() {
+        let far = UNIX_EPOCH + Duration::from_secs(u64::MAX / 4);
+        assert_eq!(calendar_time(far), None);
+        let before = UNIX_EPOCH - Duration::from_millis(1_500);
+        assert_eq!(calendar_time(before).map(|t| t.timestamp_millis()), Some(-1_500));
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+        assert_eq!(calendar_time(now).map(|t| t.timestamp()), Some(secs));
+    }
+}

@@ -182,7 +182,12 @@ impl Audit {
         }
         let audit = Self::assemble(node, lanes, Some(key), config.checkpoint_every, head);
         tasks.spawn(checkpoints(audit.clone(), config.checkpoint_interval, stop_rx.clone()));
-        tasks.spawn(save_heads(audit.clone(), state.clone(), stop_rx));
+        // With the database sink, each checkpoint's head is saved with its row; without it, a
+        // task saves the heads (subscribed here, so the run's first checkpoint is not missed).
+        if !config.database.enabled {
+            let heads = audit.inner.signed_head.subscribe();
+            tasks.spawn(save_heads(audit.clone(), heads, state.clone(), stop_rx));
+        }
         let handle = AuditTasks { audit: audit.clone(), stop, tasks, state: Some(state.clone()) };
         Ok((audit, handle))
     }
@@ -296,8 +301,13 @@ impl Audit {
 }
 
 /// Saves the head of each checkpoint (the latest, when several come quickly).
-async fn save_heads(audit: Audit, state: State, mut stop: watch::Receiver<bool>) {
-    let mut heads = audit.inner.signed_head.subscribe();
+async fn save_heads(
+    audit: Audit,
+    mut heads: watch::Receiver<Option<(u64, String)>>,
+    state: State,
+    mut stop: watch::Receiver<bool>,
+) {
+    heads.mark_changed();
     loop {
         tokio::select! {
             changed = heads.changed() => {

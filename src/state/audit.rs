@@ -73,7 +73,9 @@ impl<'a> AuditLog<'a> {
     }
 
     /// Appends rows in one transaction, in the order given.
-    pub async fn append(&self, rows: &[AuditRow]) -> Result<(), StateError> {
+    /// Appends rows in one transaction; `signed` (a checkpoint among them: node, seq, hash) is
+    /// saved as the node's signed head in the same transaction, never before its row.
+    pub async fn append(&self, rows: &[AuditRow], signed: Option<&AuditRow>) -> Result<(), StateError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -100,6 +102,19 @@ impl<'a> AuditLog<'a> {
                     .push_bind(&row.record);
             });
             insert.build().execute(&mut *tx).await?;
+        }
+        if let Some(signed) = signed {
+            sqlx::query(
+                "UPDATE audit_nodes SET signed_seq = ?, signed_hash = ?, updated_at = ? \
+                 WHERE node = ? AND (signed_seq IS NULL OR signed_seq < ?)",
+            )
+            .bind(signed.chain_seq as i64)
+            .bind(&signed.hash)
+            .bind(chrono::Utc::now().to_rfc3339())
+            .bind(&signed.node)
+            .bind(signed.chain_seq as i64)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())

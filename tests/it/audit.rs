@@ -795,7 +795,9 @@ async fn admins_read_the_trail_over_https_and_others_are_refused() {
     };
     // The database sink writes in batches: wait for both uploads to be stored.
     let mut page = serde_json::Value::Null;
-    for _ in 0..50 {
+    // A deadline, not a count: the batch may be late on a slow machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
         page = get("user=web&event=file.upload", "boss", "boss-pass-1").await.unwrap().json().await.unwrap();
         if page["records"].as_array().is_some_and(|r| r.len() == 2) {
             break;

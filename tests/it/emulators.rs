@@ -113,8 +113,10 @@ impl Emulator {
         };
         let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true).spawn().unwrap();
         self.child = Some(child);
-        for attempt in 0.. {
-            assert!(attempt < 100, "{:?} emulator did not start", self.kind);
+        // A Python or Node emulator can take long to start on a slow, busy machine.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+        loop {
+            assert!(tokio::time::Instant::now() < deadline, "{:?} emulator did not start", self.kind);
             tokio::time::sleep(Duration::from_millis(150)).await;
             if self.create_bucket().await {
                 break;

@@ -51,7 +51,11 @@ pub fn row(line: &str) -> Option<AuditRow> {
 impl Sink for DatabaseSink {
     async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
         let rows: Vec<AuditRow> = lines.iter().filter_map(|line| row(line)).collect();
-        self.state.audit().append(&rows).await.map_err(|e| WriteError::Transient(e.to_string()))
+        // The newest checkpoint's head is saved with its row, never before it, so a verifier
+        // reading the saved head always finds that record in the trail.
+        let checkpoint = crate::audit::event::EventKind::AuditCheckpoint.id();
+        let signed = rows.iter().rev().find(|row| row.event_id == checkpoint);
+        self.state.audit().append(&rows, signed).await.map_err(|e| WriteError::Transient(e.to_string()))
     }
 
     async fn tick(&mut self) {

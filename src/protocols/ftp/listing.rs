@@ -25,7 +25,8 @@ pub fn list_line(name: &str, meta: &Metadata, owner: &str, now: SystemTime) -> S
     let modified = meta.modified.unwrap_or(UNIX_EPOCH);
     let half_year = Duration::from_secs(182 * 86_400);
     let recent = modified <= now && now.duration_since(modified).map(|d| d < half_year).unwrap_or(false);
-    let time = DateTime::<Utc>::from(modified);
+    // A time beyond the calendar (any stored time is possible) shows as the epoch.
+    let time = crate::types::calendar_time(modified).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
     let date = if recent { time.format("%b %e %H:%M") } else { time.format("%b %e  %Y") };
     format!(
         "{kind}{}{}{} 1 {owner} {owner} {:>12} {date} {name}\r\n",
@@ -38,7 +39,8 @@ pub fn list_line(name: &str, meta: &Metadata, owner: &str, now: SystemTime) -> S
 
 /// `YYYYMMDDHHMMSS` in UTC (MDTM, MLSD `modify`).
 pub fn timestamp(t: Option<SystemTime>) -> String {
-    DateTime::<Utc>::from(t.unwrap_or(UNIX_EPOCH)).format("%Y%m%d%H%M%S").to_string()
+    let time = t.and_then(crate::types::calendar_time).unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+    time.format("%Y%m%d%H%M%S").to_string()
 }
 
 /// Parses `YYYYMMDDHHMMSS[.sss]` (MFMT).

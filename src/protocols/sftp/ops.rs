@@ -92,7 +92,8 @@ pub fn listing_entry(name: String, meta: &Metadata, owner: &str) -> File {
     };
     let date = meta
         .modified
-        .map(|t| chrono::DateTime::<chrono::Utc>::from(t).format("%b %e %H:%M").to_string())
+        .and_then(crate::types::calendar_time)
+        .map(|t| t.format("%b %e %H:%M").to_string())
         .unwrap_or_else(|| "Jan  1  1970".to_string());
     let longname = format!(
         "{kind}{}{}{} 1 {owner:<8} {owner:<8} {:>8} {date} {name}",
