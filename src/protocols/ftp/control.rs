@@ -1,123 +1,31 @@
-//! One FTP control connection: the session state machine (RFC 959 with RFC 2228/4217 security,
-//! RFC 2389, 2428 and 3659 extensions). Every file operation goes through the session API; this
-//! module only translates commands and replies.
+//! One FTP control connection: the read loop and the dispatch of each command to its family
+//! in `commands/` (RFC 959 with RFC 2228/4217 security, RFC 2389, 2428 and 3659 extensions).
+//! Handlers return a [`Reply`] or a `SessionError`; [`Connection::answer`] is the one place
+//! that writes a handler's reply, starts a transfer or closes. Every file operation goes
+//! through the session API; this module only translates commands and replies.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
 
-mod channel;
-mod files;
-mod login;
+mod commands;
+mod stream;
 
 use super::FtpSettings;
-use super::command;
+use super::command::{self, Command, Verb};
 use super::data::{self, Plan};
 use super::reply;
 use super::tls_owner::OwnerToken;
-use super::tls_sessions::{Handshake, Tracked};
 use super::transfer::{ListFormat, Outcome};
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Session, SessionError, SessionFactory, VirtualPath};
-use files::{Simple, StoreKind};
-
-/// Every verb this server answers; others get 502 whatever the login state.
-const KNOWN: &[&str] = &[
-    "USER", "PASS", "AUTH", "PBSZ", "PROT", "CCC", "FEAT", "SYST", "NOOP", "HELP", "QUIT", "OPTS", "ABOR",
-    "STAT", "PWD", "CWD", "CDUP", "TYPE", "MODE", "STRU", "ALLO", "REST", "PASV", "EPSV", "PORT", "EPRT",
-    "RETR", "STOR", "APPE", "STOU", "LIST", "NLST", "MLSD", "MLST", "SIZE", "MDTM", "MFMT", "DELE", "MKD",
-    "RMD", "RNFR", "RNTO",
-];
-
-/// Longest command line accepted (a 4 KiB path plus verb and slack).
-const MAX_LINE: usize = 8192;
-
-enum Control {
-    Plain(BufReader<TcpStream>),
-    Tls(Box<BufReader<TlsStream<TcpStream>>>),
-    Closed,
-}
-
-enum Line {
-    Complete,
-    TooLong,
-    Eof,
-}
-
-/// Reads one line into `buf` (without CR LF). Cancel-safe: bytes read so far stay in `buf`.
-async fn read_line<R: AsyncBufRead + Unpin>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    discarding: &mut bool,
-) -> std::io::Result<Line> {
-    loop {
-        let available = reader.fill_buf().await?;
-        if available.is_empty() {
-            return Ok(Line::Eof);
-        }
-        if let Some(end) = available.iter().position(|&b| b == b'\n') {
-            if !*discarding {
-                buf.extend_from_slice(&available[..end]);
-            }
-            reader.consume(end + 1);
-            if std::mem::take(discarding) {
-                buf.clear();
-                return Ok(Line::TooLong);
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            return Ok(Line::Complete);
-        }
-        let n = available.len();
-        if !*discarding {
-            buf.extend_from_slice(available);
-        }
-        reader.consume(n);
-        if buf.len() > MAX_LINE {
-            buf.clear();
-            *discarding = true;
-        }
-    }
-}
-
-impl Control {
-    async fn read_line(&mut self, buf: &mut Vec<u8>, discarding: &mut bool) -> std::io::Result<Line> {
-        match self {
-            Control::Plain(r) => read_line(r, buf, discarding).await,
-            Control::Tls(r) => read_line(r.as_mut(), buf, discarding).await,
-            Control::Closed => Ok(Line::Eof),
-        }
-    }
-
-    async fn write(&mut self, text: &str) -> std::io::Result<()> {
-        match self {
-            Control::Plain(r) => {
-                r.get_mut().write_all(text.as_bytes()).await?;
-                r.get_mut().flush().await
-            }
-            Control::Tls(r) => {
-                r.get_mut().write_all(text.as_bytes()).await?;
-                r.get_mut().flush().await
-            }
-            Control::Closed => Err(std::io::ErrorKind::NotConnected.into()),
-        }
-    }
-
-    async fn shutdown(&mut self) {
-        let _ = match self {
-            Control::Plain(r) => r.get_mut().shutdown().await,
-            Control::Tls(r) => r.get_mut().shutdown().await,
-            Control::Closed => Ok(()),
-        };
-    }
-}
+use commands::files::Simple;
+use commands::transfer::{StoreKind, Transfer};
+use stream::{Control, Line};
 
 /// Per-connection state.
 struct Connection {
@@ -135,12 +43,37 @@ struct Connection {
     rest: u64,
     rename_from: Option<VirtualPath>,
     protect_data: bool,
+    /// The data connection the next transfer uses (PASV/EPSV/PORT/EPRT set it; the transfer
+    /// takes it, once; ABOR drops it).
     plan: Option<Plan>,
     transfer: Option<JoinHandle<Outcome>>,
     epsv_only: bool,
     /// Stamped into this connection's TLS sessions; names its login to data connections.
     tls_owner: Option<OwnerToken>,
 }
+
+/// What a command handler answers; [`Connection::answer`] carries it out.
+enum Reply {
+    /// One reply; the next command follows.
+    Say(u16, String),
+    /// Two replies in a row: ABOR's for the transfer it ended, then its own.
+    SayTwice((u16, String), (u16, String)),
+    /// A last reply, then the connection closes.
+    Bye(u16, String),
+    /// `150`, then the transfer runs on the planned data connection.
+    Transfer(Transfer),
+    /// `234`, then the TLS handshake on this connection (AUTH TLS).
+    StartTls(Arc<rustls::ServerConfig>),
+}
+
+impl Reply {
+    fn say(code: u16, text: impl Into<String>) -> Self {
+        Reply::Say(code, text.into())
+    }
+}
+
+/// A handler's result: a failed session call becomes its reply code in `reply::for_error`.
+type Handled = Result<Reply, SessionError>;
 
 /// What the loop does after a command.
 enum Next {
@@ -162,24 +95,13 @@ pub async fn run(
     let Ok(local) = stream.local_addr() else { return };
     // Replies are written whole; none should wait for the ACK of the one before (150, then 226).
     let _ = stream.set_nodelay(true);
-    let mut tls_owner = None;
-    let control = if implicit {
-        let Some(tls) = &settings.tls else { return };
-        let owner = tls_owner.insert(settings.owners.issue());
-        let handshake = Tracked::new(
-            TlsAcceptor::from(Arc::clone(tls)).accept(stream),
-            Handshake::control(owner.token()),
-        );
-        match tokio::time::timeout(settings.config.data_timeout, handshake).await {
-            Ok(Ok(tls)) => Control::Tls(Box::new(BufReader::new(tls))),
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %info.peer, error = %e, "implicit FTPS handshake failed");
-                return;
-            }
-            Err(_) => return,
-        }
+    let (control, tls_owner) = if implicit {
+        let Some((control, owner)) = commands::tls::accept_implicit(stream, &settings, &info).await else {
+            return;
+        };
+        (control, Some(owner))
     } else {
-        Control::Plain(BufReader::new(stream))
+        (Control::Plain(BufReader::new(stream)), None)
     };
     let mut conn = Connection {
         settings,
@@ -271,101 +193,91 @@ impl Connection {
         let cmd = match command::parse(line) {
             Ok(cmd) => cmd,
             Err(command::ParseError::NotUtf8) => {
-                self.reply(501, "Command is not valid UTF-8").await?;
-                return Ok(Next::Continue);
+                return self.answer(Reply::say(501, "Command is not valid UTF-8")).await;
             }
-            Err(e) => {
-                self.reply(500, &format!("Syntax error: {e}")).await?;
-                return Ok(Next::Continue);
-            }
+            Err(e) => return self.answer(Reply::say(500, format!("Syntax error: {e}"))).await,
         };
         // Only ABOR, STAT and NOOP overtake a running transfer; anything else waits for it.
-        if !matches!(cmd.verb.as_str(), "ABOR" | "STAT" | "NOOP") {
+        if !cmd.verb.overtakes_transfer() {
             self.settle_transfer().await?;
         }
-        let logged_in = self.session.is_some();
-        if !KNOWN.contains(&cmd.verb.as_str()) {
-            return self.done(502, &format!("Command {} not implemented", cmd.verb)).await;
-        }
-        match cmd.verb.as_str() {
-            "USER" => self.user(&cmd).await,
-            "PASS" => self.pass(&cmd).await,
-            "AUTH" => self.auth(&cmd).await,
-            "PBSZ" => self.pbsz(&cmd).await,
-            "PROT" => self.prot(&cmd).await,
-            "CCC" => self.done(534, "CCC refused: the control connection stays protected").await,
-            "FEAT" => self.feat().await,
-            "SYST" => self.done(215, "UNIX Type: L8").await,
-            "NOOP" => self.done(200, "OK").await,
-            "HELP" => self.done(214, "Commands: USER PASS AUTH PBSZ PROT FEAT OPTS SYST PWD CWD CDUP LIST NLST MLSD MLST\nSIZE MDTM MFMT TYPE MODE STRU RETR STOR STOU APPE REST RNFR RNTO DELE MKD RMD\nABOR NOOP QUIT STAT EPSV PASV EPRT PORT\nHelp OK").await,
-            "QUIT" => {
-                self.reply(221, "Goodbye").await?;
-                Ok(Next::Close)
-            }
-            "OPTS" => self.opts(&cmd).await,
-            _ if !logged_in => self.done(530, "Please log in with USER and PASS").await,
-            "ABOR" => self.abor().await,
-            "STAT" => self.stat(&cmd).await,
-            "PWD" => {
-                let text = format!("{} is the current directory", reply::quote_path(self.cwd.as_str()));
-                self.done(257, &text).await
-            }
-            "CWD" => self.cwd(&cmd.arg).await,
-            "CDUP" => self.cwd("..").await,
-            "TYPE" => self.type_(&cmd).await,
-            "MODE" => {
-                let ok = cmd.arg.trim().eq_ignore_ascii_case("S");
-                if ok { self.done(200, "Mode set to S").await } else { self.done(504, "Only stream mode (S) is supported").await }
-            }
-            "STRU" => {
-                let ok = cmd.arg.trim().eq_ignore_ascii_case("F");
-                if ok { self.done(200, "Structure set to F").await } else { self.done(504, "Only file structure (F) is supported").await }
-            }
-            "ALLO" => self.done(202, "No storage allocation necessary").await,
-            "REST" => self.rest(&cmd).await,
-            "PASV" => self.pasv().await,
-            "EPSV" => self.epsv(&cmd).await,
-            "PORT" => self.port(data::parse_port(&cmd.arg)).await,
-            "EPRT" => self.port(data::parse_eprt(&cmd.arg)).await,
-            "RETR" => self.retr(&cmd).await,
-            "STOR" => self.store(&cmd.arg, StoreKind::Replace).await,
-            "APPE" => self.store(&cmd.arg, StoreKind::Append).await,
-            "STOU" => self.store(&cmd.arg, StoreKind::Unique).await,
-            "LIST" => self.list(&cmd, ListFormat::Long).await,
-            "NLST" => self.list(&cmd, ListFormat::Names).await,
-            "MLSD" => self.list(&cmd, ListFormat::Facts).await,
-            "MLST" => self.mlst(&cmd).await,
-            "SIZE" => self.size(&cmd).await,
-            "MDTM" => self.mdtm(&cmd).await,
-            "MFMT" => self.mfmt(&cmd).await,
-            "DELE" => self.simple(&cmd.arg, Simple::Delete).await,
-            "MKD" => self.simple(&cmd.arg, Simple::Mkdir).await,
-            "RMD" => self.simple(&cmd.arg, Simple::Rmdir).await,
-            "RNFR" => self.rnfr(&cmd).await,
-            "RNTO" => self.rnto(&cmd).await,
-            _ => self.done(502, &format!("Command {} not implemented", cmd.verb)).await,
+        let reply = self.dispatch(cmd).await.unwrap_or_else(|e| {
+            let (code, text) = reply::for_error(&e);
+            Reply::Say(code, text)
+        });
+        self.answer(reply).await
+    }
+
+    /// Routes a command to its handler. Verbs above `(_, None)` are answered before login;
+    /// the rest need a session and get it as an argument.
+    async fn dispatch(&mut self, Command { verb, arg }: Command) -> Handled {
+        match (verb, self.session.clone()) {
+            (Verb::Other(name), _) => Ok(Reply::say(502, format!("Command {name} not implemented"))),
+            (Verb::User, _) => self.user(&arg),
+            (Verb::Pass, _) => self.pass(&arg).await,
+            (Verb::Auth, _) => self.auth(&arg),
+            (Verb::Pbsz, _) => self.pbsz(),
+            (Verb::Prot, _) => self.prot(&arg),
+            (Verb::Ccc, _) => self.ccc(),
+            (Verb::Feat, _) => self.feat(),
+            (Verb::Opts, _) => self.opts(&arg),
+            (Verb::Syst, _) => self.syst(),
+            (Verb::Noop, _) => self.noop(),
+            (Verb::Help, _) => self.help(),
+            (Verb::Quit, _) => self.quit(),
+            (_, None) => Ok(Reply::say(530, "Please log in with USER and PASS")),
+            (Verb::Abor, Some(_)) => self.abor().await,
+            (Verb::Stat, Some(session)) => self.stat(&session, &arg).await,
+            (Verb::Pwd, Some(_)) => self.pwd(),
+            (Verb::Cwd, Some(session)) => self.cwd(&session, &arg).await,
+            (Verb::Cdup, Some(session)) => self.cwd(&session, "..").await,
+            (Verb::Type, Some(_)) => self.type_(&arg),
+            (Verb::Mode, Some(_)) => self.mode(&arg),
+            (Verb::Stru, Some(_)) => self.stru(&arg),
+            (Verb::Allo, Some(_)) => self.allo(),
+            (Verb::Rest, Some(_)) => self.rest(&arg),
+            (Verb::Pasv, Some(_)) => self.pasv().await,
+            (Verb::Epsv, Some(_)) => self.epsv(&arg).await,
+            (Verb::Port, Some(_)) => self.port(data::parse_port(&arg)),
+            (Verb::Eprt, Some(_)) => self.port(data::parse_eprt(&arg)),
+            (Verb::Retr, Some(session)) => self.retr(&session, &arg).await,
+            (Verb::Stor, Some(session)) => self.store(&session, &arg, StoreKind::Replace).await,
+            (Verb::Appe, Some(session)) => self.store(&session, &arg, StoreKind::Append).await,
+            (Verb::Stou, Some(session)) => self.store(&session, &arg, StoreKind::Unique).await,
+            (Verb::List, Some(session)) => self.list(session, &arg, ListFormat::Long).await,
+            (Verb::Nlst, Some(session)) => self.list(session, &arg, ListFormat::Names).await,
+            (Verb::Mlsd, Some(session)) => self.list(session, &arg, ListFormat::Facts).await,
+            (Verb::Mlst, Some(session)) => self.mlst(&session, &arg).await,
+            (Verb::Size, Some(session)) => self.size(&session, &arg).await,
+            (Verb::Mdtm, Some(session)) => self.mdtm(&session, &arg).await,
+            (Verb::Mfmt, Some(session)) => self.mfmt(&session, &arg).await,
+            (Verb::Dele, Some(session)) => self.simple(&session, &arg, Simple::Delete).await,
+            (Verb::Mkd, Some(session)) => self.simple(&session, &arg, Simple::Mkdir).await,
+            (Verb::Rmd, Some(session)) => self.simple(&session, &arg, Simple::Rmdir).await,
+            (Verb::Rnfr, Some(session)) => self.rnfr(&session, &arg).await,
+            (Verb::Rnto, Some(session)) => self.rnto(&session, &arg).await,
         }
     }
 
-    async fn done(&mut self, code: u16, text: &str) -> Io {
-        self.reply(code, text).await?;
+    /// Writes a handler's reply and does what it asks next.
+    async fn answer(&mut self, reply: Reply) -> Io {
+        match reply {
+            Reply::Say(code, text) => self.reply(code, &text).await?,
+            Reply::SayTwice((code, text), (then_code, then_text)) => {
+                self.reply(code, &text).await?;
+                self.reply(then_code, &then_text).await?;
+            }
+            Reply::Bye(code, text) => {
+                self.reply(code, &text).await?;
+                return Ok(Next::Close);
+            }
+            Reply::Transfer(transfer) => {
+                self.reply(150, &transfer.opening).await?;
+                self.spawn(transfer);
+            }
+            Reply::StartTls(config) => return self.start_tls(config).await,
+        }
         Ok(Next::Continue)
-    }
-
-    async fn fail(&mut self, e: &SessionError) -> Io {
-        let (code, text) = reply::for_error(e);
-        self.done(code, &text).await
-    }
-
-    fn session(&self) -> Option<Arc<Session>> {
-        self.session.clone()
-    }
-
-    fn path(&self, arg: &str) -> Result<VirtualPath, SessionError> {
-        match &self.session {
-            Some(session) => session.resolve(&self.cwd, arg),
-            None => Err(SessionError::Unsupported("not logged in")),
-        }
     }
 }
 
