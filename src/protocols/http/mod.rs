@@ -1,30 +1,22 @@
 //! HTTPS: the REST API (`/api/v1`) on the session API, served by axum over rustls. The web file
 //! manager will join it here. Uses `session`, `admin`, `net`.
 
-mod admin_api;
-mod audit_api;
+mod api;
 mod auth;
-mod browser;
-mod deadlines;
 mod error;
-mod files;
-mod keys;
-mod openapi;
-pub mod ops;
-mod plain;
+mod listen;
 mod range;
 #[cfg(test)]
 mod range_props;
-mod redirect;
 mod router;
-mod server;
-mod tokens;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use redirect::serve as serve_redirect;
-pub use server::serve;
+pub use listen::ops;
+pub use listen::redirect::serve as serve_redirect;
+pub use listen::server::serve;
 
 use crate::admin::Admin;
 use crate::config::HttpsConfig;
