@@ -7,25 +7,26 @@
 //! that mark), as every sequential server gives them. When the client ends the subsystem we
 //! send exit-status, EOF and CLOSE at once.
 
+mod extended;
+mod on_handles;
+mod on_paths;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
 use russh::Channel;
 use russh::server::Msg;
-use russh_sftp::protocol::{
-    Attrs, Extended, File, FileAttributes, Handle as HandleReply, Name, OpenFlags, Packet, StatusCode,
-    Version,
-};
-use tokio::sync::{Mutex, OwnedRwLockReadGuard};
+use russh_sftp::protocol::{Attrs, File, FileAttributes, Name, Packet, StatusCode, Version};
+use tokio::sync::OwnedRwLockReadGuard;
 use tokio::task::JoinSet;
 
-use super::handles::{Entry, Handle, HandleCaps, Table};
+use super::handles::{Entry, HandleCaps, Table};
 use super::idle::Activity;
 use super::intake::{self, End, Queued};
-use super::ops::{attrs, listing_entry, set_attrs, status_message};
+use super::ops::{attrs, status_message};
 use super::replies::{Budget, ByteBudget, Replies, Ticket};
-use super::wire::{self, MAX_DATA, MAX_PACKET};
-use crate::session::{OpenWrite, Session, SessionError, VirtualPath};
+use super::wire::{self, MAX_DATA};
+use crate::session::{Session, SessionError, VirtualPath};
 
 /// Per-channel bounds.
 #[derive(Debug, Clone, Copy)]
@@ -45,12 +46,6 @@ pub struct PerConnection {
     pub queued: Queued,
     pub handles: HandleCaps,
 }
-
-/// Writes below this size run in the loop instead of on their own task.
-const SHORT_WRITE: usize = 64 * 1024;
-
-/// Entries per READDIR reply.
-const DIR_BATCH: usize = 128;
 
 struct Dispatcher {
     session: Session,
@@ -220,14 +215,7 @@ impl Dispatcher {
             };
             self.initialized = true;
             let mut version = Version::new();
-            for (name, revision) in [
-                ("posix-rename@openssh.com", "1"),
-                ("statvfs@openssh.com", "2"),
-                ("fstatvfs@openssh.com", "2"),
-                ("hardlink@openssh.com", "1"),
-                ("fsync@openssh.com", "1"),
-                ("limits@openssh.com", "1"),
-            ] {
+            for (name, revision) in extended::OFFERED {
                 version.extensions.insert(name.to_string(), revision.to_string());
             }
             self.send(Packet::Version(version)).await;
@@ -237,249 +225,27 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// One reply per request, from the handler of its kind.
     async fn request(&mut self, packet: Packet) {
         match packet {
-            Packet::Read(read) => {
-                let Some(entry) = self.entry(&read.handle) else {
-                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let guard = Arc::clone(&entry.order).read_owned().await;
-                let len = (read.len as usize).min(MAX_DATA);
-                self.spawn(
-                    guard,
-                    entry,
-                    move |entry| async move {
-                        // READ|WRITE handles (r+, w+, a+) are upload handles that read back.
-                        let data = match &entry.handle {
-                            Handle::Read(file) => file.read_at(read.offset, len).await,
-                            Handle::Write(file) => file.read_at(read.offset, len).await,
-                            Handle::Dir(_) => {
-                                return Err((StatusCode::Failure, "handle is a folder, not a file".into()));
-                            }
-                        };
-                        match data {
-                            Ok(data) if data.is_empty() => Err((StatusCode::Eof, String::new())),
-                            Ok(data) => Ok(Some(wire::data_reply(read.id, &data))),
-                            Err(e) => Err(((&e).into(), e.to_string())),
-                        }
-                    },
-                    read.id,
-                    false,
-                )
-                .await;
-            }
-            Packet::Write(write) => {
-                let Some(entry) = self.entry(&write.handle) else {
-                    return self.status(write.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let guard = Arc::clone(&entry.order).read_owned().await;
-                // Append handles must write in arrival order. A short write is usually a whole
-                // small file: doing it in the loop saves a task hand-off per file.
-                let inline = entry.append || write.data.len() < SHORT_WRITE;
-                self.spawn(
-                    guard,
-                    entry,
-                    move |entry| async move {
-                        let Handle::Write(file) = &entry.handle else {
-                            return Err((StatusCode::Failure, "handle is not open for writing".into()));
-                        };
-                        match file.write_at(write.offset, Bytes::from(write.data)).await {
-                            Ok(()) => Ok(None),
-                            Err(e) => Err(((&e).into(), e.to_string())),
-                        }
-                    },
-                    write.id,
-                    inline,
-                )
-                .await;
-            }
-            Packet::Open(open) => {
-                let slot = match self.caps.acquire(self.session.user()) {
-                    Ok(slot) => slot,
-                    Err(refused) => {
-                        return self.status(open.id, StatusCode::Failure, refused.message()).await;
-                    }
-                };
-                let flags = open.pflags;
-                let result = match self.path(&open.filename) {
-                    Err(e) => Err(e),
-                    Ok(path) if flags.contains(OpenFlags::WRITE) => {
-                        let how = OpenWrite {
-                            create: flags.contains(OpenFlags::CREATE),
-                            truncate: flags.contains(OpenFlags::TRUNCATE),
-                            exclusive: flags.contains(OpenFlags::EXCLUDE),
-                            append: flags.contains(OpenFlags::APPEND),
-                        };
-                        if flags.contains(OpenFlags::READ) {
-                            self.session.open_read_write(&path, how).await.map(Handle::Write)
-                        } else {
-                            self.session.open_write(&path, how).await.map(Handle::Write)
-                        }
-                    }
-                    Ok(path) => self.session.open_read(&path).await.map(Handle::Read),
-                };
-                match result {
-                    Ok(handle) => {
-                        let append = flags.contains(OpenFlags::APPEND);
-                        let handle = self.handles.insert(handle, append, slot);
-                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
-                    }
-                    Err(e) => self.error(open.id, &e).await,
-                }
-            }
-            Packet::Close(close) => {
-                let Some(entry) = self.handles.remove(&close.handle) else {
-                    return self.status(close.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let result = close_entry(entry).await;
-                self.result(close.id, result).await;
-            }
-            Packet::OpenDir(open) => {
-                let slot = match self.caps.acquire(self.session.user()) {
-                    Ok(slot) => slot,
-                    Err(refused) => {
-                        return self.status(open.id, StatusCode::Failure, refused.message()).await;
-                    }
-                };
-                let listing = match self.path(&open.path) {
-                    Ok(path) => self.session.list(&path).await,
-                    Err(e) => Err(e),
-                };
-                match listing {
-                    Ok(listing) => {
-                        let dir = Handle::Dir(Mutex::new(Some(listing)));
-                        let handle = self.handles.insert(dir, false, slot);
-                        self.send(Packet::Handle(HandleReply { id: open.id, handle })).await;
-                    }
-                    Err(e) => self.error(open.id, &e).await,
-                }
-            }
-            Packet::ReadDir(read) => {
-                let Some(entry) = self.entry(&read.handle) else {
-                    return self.status(read.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let Handle::Dir(listing) = &entry.handle else {
-                    return self.status(read.id, StatusCode::Failure, "not a folder handle").await;
-                };
-                let mut listing = listing.lock().await;
-                let batch = match listing.as_mut() {
-                    None => Ok(Vec::new()),
-                    Some(l) => l.next_batch(DIR_BATCH).await,
-                };
-                match batch {
-                    Ok(batch) if batch.is_empty() => {
-                        *listing = None;
-                        self.status(read.id, StatusCode::Eof, "").await;
-                    }
-                    Ok(batch) => {
-                        let owner = self.session.user();
-                        let files: Vec<File> =
-                            batch.into_iter().map(|(name, meta)| listing_entry(name, &meta, owner)).collect();
-                        self.send(Packet::Name(Name { id: read.id, files })).await;
-                    }
-                    Err(e) => self.error(read.id, &e).await,
-                }
-            }
-            Packet::Stat(stat) => {
-                let result = match self.path(&stat.path) {
-                    Ok(path) => self.session.stat(&path).await,
-                    Err(e) => Err(e),
-                };
-                self.attrs_reply(stat.id, result).await;
-            }
-            Packet::Lstat(stat) => {
-                let result = match self.path(&stat.path) {
-                    Ok(path) => self.session.lstat(&path).await,
-                    Err(e) => Err(e),
-                };
-                self.attrs_reply(stat.id, result).await;
-            }
-            Packet::Fstat(stat) => {
-                let Some(entry) = self.entry(&stat.handle) else {
-                    return self.status(stat.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let _exclusive = entry.order.write().await;
-                let result = match &entry.handle {
-                    Handle::Read(file) => file.metadata().await,
-                    Handle::Write(file) => file.metadata().await,
-                    Handle::Dir(_) => Err(SessionError::Unsupported("fstat on a folder handle")),
-                };
-                self.attrs_reply(stat.id, result).await;
-            }
-            Packet::SetStat(set) => {
-                let result = match self.path(&set.path) {
-                    Ok(path) => self.session.set_attrs(&path, set_attrs(&set.attrs)).await,
-                    Err(e) => Err(e),
-                };
-                self.result(set.id, result).await;
-            }
-            Packet::FSetStat(set) => {
-                let Some(entry) = self.entry(&set.handle) else {
-                    return self.status(set.id, StatusCode::Failure, "invalid handle").await;
-                };
-                let _exclusive = entry.order.write().await;
-                let result = match &entry.handle {
-                    // Part of the upload itself: times and mode land on the staged file.
-                    Handle::Write(file) => file.set_attrs(set_attrs(&set.attrs)).await,
-                    Handle::Read(file) => {
-                        let path = file.path().clone();
-                        self.session.set_attrs(&path, set_attrs(&set.attrs)).await
-                    }
-                    Handle::Dir(_) => Err(SessionError::Unsupported("fsetstat on a folder handle")),
-                };
-                self.result(set.id, result).await;
-            }
-            Packet::Remove(remove) => {
-                let result = match self.path(&remove.filename) {
-                    Ok(path) => self.session.remove(&path).await,
-                    Err(e) => Err(e),
-                };
-                self.result(remove.id, result).await;
-            }
-            Packet::MkDir(mkdir) => {
-                let result = match self.path(&mkdir.path) {
-                    Ok(path) => self.session.mkdir(&path).await,
-                    Err(e) => Err(e),
-                };
-                self.result(mkdir.id, result).await;
-            }
-            Packet::RmDir(rmdir) => {
-                let result = match self.path(&rmdir.path) {
-                    Ok(path) => self.session.rmdir(&path).await,
-                    Err(e) => Err(e),
-                };
-                self.result(rmdir.id, result).await;
-            }
-            Packet::RealPath(real) => match self.path(&real.path) {
-                Ok(path) => self.name_reply(real.id, path.to_string()).await,
-                Err(e) => self.error(real.id, &e).await,
-            },
-            Packet::Rename(rename) => {
-                let result = match (self.path(&rename.oldpath), self.path(&rename.newpath)) {
-                    (Ok(from), Ok(to)) => self.session.rename(&from, &to, false).await,
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
-                self.result(rename.id, result).await;
-            }
-            Packet::ReadLink(read) => {
-                let result = match self.path(&read.path) {
-                    Ok(path) => self.session.read_link(&path).await,
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(target) => self.name_reply(read.id, target.to_string()).await,
-                    Err(e) => self.error(read.id, &e).await,
-                }
-            }
-            Packet::Symlink(link) => {
-                // OpenSSH sends the target first and the new link second (the reverse of the
-                // draft); every common client follows OpenSSH.
-                let result = match self.path(&link.targetpath) {
-                    Ok(link_path) => self.session.symlink(&link.linkpath, &link_path).await,
-                    Err(e) => Err(e),
-                };
-                self.result(link.id, result).await;
-            }
+            Packet::Read(read) => self.read(read).await,
+            Packet::Write(write) => self.write(write).await,
+            Packet::Open(open) => self.open(open).await,
+            Packet::Close(close) => self.close(close).await,
+            Packet::OpenDir(open) => self.open_dir(open).await,
+            Packet::ReadDir(read) => self.read_dir(read).await,
+            Packet::Fstat(stat) => self.fstat(stat).await,
+            Packet::FSetStat(set) => self.fsetstat(set).await,
+            Packet::Stat(stat) => self.stat(stat).await,
+            Packet::Lstat(stat) => self.lstat(stat).await,
+            Packet::SetStat(set) => self.setstat(set).await,
+            Packet::Remove(remove) => self.remove(remove).await,
+            Packet::MkDir(mkdir) => self.mkdir(mkdir).await,
+            Packet::RmDir(rmdir) => self.rmdir(rmdir).await,
+            Packet::RealPath(real) => self.realpath(real).await,
+            Packet::Rename(rename) => self.rename(rename).await,
+            Packet::ReadLink(read) => self.readlink(read).await,
+            Packet::Symlink(link) => self.symlink(link).await,
             Packet::Extended(extended) => self.extended(extended).await,
             other => {
                 let id = other.get_request_id();
@@ -531,87 +297,6 @@ impl Dispatcher {
     async fn name_reply(&mut self, id: u32, path: String) {
         let file = File { longname: path.clone(), filename: path, attrs: FileAttributes::empty() };
         self.send(Packet::Name(Name { id, files: vec![file] })).await;
-    }
-
-    async fn extended(&mut self, request: Extended) {
-        let id = request.id;
-        let mut data = request.data.as_slice();
-        match request.request.as_str() {
-            "posix-rename@openssh.com" | "hardlink@openssh.com" => {
-                let (Some(from), Some(to)) = (wire::take_string(&mut data), wire::take_string(&mut data))
-                else {
-                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
-                };
-                let result = match (self.path(&from), self.path(&to)) {
-                    (Ok(from), Ok(to)) if request.request.starts_with("posix") => {
-                        self.session.rename(&from, &to, true).await
-                    }
-                    (Ok(from), Ok(to)) => self.session.hard_link(&from, &to).await,
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                };
-                self.result(id, result).await;
-            }
-            "statvfs@openssh.com" | "fstatvfs@openssh.com" => match self.session.capacity().await {
-                Ok(c) => {
-                    let values = [
-                        c.block_size,
-                        c.fragment_size,
-                        c.blocks,
-                        c.blocks_free,
-                        c.blocks_available,
-                        c.files,
-                        c.files_free,
-                        c.files_available,
-                        0, // fsid: not disclosed
-                        0, // flags
-                        c.max_name_len,
-                    ];
-                    self.send_bytes(wire::extended_reply_u64s(id, &values)).await;
-                }
-                Err(e) => self.error(id, &e).await,
-            },
-            "fsync@openssh.com" => {
-                let Some(handle) = wire::take_string(&mut data) else {
-                    return self.status(id, StatusCode::BadMessage, "malformed request").await;
-                };
-                let Some(entry) = self.entry(&handle) else {
-                    return self.status(id, StatusCode::Failure, "invalid handle").await;
-                };
-                let _exclusive = entry.order.write().await;
-                let result = match &entry.handle {
-                    Handle::Write(file) => file.sync().await,
-                    _ => Ok(()),
-                };
-                self.result(id, result).await;
-            }
-            "limits@openssh.com" => {
-                let values =
-                    [MAX_PACKET as u64, MAX_DATA as u64, MAX_DATA as u64, self.limits.max_handles as u64];
-                self.send_bytes(wire::extended_reply_u64s(id, &values)).await;
-            }
-            _ => self.status(id, StatusCode::OpUnsupported, "unsupported extension").await,
-        }
-    }
-}
-
-/// Waits for the handle's in-flight requests, then closes it (publishing an upload).
-async fn close_entry(entry: Arc<Entry>) -> Result<(), SessionError> {
-    let order = Arc::clone(&entry.order);
-    let _exclusive = order.write().await;
-    let mut entry = entry;
-    // In-flight tasks release their clone before their guard, so this settles at once.
-    let entry = loop {
-        match Arc::try_unwrap(entry) {
-            Ok(entry) => break entry,
-            Err(shared) => {
-                entry = shared;
-                tokio::task::yield_now().await;
-            }
-        }
-    };
-    match entry.handle {
-        Handle::Write(file) => file.close().await,
-        Handle::Read(_) | Handle::Dir(_) => Ok(()),
     }
 }
 
