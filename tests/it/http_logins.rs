@@ -108,7 +108,9 @@ impl Ferry {
     /// (HTTPS sessions opened, successful HTTPS password logins, successful token logins).
     async fn counts(&self) -> (f64, f64, f64) {
         let login = |method: &str| {
-            format!("ferry_logins_total{{backend=\"local\",method=\"{method}\",outcome=\"ok\",protocol=\"https\"}}")
+            format!(
+                "ferry_logins_total{{backend=\"local\",method=\"{method}\",outcome=\"ok\",protocol=\"https\"}}"
+            )
         };
         (
             self.metric("ferry_sessions_total{protocol=\"https\"}").await,

@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
-use super::error::ApiError;
 use super::api::{admin, audit, files, keys, openapi, tokens};
+use super::error::ApiError;
 use super::listen::deadlines;
 use super::{AppState, auth, web};
 use crate::session::ConnectionInfo;
@@ -53,10 +53,7 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/audit", get(audit::query))
         .route("/api/v1/admin/sessions/{id}", axum::routing::delete(admin::end_session))
         .route("/api/v1/admin/users/{name}/keys", post(admin::add_ssh_key))
-        .route(
-            "/api/v1/admin/users/{name}/keys/{fingerprint}",
-            axum::routing::delete(admin::remove_ssh_key),
-        )
+        .route("/api/v1/admin/users/{name}/keys/{fingerprint}", axum::routing::delete(admin::remove_ssh_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/api/v1/openapi.json", get(openapi::document))
         .route("/", get(web::index))
