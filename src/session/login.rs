@@ -241,6 +241,9 @@ impl SessionFactory {
                 // An API key names its user; record who it turned out to be.
                 fields.user = Some(identity.user.clone());
                 self.live.set_user(conn.session_id, &identity.user, conn.protocol);
+                if continues_a_login(credentials) {
+                    return Ok(identity);
+                }
                 fields.reason = Some(format!("{method} via {}", identity.source));
                 self.audit.emit(EventKind::LoginSucceeded, Outcome::Ok, fields);
                 metrics::login(conn.protocol, method, identity.source, "ok");
@@ -275,8 +278,23 @@ impl SessionFactory {
         }
     }
 
-    /// Opens a file session for an authenticated identity; creates the home if missing.
+    /// Opens a file session for an authenticated identity (counted as a new session); creates
+    /// the home if missing.
     pub async fn open(
+        &self,
+        identity: &Identity,
+        conn: &ConnectionInfo,
+        protocol: Protocol,
+    ) -> Result<Session, SessionError> {
+        let session = self.resume(identity, conn, protocol).await?;
+        metrics::metrics().sessions_total.with_label_values(&[protocol.as_str()]).inc();
+        Ok(session)
+    }
+
+    /// Opens the file session of a request that continues a login (an HTTPS bearer token or
+    /// browser cookie, see [`continues_a_login`]): the login's session was counted when it was
+    /// opened, so this one is not counted again (it is active while the request runs).
+    pub async fn resume(
         &self,
         identity: &Identity,
         conn: &ConnectionInfo,
@@ -308,7 +326,6 @@ impl SessionFactory {
             })
         };
         let m = metrics::metrics();
-        m.sessions_total.with_label_values(&[protocol.as_str()]).inc();
         // Decremented when the session's context (held by it and its open files) is dropped.
         m.sessions_active.with_label_values(&[protocol.as_str()]).inc();
         let span = tracing::info_span!(
@@ -335,4 +352,13 @@ impl SessionFactory {
             transfers: Arc::clone(&self.transfers),
         })
     }
+}
+
+/// A bearer token (HTTPS `Authorization: Bearer` or the browser's session cookie) continues the
+/// login that issued it: it is checked on every request like any credential, and a refusal is a
+/// failed login, but an accepted one is not a new login (no `login.succeeded`, no login or
+/// session counted). Every other credential (a password, a key, an API key) is a login of its
+/// own, also when HTTP Basic sends it with every request.
+pub fn continues_a_login(credentials: &Credentials) -> bool {
+    matches!(credentials, Credentials::Token(_))
 }

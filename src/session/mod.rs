@@ -27,7 +27,7 @@ pub use defender::DefenderSettings;
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
 pub use live::{LiveConnection, LiveSession};
-pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory};
+pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory, continues_a_login};
 pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;
 

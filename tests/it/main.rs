@@ -12,6 +12,7 @@ mod ftp_fuzz;
 mod harness;
 mod http;
 mod http_limits;
+mod http_logins;
 mod http_sessions;
 mod layering;
 mod ldap;

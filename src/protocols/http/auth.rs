@@ -1,6 +1,7 @@
 //! Who is calling: HTTP Basic (scripts; the listener is TLS-only) or a bearer token from
-//! `POST /api/v1/auth/token`. Every request logs in through the session layer, so the same
-//! authenticators, audit events and metrics apply as for SFTP and FTPS.
+//! `POST /api/v1/auth/token`. Every request is checked by the session layer, so the same
+//! authenticators, audit events and metrics apply as for SFTP and FTPS; a Basic request is a
+//! login of its own, a token or cookie request continues the login that issued the token.
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -10,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::session::{ConnectionInfo, Credentials, Identity, LoginError, Session};
+use crate::session::{ConnectionInfo, Credentials, Identity, LoginError, Session, continues_a_login};
 use crate::types::{Protocol, Secret};
 
 /// An authenticated request with its file session.
@@ -186,7 +187,13 @@ impl FromRequestParts<AppState> for Authed {
                 ));
             }
         };
-        let session = app.sessions.open(&identity, &conn, Protocol::Https).await?;
+        // Basic sends the password with every request: each is a login and a session of its
+        // own. A token or cookie continues the login that issued it.
+        let session = if continues_a_login(&credentials) {
+            app.sessions.resume(&identity, &conn, Protocol::Https).await?
+        } else {
+            app.sessions.open(&identity, &conn, Protocol::Https).await?
+        };
         if let (true, Some(token), Some(slot)) = (from_cookie, &token, parts.extensions.get::<CookieLogin>())
         {
             slot.set(token);

@@ -1,30 +1,30 @@
-//! HTTPS: the REST API (`/api/v1`) on the session API, served by axum over rustls. The web file
-//! manager will join it here. Uses `session`, `admin`, `net`.
+//! HTTPS: the REST API (`/api/v1`) and the browser file manager on the session API, served by
+//! axum over rustls. Uses `session`, `admin`, `net`.
+//!
+//! # Layout
+//! - `api/`: the REST API, one file per resource (files, tokens, API keys, admin, audit) and
+//!   the OpenAPI document generated from them.
+//! - `web/`: the browser file manager (its page, script and style, its login and logout).
+//! - `listen/`: the listeners (HTTPS with its deadlines, the redirect to HTTPS, ops).
+//! - `auth.rs` (who is calling), `error.rs` (the JSON errors), `range.rs` (HTTP ranges) and
+//!   `router.rs` (routes and the headers of every response), shared by the others.
 
-mod admin_api;
-mod audit_api;
+mod api;
 mod auth;
-mod browser;
-mod deadlines;
 mod error;
-mod files;
-mod keys;
-mod openapi;
-pub mod ops;
-mod plain;
+mod listen;
 mod range;
 #[cfg(test)]
 mod range_props;
-mod redirect;
 mod router;
-mod server;
-mod tokens;
+mod web;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use redirect::serve as serve_redirect;
-pub use server::serve;
+pub use listen::ops;
+pub use listen::redirect::serve as serve_redirect;
+pub use listen::server::serve;
 
 use crate::admin::Admin;
 use crate::config::HttpsConfig;
@@ -34,7 +34,7 @@ use crate::session::SessionFactory;
 #[derive(Clone)]
 pub struct AppState {
     pub sessions: SessionFactory,
-    /// API keys (and, later, the admin API) go through `admin`, which audits them.
+    /// API keys and the admin API go through `admin`, which audits them.
     pub admin: Arc<Admin>,
     pub settings: Arc<HttpSettings>,
 }

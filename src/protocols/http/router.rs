@@ -6,8 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
+use super::api::{admin, audit, files, keys, openapi, tokens};
 use super::error::ApiError;
-use super::{AppState, admin_api, auth, browser, files, keys, openapi, tokens};
+use super::listen::deadlines;
+use super::{AppState, auth, web};
 use crate::session::ConnectionInfo;
 
 /// JSON bodies are small; uploads stream and are not limited by this.
@@ -36,33 +38,30 @@ pub fn router(app: AppState) -> Router {
         .route("/api/v1/rename", post(files::rename))
         .route("/api/v1/copy", post(files::copy))
         .route("/api/v1/auth/token", post(tokens::issue).delete(tokens::revoke))
-        .route("/api/v1/auth/login", post(browser::login))
-        .route("/api/v1/auth/logout", post(browser::logout))
-        .route("/api/v1/me", get(browser::me))
+        .route("/api/v1/auth/login", post(web::login))
+        .route("/api/v1/auth/logout", post(web::logout))
+        .route("/api/v1/me", get(web::me))
         .route("/api/v1/keys", get(keys::list).post(keys::create))
-        .route("/api/v1/health", get(admin_api::health))
-        .route("/api/v1/admin/users", get(admin_api::list_users).post(admin_api::create_user))
+        .route("/api/v1/health", get(admin::health))
+        .route("/api/v1/admin/users", get(admin::list_users).post(admin::create_user))
         .route(
             "/api/v1/admin/users/{name}",
-            get(admin_api::get_user).patch(admin_api::update_user).delete(admin_api::delete_user),
+            get(admin::get_user).patch(admin::update_user).delete(admin::delete_user),
         )
-        .route("/api/v1/admin/users/{name}/password", axum::routing::put(admin_api::set_password))
-        .route("/api/v1/admin/sessions", get(admin_api::list_sessions))
-        .route("/api/v1/audit", get(super::audit_api::query))
-        .route("/api/v1/admin/sessions/{id}", axum::routing::delete(admin_api::end_session))
-        .route("/api/v1/admin/users/{name}/keys", post(admin_api::add_ssh_key))
-        .route(
-            "/api/v1/admin/users/{name}/keys/{fingerprint}",
-            axum::routing::delete(admin_api::remove_ssh_key),
-        )
+        .route("/api/v1/admin/users/{name}/password", axum::routing::put(admin::set_password))
+        .route("/api/v1/admin/sessions", get(admin::list_sessions))
+        .route("/api/v1/audit", get(audit::query))
+        .route("/api/v1/admin/sessions/{id}", axum::routing::delete(admin::end_session))
+        .route("/api/v1/admin/users/{name}/keys", post(admin::add_ssh_key))
+        .route("/api/v1/admin/users/{name}/keys/{fingerprint}", axum::routing::delete(admin::remove_ssh_key))
         .route("/api/v1/keys/{id}", axum::routing::delete(keys::revoke))
         .route("/api/v1/openapi.json", get(openapi::document))
-        .route("/", get(browser::index))
-        .route("/assets/app.js", get(browser::app_js))
-        .route("/assets/app.css", get(browser::app_css))
+        .route("/", get(web::index))
+        .route("/assets/app.js", get(web::app_js))
+        .route("/assets/app.css", get(web::app_css))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .layer(DefaultBodyLimit::max(JSON_LIMIT))
-        .layer(axum::middleware::from_fn_with_state(app.clone(), super::deadlines::body_deadlines))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), deadlines::body_deadlines))
         .layer(axum::middleware::from_fn(json_errors))
         .layer(axum::middleware::map_response(security_headers))
         .layer(axum::middleware::from_fn(no_basic_prompt_for_the_page))
@@ -90,7 +89,7 @@ async fn refresh_browser_session(
     };
     if let Some(issued) = fresh {
         let ttl = issued.expires_in.as_secs();
-        let cookie = browser::cookie_header(auth::SESSION_COOKIE, &issued.token, ttl, true);
+        let cookie = web::cookie_header(auth::SESSION_COOKIE, &issued.token, ttl, true);
         response.headers_mut().append(header::SET_COOKIE, cookie);
     }
     response

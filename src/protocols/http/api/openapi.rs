@@ -5,18 +5,18 @@ use axum::Json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin_api, audit_api, browser, error, files, keys, tokens};
+use super::{admin, audit, error, files, keys, tokens, web};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "ferry API", description = "Files and sessions of a ferry server."),
     paths(
         files::get_root, files::get_path, files::put_path, files::post_form, files::post_form_root, files::delete_path, files::make_folder,
-        files::rename, files::copy, tokens::issue, tokens::revoke, browser::login, browser::logout, browser::me,
-        keys::create, keys::list, keys::revoke, admin_api::list_users, admin_api::create_user,
-        admin_api::get_user, admin_api::update_user, admin_api::delete_user, admin_api::set_password,
-        admin_api::add_ssh_key, admin_api::remove_ssh_key, admin_api::health, admin_api::list_sessions,
-        admin_api::end_session, audit_api::query
+        files::rename, files::copy, tokens::issue, tokens::revoke, web::login, web::logout, web::me,
+        keys::create, keys::list, keys::revoke, admin::list_users, admin::create_user,
+        admin::get_user, admin::update_user, admin::delete_user, admin::set_password,
+        admin::add_ssh_key, admin::remove_ssh_key, admin::health, admin::list_sessions,
+        admin::end_session, audit::query
     ),
     components(schemas(error::ErrorBody)),
     modifiers(&Security),

@@ -45,7 +45,7 @@ pub async fn query(
     authed: Authed,
     Query(params): Query<AuditParams>,
 ) -> Result<Json<AuditPage>, ApiError> {
-    super::admin_api::require_admin(&authed)?;
+    super::admin::require_admin(&authed)?;
     let limit = params.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "limit must be 1-1000"));
