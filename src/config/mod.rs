@@ -297,4 +297,39 @@ mod tests {
         assert!(keys.contains(&"sftp.ciphers"), "{keys:?}");
         assert!(keys.contains(&"sftp.macs"), "{keys:?}");
     }
+
+    #[test]
+    fn ftp_max_login_attempts_is_a_deprecated_alias_of_auth_max_attempts() {
+        let config = Config::from_table(Table::new(), env(&[])).unwrap();
+        assert_eq!((config.auth.max_attempts, config.warnings.len()), (6, 0));
+
+        let alone: Table = "[ftp]\nmax_login_attempts = 2\n".parse().unwrap();
+        let config = Config::from_table(alone, env(&[])).unwrap();
+        assert_eq!(config.auth.max_attempts, 2, "the alias stands in for auth.max_attempts");
+        assert_eq!(config.warnings.len(), 1);
+        assert!(
+            config.warnings[0].contains("ftp.max_login_attempts")
+                && config.warnings[0].contains("auth.max_attempts"),
+            "{:?}",
+            config.warnings
+        );
+
+        let both: Table = "[auth]\nmax_attempts = 4\n[ftp]\nmax_login_attempts = 2\n".parse().unwrap();
+        let config = Config::from_table(both, env(&[])).unwrap();
+        assert_eq!(config.auth.max_attempts, 4, "the new key wins");
+        assert!(
+            config.warnings[0].contains("ftp.max_login_attempts")
+                && config.warnings[0].contains("auth.max_attempts")
+        );
+
+        let config =
+            Config::from_table(Table::new(), env(&[("FERRY_FTP__MAX_LOGIN_ATTEMPTS", "5")])).unwrap();
+        assert_eq!((config.auth.max_attempts, config.warnings.len()), (5, 1));
+
+        let bad: Table = "[ftp]\nmax_login_attempts = 0\n".parse().unwrap();
+        let Err(ConfigError::Invalid(errors)) = Config::from_table(bad, env(&[])) else {
+            panic!("0 attempts accepted");
+        };
+        assert_eq!(errors[0].key, "ftp.max_login_attempts");
+    }
 }
