@@ -232,7 +232,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Config { command: ConfigCommand::Check { file } } => {
             match Config::load(Some(&file), env_vars()) {
-                Ok(_) => {
+                Ok(config) => {
+                    for warning in &config.warnings {
+                        println!("{}: warning: {warning}", file.display());
+                    }
                     println!("{}: ok", file.display());
                     Ok(ExitCode::SUCCESS)
                 }
@@ -373,6 +376,9 @@ fn expected_heads(given: &[String]) -> anyhow::Result<Vec<(Option<String>, Expec
 async fn serve(args: ConfigArg) -> anyhow::Result<ExitCode> {
     let config = load_config(args.config.as_deref())?;
     let tracing = ferry::telemetry::init(&config.log);
+    for warning in &config.warnings {
+        tracing::warn!("configuration: {warning}");
+    }
     let bootstrap = Bootstrap {
         user: std::env::var("FERRY_ADMIN_USER").unwrap_or_else(|_| "admin".to_string()),
         password: std::env::var("FERRY_ADMIN_PASSWORD").ok().filter(|p| !p.is_empty()).map(Secret::new),

@@ -79,9 +79,9 @@ pub async fn start(
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data directory {}", config.data_dir.display()))?;
     let state = open_state(&config).await?;
-    let mut backends = Backends::new(storage::open(&config.storage).map_err(anyhow::Error::msg)?);
+    let mut backends = Backends::new(storage::open("storage", &config.storage)?);
     for (name, storage_config) in &config.storages {
-        let backend = storage::open(storage_config).map_err(|e| anyhow::anyhow!("storages.{name}: {e}"))?;
+        let backend = storage::open(&format!("storages.{name}"), storage_config)?;
         backends.insert(name, backend);
     }
     let export = match &config.audit.file_settings.export_storage {
@@ -118,7 +118,7 @@ pub async fn start(
             .with_max_life(config.https.session_max_life),
     );
     let auth = authenticators(&config, &state, &tokens)?;
-    let sessions = SessionFactory::new(auth, backends, config.storage.cross_mount_rename, audit.clone())
+    let sessions = SessionFactory::new(auth, backends, config.cross_mount_rename, audit.clone())
         .with_tokens(tokens)
         .with_defender(DefenderSettings {
             max_failures: config.auth.ban_after_failures,
@@ -144,7 +144,12 @@ pub async fn start(
     let mut ftps_addr = None;
     if config.ftp.enabled || config.ftps.enabled {
         let tls = tls::server_config(&config.tls, &config.data_dir)?;
-        let settings = Arc::new(FtpSettings::new(config.ftp.clone(), Some(tls), config.auth.rejection_delay));
+        let settings = Arc::new(FtpSettings::new(
+            config.ftp.clone(),
+            Some(tls),
+            config.auth.rejection_delay,
+            config.auth.max_attempts,
+        ));
         for (enabled, bind, implicit, key) in [
             (config.ftp.enabled, config.ftp.bind, false, "ftp.bind"),
             (config.ftps.enabled, config.ftps.bind, true, "ftps.bind"),

@@ -188,3 +188,23 @@ fn the_reference_file_loads() {
     assert!(config.is_ok(), "config/ferry.toml: {:?}", config.err().map(|e| e.to_string()));
     assert!(reference_paths().len() > 100, "config/ferry.toml lists the keys");
 }
+
+/// config/ferry.toml documents the defaults: loading it gives exactly the configuration no file
+/// gives. The whole `Config` is compared through its Debug text (every field; a secret shows
+/// only whether it is set, and the reference sets none).
+#[test]
+fn the_reference_file_is_exactly_the_built_in_defaults() {
+    let from_file = format!("{:#?}", load(reference()).map_err(|e| e.to_string()));
+    let built_in = format!("{:#?}", load(Table::new()).map_err(|e| e.to_string()));
+    let differences: Vec<String> = from_file
+        .lines()
+        .zip(built_in.lines())
+        .filter(|(file, default)| file != default)
+        .map(|(file, default)| {
+            format!("config/ferry.toml gives `{}`, the default is `{}`", file.trim(), default.trim())
+        })
+        .collect();
+    assert!(differences.is_empty(), "{differences:#?}");
+    assert_eq!(from_file.lines().count(), built_in.lines().count(), "{from_file}\n---\n{built_in}");
+    assert!(from_file.contains("max_attempts"), "{from_file}");
+}

@@ -54,6 +54,11 @@ impl<'e> Reader<'e> {
         Reader::new(&dotted, table, self.errors)
     }
 
+    /// Whether the section sets `key` (for a deprecated alias that yields to its new name).
+    pub fn contains(&self, key: &str) -> bool {
+        self.table.contains_key(key)
+    }
+
     /// Takes a key's raw value, for keys that accept more than one shape.
     pub fn value(&mut self, key: &str) -> Option<Value> {
         self.table.remove(key)
@@ -226,6 +231,72 @@ impl<'e> Reader<'e> {
         })
     }
 
+    /// An enum-valued key: one of `choices` (its name in the file, its value), `default` when
+    /// missing. Anything else is reported with every accepted name, so no section hand-writes
+    /// its own "expected X or Y".
+    pub fn choice<T: Copy>(&mut self, key: &str, default: T, choices: &[(&str, T)]) -> T {
+        self.choice_because(key, default, choices, "")
+    }
+
+    /// `choice`, with a reason appended to the error (`(older versions are refused)`).
+    pub fn choice_because<T: Copy>(
+        &mut self,
+        key: &str,
+        default: T,
+        choices: &[(&str, T)],
+        because: &str,
+    ) -> T {
+        let raw = match self.table.remove(key) {
+            None => return default,
+            Some(Value::String(s)) => s,
+            Some(other) => {
+                self.fail(key, format!("expected a string, found {}", other.type_str()));
+                return default;
+            }
+        };
+        if let Some((_, value)) = choices.iter().find(|(name, _)| *name == raw) {
+            return *value;
+        }
+        let names: Vec<String> = choices
+            .iter()
+            .map(|(name, _)| if name.is_empty() { "\"\" (none)".to_string() } else { format!("\"{name}\"") })
+            .collect();
+        let listed = match names.split_last() {
+            Some((last, [])) => last.clone(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let because = if because.is_empty() { String::new() } else { format!(" ({because})") };
+        self.fail(key, format!("expected {listed}{because}, found `{raw}`"));
+        default
+    }
+
+    /// A path where "" means none.
+    pub fn optional_path(&mut self, key: &str) -> Option<PathBuf> {
+        let path = self.path(key, PathBuf::new());
+        (!path.as_os_str().is_empty()).then_some(path)
+    }
+
+    /// A string where "" means none.
+    pub fn optional_string(&mut self, key: &str) -> Option<String> {
+        Some(self.string(key, "")).filter(|s| !s.is_empty())
+    }
+
+    /// A secret where "" means none.
+    pub fn optional_secret(&mut self, key: &str) -> Option<crate::types::Secret<String>> {
+        self.optional_string(key).map(crate::types::Secret::new)
+    }
+
+    /// A duration that must be more than zero (a zero timeout would close every connection).
+    pub fn positive_duration(&mut self, key: &str, default: Duration) -> Duration {
+        let value = self.duration(key, default);
+        if value.is_zero() {
+            self.fail(key, "must be more than 0s");
+            return default;
+        }
+        value
+    }
+
     /// Reports every key nobody asked for.
     pub fn finish(self) {
         for key in self.table.keys() {
@@ -254,5 +325,27 @@ mod tests {
         assert_eq!(keys, ["sftp.bind", "sftp.idle_timeout", "sftp.max", "sftp.colour"]);
         assert!(errors[0].message.contains(":22x"));
         assert_eq!(errors[3].message, "unknown key");
+    }
+
+    #[test]
+    fn a_choice_names_the_key_and_every_accepted_value() {
+        let table: Table = toml::from_str("a = \"json\"\nb = \"xml\"\nc = \"md5\"\nd = 3\n").unwrap();
+        let mut errors = Vec::new();
+        let mut r = Reader::new("log", table, &mut errors);
+        assert_eq!(r.choice("a", 0, &[("text", 0), ("json", 1)]), 1);
+        assert_eq!(r.choice("b", 0, &[("text", 0), ("json", 1), ("csv", 2)]), 0);
+        assert!(!r.choice("c", false, &[("sha256", true), ("", false)]));
+        assert_eq!(r.choice_because("d", 7, &[("1.2", 7)], "why"), 7);
+        assert_eq!(r.choice("missing", 9, &[("x", 1)]), 9);
+        r.finish();
+        let messages: Vec<_> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            messages,
+            [
+                "log.b: expected \"text\", \"json\" or \"csv\", found `xml`",
+                "log.c: expected \"sha256\" or \"\" (none), found `md5`",
+                "log.d: expected a string, found integer",
+            ]
+        );
     }
 }

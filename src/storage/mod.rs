@@ -2,11 +2,11 @@
 //! protocols. Shaped for object stores too: ranged reads, writes that commit on close,
 //! listings fetched in batches. Uses `config` and `types`.
 
-mod clients;
 pub mod local;
 mod metered;
 mod multipart;
 pub mod object;
+mod open;
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -16,6 +16,7 @@ use bytes::Bytes;
 
 pub use local::LocalStorage;
 pub use object::{ObjectOptions, ObjectStorage, ReorderBudget};
+pub use open::{OpenError, open};
 
 /// A backend-relative key: `/`-separated, no leading slash, no `.`/`..`; "" is the root.
 /// Only `vfs` builds keys, after normalising the virtual path.
@@ -216,42 +217,4 @@ pub trait WriteHandle: Send + Sync {
     async fn commit(self: Box<Self>) -> Result<()>;
     /// Discards staged data; the final name keeps what it had.
     async fn abort(self: Box<Self>);
-}
-
-/// Opens the configured backend, its requests measured (`metered.rs`).
-pub fn open(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
-    use crate::config::Backend;
-    let kind = match config.backend {
-        Backend::Local => "local",
-        Backend::Memory => "memory",
-        Backend::S3 => "s3",
-        Backend::Gcs => "gcs",
-        Backend::Azure => "azure",
-    };
-    open_unmetered(config).map(|backend| metered::Metered::wrap(backend, kind))
-}
-
-fn open_unmetered(config: &crate::config::StorageConfig) -> std::result::Result<Arc<dyn Storage>, String> {
-    use crate::config::Backend;
-
-    let options = ObjectOptions {
-        part_size: config.part_size,
-        parts_in_flight: config.parts_in_flight,
-        reorder_window: config.reorder_window,
-        reorder_budget: config.reorder_budget,
-        read_block: config.read_block,
-        ignore_attributes: config.object_attributes == crate::config::ObjectAttributes::Ignore,
-    };
-    let object = |stores: object::stores::Stores| -> Arc<dyn Storage> {
-        Arc::new(ObjectStorage::with_stores(stores, &config.prefix, options))
-    };
-    match config.backend {
-        Backend::Local => LocalStorage::new(&config.root)
-            .map(|s| Arc::new(s) as Arc<dyn Storage>)
-            .map_err(|e| format!("storage.root {}: {e}", config.root.display())),
-        Backend::Memory => {
-            Ok(object(object::stores::Stores::single(Arc::new(object_store::memory::InMemory::new()))))
-        }
-        Backend::S3 | Backend::Gcs | Backend::Azure => clients::open(config).map(object),
-    }
 }

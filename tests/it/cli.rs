@@ -32,6 +32,29 @@ fn config_check_names_every_bad_key() {
     assert!(out.status.success(), "shipped config: {}", String::from_utf8_lossy(&out.stdout));
 }
 
+/// `ftp.max_login_attempts` still loads, as a deprecated alias of `auth.max_attempts`: the check
+/// passes and warns, naming both keys; the shipped file warns of nothing.
+#[test]
+fn config_check_warns_of_the_deprecated_ftp_login_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("old.toml");
+    std::fs::write(&file, "[ftp]\nmax_login_attempts = 2\n").unwrap();
+    let out =
+        ferry().args(["config", "check"]).arg(&file).env_remove("FERRY_AUTH__MAX_ATTEMPTS").output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let warning = text.lines().find(|line| line.contains(": warning: ")).unwrap_or_default();
+    assert!(warning.contains("ftp.max_login_attempts") && warning.contains("auth.max_attempts"), "{text}");
+    assert!(text.lines().last().is_some_and(|line| line.ends_with(": ok")), "{text}");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/config/ferry.toml");
+    let out = ferry().args(["config", "check", shipped]).output().unwrap();
+    assert!(
+        !String::from_utf8_lossy(&out.stdout).contains("warning"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_work_while_the_server_runs() {
     let srv = TestServer::start().await;

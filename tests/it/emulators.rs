@@ -211,7 +211,7 @@ impl Emulator {
     pub fn storage(&self, prefix: &str) -> std::sync::Arc<dyn ferry::storage::Storage> {
         let table: toml::Table = self.config(prefix).parse().unwrap();
         let config = ferry::config::Config::from_table(table, Vec::new()).unwrap();
-        ferry::storage::open(&config.storage).unwrap()
+        ferry::storage::open("storage", &config.storage).unwrap()
     }
 }
 

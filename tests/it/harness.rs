@@ -97,7 +97,8 @@ impl TestServer {
             }
         }
         let config = Config::from_table(table, Vec::new()).expect("test config is valid");
-        let files = config.storage.root.clone();
+        let files =
+            config.storage.local_root().map_or_else(|| data.join("files"), std::path::Path::to_path_buf);
         let key = dir.path().join("id_ed25519");
         let status = std::process::Command::new("ssh-keygen")
             .args(["-q", "-t", "ed25519", "-N", "", "-C", "test", "-f"])

@@ -21,7 +21,12 @@ use std::time::Duration;
 pub use server::serve;
 
 impl FtpSettings {
-    pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>, rejection_delay: Duration) -> Self {
+    pub fn new(
+        config: FtpConfig,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        rejection_delay: Duration,
+        max_login_attempts: u32,
+    ) -> Self {
         let (tls, data_tls) = match tls.as_ref().map(tls_sessions::owned_configs) {
             Some((control, data)) => (Some(control), Some(data)),
             None => (None, None),
@@ -32,6 +37,7 @@ impl FtpSettings {
             tls,
             data_tls,
             rejection_delay,
+            max_login_attempts,
             passive_ports,
             owners: tls_owner::SessionOwners::new(),
         }
@@ -52,6 +58,8 @@ pub struct FtpSettings {
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
     /// Every refused login takes this long.
     pub rejection_delay: Duration,
+    /// Failed logins before the connection is closed (`auth.max_attempts`, every protocol's).
+    pub max_login_attempts: u32,
     /// Pending passive ports per client address, shared by the FTP and implicit FTPS listeners.
     passive_ports: Arc<passive::PassivePorts>,
     /// Which login negotiated each TLS session, for data connections that resume one.

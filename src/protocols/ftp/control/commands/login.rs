@@ -54,7 +54,7 @@ impl Connection {
                 // Every refusal takes the same time, whatever its reason.
                 tokio::time::sleep_until(started + self.settings.rejection_delay).await;
                 self.failed_logins += 1;
-                if self.failed_logins >= self.settings.config.max_login_attempts {
+                if self.failed_logins >= self.settings.max_login_attempts {
                     return Ok(Reply::Bye(421, "Too many failed logins; closing".into()));
                 }
                 Ok(Reply::say(530, "Login incorrect"))
