@@ -3,6 +3,7 @@
 //! listings fetched in batches. Uses `config` and `types`.
 
 mod clients;
+pub mod copy;
 pub mod local;
 mod metered;
 mod multipart;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use copy::{CopyError, CopySource, StreamSource, copy};
 pub use local::LocalStorage;
 pub use object::{ObjectOptions, ObjectStorage, ReorderBudget};
 
