@@ -9,12 +9,13 @@
 //! protocols::sftp  ─► session, net
 //! session ─► vfs, auth, audit, state        admin ─► auth, audit, state
 //! vfs ─► storage      auth, audit, net ─► state
-//! leaves usable by all: config, telemetry, types
+//! leaves usable by all: config, telemetry, types, clients
 //! ```
 
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod clients;
 pub mod config;
 pub mod net;
 pub mod protocols;

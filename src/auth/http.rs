@@ -10,6 +10,7 @@ use super::{
     AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, validate_home,
     validate_mount, validate_rule,
 };
+use crate::clients::{self, HttpClient, HttpClientError};
 use crate::config::AuthHttpConfig;
 use crate::state::{MountRecord, RuleRecord};
 use crate::types::UploadMode;
@@ -54,20 +55,15 @@ struct Answer {
 
 impl HttpAuthenticator {
     pub fn new(config: &AuthHttpConfig, default_upload_mode: UploadMode) -> Result<Self, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(file) = &config.ca_file {
-            let pem =
-                std::fs::read(file).map_err(|e| format!("auth.http.ca_file {}: {e}", file.display()))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| format!("auth.http.ca_file {}: {e}", file.display()))?;
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| format!("auth.http: {e}"))?;
+        let client = clients::http_client(HttpClient {
+            timeout: config.timeout,
+            connect_timeout: Some(config.timeout),
+            ca_file: config.ca_file.as_deref(),
+        })
+        .map_err(|e| match e {
+            HttpClientError::CaFile(e) => format!("auth.http.ca_file {e}"),
+            HttpClientError::Build(e) => format!("auth.http: {e}"),
+        })?;
         Ok(Self {
             client,
             url: config.url.clone(),

@@ -9,13 +9,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, dn_escape, ldap_escape};
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 
 use super::{
     AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, is_folder_name,
     parse_mount_line, parse_rule_line,
 };
+use crate::clients;
 use crate::config::AuthLdapConfig;
 use crate::state::{MountRecord, RuleRecord};
 use crate::types::UploadMode;
@@ -77,19 +76,11 @@ impl LdapAuthenticator {
             .iter()
             .map(|r| parse_rule_line(r).map_err(|e| format!("auth.ldap.default_rules: {e}")))
             .collect::<Result<Vec<_>, String>>()?;
+        // Without a CA file, ldap3 trusts the platform's roots itself.
         let tls = match &config.ca_file {
             None => None,
             Some(file) => {
-                let pem =
-                    std::fs::read(file).map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
-                let mut roots = rustls::RootCertStore::empty();
-                for cert in CertificateDer::pem_slice_iter(&pem) {
-                    let cert = cert.map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
-                    roots.add(cert).map_err(|e| format!("auth.ldap.ca_file {}: {e}", file.display()))?;
-                }
-                Some(Arc::new(
-                    rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth(),
-                ))
+                Some(clients::client_config(Some(file)).map_err(|e| format!("auth.ldap.ca_file {e}"))?)
             }
         };
         Ok(Self {

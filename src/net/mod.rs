@@ -1,19 +1,18 @@
-//! The accept path every listener shares. Today: connection limits and socket options; PROXY
-//! protocol, IP filters and the defender join here later. Yields vetted streams; never calls a
-//! protocol. Uses `config`, `telemetry`, `types`.
+//! The accept path every listener shares (`listen`: one accept-and-drain loop; the PROXY
+//! protocol and IP filters of later issues go there), connection limits (here) and the TLS
+//! server config. Yields vetted streams; never calls a protocol. Uses `config`, `telemetry`,
+//! `types`.
 
 pub mod descriptors;
+mod listen;
 pub mod tls;
+
+pub use listen::{Accepted, Admission, Connections, Phase, accept_from, serve};
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-
-use tokio::net::{TcpListener, TcpStream};
-
-use crate::telemetry::metrics::metrics;
-use crate::types::PeerAddr;
 
 /// Caps the connections one listener serves at once, in total and per client address.
 #[derive(Clone)]
@@ -101,59 +100,6 @@ impl Refusal {
             Refusal::Descriptors => "file descriptor reserve reached",
         }
     }
-}
-
-/// A connection that passed the accept path.
-pub struct Accepted {
-    pub stream: TcpStream,
-    pub peer: PeerAddr,
-    pub slot: ConnectionSlot,
-}
-
-/// Accepts the next connection that passes the limits; refused ones are closed, counted and
-/// reported to `refused` (the protocol records them through the session layer).
-pub async fn accept(
-    listener: &TcpListener,
-    limit: &ConnectionLimit,
-    refused: impl Fn(PeerAddr, &'static str),
-) -> std::io::Result<Accepted> {
-    loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors or a connection reset before accept: keep serving.
-            Err(e) if is_transient(&e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let admitted = if descriptors::available(descriptors::Need::Connection) {
-            limit.try_acquire(addr.ip())
-        } else {
-            Err(Refusal::Descriptors)
-        };
-        let slot = match admitted {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                metrics().connections_refused_total.with_label_values(&[refusal.label()]).inc();
-                tracing::warn!(peer = %addr, why = refusal.reason(), "closing connection");
-                drop(stream);
-                refused(PeerAddr(Some(addr)), refusal.reason());
-                continue;
-            }
-        };
-        // Interactive protocols: never wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        return Ok(Accepted { stream, peer: PeerAddr(Some(addr)), slot });
-    }
-}
-
-fn is_transient(e: &std::io::Error) -> bool {
-    use std::io::ErrorKind as K;
-    matches!(e.kind(), K::ConnectionAborted | K::ConnectionReset | K::Interrupted | K::WouldBlock)
-        || e.raw_os_error() == Some(24)
-        || e.raw_os_error() == Some(23)
 }
 
 #[cfg(test)]

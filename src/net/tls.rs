@@ -1,4 +1,4 @@
-//! TLS settings shared by FTPS (and HTTPS later): one rustls `ServerConfig` with the aws-lc-rs
+//! TLS settings shared by FTPS and HTTPS: one rustls `ServerConfig` with the aws-lc-rs
 //! provider, the configured versions (1.2 and 1.3 by default; older never) and cipher-suite
 //! allow-list, the certificate from PEM files or a self-signed one generated once into the
 //! data directory, and session resumption (FTPS data channels resume the control session).
@@ -67,12 +67,25 @@ pub fn server_config(tls: &TlsConfig, data_dir: &Path) -> Result<Arc<rustls::Ser
         .with_protocol_versions(&versions)?
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
-    // Resumption by session ID (TLS 1.2) and by ticket (TLS 1.3): FileZilla and lftp insist
-    // that FTPS data connections resume the control connection's session.
+    resume_on_its_own(&mut config)?;
+    Ok(Arc::new(config))
+}
+
+/// The same settings and certificate with a session cache and ticket key of its own, so that
+/// one listener's clients (HTTPS) never evict another's sessions (FTPS data channels).
+pub fn with_own_resumption(shared: &rustls::ServerConfig) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let mut config = shared.clone();
+    resume_on_its_own(&mut config)?;
+    Ok(Arc::new(config))
+}
+
+/// Resumption by session ID (TLS 1.2) and by ticket (TLS 1.3): FileZilla and lftp insist that
+/// FTPS data connections resume the control connection's session.
+fn resume_on_its_own(config: &mut rustls::ServerConfig) -> Result<(), TlsError> {
     config.session_storage = rustls::server::ServerSessionMemoryCache::new(4096);
     config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
     config.send_tls13_tickets = 2;
-    Ok(Arc::new(config))
+    Ok(())
 }
 
 /// Loads or generates `dir/cert.pem` and `dir/key.pem` (a self-signed certificate for

@@ -35,7 +35,7 @@ use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
 use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
-use crate::vfs::{DirLister, Located, Resolved, StorageError, Vfs, WriteOptions};
+use crate::vfs::{self, CopyError, DirLister, Located, Resolved, StorageError, Vfs, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
 pub(crate) struct Context {
@@ -441,27 +441,11 @@ impl Session {
         let options =
             WriteOptions { create: true, truncate: true, atomic: true, replace: true, ..Default::default() };
         let writer = target.storage.open_write(&target.key, options).await.map_err(Self::storage_err(to))?;
-        const CHUNK: usize = 1 << 20;
-        let mut offset = 0u64;
-        loop {
-            let data = match reader.read_at(offset, CHUNK).await {
-                Ok(data) => data,
-                Err(e) => {
-                    writer.abort().await;
-                    return Err(SessionError::from_storage(e, from));
-                }
-            };
-            if data.is_empty() {
-                break;
-            }
-            let len = data.len() as u64;
-            if let Err(e) = writer.write_at(offset, data).await {
-                writer.abort().await;
-                return Err(SessionError::from_storage(e, to));
-            }
-            offset += len;
+        match vfs::copy(&*reader, writer).await {
+            Ok(_) => {}
+            Err(CopyError::Read(e)) => return Err(SessionError::from_storage(e, from)),
+            Err(CopyError::Write(e)) => return Err(SessionError::from_storage(e, to)),
         }
-        writer.commit().await.map_err(Self::storage_err(to))?;
         source.storage.remove(&source.key).await.map_err(Self::storage_err(from))
     }
 }

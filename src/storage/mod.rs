@@ -2,6 +2,7 @@
 //! protocols. Shaped for object stores too: ranged reads, writes that commit on close,
 //! listings fetched in batches. Uses `config` and `types`.
 
+pub mod copy;
 pub mod local;
 mod metered;
 mod multipart;
@@ -14,6 +15,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use copy::{CopyError, CopySource, StreamSource, copy};
 pub use local::LocalStorage;
 pub use object::{ObjectOptions, ObjectStorage, ReorderBudget};
 pub use open::{OpenError, open};

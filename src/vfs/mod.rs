@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 /// Backend types the session layer works with, re-exported so it depends on `vfs` only.
 pub use crate::storage::{
-    Capacity, DirEntry, DirLister, EntryKind, Key, LinkTarget, Metadata, ReadHandle, Storage, StorageError,
-    WriteHandle, WriteOptions,
+    Capacity, CopyError, DirEntry, DirLister, EntryKind, Key, LinkTarget, Metadata, ReadHandle, Storage,
+    StorageError, WriteHandle, WriteOptions, copy,
 };
 pub use mounts::{Located, MountSpec, Resolved, Vfs};
 pub use path::{PathError, VirtualPath};

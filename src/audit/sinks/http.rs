@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{Sink, WriteError};
+use crate::clients::{self, HttpClient};
 use crate::config::AuditHttpConfig;
 
 pub struct HttpSink {
@@ -17,11 +18,12 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn new(settings: AuditHttpConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+        let client = clients::http_client(HttpClient {
+            timeout: settings.timeout,
+            connect_timeout: None,
+            ca_file: None,
+        })
+        .map_err(|e| e.to_string())?;
         Ok(Self { settings, client })
     }
 }

@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::SecondsFormat;
-use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
 use super::{Sink, WriteError};
 use crate::audit::event::{LineView, Outcome};
+use crate::clients;
 use crate::config::{AuditSyslogConfig, SyslogTransport};
 
 /// How long a connect or a batch may take before the connection is dropped and retried.
@@ -36,7 +37,9 @@ pub struct SyslogSink {
 impl SyslogSink {
     pub fn new(settings: AuditSyslogConfig) -> Result<Self, String> {
         let tls = match settings.transport {
-            SyslogTransport::Tls => Some(tls_connector(settings.ca_file.as_deref())?),
+            SyslogTransport::Tls => Some(tokio_rustls::TlsConnector::from(
+                clients::client_config(settings.ca_file.as_deref()).map_err(|e| e.to_string())?,
+            )),
             _ => None,
         };
         Ok(Self { settings, connection: None, tls, procid: std::process::id().to_string() })
@@ -207,26 +210,6 @@ fn param_value(value: &str) -> String {
 fn host_of(address: &str) -> &str {
     let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
     host.trim_start_matches('[').trim_end_matches(']')
-}
-
-fn tls_connector(ca_file: Option<&std::path::Path>) -> Result<tokio_rustls::TlsConnector, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(file) => {
-            let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
-            for cert in CertificateDer::pem_slice_iter(&pem) {
-                let cert = cert.map_err(|e| format!("{}: {e}", file.display()))?;
-                roots.add(cert).map_err(|e| format!("{}: {e}", file.display()))?;
-            }
-        }
-        None => {
-            for cert in rustls_native_certs::load_native_certs().certs {
-                let _ = roots.add(cert);
-            }
-        }
-    }
-    let config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-    Ok(tokio_rustls::TlsConnector::from(Arc::new(config)))
 }
 
 #[cfg(test)]

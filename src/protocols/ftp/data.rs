@@ -17,6 +17,7 @@ use tokio_rustls::TlsAcceptor;
 use super::passive::PassiveListener;
 use super::tls_owner::SessionOwners;
 use super::tls_sessions::{Handshake, Tracked};
+use crate::net;
 
 /// A byte stream for data: plain TCP or TLS over it.
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -62,16 +63,11 @@ pub async fn connect(
     let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no data connection in time");
     let tcp = match plan {
         // The listener, and the port it holds, go as soon as the connection is accepted.
-        Plan::Passive(passive) => loop {
-            let (stream, peer) = tokio::time::timeout_at(deadline, passive.listener.accept())
+        Plan::Passive(passive) => {
+            tokio::time::timeout_at(deadline, net::accept_from(&passive.listener, client_ip))
                 .await
-                .map_err(|_| timed_out())??;
-            if peer.ip().to_canonical() == client_ip.to_canonical() {
-                break stream;
-            }
-            // Someone else raced for the port: refuse and keep waiting for our client.
-            tracing::warn!(%peer, expected = %client_ip, "data connection from a foreign address refused");
-        },
+                .map_err(|_| timed_out())??
+        }
         Plan::Active(addr) => {
             tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await.map_err(|_| timed_out())??
         }

@@ -5,11 +5,10 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::{FtpSettings, control};
-use crate::net::{self, ConnectionLimit};
+use crate::net::{self, Admission, ConnectionLimit};
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, SessionFactory};
 use crate::types::{Protocol, SessionId};
@@ -21,52 +20,36 @@ pub async fn serve(
     settings: Arc<FtpSettings>,
     sessions: SessionFactory,
     implicit: bool,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
     let config = &settings.config;
     let limit = ConnectionLimit::new(config.max_connections, config.max_connections_per_ip);
     let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
+    let refused = |peer, why| sessions.connection_refused(peer, protocol, why);
+    let handle = |net::Accepted { stream, peer, slot }| {
+        let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol };
+        let (settings, sessions, phase) = (Arc::clone(&settings), sessions.clone(), phase.clone());
+        async move {
+            let mut live = sessions.connection_opened(&info);
+            // Log lines of the connection carry its span (and trace ID).
+            let span = live.span.clone();
+            async {
+                tokio::select! {
+                    () = control::run(stream, info, settings, sessions.clone(), implicit, phase) => {}
+                    // An administrator ended it: dropping the session closes the sockets
+                    // and discards an unfinished upload.
+                    () = live.terminated() => {}
+                }
             }
-            accepted = net::accept(&listener, &limit, |peer, why| sessions.connection_refused(peer, protocol, why)) => {
-                let net::Accepted { stream, peer, slot } = accepted?;
-                let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol };
-                let (settings, sessions, phase) = (Arc::clone(&settings), sessions.clone(), phase.clone());
-                connections.spawn(async move {
-                    let mut live = sessions.connection_opened(&info);
-                    // Log lines of the connection carry its span (and trace ID).
-                    let span = live.span.clone();
-                    async {
-                        tokio::select! {
-                            () = control::run(stream, info, settings, sessions.clone(), implicit, phase) => {}
-                            // An administrator ended it: dropping the session closes the sockets
-                            // and discards an unfinished upload.
-                            () = live.terminated() => {}
-                        }
-                    }
-                    .instrument(span)
-                    .await;
-                    sessions.connection_closed(&info);
-                    drop(slot);
-                });
-            }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            .instrument(span)
+            .await;
+            sessions.connection_closed(&info);
+            drop(slot);
         }
-    }
-    drop(listener);
+    };
+    let admission = Admission::Limited(limit);
+    let mut open = net::serve(listener, admission, refused, phase.clone(), Phase::Draining, handle).await?;
     // Connections see `Closing` themselves; give them a moment to say 421 and go.
-    while *phase.borrow() < Phase::Closing {
-        if phase.changed().await.is_err() {
-            break;
-        }
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    open.wait(Duration::from_secs(2)).await;
     Ok(())
 }

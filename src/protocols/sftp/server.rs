@@ -25,7 +25,7 @@ use super::intake::{QUEUE_CAP, Queued};
 use super::replies::ByteBudget;
 use super::scp;
 use crate::config::{AuthConfig, SftpConfig};
-use crate::net::{self, ConnectionLimit};
+use crate::net::{self, Admission, ConnectionLimit};
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Credentials, Identity, SessionFactory};
 use crate::telemetry::metrics::metrics;
@@ -149,29 +149,18 @@ pub async fn serve(
     listener: TcpListener,
     settings: SshSettings,
     sessions: SessionFactory,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
     let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
-            }
-            accepted = net::accept(&listener, &limit, |peer, why| sessions.connection_refused(peer, Protocol::Ssh, why)) => {
-                let accepted = accepted?;
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
-                tokio::spawn(connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry)));
-            }
-        }
-    }
-    drop(listener);
-    while *phase.borrow() < Phase::Closing {
-        if phase.changed().await.is_err() {
-            break;
-        }
-    }
+    let refused = |peer, why| sessions.connection_refused(peer, Protocol::Ssh, why);
+    let handle = |accepted| {
+        let id = next_id.fetch_add(1, Ordering::Relaxed);
+        connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry))
+    };
+    let admission = Admission::Limited(limit);
+    let mut open = net::serve(listener, admission, refused, phase, Phase::Draining, handle).await?;
     let handles: Vec<_> = registry.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
     for handle in handles {
         let _ = handle
@@ -179,12 +168,8 @@ pub async fn serve(
             .await;
     }
     // Give the connections a moment to flush their goodbyes.
-    for _ in 0..50 {
-        if limit.active() == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    open.wait(Duration::from_secs(1)).await;
+    open.detach();
     Ok(())
 }
 

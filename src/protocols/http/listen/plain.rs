@@ -1,5 +1,6 @@
 //! Plain-HTTP/1.1 listeners that answer every request from a function: the redirect to HTTPS
-//! and the ops listener. Each connection gets 10 s to send a request's headers.
+//! and the ops listener, through the shared accept loop (open: no limits). Each connection gets
+//! 10 s to send a request's headers.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -10,42 +11,36 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::net::{self, Admission};
 use crate::protocols::Phase;
 
 /// Serves `answer(request, phase now)` on `listener` until the server reaches `until`.
 pub async fn serve<F>(
     listener: TcpListener,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
     until: Phase,
     answer: F,
 ) -> std::io::Result<()>
 where
     F: Fn(&Request<Incoming>, Phase) -> Response<String> + Clone + Send + Sync + 'static,
 {
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() >= until { return Ok(()); }
-            }
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted else {
-                    // Out of descriptors, say: let the moment pass rather than spin.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let (phase, answer) = (phase.clone(), answer.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                        let response = answer(&request, *phase.borrow());
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+    let handle = |net::Accepted { stream, .. }| {
+        let (phase, answer) = (phase.clone(), answer.clone());
+        async move {
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let response = answer(&request, *phase.borrow());
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
         }
-    }
+    };
+    let nobody = |_, _| {};
+    let open = net::serve(listener, Admission::Open, nobody, phase.clone(), until, handle).await?;
+    // Answers under way finish on their own.
+    open.detach();
+    Ok(())
 }

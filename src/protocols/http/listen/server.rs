@@ -9,12 +9,11 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
 use super::{AppState, deadlines, router};
-use crate::net::{self, ConnectionLimit};
+use crate::net::{self, Admission, ConnectionLimit};
 use crate::protocols::Phase;
 use crate::session::ConnectionInfo;
 use crate::types::{Protocol, SessionId};
@@ -26,7 +25,7 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     app: AppState,
-    mut phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
     let settings = Arc::clone(&app.settings);
     let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
@@ -47,76 +46,55 @@ pub async fn serve(
         .keep_alive_interval(Some(settings.keepalive_interval))
         .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            changed = phase.changed() => {
-                if changed.is_err() || *phase.borrow() >= Phase::Draining { break; }
-            }
-            accepted = net::accept(&listener, &limit, |peer, why| app.sessions.connection_refused(peer, Protocol::Https, why)) => {
-                let net::Accepted { stream, peer, slot } = accepted?;
-                let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
-                let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
-                let activity = deadlines::Activity::default();
-                let tracked = activity.clone();
-                let service = TowerToHyperService::new(
-                    router
-                        .clone()
-                        .layer(axum::Extension(info))
-                        .layer(axum::middleware::from_fn(move |request, next| {
-                            deadlines::track(tracked.clone(), request, next)
-                        })),
-                );
-                let (handshake_deadline, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
-                connections.spawn(async move {
-                    let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await else {
-                        return;
-                    };
-                    let mut live = sessions.connection_opened(&info);
-                    // Requests of the connection run inside its span (and trace).
-                    let span = live.span.clone();
-                    async {
-                        let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                        tokio::pin!(connection);
-                        let mut closing = false;
-                        loop {
-                            tokio::select! {
-                                served = connection.as_mut() => {
-                                    if let Err(e) = served {
-                                        tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
-                                    }
-                                    break;
-                                }
-                                () = live.terminated() => break,
-                                // Quiet for too long: close (HTTP/2 with GOAWAY) once nothing runs.
-                                () = activity.idle_for(idle_timeout), if !closing => {
-                                    closing = true;
-                                    connection.as_mut().graceful_shutdown();
-                                }
-                                () = tokio::time::sleep(CLOSE_GRACE), if closing => break,
+    let refused = |peer, why| app.sessions.connection_refused(peer, Protocol::Https, why);
+    let handle = |net::Accepted { stream, peer, slot }| {
+        let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
+        let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
+        let activity = deadlines::Activity::default();
+        let tracked = activity.clone();
+        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(info)).layer(
+            axum::middleware::from_fn(move |request, next| deadlines::track(tracked.clone(), request, next)),
+        ));
+        let (handshake_deadline, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
+        async move {
+            let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await else {
+                return;
+            };
+            let mut live = sessions.connection_opened(&info);
+            // Requests of the connection run inside its span (and trace).
+            let span = live.span.clone();
+            async {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                tokio::pin!(connection);
+                let mut closing = false;
+                loop {
+                    tokio::select! {
+                        served = connection.as_mut() => {
+                            if let Err(e) = served {
+                                tracing::debug!(error = %e, peer = %info.peer, "https connection ended with an error");
                             }
+                            break;
                         }
+                        () = live.terminated() => break,
+                        // Quiet for too long: close (HTTP/2 with GOAWAY) once nothing runs.
+                        () = activity.idle_for(idle_timeout), if !closing => {
+                            closing = true;
+                            connection.as_mut().graceful_shutdown();
+                        }
+                        () = tokio::time::sleep(CLOSE_GRACE), if closing => break,
                     }
-                    .instrument(span)
-                    .await;
-                    sessions.connection_closed(&info);
-                    drop(slot);
-                });
+                }
             }
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            .instrument(span)
+            .await;
+            sessions.connection_closed(&info);
+            drop(slot);
         }
-    }
-    drop(listener);
+    };
+    let admission = Admission::Limited(limit);
     // Requests already running may finish until the server closes.
-    while *phase.borrow() < Phase::Closing {
-        if phase.changed().await.is_err() {
-            break;
-        }
-    }
-    connections.abort_all();
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let mut open = net::serve(listener, admission, refused, phase, Phase::Draining, handle).await?;
+    open.abort_all();
+    open.wait(Duration::from_secs(2)).await;
     Ok(())
 }

@@ -1,0 +1,174 @@
+//! The listeners the configuration enables: one table, one bind helper, the shared pieces
+//! (SSH settings, the TLS server config for FTPS and HTTPS) built once before anything binds.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use super::rooms::Rooms;
+use crate::admin::Admin;
+use crate::config::Config;
+use crate::net::tls;
+use crate::protocols::Phase;
+use crate::protocols::ftp::{self, FtpSettings};
+use crate::protocols::http;
+use crate::protocols::sftp::{self, SshSettings, keys};
+use crate::types::Protocol;
+
+/// The listener tasks; each returns when the server has closed.
+pub(super) type ListenerTasks = JoinSet<std::io::Result<()>>;
+
+/// What a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sftp,
+    /// FTP with explicit TLS (AUTH TLS).
+    Ftp,
+    /// Implicit FTPS.
+    Ftps,
+    Https,
+    /// Plain HTTP answering with a redirect to the HTTPS listener (bound after it).
+    Redirect,
+    Ops,
+}
+
+/// One enabled listener: what it serves, the config key of its address, the address.
+struct Enabled {
+    kind: Kind,
+    key: &'static str,
+    bind: SocketAddr,
+}
+
+/// The addresses the enabled listeners are bound to (port 0 in a config gets a real port).
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Addresses {
+    pub(super) sftp: Option<SocketAddr>,
+    pub(super) ftp: Option<SocketAddr>,
+    pub(super) ftps: Option<SocketAddr>,
+    pub(super) https: Option<SocketAddr>,
+    pub(super) ops: Option<SocketAddr>,
+}
+
+/// The enabled listeners in bind order (the redirect needs the HTTPS port).
+fn enabled(config: &Config) -> Vec<Enabled> {
+    let redirect = config.https.redirect_bind.filter(|_| config.https.enabled);
+    [
+        (config.sftp.enabled.then_some(config.sftp.bind), Kind::Sftp, "sftp.bind"),
+        (config.ftp.enabled.then_some(config.ftp.bind), Kind::Ftp, "ftp.bind"),
+        (config.ftps.enabled.then_some(config.ftps.bind), Kind::Ftps, "ftps.bind"),
+        (config.https.enabled.then_some(config.https.bind), Kind::Https, "https.bind"),
+        (redirect, Kind::Redirect, "https.redirect_bind"),
+        (config.ops.enabled.then_some(config.ops.bind), Kind::Ops, "ops.bind"),
+    ]
+    .into_iter()
+    .filter_map(|(bind, kind, key)| bind.map(|bind| Enabled { kind, key, bind }))
+    .collect()
+}
+
+/// Binds `addr`, naming the config key that asked for it when that fails.
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("{key}: cannot listen on {addr}"))
+}
+
+/// What the listeners share, built once before anything binds.
+struct Shared {
+    ssh: Option<SshSettings>,
+    ftp: Option<Arc<FtpSettings>>,
+    https: Option<(Arc<rustls::ServerConfig>, http::AppState)>,
+}
+
+impl Shared {
+    fn build(config: &Config, rooms: &Rooms, listeners: &[Enabled]) -> anyhow::Result<Self> {
+        let wants = |kinds: &[Kind]| listeners.iter().any(|l| kinds.contains(&l.kind));
+        let ssh = if wants(&[Kind::Sftp]) {
+            let host_keys = keys::host_keys(&config.sftp.host_keys, &config.data_dir.join("host_keys"))?;
+            Some(
+                SshSettings::new(&config.sftp, &config.auth, config.scp.enabled, host_keys)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            None
+        };
+        // FTPS and HTTPS present the same certificate: loaded (or generated) once, with a
+        // session cache per protocol as before.
+        let tls = if wants(&[Kind::Ftp, Kind::Ftps, Kind::Https]) {
+            Some(tls::server_config(&config.tls, &config.data_dir)?)
+        } else {
+            None
+        };
+        let ftp = wants(&[Kind::Ftp, Kind::Ftps]).then(|| {
+            Arc::new(FtpSettings::new(
+                config.ftp.clone(),
+                tls.clone(),
+                config.auth.rejection_delay,
+                config.auth.max_attempts,
+            ))
+        });
+        let https = match tls.filter(|_| wants(&[Kind::Https])) {
+            Some(tls) => Some((
+                tls::with_own_resumption(&tls)?,
+                http::AppState {
+                    sessions: rooms.sessions.clone(),
+                    admin: Arc::new(
+                        Admin::new(rooms.state.clone(), rooms.audit.clone()).with_protocol(Protocol::Https),
+                    ),
+                    settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
+                },
+            )),
+            None => None,
+        };
+        Ok(Self { ssh, ftp, https })
+    }
+}
+
+/// Binds every enabled listener and spawns it on `phase`.
+pub(super) async fn spawn_all(
+    config: &Config,
+    rooms: &Rooms,
+    phase: &watch::Receiver<Phase>,
+    tasks: &mut ListenerTasks,
+) -> anyhow::Result<Addresses> {
+    let listeners = enabled(config);
+    let shared = Shared::build(config, rooms, &listeners)?;
+    let mut addresses = Addresses::default();
+    for Enabled { kind, key, bind: wanted } in listeners {
+        let listener = bind(key, wanted).await?;
+        let addr = listener.local_addr()?;
+        let phase = phase.clone();
+        match (kind, &shared) {
+            (Kind::Sftp, Shared { ssh: Some(settings), .. }) => {
+                tracing::info!(%addr, scp = config.scp.enabled, "SFTP/SCP listening");
+                addresses.sftp = Some(addr);
+                tasks.spawn(sftp::serve(listener, settings.clone(), rooms.sessions.clone(), phase));
+            }
+            (Kind::Ftp | Kind::Ftps, Shared { ftp: Some(settings), .. }) => {
+                let implicit = kind == Kind::Ftps;
+                tracing::info!(%addr, implicit_tls = implicit, "FTP listening");
+                *(if implicit { &mut addresses.ftps } else { &mut addresses.ftp }) = Some(addr);
+                let sessions = rooms.sessions.clone();
+                tasks.spawn(ftp::serve(listener, Arc::clone(settings), sessions, implicit, phase));
+            }
+            (Kind::Https, Shared { https: Some((tls, app)), .. }) => {
+                tracing::info!(%addr, "HTTPS listening");
+                addresses.https = Some(addr);
+                tasks.spawn(http::serve(listener, Arc::clone(tls), app.clone(), phase));
+            }
+            (Kind::Redirect, _) => {
+                let https_port = addresses.https.map_or(443, |https| https.port());
+                tracing::info!(%addr, "HTTP redirect to HTTPS listening");
+                tasks.spawn(http::serve_redirect(listener, https_port, phase));
+            }
+            (Kind::Ops, _) => {
+                tracing::info!(%addr, "ops listening (/metrics, /healthz, /readyz)");
+                addresses.ops = Some(addr);
+                tasks.spawn(http::ops::serve(listener, phase));
+            }
+            (kind, _) => anyhow::bail!("{kind:?} listener without its settings"),
+        }
+    }
+    Ok(addresses)
+}
