@@ -100,7 +100,7 @@ impl ClientBuilder for AmazonS3Builder {
 
 impl ClientBuilder for GoogleCloudStorageBuilder {
     type Store = GoogleCloudStorage;
-    const NAMING: Naming = Naming::UrlEncoded;
+    const NAMING: Naming = Naming::Raw;
     fn build_with(self, retry: RetryConfig, timeout: String) -> object_store::Result<GoogleCloudStorage> {
         self.with_retry(retry).with_config(GoogleConfigKey::Client(ClientConfigKey::Timeout), timeout).build()
     }

@@ -302,10 +302,6 @@ impl Storage for ObjectStorage {
         if exists && (options.append || !options.truncate) {
             return Err(StorageError::Unsupported);
         }
-        if self.stores.naming == names::Naming::UrlEncoded && key.name() == DIR_MARKER {
-            // Such a store decodes the key, so no escape would keep it apart from a folder marker.
-            return Err(StorageError::Unsupported);
-        }
         let (path, temporary) = self.upload_destination(key).await?;
         let replaces = self.stores.current_tag(&path).await.map_err(store_error)?;
         Ok(Box::new(ObjectWriter::new(

@@ -17,12 +17,10 @@ use object_store::path::Path;
 /// How a backend's client puts keys on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Naming {
-    /// The client URL-encodes the key itself (S3, Azure, in-memory): keys are names, as above.
+    /// The client URL-encodes the key itself (object_store's S3, GCS and Azure clients, and
+    /// the in-memory store): keys are names, as above. A client that sent keys as they are would
+    /// need a variant of its own.
     Raw,
-    /// The client sends the key text into the URL as it is and the store decodes it (object_store's
-    /// GCS client): keys are written in object_store's percent-encoding, the store keeps the
-    /// decoded name, and listings show the store's names as they are. `.ferry-dir` is refused.
-    UrlEncoded,
 }
 
 /// The empty object that keeps an otherwise empty folder.
@@ -61,7 +59,8 @@ pub fn encode(name: &str) -> Cow<'_, str> {
 /// The name a listed key segment stands for; a segment whose escapes do not decode to UTF-8 (not
 /// written by ferry) is shown as it is.
 pub fn decode(naming: Naming, segment: &str) -> Cow<'_, str> {
-    if naming == Naming::UrlEncoded || !segment.contains('%') {
+    let Naming::Raw = naming;
+    if !segment.contains('%') {
         return Cow::Borrowed(segment);
     }
     let bytes = segment.as_bytes();
@@ -91,10 +90,8 @@ pub fn decode(naming: Naming, segment: &str) -> Cow<'_, str> {
 /// The object path of a sequence of names, each stored as `encode` says (object_store's
 /// `Path::from_iter` would percent-encode them again).
 pub fn path<'a>(naming: Naming, names: impl Iterator<Item = &'a str>) -> Path {
+    let Naming::Raw = naming;
     let names: Vec<&str> = names.collect();
-    if naming == Naming::UrlEncoded {
-        return Path::from_iter(names);
-    }
     let joined = names.iter().map(|name| encode(name)).collect::<Vec<_>>().join("/");
     // `parse` fails only on segments vfs never builds (empty, `.`, `..`, control characters,
     // which `encode` escapes); object_store's encoding is then still decoded by `decode`.

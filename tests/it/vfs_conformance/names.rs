@@ -134,6 +134,11 @@ async fn hostile_names_round_trip_on_the_azure_emulator() {
     names_round_trip(Emulator::start(Kind::Azure, "names").await.storage("ferry")).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_round_trip_on_the_gcs_emulator() {
+    names_round_trip(Emulator::start(Kind::Gcs, "names").await.storage("ferry")).await;
+}
+
 /// paramiko over SFTP on moto: each hostile name uploaded, listed, read back byte for byte; and
 /// WinSCP's `.filepart` steps with and without an existing file, every answer checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
