@@ -14,45 +14,24 @@
 # Needs: python3 with paramiko ($FERRY_TEST_PYTHON, else python3), ssh-keygen, curl.
 
 set -euo pipefail
-shopt -s inherit_errexit
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
-
-FLOOD=1200 TRIES=10 OUT_FILE='' KEEP=0
+FLOOD=1200 TRIES=10
 while [[ $# -gt 0 ]]; do
     case $1 in
         --flood) need_arg "$@"; is_uint "$2" --flood; FLOOD=$2; shift 2 ;;
         --tries) need_arg "$@"; is_uint "$2" --tries; TRIES=$2; shift 2 ;;
-        --out)   need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)  KEEP=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-        *) die "unknown option: $1" ;;
+        *)       common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
-default_ferry_bin
-[[ -x $FERRY_BIN ]] || die "ferry not found at $FERRY_BIN: cargo build --release"
+need_ferry
 PYTHON=${FERRY_TEST_PYTHON:-python3}
 "$PYTHON" -c 'import paramiko' 2>/dev/null || die "$PYTHON has no paramiko (pip install paramiko)"
 
-WORK=$(mktemp -d /tmp/ferry-loginflood.XXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
-    finish_work "$rc"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+bench_workdir loginflood
 
 SFTP_PORT=$(free_port) HTTPS_PORT=$(free_port) OPS_PORT=$(free_port)
 cat >"$WORK/ferry.toml" <<EOF
@@ -63,12 +42,9 @@ stdout = false
 # High enough that the flood is never banned: every attempt reaches the password check.
 ban_after_failures = 1000000
 rejection_delay = "1s"
+$(listeners_off sftp https ops)
 [sftp]
 bind = "127.0.0.1:$SFTP_PORT"
-[ftp]
-enabled = false
-[ftps]
-enabled = false
 [https]
 bind = "127.0.0.1:$HTTPS_PORT"
 max_connections_per_ip = 100000
@@ -80,10 +56,7 @@ echo "alice-pass-1" | "$FERRY_BIN" user add alice --password-stdin --key "$WORK/
     --config "$WORK/ferry.toml" >/dev/null
 mkdir -p "$WORK/data/files/alice"
 head -c 65536 /dev/urandom >"$WORK/data/files/alice/64k.bin"
-"$FERRY_BIN" serve --config "$WORK/ferry.toml" >"$WORK/ferry.log" 2>&1 &
-PIDS+=("$!")
-wait_for_port "$SFTP_PORT" "$!" ferry
-wait_for_port "$HTTPS_PORT" "${PIDS[0]}" ferry
+start_ferry ferry "$WORK/ferry.toml" "$SFTP_PORT" "$HTTPS_PORT" "$OPS_PORT"
 
 # The flood: FLOOD asyncio workers over 12 source addresses, each logging in with a wrong
 # password on a fresh TLS connection, again and again, until told to stop (SIGTERM).
