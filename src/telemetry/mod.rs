@@ -7,6 +7,7 @@
 //! (`OTEL_EXPORTER_OTLP_HEADERS`, `…_TIMEOUT`, `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`,
 //! `OTEL_TRACES_SAMPLER`, `OTEL_BSP_*`) itself.
 
+pub mod memory;
 pub mod metrics;
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};

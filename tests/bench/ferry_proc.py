@@ -45,12 +45,15 @@ class Ferry:
 
     `protocols` names what to enable: any of "sftp", "ftp", "ftps", "https".
     `extra` is TOML appended to the config (sections not otherwise written).
+    `client_key` also gives the user an Ed25519 key (private key at `self.key`): a key login
+    costs no password check, whose argon2 buffer (19 MiB, kept by each hashing thread for
+    good) would otherwise count in a memory figure.
     """
 
     USER = "bench"
     PASSWORD = "bench-pass-1"
 
-    def __init__(self, binary, protocols, extra="", keep=False, work=None):
+    def __init__(self, binary, protocols, extra="", keep=False, work=None, client_key=False):
         if not os.access(binary, os.X_OK):
             raise SystemExit(f"ferry not found at {binary}: cargo build --release --locked")
         self.binary = binary
@@ -76,8 +79,14 @@ class Ferry:
                 f'data_dir = "{self.data}"\n[storage]\nroot = "{self.files}"\n[audit]\nstdout = false\n'
                 f"[ops]\nenabled = false\n" + "\n".join(sections) + "\n" + extra + "\n"
             )
+        add_args = [binary, "user", "add", self.USER, "--password-stdin", "--config", self.config]
+        self.key = None
+        if client_key:
+            self.key = os.path.join(self.work, "id_ed25519")
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", self.key], check=True)
+            add_args += ["--key", self.key + ".pub"]
         add = subprocess.run(
-            [binary, "user", "add", self.USER, "--password-stdin", "--config", self.config],
+            add_args,
             input=self.PASSWORD + "\n",
             capture_output=True,
             text=True,

@@ -10,47 +10,27 @@
 # Environment: FERRY_BIN (default target/release/ferry), NGINX_BIN (default /usr/sbin/nginx).
 
 set -euo pipefail
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
-
-SIZE_MIB=1024 RUNS=3 OUT_FILE='' KEEP=0
+SIZE_MIB=1024 RUNS=3
 while [[ $# -gt 0 ]]; do
     case $1 in
         --size-mib) need_arg "$@"; is_uint "$2" --size-mib; SIZE_MIB=$2; shift 2 ;;
         --runs)     need_arg "$@"; is_uint "$2" --runs; RUNS=$2; shift 2 ;;
-        --out)      need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)     KEEP=1; shift ;;
-        -h|--help)  sed -n '2,12p' "$0"; exit 0 ;;
-        *)          die "unknown option: $1" ;;
+        *)          common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
-default_ferry_bin
+need_ferry
 NGINX_BIN=${NGINX_BIN:-/usr/sbin/nginx}
-[[ -x $FERRY_BIN ]] || die "ferry not found at $FERRY_BIN: cargo build --release"
 [[ -x $NGINX_BIN ]] || die "nginx not found at $NGINX_BIN: apt-get install nginx-light"
 command -v curl >/dev/null || die "curl not found: apt-get install curl"
 
-WORK=$(mktemp -d /dev/shm/ferry-httpsbench.XXXX)
+bench_workdir httpsbench /dev/shm
 # nginx's worker runs unprivileged: it must be able to read the file.
 chmod 755 "$WORK"
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
-    finish_work "$rc"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ferry: generates its certificate on first start; nginx then serves with the same one.
 FERRY_PORT=$(free_port)
@@ -61,24 +41,15 @@ data_dir = "$WORK/ferry"
 root = "$WORK/ferry/files"
 [audit]
 stdout = false
-[sftp]
-enabled = false
-[ftp]
-enabled = false
-[ftps]
-enabled = false
+$(listeners_off https)
 [https]
 bind = "127.0.0.1:$FERRY_PORT"
-[ops]
-enabled = false
 [tls]
 min_version = "1.3"
 EOF
 echo "bench-password-1" | "$FERRY_BIN" user add bench --password-stdin --home / \
     --config "$WORK/ferry/ferry.toml" >/dev/null
-"$FERRY_BIN" serve --config "$WORK/ferry/ferry.toml" >"$WORK/ferry.log" 2>&1 &
-PIDS+=("$!")
-wait_for_port "$FERRY_PORT" "$!" "ferry"
+start_ferry ferry "$WORK/ferry/ferry.toml" "$FERRY_PORT"
 CERT=$WORK/ferry/tls/cert.pem KEY=$WORK/ferry/tls/key.pem
 [[ -f $CERT && -f $KEY ]] || die "ferry did not write its certificate to $WORK/ferry/tls"
 
@@ -143,7 +114,7 @@ cmp -s "$WORK/ferry/files/big.bin" "$WORK/ferry/files/upload.bin" || die "the up
     echo
     echo "|  | ferry | nginx | ferry / nginx |"
     echo "| --- | --- | --- | --- |"
-    echo "| download (MiB/s) | $(fmt "$ferry_down" 0) | $(fmt "$nginx_down" 0) | $(fmt "$(calc "$ferry_down / $nginx_down")" 2)× |"
+    echo "| download (MiB/s) | $(fmt "$ferry_down" 0) | $(fmt "$nginx_down" 0) | $(ratio "$ferry_down" "$nginx_down")× |"
     echo "| upload (MiB/s) | $(fmt "$ferry_up" 0) | | |"
     echo
     print_run_metadata

@@ -1,27 +1,78 @@
 # shellcheck shell=bash
-# Helpers shared by the benchmark scripts in this directory
-# (sftp_vs_openssh.sh, ftp_vs_peers.sh, object_vs_rclone.sh, https_vs_nginx.sh), which source this file. It only defines
-# functions: messages and option checks, signalling and reaping our own child
-# processes, /proc accounting of a server's process tree, small number and port
-# utilities, and a few report helpers.
+# Helpers shared by the benchmark scripts in this directory, which source this file. It only
+# defines functions: the common prologue (bench_init: shell options, paths, the command line),
+# the options every script takes (common_opt: --out, --keep, --help), finding the ferry binary
+# (need_ferry), the work directory and exit cleanup (bench_workdir), starting and stopping ferry
+# (start_ferry, stop_ferry, listeners_off), messages and option checks, signalling and reaping
+# our own child processes, /proc accounting of a server's process tree, small number and port
+# utilities (ratio, calc, fmt, free_port), and a few report helpers.
 #
-# Globals the sourcing script must provide (they are read when a function runs):
+# A script starts like this:
+#   source "$(dirname "$0")/lib.sh"
+#   bench_init "$@"
+#   while [[ $# -gt 0 ]]; do
+#       case $1 in
+#           --runs) need_arg "$@"; is_uint "$2" --runs; RUNS=$2; shift 2 ;;
+#           *) common_opt "$@"; shift "$SHIFT_BY" ;;
+#       esac
+#   done
+#   need_ferry
+#   bench_workdir httpsbench /dev/shm
+#
+# Globals (set by bench_init and bench_workdir, or by the script; read when a function runs):
 #   WORK          the run's work directory (its *.log files are shown on failure)
-#   KEEP          1 to keep WORK at the end, else 0
+#   KEEP          1 to keep WORK at the end, else 0 (--keep)
+#   OUT_FILE      where the report is appended too, or empty (--out)
+#   PIDS          processes to stop at exit (start_ferry adds to it)
 #   REPO_ROOT     the repository, for git_commit
 #   CMDLINE       the script's command line, for print_run_metadata
 #   SERVERS_CSV   comma-separated servers of this run, for want_server
 #   HAVE_SS       1 if `ss` is available, for count_established
 #   SRV_PID SRV_BASE SRV_NAME   associative arrays keyed by server, for settle
 #   R             associative array of results, for put_r
-# The scripts keep their own PID arrays (SERVER_PIDS and their idle clients)
-# and pass them to stop_pids.
+# A script that must undo more at exit (a daemon's pidfile, a second folder) defines on_exit;
+# it runs before the processes in PIDS are stopped.
 
 die() { echo "error: $*" >&2; exit 1; }
 warn() { echo "warning: $*" >&2; }
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 
+# --------------------------------------------------------------- prologue ---
+
+# The common start of every script: strict shell options, '.' as the decimal separator
+# (EPOCHREALTIME, awk, printf), SCRIPT_DIR and REPO_ROOT, CMDLINE (pass the script's "$@"),
+# and the defaults of the common options.
+bench_init() {
+    set -euo pipefail
+    shopt -s inherit_errexit
+    export LC_ALL=C
+    SCRIPT_DIR=$(cd "$(dirname "$0")" && pwd)
+    REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
+    CMDLINE=$(printf '%q ' "$0" "$@")
+    CMDLINE=${CMDLINE% }
+    OUT_FILE='' KEEP=0 SHIFT_BY=1
+}
+
 # ---------------------------------------------------------------- options ---
+
+# One of the options every script takes, else an error. SHIFT_BY tells how many words it used.
+#   --out FILE   also append the report to FILE
+#   --keep       keep the work directory
+#   -h, --help   the script's `usage` function if it has one, else its opening comment
+common_opt() {
+    case $1 in
+        --out)     need_arg "$@"; OUT_FILE=$2; SHIFT_BY=2 ;;
+        --keep)    KEEP=1; SHIFT_BY=1 ;;
+        -h|--help) bench_usage; exit 0 ;;
+        *)         die "unknown option: $1 (see --help)" ;;
+    esac
+}
+
+# The script's `usage`, or the comment block after its first line, without the '# '.
+bench_usage() {
+    if declare -F usage >/dev/null; then usage; return; fi
+    awk 'NR == 1 { next } /^#/ { sub(/^# ?/, ""); print; next } { exit }' "$0"
+}
 
 need_arg() { [[ $# -ge 2 && -n $2 ]] || die "option $1 needs an argument"; }
 is_uint() { [[ $1 =~ ^[1-9][0-9]*$ ]] || die "$2 must be a positive integer, got '$1'"; }
@@ -40,7 +91,67 @@ default_ferry_bin() {
     fi
 }
 
+# Set FERRY_BIN (default_ferry_bin) and insist that it is there, as an absolute path.
+need_ferry() {
+    default_ferry_bin
+    [[ -f $FERRY_BIN && -x $FERRY_BIN ]] ||
+        die "ferry not found at $FERRY_BIN: build it first (cargo build --release --locked) or set FERRY_BIN"
+    FERRY_BIN=$(cd "$(dirname "$FERRY_BIN")" && pwd)/$(basename "$FERRY_BIN")
+}
+
 # ---------------------------------------------------- process bookkeeping ---
+
+# Make the run's work directory WORK (PARENT/ferry-NAME.XXXX, PARENT defaulting to /tmp), start
+# an empty PIDS, and arrange the exit: the script's on_exit if it has one, then every PID in
+# PIDS stopped, then finish_work (logs shown on failure, WORK removed unless --keep).
+bench_workdir() {
+    WORK=$(mktemp -d "${2:-/tmp}/ferry-$1.XXXX")
+    PIDS=()
+    trap bench_exit EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# shellcheck disable=SC2317  # invoked via trap
+bench_exit() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if declare -F on_exit >/dev/null; then on_exit || true; fi
+    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
+    finish_work "$rc"
+    exit "$rc"
+}
+
+# Start `ferry serve --config CONFIG` (output appended to WORK/NAME.log), add it to PIDS and
+# wait until every PORT accepts connections. Its PID is left in FERRY_PID (so never call this
+# in $(...): the PID must be a child of the script's own shell for stop_pids).
+start_ferry() {
+    local name=$1 config=$2 port
+    shift 2
+    "$FERRY_BIN" serve --config "$config" >>"$WORK/$name.log" 2>&1 &
+    FERRY_PID=$!
+    PIDS+=("$FERRY_PID")
+    for port in "$@"; do wait_for_port "$port" "$FERRY_PID" "ferry ($name)"; done
+}
+
+# Stop one ferry that start_ferry started, by its PID, and forget it.
+stop_ferry() {
+    local pid=$1 p
+    local -a rest=()
+    stop_pids "$pid"
+    for p in "${PIDS[@]}"; do [[ $p == "$pid" ]] || rest+=("$p"); done
+    PIDS=("${rest[@]}")
+}
+
+# The TOML sections that turn off each ferry listener (sftp ftp ftps https ops) not named, so a
+# benchmark listens on nothing it does not measure (and clashes with no default port).
+listeners_off() {
+    local name
+    for name in sftp ftp ftps https ops; do
+        [[ " $* " == *" $name "* ]] || printf '[%s]\nenabled = false\n' "$name"
+    done
+}
+
 
 # True if PID is still a child of this shell. Checked before every signal so a
 # PID that has exited and been reused by an unrelated process is never hit.
@@ -197,6 +308,11 @@ wait_for_port() {
         sleep 0.05
     done
     die "$name did not accept connections on 127.0.0.1:$port within 10 s"
+}
+
+# A / B with DIGITS decimals (default 2), or "n/a" when B is 0.
+ratio() {
+    awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b == 0) print "n/a"; else printf("%." d "f", a / b) }'
 }
 
 calc() { awk "BEGIN { printf \"%.6f\", $1 }"; }

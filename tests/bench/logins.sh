@@ -11,48 +11,30 @@
 # Needs: slapd and ldap-utils (apt), curl, python3.
 
 set -euo pipefail
-shopt -s inherit_errexit
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
-
-REQUESTS=300 OUT_FILE='' KEEP=0
+REQUESTS=300
 while [[ $# -gt 0 ]]; do
     case $1 in
         --requests) need_arg "$@"; is_uint "$2" --requests; REQUESTS=$2; shift 2 ;;
-        --out)      need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)     KEEP=1; shift ;;
-        -h|--help)  sed -n '2,12p' "$0"; exit 0 ;;
-        *)          die "unknown option: $1" ;;
+        *)          common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
-default_ferry_bin
-[[ -x $FERRY_BIN ]] || die "ferry not found at $FERRY_BIN: cargo build --release"
+need_ferry
 [[ -x /usr/sbin/slapd ]] || die "slapd not found: apt-get install slapd ldap-utils"
 
-WORK=$(mktemp -d /tmp/ferry-loginbench.XXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
+bench_workdir loginbench
+# slapd daemonizes: it is stopped through its pidfile.
+on_exit() {
     if [[ -f $WORK/slapd/slapd.pid ]]; then
         local pid
         pid=$(<"$WORK/slapd/slapd.pid")
         kill "$pid" 2>/dev/null || true
     fi
-    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
-    finish_work "$rc"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 LDAP_PORT=$(free_port) LDAPS_PORT=$(free_port)
 "$REPO_ROOT/tests/fixtures/ldap/start-slapd.sh" "$WORK/slapd" "$LDAP_PORT" "$LDAPS_PORT" >"$WORK/slapd-start.log"
@@ -85,9 +67,10 @@ PY
 PIDS+=("$!")
 wait_for_port "$SVC_PORT" "$!" "auth service"
 
-# One ferry per setup; prints logins per second for N Basic-auth requests on one connection.
+# One ferry per setup; sets RATE to the logins per second of N Basic-auth requests on one
+# connection.
 measure() {
-    local name=$1 auth=$2 port dir start elapsed pid
+    local name=$1 auth=$2 port dir start elapsed
     port=$(free_port)
     dir=$WORK/$name
     mkdir -p "$dir"
@@ -95,35 +78,24 @@ measure() {
 data_dir = "$dir"
 [audit]
 stdout = false
-[sftp]
-enabled = false
-[ftp]
-enabled = false
-[ftps]
-enabled = false
+$(listeners_off https)
 [https]
 bind = "127.0.0.1:$port"
-[ops]
-enabled = false
 $auth
 EOF
     echo "alice-pass-1" | "$FERRY_BIN" user add alice --password-stdin --config "$dir/ferry.toml" >/dev/null
-    "$FERRY_BIN" serve --config "$dir/ferry.toml" >"$dir.log" 2>&1 &
-    pid=$!
-    wait_for_port "$port" "$pid" "ferry ($name)"
+    start_ferry "$name" "$dir/ferry.toml" "$port"
     local urls=()
     for (( i = 0; i < REQUESTS; i++ )); do urls+=("https://localhost:$port/api/v1/me"); done
     # One warm-up request (TLS, first login), then the measured run on one connection.
     curl -sS --fail --cacert "$dir/tls/cert.pem" -u alice:alice-pass-1 "${urls[0]}" >/dev/null ||
-        die "$name: the warm-up login failed (see $dir.log)"
+        die "$name: the warm-up login failed (see $WORK/$name.log)"
     start=$(now)
     curl -sS --fail --cacert "$dir/tls/cert.pem" -u alice:alice-pass-1 "${urls[@]}" >/dev/null ||
-        die "$name: a login failed (see $dir.log)"
+        die "$name: a login failed (see $WORK/$name.log)"
     elapsed=$(calc "$(now) - $start")
-    # Started by this subshell (stop_pids only signals children of the main shell).
-    kill -TERM "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    calc "$REQUESTS / $elapsed"
+    stop_ferry "$FERRY_PID"
+    RATE=$(calc "$REQUESTS / $elapsed")
 }
 
 LDAP_CONF="[auth.ldap]
@@ -134,22 +106,26 @@ base_dn = \"ou=people,dc=ferry,dc=test\"
 group_base_dn = \"ou=groups,dc=ferry,dc=test\""
 
 log "local users"
-local_rate=$(measure local "[auth]
-chain = [\"local\"]")
+measure local "[auth]
+chain = [\"local\"]"
+local_rate=$RATE
 log "LDAP, no cache"
-ldap_rate=$(measure ldap "[auth]
+measure ldap "[auth]
 chain = [\"ldap\"]
-$LDAP_CONF")
+$LDAP_CONF"
+ldap_rate=$RATE
 log "LDAP, cache 60s"
-ldap_cached=$(measure ldap-cached "[auth]
+measure ldap-cached "[auth]
 chain = [\"ldap\"]
 cache_ttl = \"60s\"
-$LDAP_CONF")
+$LDAP_CONF"
+ldap_cached=$RATE
 log "HTTP service, no cache"
-http_rate=$(measure http "[auth]
+measure http "[auth]
 chain = [\"http\"]
 [auth.http]
-url = \"http://127.0.0.1:$SVC_PORT/\"")
+url = \"http://127.0.0.1:$SVC_PORT/\""
+http_rate=$RATE
 
 {
     echo "### Logins per second over HTTPS Basic auth, $REQUESTS requests on one connection, $(date -u +%Y-%m-%d)"

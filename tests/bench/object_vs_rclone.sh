@@ -14,50 +14,30 @@
 # ~/.cache/ferry-tools/bin/s3s-fs; `cargo install s3s-fs --version 0.14.1 --features binary`).
 
 set -euo pipefail
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
+bench_init "$@"
 
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
-
-SIZE_MIB=5120 LATENCY_MS=20 OUT_FILE='' KEEP=0
+SIZE_MIB=5120 LATENCY_MS=20
 while [[ $# -gt 0 ]]; do
     case $1 in
         --size-mib)   need_arg "$@"; is_uint "$2" --size-mib; SIZE_MIB=$2; shift 2 ;;
         --latency-ms) need_arg "$@"; is_uint "$2" --latency-ms; LATENCY_MS=$2; shift 2 ;;
-        --out)        need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)       KEEP=1; shift ;;
-        -h|--help)    sed -n '2,15p' "$0"; exit 0 ;;
-        *)            die "unknown option: $1" ;;
+        *)            common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
-default_ferry_bin
+need_ferry
 S3S_BIN=${S3S_BIN:-$HOME/.cache/ferry-tools/bin/s3s-fs}
-[[ -x $FERRY_BIN ]] || die "ferry not found at $FERRY_BIN: cargo build --release"
 [[ -x $S3S_BIN ]] || die "s3s-fs not found at $S3S_BIN: cargo install s3s-fs --version 0.14.1 --features binary"
 for tool in rclone sftp ssh-keygen python3; do
     command -v "$tool" >/dev/null || die "'$tool' not found (apt-get install rclone openssh-client python3)"
 done
 
 # The source file lives in tmpfs; the bucket on disk (it holds the uploads of both servers).
-WORK=$(mktemp -d /dev/shm/ferry-objbench.XXXX)
+bench_workdir objbench /dev/shm
 STORE=$(mktemp -d /var/tmp/ferry-objbench-store.XXXX)
-PIDS=()
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if (( ${#PIDS[@]} )); then stop_pids "${PIDS[@]}"; fi
-    rm -rf -- "$STORE"
-    finish_work "$rc"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+on_exit() { rm -rf -- "$STORE"; }
 
 # Peak RSS in MiB since the last reset_peak of PID (VmHWM; clear_refs 5 resets it).
 reset_peak() { echo 5 >"/proc/$1/clear_refs"; }
@@ -120,23 +100,14 @@ access_key_id = "bench"
 secret_access_key = "bench-secret"
 [audit]
 stdout = false
+$(listeners_off sftp)
 [sftp]
 bind = "127.0.0.1:$port"
-[ftp]
-enabled = false
-[ftps]
-enabled = false
-[https]
-enabled = false
-[ops]
-enabled = false
 EOF
     FERRY_DATA_DIR="$WORK/$name" "$FERRY_BIN" user add bench --home / --key "$WORK/client_key.pub" \
         --config "$WORK/$name/ferry.toml" >/dev/null
-    "$FERRY_BIN" serve --config "$WORK/$name/ferry.toml" >"$WORK/$name.log" 2>&1 &
-    PIDS+=("$!")
-    wait_for_port "$port" "$!" "ferry ($name)"
-    SRV_PID[$name]=$! SRV_PORT[$name]=$port
+    start_ferry "$name" "$WORK/$name/ferry.toml" "$port"
+    SRV_PID[$name]=$FERRY_PID SRV_PORT[$name]=$port
 }
 
 declare -A SRV_PID SRV_PORT
@@ -199,11 +170,11 @@ row() { printf '| %s | %s | %s | %s |\n' "$1" "$2" "$3" "$4"; }
     echo
     row "" "ferry" "rclone serve sftp" "ferry / rclone"
     row "---" "---" "---" "---"
-    row "upload ${SIZE_MIB} MiB (MiB/s)" "$(fmt "${R[ferry|up]}" 0)" "$(fmt "${R[rclone|up]}" 0)" "$(fmt "$(calc "${R[ferry|up]} / ${R[rclone|up]}")" 2)×"
-    row "download ${SIZE_MIB} MiB (MiB/s)" "$(fmt "${R[ferry|down]}" 0)" "$(fmt "${R[rclone|down]}" 0)" "$(fmt "$(calc "${R[ferry|down]} / ${R[rclone|down]}")" 2)×"
+    row "upload ${SIZE_MIB} MiB (MiB/s)" "$(fmt "${R[ferry|up]}" 0)" "$(fmt "${R[rclone|up]}" 0)" "$(ratio "${R[ferry|up]}" "${R[rclone|up]}")×"
+    row "download ${SIZE_MIB} MiB (MiB/s)" "$(fmt "${R[ferry|down]}" 0)" "$(fmt "${R[rclone|down]}" 0)" "$(ratio "${R[ferry|down]}" "${R[rclone|down]}")×"
     row "peak RSS during upload (MiB)" "${R[ferry|up_rss]}" "${R[rclone|up_rss]}" ""
     row "peak RSS during download (MiB)" "${R[ferry|down_rss]}" "${R[rclone|down_rss]}" ""
-    row "download with +${LATENCY_MS} ms per storage request (MiB/s)" "$(fmt "${R[lat|down]}" 0)" "" "$(fmt "$(calc "${R[lat|down]} / ${R[ferry|down]}")" 2)× of ferry without"
+    row "download with +${LATENCY_MS} ms per storage request (MiB/s)" "$(fmt "${R[lat|down]}" 0)" "" "$(ratio "${R[lat|down]}" "${R[ferry|down]}")× of ferry without"
     echo
     print_run_metadata
     echo "- s3s-fs $("$S3S_BIN" --version | awk '{print $2}'), $(rclone version | head -n 1), client: $(ssh -V 2>&1), cipher aes128-gcm@openssh.com"

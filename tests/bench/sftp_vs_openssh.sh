@@ -14,15 +14,9 @@
 # Usage: tests/bench/sftp_vs_openssh.sh [options]   (see --help)
 
 set -euo pipefail
-# EPOCHREALTIME, awk and printf must all use '.' as the decimal separator.
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
-
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
+bench_init "$@"
 
 usage() {
     cat <<'EOF'
@@ -58,8 +52,6 @@ EOF
 
 opt_size='' opt_files='' opt_idle='' QUICK=0
 N_LOGINS=20
-OUT_FILE=
-KEEP=0
 SERVERS_CSV="openssh,ferry"
 CIPHERS_CSV="aes128-gcm@openssh.com,chacha20-poly1305@openssh.com"
 KEX=''
@@ -74,10 +66,7 @@ while [[ $# -gt 0 ]]; do
         --servers)  need_arg "$@"; SERVERS_CSV=$2; shift 2 ;;
         --ciphers)  need_arg "$@"; CIPHERS_CSV=$2; shift 2 ;;
         --kex)      need_arg "$@"; KEX=$2; shift 2 ;;
-        --out)      need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)     KEEP=1; shift ;;
-        -h|--help)  usage; exit 0 ;;
-        *)          usage >&2; die "unknown option: $1" ;;
+        *)          common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
@@ -115,11 +104,7 @@ HAVE_SS=0
 command -v ss >/dev/null && HAVE_SS=1
 
 if want_server ferry; then
-    default_ferry_bin
-    [[ -f $FERRY_BIN && -x $FERRY_BIN ]] || die "ferry binary not found or not executable: $FERRY_BIN
-       Build it first (cargo build --release), set FERRY_BIN=/path/to/ferry,
-       or run only the OpenSSH half with --servers openssh."
-    FERRY_BIN=$(cd "$(dirname "$FERRY_BIN")" && pwd)/$(basename "$FERRY_BIN")
+    need_ferry   # or run only the OpenSSH half with --servers openssh
 fi
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -132,26 +117,16 @@ avail_kib=$(df --output=avail -k /dev/shm | tail -n 1 | tr -d ' ')
 
 # ---------------------------------------------------- process bookkeeping ---
 
-WORK=$(mktemp -d /dev/shm/ferry-bench.XXXX)
-SERVER_PIDS=()   # long-running servers we started
+bench_workdir bench /dev/shm   # PIDS: the long-running servers we started
 IDLE_CLIENTS=()  # idle sftp clients of the current idle-session test
 IDLE_HOLDERS=()  # the `sleep` processes holding their stdin fifos open
 
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    # Clients first, so server-side sessions end before the servers do.
+# Clients first, so server-side sessions end before the servers do.
+on_exit() {
     if (( ${#IDLE_HOLDERS[@]} + ${#IDLE_CLIENTS[@]} )); then
         stop_pids "${IDLE_HOLDERS[@]}" "${IDLE_CLIENTS[@]}"
     fi
-    if (( ${#SERVER_PIDS[@]} )); then stop_pids "${SERVER_PIDS[@]}"; fi
-    finish_work "$rc"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------ small utils ---
 
@@ -215,7 +190,7 @@ EOF
     # -D: no daemonising, so $! is the listener; -e: log to stderr (our log file).
     "$SSHD_BIN" -D -e -f "$conf" >>"$WORK/sshd.log" 2>&1 &
     pid=$!
-    SERVER_PIDS+=("$pid")
+    PIDS+=("$pid")
     wait_for_port "$port" "$pid" sshd
     SRV_PID[openssh]=$pid
     SRV_PORT[openssh]=$port
@@ -230,14 +205,7 @@ data_dir = "$WORK/ferry-data"
 root = "$WORK/files"
 [sftp]
 bind = "127.0.0.1:$1"
-[ftp]
-enabled = false
-[ftps]
-enabled = false
-[https]
-enabled = false
-[ops]
-enabled = false
+$(listeners_off sftp)
 EOF
 }
 
@@ -255,12 +223,8 @@ launch_ferry() {
     local port pid
     port=$(free_port)
     write_ferry_config "$port"
-    # ferry prints JSON audit lines on stdout; keep them apart from stderr.
-    "$FERRY_BIN" serve --config "$WORK/ferry.toml" \
-        >>"$WORK/ferry.stdout.log" 2>>"$WORK/ferry.stderr.log" &
-    pid=$!
-    SERVER_PIDS+=("$pid")
-    wait_for_port "$port" "$pid" ferry
+    start_ferry ferry "$WORK/ferry.toml" "$port"
+    pid=$FERRY_PID
     SRV_PID[ferry]=$pid
     SRV_PORT[ferry]=$port
     SRV_USER[ferry]=bench
@@ -517,7 +481,7 @@ print_table() {
             [[ -n $f ]] && fs=$(fmt "$f" "${M_DIGITS[$m]}")
             [[ -n $o ]] && os=$(fmt "$o" "${M_DIGITS[$m]}")
             if [[ -n $f && -n $o ]]; then
-                ratio=$(awk -v f="$f" -v o="$o" 'BEGIN { if (o > 0) printf("%.2f", f / o); else print "n/a" }')
+                ratio=$(ratio "$f" "$o")
                 verdict=$(awk -v r="$ratio" -v b="${M_BETTER[$m]}" 'BEGIN {
                     if (r == "n/a") { print "-"; exit }
                     if (r >= 0.95 && r <= 1.05) { print "tie"; exit }

@@ -59,13 +59,28 @@ def sftp_round(port, name, data):
         transport.close()
 
 
-def ftps_round(port, name, data, cafile):
+def resuming_ftp_tls():
+    """ftplib's FTP_TLS whose data connections resume the control connection's TLS session,
+    as lftp, curl and FileZilla do: ferry refuses a fresh handshake on a protected data
+    connection by default (`ftps.require_tls_session_reuse`, like vsftpd's require_ssl_reuse)."""
     import ftplib
+
+    class ResumingFTP_TLS(ftplib.FTP_TLS):
+        def ntransfercmd(self, cmd, rest=None):
+            conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+            if self._prot_p:
+                conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+            return conn, size
+
+    return ResumingFTP_TLS
+
+
+def ftps_round(port, name, data, cafile):
     import io
     import ssl
 
     t0 = time.monotonic()
-    ftp = ftplib.FTP_TLS(context=ssl.create_default_context(cafile=cafile), timeout=60)
+    ftp = resuming_ftp_tls()(context=ssl.create_default_context(cafile=cafile), timeout=60)
     try:
         ftp.connect("127.0.0.1", port)
         ftp.auth()

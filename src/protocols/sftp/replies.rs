@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use russh::ChannelWriteHalf;
@@ -19,22 +19,51 @@ use crate::telemetry::metrics::metrics;
 /// A byte budget shared by holders, with its size (larger asks are clamped to it).
 #[derive(Clone)]
 pub struct ByteBudget {
+    pool: Arc<Pool>,
+}
+
+struct Pool {
     permits: Arc<Semaphore>,
     cap: usize,
+    /// The most bytes ever held at once.
+    high_water: AtomicUsize,
+    /// Past this high water, the last holder to go gives freed memory back to the system.
+    trim_after: usize,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if *self.high_water.get_mut() >= self.trim_after {
+            crate::telemetry::memory::release_freed_memory();
+        }
+    }
 }
 
 impl ByteBudget {
     pub fn new(cap: usize) -> Self {
+        Self::trimming_after(cap, usize::MAX)
+    }
+
+    /// A budget that, once every holder and ticket of it is gone, returns the allocator's
+    /// free pages to the system if it ever held `trim_after` bytes or more: replies freed
+    /// below live allocations would otherwise stay resident (glibc keeps them in its arenas).
+    pub fn trimming_after(cap: usize, trim_after: usize) -> Self {
         let cap = cap.clamp(1, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-        Self { permits: Arc::new(Semaphore::new(cap)), cap }
+        let pool =
+            Pool { permits: Arc::new(Semaphore::new(cap)), cap, high_water: AtomicUsize::new(0), trim_after };
+        Self { pool: Arc::new(pool) }
     }
 
     async fn take(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
         if bytes == 0 {
             return None;
         }
-        let n = bytes.min(self.cap) as u32;
-        Arc::clone(&self.permits).acquire_many_owned(n).await.ok()
+        let pool = &self.pool;
+        let n = bytes.min(pool.cap) as u32;
+        let permit = Arc::clone(&pool.permits).acquire_many_owned(n).await.ok()?;
+        let held = pool.cap.saturating_sub(pool.permits.available_permits());
+        pool.high_water.fetch_max(held, Ordering::Relaxed);
+        Some(permit)
     }
 }
 
@@ -50,6 +79,8 @@ pub struct Ticket {
     _request: Option<OwnedSemaphorePermit>,
     _channel: Option<OwnedSemaphorePermit>,
     _connection: Option<OwnedSemaphorePermit>,
+    /// Keeps the connection's budget alive until its last reply is freed (see `trimming_after`).
+    _connection_budget: ByteBudget,
     bytes: usize,
 }
 
@@ -78,7 +109,13 @@ impl Budget {
         if bytes > 0 {
             metrics().sftp_bytes_in_flight.with_label_values(&["replies"]).add(bytes as i64);
         }
-        Ticket { _request: request, _channel: channel, _connection: connection, bytes }
+        Ticket {
+            _request: request,
+            _channel: channel,
+            _connection: connection,
+            _connection_budget: self.connection.clone(),
+            bytes,
+        }
     }
 }
 
