@@ -102,6 +102,19 @@ impl Connection {
         }
     }
 
+    /// TLS for the next data connection, under PROT P.
+    fn data_tls(&self) -> Option<DataTls> {
+        match (&self.settings.data_tls, &self.session) {
+            (Some(config), Some(session)) if self.protect_data => Some(DataTls {
+                config: Arc::clone(config),
+                owners: Arc::clone(&self.settings.owners),
+                user: session.user().to_string(),
+                require_reuse: self.settings.config.require_tls_session_reuse,
+            }),
+            _ => None,
+        }
+    }
+
     pub(super) fn spawn<F>(&mut self, work: F)
     where
         F: FnOnce(data::DataStream) -> std::pin::Pin<Box<dyn std::future::Future<Output = Outcome> + Send>>
@@ -111,15 +124,7 @@ impl Connection {
         // Unreachable when `take_plan` succeeded; kept for the type.
         let Some(plan) = self.plan.take() else { return };
         let client = self.client_ip();
-        let tls = match (&self.settings.data_tls, &self.session) {
-            (Some(config), Some(session)) if self.protect_data => Some(DataTls {
-                config: Arc::clone(config),
-                owners: Arc::clone(&self.settings.owners),
-                user: session.user().to_string(),
-                require_reuse: self.settings.config.require_tls_session_reuse,
-            }),
-            _ => None,
-        };
+        let tls = self.data_tls();
         let timeout = self.settings.config.data_timeout;
         self.transfer = Some(tokio::spawn(async move {
             let started = tokio::time::Instant::now();
@@ -156,6 +161,8 @@ impl Connection {
             Ok(plan) => plan,
             Err(_) => return Ok(Next::Continue),
         };
+        let timeout = self.settings.config.data_timeout;
+        let plan = data::open_early(plan, self.client_ip(), self.data_tls().as_ref(), timeout).await;
         self.plan = Some(plan);
         self.reply(150, opening).await?;
         self.spawn(work);
