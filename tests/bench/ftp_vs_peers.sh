@@ -56,6 +56,11 @@ Environment:
   VSFTPD_BIN        vsftpd binary (default /usr/sbin/vsftpd)
   UNFTP_BIN         unFTP binary (default: unftp on PATH, else
                     $HOME/.cache/unftp/bin/unftp)
+  CURL_BIN          curl binary of the small-file test (default: curl on PATH).
+                    curl before 8.4.0 waits one second after a PASV/EPSV reply
+                    that arrives before its first look at the socket (fixed by
+                    curl commit 6dd6654f75), which a fast server triggers on
+                    most files; the table notes the version used.
 
 vsftpd needs root: it logs in system users through PAM. The script creates the
 system user "ferrybench" (password "benchpass", no home, shell /bin/bash) if it
@@ -120,8 +125,9 @@ want_client() { [[ ",$CLIENTS_CSV," == *",$1,"* ]]; }
 # ------------------------------------------------------------ prerequisites ---
 
 command -v lftp >/dev/null || die "'lftp' not found; install it with: apt-get install -y lftp"
+CURL_BIN=${CURL_BIN:-curl}
 if want_client curl; then
-    command -v curl >/dev/null || die "'curl' not found; install it with: apt-get install -y curl (or --clients lftp,ftplib)"
+    command -v "$CURL_BIN" >/dev/null || die "'$CURL_BIN' not found; install it with: apt-get install -y curl (or --clients lftp,ftplib)"
 fi
 command -v python3 >/dev/null || die "python3 is needed (free ports, TLS probe, idle connections)"
 python3 -c 'import ftplib, ssl' 2>/dev/null || die "python3 lacks ftplib/ssl"
@@ -750,7 +756,7 @@ run_curl_small() {
     local -a tls=()
     last=$(printf '%04d' $(( N_SMALL - 1 )))
     [[ ${SRV_MODE[$srv]} == ftps ]] && tls=(--ssl-reqd --cacert "$WORK/tls/cert.pem")
-    if ! timeout -k 5 900 curl -sS "${tls[@]}" --ftp-create-dirs -u "${SRV_USER[$srv]}:$PASSWORD" \
+    if ! timeout -k 5 900 "$CURL_BIN" -sS "${tls[@]}" --ftp-create-dirs -u "${SRV_USER[$srv]}:$PASSWORD" \
         -T "$WORK/small-src/f[0000-$last]" "ftp://127.0.0.1:${SRV_PORT[$srv]}/$folder/" >"$out" 2>&1; then
         FAIL_MSG="curl session to ${SRV_NAME[$srv]} (${SRV_MODE[$srv]}) failed:$(log_tail "$out" 10)$(log_tail "${SRV_LOG[$srv]}" 5)"
         return 1
@@ -1068,6 +1074,9 @@ lftp_version() {
 print_notes() {
     local s mode got t
     echo "- Loopback, client and servers on the same $(nproc)-CPU host; the $(lftp_version) client for all servers, one server at a time."
+    if want_client ftplib || want_client curl; then
+        echo "- Small-file clients: $(python3 --version 2>&1) ftplib ($(python3 -c 'import ssl; print(ssl.OPENSSL_VERSION)' 2>/dev/null)); $("$CURL_BIN" --version 2>/dev/null | head -n 1 | cut -d' ' -f1-5)."
+    fi
     echo "- Wall time covers the whole lftp session (connect, login, TLS handshakes); CPU is utime+stime summed over each server's process tree (vsftpd forks per connection)."
     echo "- lftp runs with ftp:use-feat and SITE UTIME off, so it never sets the remote mtime after an upload (it would use MFMT only on servers that list it in FEAT): every server gets PASV + STOR per file. Its CA file is the one test certificate (loading the system bundle for each TLS data connection costs the client ~2 ms per file)."
     echo "- Idle connections: \"average\" is the server's memory growth from a fresh process with one warm-up login to $N_IDLE logged-in idle connections, divided by $N_IDLE (it includes one-time growth on the first logins); \"marginal\" is the growth from $(( N_IDLE / 2 )) to $N_IDLE connections, per connection."

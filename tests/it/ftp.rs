@@ -84,6 +84,42 @@ async fn curl_resumes_downloads_and_uploads() {
     assert_eq!(sha256_file(&srv.home("fred").join("up.bin")), sha256(&data));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_moves_many_files_through_one_ftps_session() {
+    // The default configuration: every data connection must resume a TLS session of this
+    // login. curl (OpenSSL) resumes a TLS 1.3 ticket only once, so each data connection has to
+    // hand it a fresh one for the next.
+    let srv = TestServer::start().await;
+    srv.add_user(User::with_password("fred", "ftp-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let src = local.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    const FILES: usize = 12;
+    for i in 0..FILES {
+        std::fs::write(src.join(format!("f{i:02}")), payload(4096 + i, 40 + i as u64)).unwrap();
+    }
+    let last = FILES - 1;
+    let glob = format!("{}/f[00-{last:02}]", src.display());
+    let up = explicit(&srv, "many/");
+    ok(&run(
+        curl(&srv, &["--ssl-reqd", "--ftp-create-dirs", "-u", "fred:ftp-pass-1", "-T", &glob, &up]),
+        120,
+    )
+    .await);
+    let back = local.path().join("back");
+    std::fs::create_dir_all(&back).unwrap();
+    let down = explicit(&srv, &format!("many/f[00-{last:02}]"));
+    let out = format!("{}/f#1", back.display());
+    ok(&run(curl(&srv, &["--ssl-reqd", "-u", "fred:ftp-pass-1", "-o", &out, &down]), 120).await);
+    for i in 0..FILES {
+        let expected = sha256(&payload(4096 + i, 40 + i as u64));
+        let name = format!("f{i:02}");
+        assert_eq!(sha256_file(&srv.home("fred").join("many").join(&name)), expected, "stored {name}");
+        assert_eq!(sha256_file(&back.join(&name)), expected, "downloaded {name}");
+    }
+    assert_eq!(std::fs::read_dir(srv.home("fred").join("many")).unwrap().count(), FILES);
+}
+
 fn lftp_script(srv: &TestServer, url: &str, body: &str) -> tokio::process::Command {
     let script = format!(
         "set ssl:ca-file {}\nset ftp:ssl-force true\nset ftp:ssl-protect-data true\nset net:max-retries 1\n\

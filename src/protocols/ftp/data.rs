@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -20,8 +21,8 @@ use super::tls_sessions::{Handshake, Tracked};
 use crate::net;
 
 /// A byte stream for data: plain TCP or TLS over it.
-pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Io for T {}
 
 pub type DataStream = Box<dyn Io>;
 
@@ -31,6 +32,10 @@ pub enum Plan {
     Passive(PassiveListener),
     /// PORT/EPRT: we connect to the client.
     Active(SocketAddr),
+    /// Accepted before the 1xx reply, TLS not started yet (see `open_early`).
+    Accepted(TcpStream),
+    /// Opened, TLS included, before the 1xx reply (see `open_early`).
+    Opened(Result<DataStream, ConnectError>),
 }
 
 /// TLS for a protected data connection, and whose sessions it may resume.
@@ -52,6 +57,37 @@ pub enum ConnectError {
     NotResumed,
 }
 
+fn timed_out() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, "no data connection in time")
+}
+
+/// Opens a protected passive data connection before the 1xx reply when the client has
+/// connected and already sent its TLS ClientHello (curl starts the handshake without waiting
+/// for 150). The handshake then ends, with the one session ticket it sends, before the 150
+/// goes out: curl looks for that ticket once, right after writing an upload, and resumes with it
+/// on its next data connection (its TLS 1.3 tickets are single-use). A client that waits for
+/// the 150 before its handshake (Python's ftplib) has sent nothing, so nothing waits here.
+pub async fn open_early(plan: Plan, client_ip: IpAddr, tls: Option<&DataTls>, timeout: Duration) -> Plan {
+    let (Plan::Passive(passive), Some(tls)) = (&plan, tls) else { return plan };
+    // Only a connection already waiting: a foreign address is refused and dropped by
+    // `accept_from`, and then nothing is waiting.
+    let Some(accepted) = net::accept_from(&passive.listener, client_ip).now_or_never() else { return plan };
+    let stream = match accepted {
+        Ok(stream) => stream,
+        Err(e) => return Plan::Opened(Err(e.into())),
+    };
+    let mut first = [0u8; 1];
+    let sent = rustix::net::recv(
+        &stream,
+        &mut first,
+        rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT,
+    );
+    if !matches!(sent, Ok((n, _)) if n > 0) {
+        return Plan::Accepted(stream);
+    }
+    Plan::Opened(secure(stream, Some(tls), tokio::time::Instant::now() + timeout).await)
+}
+
 /// Opens the data connection of `plan` for a client at `client_ip`, within `timeout`.
 pub async fn connect(
     plan: Plan,
@@ -60,8 +96,9 @@ pub async fn connect(
     timeout: Duration,
 ) -> Result<DataStream, ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let timed_out = || std::io::Error::new(std::io::ErrorKind::TimedOut, "no data connection in time");
     let tcp = match plan {
+        Plan::Opened(opened) => return opened,
+        Plan::Accepted(tcp) => tcp,
         // The listener, and the port it holds, go as soon as the connection is accepted.
         Plan::Passive(passive) => {
             tokio::time::timeout_at(deadline, net::accept_from(&passive.listener, client_ip))
@@ -72,6 +109,16 @@ pub async fn connect(
             tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await.map_err(|_| timed_out())??
         }
     };
+    secure(tcp, tls, deadline).await
+}
+
+/// Sets up the socket of a data connection and, under PROT P, runs its TLS handshake and checks
+/// whose session it resumed.
+async fn secure(
+    tcp: TcpStream,
+    tls: Option<&DataTls>,
+    deadline: tokio::time::Instant,
+) -> Result<DataStream, ConnectError> {
     let _ = tcp.set_nodelay(true);
     let tcp = AckNow(tcp);
     let Some(tls) = tls else { return Ok(Box::new(tcp)) };

@@ -52,9 +52,8 @@ pub struct FtpSettings {
     /// `None` when TLS is unavailable: AUTH TLS is then refused (and implicit FTPS not served).
     /// Its sessions carry the token of the control connection that negotiated them.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The same TLS settings and session cache for data connections, minus TLS 1.3 session
-    /// tickets: a client that never reads tickets on a data connection closes it with unread
-    /// bytes, which the kernel turns into a reset, failing an upload that was complete.
+    /// The same TLS settings and session cache for data connections, which send one TLS 1.3
+    /// ticket each (OpenSSL clients such as curl resume a ticket only once).
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
     /// Every refused login takes this long.
     pub rejection_delay: Duration,

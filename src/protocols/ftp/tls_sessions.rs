@@ -51,7 +51,7 @@ impl Handshake {
 }
 
 /// The token for a session created now: the control connection's, or, for a session a data
-/// connection creates on resumption (a TLS 1.2 ticket re-issued), the one it resumed.
+/// connection creates (its TLS 1.3 ticket, a TLS 1.2 ticket re-issued), the one it resumed.
 fn issuing() -> Token {
     CURRENT
         .with(|c| {
@@ -159,9 +159,10 @@ pub fn owned_configs(
     control.session_storage = Arc::new(OwnedSessions(Arc::clone(&control.session_storage)));
     control.ticketer = Arc::new(OwnedTickets(Arc::clone(&control.ticketer)));
     let mut data = control.clone();
-    // A client that never reads tickets on a data connection closes it with unread bytes,
-    // which the kernel turns into a reset, failing an upload that was complete.
-    data.send_tls13_tickets = 0;
+    // One fresh ticket per data connection, as OpenSSL servers (vsftpd) send: OpenSSL clients
+    // (curl) use a TLS 1.3 ticket once, so without it their next data connection could not
+    // resume and would get 522. The ticket carries the token of the session it resumed.
+    data.send_tls13_tickets = 1;
     (Arc::new(control), Arc::new(data))
 }
 

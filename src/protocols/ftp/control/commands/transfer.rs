@@ -20,7 +20,7 @@ type Work = Box<dyn FnOnce(DataStream) -> Pin<Box<dyn Future<Output = Outcome> +
 /// A transfer ready to start: the `150` text, the data connection it uses and its work.
 pub(in crate::protocols::ftp::control) struct Transfer {
     pub(in crate::protocols::ftp::control) opening: String,
-    plan: Plan,
+    pub(in crate::protocols::ftp::control) plan: Plan,
     work: Work,
 }
 
@@ -180,10 +180,9 @@ impl Connection {
         }
     }
 
-    /// Runs a started transfer as a task; the control loop replies when it ends.
-    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, work, .. }: Transfer) {
-        let client = self.client_ip();
-        let tls = match (&self.settings.data_tls, &self.session) {
+    /// TLS for the next data connection, under PROT P.
+    pub(in crate::protocols::ftp::control) fn data_tls(&self) -> Option<DataTls> {
+        match (&self.settings.data_tls, &self.session) {
             (Some(config), Some(session)) if self.protect_data => Some(DataTls {
                 config: Arc::clone(config),
                 owners: Arc::clone(&self.settings.owners),
@@ -191,7 +190,13 @@ impl Connection {
                 require_reuse: self.settings.config.require_tls_session_reuse,
             }),
             _ => None,
-        };
+        }
+    }
+
+    /// Runs a started transfer as a task; the control loop replies when it ends.
+    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, work, .. }: Transfer) {
+        let client = self.client_ip();
+        let tls = self.data_tls();
         let timeout = self.settings.config.data_timeout;
         self.transfer = Some(tokio::spawn(async move {
             let started = tokio::time::Instant::now();
