@@ -120,6 +120,7 @@ pub async fn start(
     let auth = authenticators(&config, &state, &tokens)?;
     let sessions = SessionFactory::new(auth, backends, config.storage.cross_mount_rename, audit.clone())
         .with_tokens(tokens)
+        .with_rejection_delay(config.auth.rejection_delay)
         .with_defender(DefenderSettings {
             max_failures: config.auth.ban_after_failures,
             window: config.auth.ban_window,
@@ -144,7 +145,7 @@ pub async fn start(
     let mut ftps_addr = None;
     if config.ftp.enabled || config.ftps.enabled {
         let tls = tls::server_config(&config.tls, &config.data_dir)?;
-        let settings = Arc::new(FtpSettings::new(config.ftp.clone(), Some(tls), config.auth.rejection_delay));
+        let settings = Arc::new(FtpSettings::new(config.ftp.clone(), Some(tls)));
         for (enabled, bind, implicit, key) in [
             (config.ftp.enabled, config.ftp.bind, false, "ftp.bind"),
             (config.ftps.enabled, config.ftps.bind, true, "ftps.bind"),
@@ -184,7 +185,7 @@ pub async fn start(
             admin: Arc::new(
                 Admin::new(state.clone(), audit.clone()).with_protocol(crate::types::Protocol::Https),
             ),
-            settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
+            settings: Arc::new(http::HttpSettings::new(&config.https)),
         };
         listeners.spawn(http::serve(listener, tls, app, phase_rx.clone()));
         if let Some(bind) = config.https.redirect_bind {

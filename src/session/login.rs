@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::Instrument as _;
 
@@ -56,6 +59,7 @@ pub struct SessionFactory {
     tokens: Option<Arc<TokenKeys>>,
     live: LiveRegistry,
     defender: Option<Arc<Defender>>,
+    rejection_delay: Duration,
 }
 
 /// A bearer token handed to a client.
@@ -81,7 +85,15 @@ impl SessionFactory {
             tokens: None,
             live: LiveRegistry::default(),
             defender: None,
+            rejection_delay: Duration::from_secs(1),
         }
+    }
+
+    /// How long every rejected login takes, counted from the start of the attempt
+    /// (`auth.rejection_delay`).
+    pub fn with_rejection_delay(mut self, delay: Duration) -> Self {
+        self.rejection_delay = delay;
+        self
     }
 
     /// Counts failed logins per address across every protocol and refuses addresses that fail
@@ -214,7 +226,24 @@ impl SessionFactory {
         &self.transfers
     }
 
+    /// Authenticates `user` for every protocol alike. A refusal (wrong credentials, unknown user,
+    /// ban, backend down) is answered no earlier than `rejection_delay` after the attempt
+    /// started, however long the backend took, so timing tells a client nothing about why.
     pub async fn login(
+        &self,
+        conn: &ConnectionInfo,
+        user: &str,
+        credentials: &Credentials,
+    ) -> Result<Identity, LoginError> {
+        let started = Instant::now();
+        let result = self.attempt(conn, user, credentials).await;
+        if result.is_err() {
+            tokio::time::sleep_until(started + self.rejection_delay).await;
+        }
+        result
+    }
+
+    async fn attempt(
         &self,
         conn: &ConnectionInfo,
         user: &str,

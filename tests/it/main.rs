@@ -16,6 +16,7 @@ mod http_sessions;
 mod layering;
 mod ldap;
 mod links;
+mod login_policy;
 mod mounts;
 mod observability;
 mod openssh;

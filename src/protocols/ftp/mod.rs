@@ -16,12 +16,11 @@ mod tls_sessions;
 mod transfer;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use server::serve;
 
 impl FtpSettings {
-    pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>, rejection_delay: Duration) -> Self {
+    pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let (tls, data_tls) = match tls.as_ref().map(tls_sessions::owned_configs) {
             Some((control, data)) => (Some(control), Some(data)),
             None => (None, None),
@@ -31,7 +30,6 @@ impl FtpSettings {
             config,
             tls,
             data_tls,
-            rejection_delay,
             passive_ports,
             owners: tls_owner::SessionOwners::new(),
         }
@@ -50,8 +48,6 @@ pub struct FtpSettings {
     /// tickets: a client that never reads tickets on a data connection closes it with unread
     /// bytes, which the kernel turns into a reset, failing an upload that was complete.
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
-    /// Every refused login takes this long.
-    pub rejection_delay: Duration,
     /// Pending passive ports per client address, shared by the FTP and implicit FTPS listeners.
     passive_ports: Arc<passive::PassivePorts>,
     /// Which login negotiated each TLS session, for data connections that resume one.

@@ -103,7 +103,9 @@ impl SshSettings {
         let russh = russh::server::Config {
             server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-ferry")),
             methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
-            auth_rejection_time: auth.rejection_delay,
+            // session::login delays every refused attempt; `none` queries and key probes,
+            // which are not attempts, are answered at once (as sshd does).
+            auth_rejection_time: Duration::ZERO,
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys,
             window_size: sftp.window_size,

@@ -43,7 +43,6 @@ impl Connection {
         let Some(user) = self.pending_user.take() else {
             return self.done(503, "Send USER first").await;
         };
-        let started = tokio::time::Instant::now();
         self.info.protocol = if self.tls_active { Protocol::Ftps } else { Protocol::Ftp };
         let credentials = Credentials::Password(Secret::new(cmd.arg.clone()));
         let identity = self.sessions.login(&self.info, &user, &credentials).await;
@@ -60,8 +59,7 @@ impl Connection {
                 self.done(230, "User logged in").await
             }
             None => {
-                // Every refusal takes the same time, whatever its reason.
-                tokio::time::sleep_until(started + self.settings.rejection_delay).await;
+                // The login already took `auth.rejection_delay` (session::login's rule).
                 self.failed_logins += 1;
                 if self.failed_logins >= self.settings.config.max_login_attempts {
                     self.reply(421, "Too many failed logins; closing").await?;
