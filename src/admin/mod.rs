@@ -33,9 +33,9 @@ pub enum AdminError {
     #[error("invalid public key: {0}")]
     InvalidKey(String),
     #[error("invalid rule: {0}")]
-    InvalidRule(String),
+    InvalidRule(#[from] crate::auth::RuleError),
     #[error("invalid mount: {0}")]
-    InvalidMount(String),
+    InvalidMount(#[from] crate::auth::MountError),
     #[error("{0}")]
     Password(#[from] password::HashError),
     #[error("{0}")]
@@ -83,7 +83,7 @@ pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
 
 /// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
 pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
-    crate::auth::parse_rule_line(raw).map_err(AdminError::InvalidRule)
+    crate::auth::rules::parse_line(raw).map_err(AdminError::InvalidRule)
 }
 
 /// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`): the virtual folder PATH

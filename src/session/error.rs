@@ -3,7 +3,7 @@
 use crate::vfs::StorageError;
 use crate::vfs::{PathError, VirtualPath};
 
-use super::permissions::Op;
+use crate::types::Op;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {

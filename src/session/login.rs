@@ -11,7 +11,7 @@ use tracing::Instrument as _;
 
 use super::defender::{Defender, DefenderSettings};
 use super::live::{LiveConnection, LiveRegistry, LiveSession};
-use super::{Context, Permissions, Session, SessionError, Transfers};
+use super::{Context, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::token::{TokenKeys, VerifyError};
 use crate::auth::{AuthContext, AuthError, Authenticator, Credentials, Identity};
@@ -327,15 +327,6 @@ impl SessionFactory {
             tracing::error!(user = %identity.user, error = %e, "cannot build the user's file tree");
             SessionError::from_storage(e, &home)
         })?;
-        let permissions = if identity.rules.is_empty() {
-            Permissions::allow_all()
-        } else {
-            Permissions::compile(&identity.rules).unwrap_or_else(|e| {
-                // Fail closed: a rule we cannot read grants nothing.
-                tracing::error!(user = %identity.user, error = %e, "invalid permission rule; denying all");
-                Permissions::deny_all()
-            })
-        };
         let m = metrics::metrics();
         m.sessions_total.with_label_values(&[protocol.as_str()]).inc();
         // Decremented when the session's context (held by it and its open files) is dropped.
@@ -358,7 +349,7 @@ impl SessionFactory {
                 seq: AtomicU64::new(0),
             }),
             vfs,
-            permissions,
+            permissions: identity.rules.clone(),
             upload_mode: identity.upload_mode,
             cross_mount_rename: self.cross_mount_rename,
             transfers: Arc::clone(&self.transfers),
