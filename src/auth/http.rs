@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, RuleSet, Unavailable, home_from_template,
-    validate_home, validate_mount,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, RuleSet, Unavailable,
+    home_from_template, validate_home, validate_mount,
 };
 use crate::config::AuthHttpConfig;
 use crate::state::{MountRecord, RuleRecord};

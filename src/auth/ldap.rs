@@ -56,9 +56,11 @@ fn parse_mount(template: &str, user: &str) -> Result<MountRecord, MountError> {
 impl LdapAuthenticator {
     pub fn new(config: &AuthLdapConfig, default_upload_mode: UploadMode) -> Result<Self, LdapConfigError> {
         let split = |key: &'static str, value: &'static str, line: &str| {
-            let (group, rest) = line
-                .split_once(':')
-                .ok_or_else(|| LdapConfigError::GroupLine { key, line: line.to_string(), value })?;
+            let (group, rest) = line.split_once(':').ok_or_else(|| LdapConfigError::GroupLine {
+                key,
+                line: line.to_string(),
+                value,
+            })?;
             Ok::<_, LdapConfigError>((group.trim().to_string(), rest.trim().to_string()))
         };
         let group_rules = config
@@ -86,12 +88,15 @@ impl LdapAuthenticator {
         }
         home_from_template(&config.home, "user").map_err(|why| LdapConfigError::Home { key: "home", why })?;
         for (_, home) in &group_homes {
-            home_from_template(home, "user").map_err(|why| LdapConfigError::Home { key: "group_homes", why })?;
+            home_from_template(home, "user")
+                .map_err(|why| LdapConfigError::Home { key: "group_homes", why })?;
         }
         let default_rules = config
             .default_rules
             .iter()
-            .map(|r| rules::parse_line(r).map_err(|error| LdapConfigError::Rule { key: "default_rules", error }))
+            .map(|r| {
+                rules::parse_line(r).map_err(|error| LdapConfigError::Rule { key: "default_rules", error })
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let tls = match &config.ca_file {
             None => None,
@@ -184,7 +189,12 @@ impl LdapAuthenticator {
             Ok(result) if result.rc == 0 => {}
             // 49: invalid credentials (also for an unknown DN in direct mode).
             Ok(result) if result.rc == 49 => return Err(AuthError::Denied(Denial::WrongPassword)),
-            Ok(result) => return Err(AuthError::Unavailable(Unavailable::Directory(format!("bind: rc {}", result.rc)))),
+            Ok(result) => {
+                return Err(AuthError::Unavailable(Unavailable::Directory(format!(
+                    "bind: rc {}",
+                    result.rc
+                ))));
+            }
             Err(e) => return Err(Self::unavailable(e)),
         }
         let groups = self.groups(&mut ldap, dn).await;

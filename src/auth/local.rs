@@ -96,8 +96,7 @@ impl Authenticator for LocalAuthenticator {
             }
             _ => user,
         };
-        let record =
-            self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.into()))?;
+        let record = self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.into()))?;
         match credentials {
             Credentials::Password(secret) => {
                 if secret.expose().is_empty() {

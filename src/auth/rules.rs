@@ -88,10 +88,7 @@ impl RuleSet {
 
     /// Nothing anywhere.
     pub fn deny_all() -> Self {
-        Self {
-            rules: Arc::from([]),
-            records: vec![RuleRecord { path: "/".into(), permissions: Vec::new() }],
-        }
+        Self { rules: Arc::from([]), records: vec![RuleRecord { path: "/".into(), permissions: Vec::new() }] }
     }
 
     /// The records these rules were compiled from (empty for the default rule).

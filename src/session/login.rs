@@ -324,7 +324,7 @@ impl SessionFactory {
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
         let vfs = Vfs::new(&self.backends, &home, &mounts).map_err(|e| {
-            tracing::error!(user = %identity.user, error = %e, "cannot build the user's file tree");
+            tracing::error!(session_id = %conn.session_id, user = %identity.user, error = %e, "cannot build the user's file tree");
             SessionError::from_storage(e, &home)
         })?;
         let m = metrics::metrics();

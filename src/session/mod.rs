@@ -19,16 +19,16 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+pub use crate::auth::RuleSet;
 pub use crate::auth::api_key::PREFIX as API_KEY_PREFIX;
 pub use crate::auth::{Credentials, Identity};
+pub use crate::types::Op;
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use defender::DefenderSettings;
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
 pub use live::{LiveConnection, LiveSession};
 pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory};
-pub use crate::auth::RuleSet;
-pub use crate::types::Op;
 pub use transfers::Transfers;
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
@@ -60,8 +60,10 @@ impl Context {
     /// operators can alert on backend trouble apart from users' mistakes.
     fn storage_failure(&self, path: &VirtualPath, error: &SessionError) {
         if matches!(error, SessionError::Storage(_) | SessionError::NoSpace) {
+            let cause = error.cause();
+            tracing::warn!(session_id = %self.session_id, path = %path, %cause, "storage failure");
             let mut fields = self.fields(path);
-            fields.reason = Some(error.to_string());
+            fields.reason = Some(cause);
             self.audit.emit(EventKind::StorageError, Outcome::Failed, fields);
         }
     }
@@ -375,8 +377,8 @@ impl Session {
             }
             // Finishing a `NAME.filepart` upload: an object backend already wrote NAME (and made
             // a delete of the old NAME a no-op), so the rename replaces whatever NAME shows.
-            let finishes_part = from.parent() == to.parent()
-                && filepart::final_name(from.name()) == Some(to.name());
+            let finishes_part =
+                from.parent() == to.parent() && filepart::final_name(from.name()) == Some(to.name());
             let replace = replace || finishes_part;
             let (source, target) = (&source_entry.at, &target_entry.at);
             let meta = source.storage.lstat(&source.key).await.map_err(Self::storage_err(from))?;

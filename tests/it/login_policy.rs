@@ -13,7 +13,7 @@ use crate::harness::{TestServer, User};
 /// Far longer than a password check takes here, so a missing delay shows.
 const DELAY: Duration = Duration::from_millis(1500);
 
-struct AcceptAny;
+pub(crate) struct AcceptAny;
 
 impl client::Handler for AcceptAny {
     type Error = russh::Error;
@@ -23,17 +23,14 @@ impl client::Handler for AcceptAny {
     }
 }
 
-async fn refused_over_sftp(srv: &TestServer) -> Duration {
+/// An SSH connection to `srv`, not yet authenticated (russh client, any host key accepted).
+pub(crate) async fn ssh_connect(srv: &TestServer) -> client::Handle<AcceptAny> {
     let config = Arc::new(client::Config::default());
-    let mut handle = client::connect(config, srv.addr, AcceptAny).await.expect("connect");
-    let started = Instant::now();
-    let auth = handle.authenticate_password("timed", "wrong-password").await.expect("auth exchange");
-    let took = started.elapsed();
-    assert!(!auth.success(), "a wrong password is refused over SFTP");
-    took
+    client::connect(config, srv.addr, AcceptAny).await.expect("connect")
 }
 
-async fn refused_over_ftps(srv: &TestServer) -> Duration {
+/// Explicit FTPS to `srv` (AUTH TLS done, trusting its certificate), not yet logged in.
+pub(crate) async fn ftps_connect(srv: &TestServer) -> suppaftp::tokio::AsyncRustlsFtpStream {
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(&srv.cert).unwrap();
     for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
@@ -48,7 +45,20 @@ async fn refused_over_ftps(srv: &TestServer) -> Duration {
     let connector =
         suppaftp::tokio::AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)));
     let ftp = suppaftp::tokio::AsyncRustlsFtpStream::connect(srv.ftp).await.unwrap();
-    let mut ftp = ftp.into_secure(connector, "127.0.0.1").await.unwrap();
+    ftp.into_secure(connector, "127.0.0.1").await.unwrap()
+}
+
+async fn refused_over_sftp(srv: &TestServer) -> Duration {
+    let mut handle = ssh_connect(srv).await;
+    let started = Instant::now();
+    let auth = handle.authenticate_password("timed", "wrong-password").await.expect("auth exchange");
+    let took = started.elapsed();
+    assert!(!auth.success(), "a wrong password is refused over SFTP");
+    took
+}
+
+async fn refused_over_ftps(srv: &TestServer) -> Duration {
+    let mut ftp = ftps_connect(srv).await;
     let started = Instant::now();
     let refused = ftp.login("timed", "wrong-password").await;
     let took = started.elapsed();

@@ -16,12 +16,11 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    pub fn new(settings: AuditHttpConfig) -> Result<Self, String> {
+    pub fn new(settings: AuditHttpConfig) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self { settings, client })
     }
 }

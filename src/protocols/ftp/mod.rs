@@ -26,13 +26,7 @@ impl FtpSettings {
             None => (None, None),
         };
         let passive_ports = passive::PassivePorts::new(config.max_passive_ports_per_ip);
-        Self {
-            config,
-            tls,
-            data_tls,
-            passive_ports,
-            owners: tls_owner::SessionOwners::new(),
-        }
+        Self { config, tls, data_tls, passive_ports, owners: tls_owner::SessionOwners::new() }
     }
 }
 
