@@ -123,6 +123,19 @@ impl UploadMode {
     }
 }
 
+/// WinSCP's upload convention, named once for every room: a client uploads `NAME.filepart` and
+/// renames it to `NAME` when done. Object storage writes such an upload straight to `NAME`;
+/// the session checks `NAME`'s rules for it and lets the final rename replace `NAME`.
+pub mod filepart {
+    /// The suffix of a part upload's temporary name.
+    pub const SUFFIX: &str = ".filepart";
+
+    /// `NAME` for a part upload named `NAME.filepart` (never empty).
+    pub fn final_name(name: &str) -> Option<&str> {
+        name.strip_suffix(SUFFIX).filter(|name| !name.is_empty())
+    }
+}
+
 /// A file operation a rule can grant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Op {
@@ -187,6 +200,13 @@ mod tests {
         let secret = Secret::new("hunter2".to_string());
         assert_eq!(format!("{secret:?}"), "<secret>");
         assert_eq!(secret.expose(), "hunter2");
+    }
+
+    #[test]
+    fn a_part_upload_names_its_final_file() {
+        assert_eq!(filepart::final_name("report.csv.filepart"), Some("report.csv"));
+        assert_eq!(filepart::final_name(".filepart"), None);
+        assert_eq!(filepart::final_name("report.csv"), None);
     }
 }
 

@@ -9,7 +9,7 @@ use crate::auth::password;
 /// Re-exported so protocols that manage users need not reach into `state`.
 pub use crate::state::audit::{AuditQuery, StoredLine};
 use crate::state::{KeyRecord, MountRecord, NewUser, RuleRecord, State};
-pub use crate::state::{StateError, UserRecord};
+pub use crate::state::{StateError, UserChange, UserRecord};
 
 /// A time bound of an audit query, as operators write it: RFC 3339, or a duration before now
 /// (`90s`, `2h`, `7d`).
@@ -33,9 +33,9 @@ pub enum AdminError {
     #[error("invalid public key: {0}")]
     InvalidKey(String),
     #[error("invalid rule: {0}")]
-    InvalidRule(String),
+    InvalidRule(#[from] crate::auth::RuleError),
     #[error("invalid mount: {0}")]
-    InvalidMount(String),
+    InvalidMount(#[from] crate::auth::MountError),
     #[error("{0}")]
     Password(#[from] password::HashError),
     #[error("{0}")]
@@ -55,11 +55,14 @@ pub struct UserSpec {
     pub admin: bool,
 }
 
+#[derive(Clone)]
 pub struct Admin {
     state: State,
     audit: Audit,
     /// Where changes come from, for their audit records.
     protocol: Protocol,
+    /// The administrator making the changes (admin API), recorded as the audit `actor`.
+    actor: Option<String>,
 }
 
 fn valid_name(name: &str) -> bool {
@@ -83,7 +86,7 @@ pub fn parse_key(line: &str) -> Result<KeyRecord, AdminError> {
 
 /// Parses `PATTERN=perm,perm` (e.g. `/reports=list,download`).
 pub fn parse_rule(raw: &str) -> Result<RuleRecord, AdminError> {
-    crate::auth::parse_rule_line(raw).map_err(AdminError::InvalidRule)
+    crate::auth::rules::parse_line(raw).map_err(AdminError::InvalidRule)
 }
 
 /// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`): the virtual folder PATH
@@ -94,7 +97,7 @@ pub fn parse_mount(raw: &str) -> Result<MountRecord, AdminError> {
 
 impl Admin {
     pub fn new(state: State, audit: Audit) -> Self {
-        Self { state, audit, protocol: Protocol::Cli }
+        Self { state, audit, protocol: Protocol::Cli, actor: None }
     }
 
     /// Changes made through another face (the HTTPS admin API) are audited as such.
@@ -103,10 +106,16 @@ impl Admin {
         self
     }
 
+    /// The same rights, with every change audited as made by administrator `admin`.
+    pub fn acting_as(&self, admin: &str) -> Self {
+        Self { actor: Some(admin.to_string()), ..self.clone() }
+    }
+
     fn record(&self, kind: EventKind, user: &str, reason: &str) {
         let fields = Fields {
             protocol: Some(self.protocol),
             user: Some(user.to_string()),
+            actor: self.actor.clone(),
             reason: Some(reason.to_string()),
             ..Fields::default()
         };
@@ -268,6 +277,39 @@ impl Admin {
     pub async fn set_upload_mode(&self, name: &str, mode: Option<UploadMode>) -> Result<(), AdminError> {
         self.state.users().set_upload_mode(name, mode).await?;
         self.record(EventKind::UserUpdated, name, "upload mode changed");
+        Ok(())
+    }
+
+    /// Applies several changes to `name` at once (one transaction, one audit record naming
+    /// what changed); a bad value changes nothing.
+    pub async fn change_user(&self, name: &str, change: UserChange) -> Result<(), AdminError> {
+        if let Some(home) = &change.home
+            && crate::auth::validate_home(home).is_err()
+        {
+            return Err(AdminError::InvalidHome(home.clone()));
+        }
+        for rule in change.rules.iter().flatten() {
+            crate::auth::rules::validate(rule)?;
+        }
+        for mount in change.mounts.iter().flatten() {
+            crate::auth::validate_mount(mount)?;
+        }
+        self.state.users().change(name, &change).await?;
+        let mut changed = Vec::new();
+        let fields = [
+            ("home", change.home.is_some()),
+            ("rules", change.rules.is_some()),
+            ("mounts", change.mounts.is_some()),
+            ("upload mode", change.upload_mode.is_some()),
+        ];
+        changed.extend(fields.iter().filter(|(_, set)| *set).map(|(name, _)| name.to_string()));
+        if let Some(enabled) = change.enabled {
+            changed.push(if enabled { "enabled" } else { "disabled" }.to_string());
+        }
+        if let Some(admin) = change.admin {
+            changed.push(if admin { "admin granted" } else { "admin revoked" }.to_string());
+        }
+        self.record(EventKind::UserUpdated, name, &format!("changed: {}", changed.join(", ")));
         Ok(())
     }
 

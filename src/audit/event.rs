@@ -95,6 +95,9 @@ pub struct AuditRecord {
     pub protocol: Option<Protocol>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The administrator who made a change to `user` (admin API changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<PeerAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]

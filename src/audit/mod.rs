@@ -62,6 +62,8 @@ pub struct Fields {
     pub seq: Option<u64>,
     pub protocol: Option<Protocol>,
     pub user: Option<String>,
+    /// The administrator acting on `user`, for changes made through the admin API.
+    pub actor: Option<String>,
     pub peer: Option<PeerAddr>,
     pub path: Option<String>,
     pub target: Option<String>,
@@ -76,6 +78,21 @@ pub struct AuditTasks {
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
     state: Option<State>,
+}
+
+/// Why the audit trail cannot start; names the key or the store at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("audit.node_key: {0}")]
+    NodeKey(#[source] chain::KeyError),
+    #[error("audit state: {0}")]
+    State(#[from] crate::state::StateError),
+    #[error("audit.file.dir {}: {source}", dir.display())]
+    FileDir { dir: std::path::PathBuf, source: std::io::Error },
+    #[error("audit.syslog: {0}")]
+    Syslog(String),
+    #[error("audit.http: {0}")]
+    Http(#[source] crate::clients::HttpClientError),
 }
 
 impl Audit {
@@ -120,8 +137,8 @@ impl Audit {
         node: &str,
         state: &State,
         export: Option<Arc<dyn SegmentExport>>,
-    ) -> Result<(Audit, AuditTasks), String> {
-        let key = NodeKey::load_or_create(&config.node_key).map_err(|e| format!("audit.node_key: {e}"))?;
+    ) -> Result<(Audit, AuditTasks), StartError> {
+        let key = NodeKey::load_or_create(&config.node_key).map_err(StartError::NodeKey)?;
         let mut head = Head::genesis();
         let mut consider = |found: Option<(u64, String)>| {
             if let Some((seq, hash)) = found
@@ -130,13 +147,13 @@ impl Audit {
                 head = Head::after(seq, &hash);
             }
         };
-        let saved = state.audit().node_head(node).await.map_err(|e| e.to_string())?;
+        let saved = state.audit().node_head(node).await?;
         if let Some(saved) = saved {
             consider(saved.head);
             consider(saved.signed);
         }
         if config.database.enabled {
-            consider(state.audit().last_of(node).await.map_err(|e| e.to_string())?);
+            consider(state.audit().last_of(node).await?);
         }
         if config.file.enabled {
             consider(sinks::file::last_head(&config.file_settings.dir, node));
@@ -147,7 +164,7 @@ impl Audit {
         for entry in std::fs::read_dir(&spool_dir).into_iter().flatten().flatten() {
             consider(sinks::file::tail_record(&entry.path(), false));
         }
-        state.audit().save_node(node, &key.public_hex(), None).await.map_err(|e| e.to_string())?;
+        state.audit().save_node(node, &key.public_hex(), None).await?;
 
         let (stop, stop_rx) = watch::channel(false);
         let mut lanes = Vec::new();
@@ -163,7 +180,7 @@ impl Audit {
         if config.file.enabled {
             let f = &config.file_settings;
             let sink = sinks::file::FileSink::new(f.clone(), node, export)
-                .map_err(|e| format!("audit.file.dir {}: {e}", f.dir.display()))?;
+                .map_err(|source| StartError::FileDir { dir: f.dir.clone(), source })?;
             add("file", &config.file, Box::new(sink));
         }
         if config.database.enabled {
@@ -171,13 +188,12 @@ impl Audit {
             add("database", &config.database, Box::new(sink));
         }
         if config.syslog.enabled {
-            let sink = sinks::syslog::SyslogSink::new(config.syslog_settings.clone())
-                .map_err(|e| format!("audit.syslog: {e}"))?;
+            let sink =
+                sinks::syslog::SyslogSink::new(config.syslog_settings.clone()).map_err(StartError::Syslog)?;
             add("syslog", &config.syslog, Box::new(sink));
         }
         if config.http.enabled {
-            let sink = sinks::http::HttpSink::new(config.http_settings.clone())
-                .map_err(|e| format!("audit.http: {e}"))?;
+            let sink = sinks::http::HttpSink::new(config.http_settings.clone()).map_err(StartError::Http)?;
             add("http", &config.http, Box::new(sink));
         }
         let audit = Self::assemble(node, lanes, Some(key), config.checkpoint_every, head);
@@ -198,7 +214,7 @@ impl Audit {
         config: &AuditConfig,
         node: &str,
         state: &State,
-    ) -> Result<(Audit, AuditTasks), String> {
+    ) -> Result<(Audit, AuditTasks), StartError> {
         let mut cli = config.clone();
         cli.stdout.enabled = false;
         cli.file.enabled = false;
@@ -215,7 +231,11 @@ impl Audit {
     pub fn emit(&self, kind: EventKind, outcome: Outcome, fields: Fields) {
         let mut chain = self.inner.chain.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let record = self.record(kind, outcome, fields, &chain.head);
-        self.append(&mut chain, record);
+        if let Err(e) = self.append(&mut chain, record) {
+            // Nothing was sealed: the chain has no gap and no empty line, only a missing record.
+            tracing::error!(event = kind.name(), error = %e, "audit record cannot be serialised; not recorded");
+            return;
+        }
         if self.inner.key.is_some() && (chain.unsigned >= self.inner.checkpoint_every || chain.closing) {
             self.checkpoint_locked(&mut chain);
         }
@@ -256,6 +276,7 @@ impl Audit {
             seq: fields.seq,
             protocol: fields.protocol,
             user: fields.user,
+            actor: fields.actor,
             peer: fields.peer,
             path: fields.path,
             target: fields.target,
@@ -269,8 +290,10 @@ impl Audit {
         }
     }
 
-    fn append(&self, chain: &mut ChainState, record: AuditRecord) {
-        let body = serde_json::to_string(&record).unwrap_or_default();
+    /// Seals `record` onto the chain and hands it to every sink. A record that cannot be
+    /// serialised is an error and leaves the chain as it was (never an empty sealed line).
+    fn append(&self, chain: &mut ChainState, record: AuditRecord) -> Result<(), serde_json::Error> {
+        let body = serde_json::to_string(&record)?;
         let (line, hash) = chain::seal(&body);
         chain.head = Head::after(record.chain_seq, &hash);
         chain.unsigned = chain.unsigned.saturating_add(1);
@@ -279,6 +302,7 @@ impl Audit {
             lane.push(&line);
         }
         let _ = self.inner.subscribers.send(Arc::new(record));
+        Ok(())
     }
 
     fn checkpoint_locked(&self, chain: &mut ChainState) {
@@ -293,7 +317,10 @@ impl Audit {
         let signature = key.sign(&chain::signed_message(&self.inner.node, seq, &hash, every));
         let mut record = self.record(EventKind::AuditCheckpoint, Outcome::Ok, Fields::default(), &chain.head);
         record.checkpoint = Some(Checkpoint { seq, hash, every, key: key.id(), signature });
-        self.append(chain, record);
+        if let Err(e) = self.append(chain, record) {
+            tracing::error!(error = %e, "audit checkpoint cannot be serialised; not recorded");
+            return;
+        }
         chain.unsigned = 0;
         let head = (chain.head.next_seq.saturating_sub(1), chain.head.prev.clone());
         self.inner.signed_head.send_replace(Some(head));

@@ -108,7 +108,7 @@ mod tests {
                 Ok(Identity {
                     user: user.into(),
                     home: "/x".into(),
-                    rules: Vec::new(),
+                    rules: crate::auth::RuleSet::allow_all(),
                     mounts: Vec::new(),
                     admin: false,
                     upload_mode: UploadMode::Atomic,

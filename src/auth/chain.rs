@@ -81,13 +81,13 @@ mod tests {
         Err(AuthError::Denied(Denial::WrongPassword))
     }
     fn away() -> Result<Identity, AuthError> {
-        Err(AuthError::Unavailable("directory away".into()))
+        Err(AuthError::Unavailable(crate::auth::Unavailable::Directory("away".into())))
     }
     fn known() -> Result<Identity, AuthError> {
         Ok(Identity {
             user: "u".into(),
             home: "/u".into(),
-            rules: Vec::new(),
+            rules: crate::auth::RuleSet::allow_all(),
             mounts: Vec::new(),
             admin: false,
             upload_mode: crate::types::UploadMode::Atomic,

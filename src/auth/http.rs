@@ -7,13 +7,22 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, validate_home,
-    validate_mount, validate_rule,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, RuleSet, Unavailable,
+    home_from_template, validate_home, validate_mount,
 };
 use crate::clients::{self, HttpClient, HttpClientError};
 use crate::config::AuthHttpConfig;
 use crate::state::{MountRecord, RuleRecord};
 use crate::types::UploadMode;
+
+/// Why `[auth.http]` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpConfigError {
+    #[error("auth.http.ca_file {0}")]
+    CaFile(#[source] crate::clients::ClientTlsError),
+    #[error("auth.http: {0}")]
+    Client(#[source] reqwest::Error),
+}
 
 pub struct HttpAuthenticator {
     client: reqwest::Client,
@@ -54,15 +63,15 @@ struct Answer {
 }
 
 impl HttpAuthenticator {
-    pub fn new(config: &AuthHttpConfig, default_upload_mode: UploadMode) -> Result<Self, String> {
+    pub fn new(config: &AuthHttpConfig, default_upload_mode: UploadMode) -> Result<Self, HttpConfigError> {
         let client = clients::http_client(HttpClient {
             timeout: config.timeout,
             connect_timeout: Some(config.timeout),
             ca_file: config.ca_file.as_deref(),
         })
         .map_err(|e| match e {
-            HttpClientError::CaFile(e) => format!("auth.http.ca_file {e}"),
-            HttpClientError::Build(e) => format!("auth.http: {e}"),
+            HttpClientError::CaFile(e) => HttpConfigError::CaFile(e),
+            HttpClientError::Build(e) => HttpConfigError::Client(e),
         })?;
         Ok(Self {
             client,
@@ -73,12 +82,9 @@ impl HttpAuthenticator {
     }
 
     fn identity(&self, user: &str, answer: Answer) -> Result<Identity, AuthError> {
-        let malformed = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
-        for rule in &answer.rules {
-            validate_rule(rule).map_err(&malformed)?;
-        }
+        let malformed = |why: String| AuthError::Unavailable(Unavailable::Service(why));
         for mount in &answer.mounts {
-            validate_mount(mount).map_err(&malformed)?;
+            validate_mount(mount).map_err(|e| malformed(e.to_string()))?;
         }
         // Without a home in the answer, `/{user}`: never the storage root for a name like `.`.
         let home = match answer.home {
@@ -93,11 +99,8 @@ impl HttpAuthenticator {
                 UploadMode::parse(mode).ok_or_else(|| malformed(format!("upload_mode `{mode}`")))?
             }
         };
-        let rules = if answer.rules.is_empty() {
-            vec![RuleRecord { path: "/".into(), permissions: vec!["*".into()] }]
-        } else {
-            answer.rules
-        };
+        // No rules in the answer: everything in the home (a new user's default).
+        let rules = RuleSet::compile(answer.rules).map_err(|e| malformed(e.to_string()))?;
         Ok(Identity {
             user: user.to_string(),
             home,
@@ -172,7 +175,7 @@ impl HttpAuthenticator {
         if let Some(bearer) = &self.bearer {
             request = request.bearer_auth(bearer);
         }
-        let unavailable = |why: String| AuthError::Unavailable(format!("authentication service: {why}"));
+        let unavailable = |why: String| AuthError::Unavailable(Unavailable::Service(why));
         let mut response = request.send().await.map_err(|e| {
             // Without the URL: it may carry credentials, and this text reaches the audit trail.
             unavailable(if e.is_timeout() {

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ldap3::{Ldap, LdapConnAsync, LdapConnSettings, Scope, SearchEntry, dn_escape, ldap_escape};
 
+use super::rules::{self, RuleError};
 use super::{
-    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, home_from_template, is_folder_name,
-    parse_mount_line, parse_rule_line,
+    AuthContext, AuthError, Authenticator, Credentials, Denial, Identity, MountError, RuleSet, Unavailable,
+    home_from_template, is_folder_name, parse_mount_line,
 };
 use crate::clients;
 use crate::config::AuthLdapConfig;
@@ -31,56 +32,76 @@ pub struct LdapAuthenticator {
     default_upload_mode: UploadMode,
 }
 
+/// Why `[auth.ldap]` cannot be used; names the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum LdapConfigError {
+    #[error("auth.ldap.{key}: `{line}`: expected GROUP: {value}")]
+    GroupLine { key: &'static str, line: String, value: &'static str },
+    #[error("auth.ldap.{key}: {error}")]
+    Rule { key: &'static str, error: RuleError },
+    #[error("auth.ldap.group_mounts: {0}")]
+    Mount(MountError),
+    #[error("auth.ldap.{key}: {why}")]
+    Home { key: &'static str, why: String },
+    #[error("auth.ldap.ca_file {0}")]
+    CaFile(#[source] crate::clients::ClientTlsError),
+}
+
 /// `PATH=STORAGE[:PREFIX]` with `{user}` filled in.
-fn parse_mount(template: &str, user: &str) -> Result<MountRecord, String> {
+fn parse_mount(template: &str, user: &str) -> Result<MountRecord, MountError> {
     parse_mount_line(&template.replace("{user}", user))
 }
 
 impl LdapAuthenticator {
-    pub fn new(config: &AuthLdapConfig, default_upload_mode: UploadMode) -> Result<Self, String> {
+    pub fn new(config: &AuthLdapConfig, default_upload_mode: UploadMode) -> Result<Self, LdapConfigError> {
+        let split = |key: &'static str, value: &'static str, line: &str| {
+            let (group, rest) = line.split_once(':').ok_or_else(|| LdapConfigError::GroupLine {
+                key,
+                line: line.to_string(),
+                value,
+            })?;
+            Ok::<_, LdapConfigError>((group.trim().to_string(), rest.trim().to_string()))
+        };
         let group_rules = config
             .group_rules
             .iter()
             .map(|line| {
-                let (group, rule) = line
-                    .split_once(':')
-                    .ok_or_else(|| format!("auth.ldap.group_rules: `{line}`: expected GROUP: PATH=perms"))?;
-                Ok((
-                    group.trim().to_string(),
-                    parse_rule_line(rule.trim()).map_err(|e| format!("auth.ldap.group_rules: {e}"))?,
-                ))
+                let (group, rule) = split("group_rules", "PATH=perms", line)?;
+                let rule = rules::parse_line(&rule)
+                    .map_err(|error| LdapConfigError::Rule { key: "group_rules", error })?;
+                Ok((group, rule))
             })
-            .collect::<Result<Vec<_>, String>>()?;
-        let split = |key: &str, line: &str| -> Result<(String, String), String> {
-            let (group, value) = line
-                .split_once(':')
-                .ok_or_else(|| format!("auth.ldap.{key}: `{line}`: expected GROUP: VALUE"))?;
-            Ok((group.trim().to_string(), value.trim().to_string()))
-        };
-        let group_homes =
-            config.group_homes.iter().map(|l| split("group_homes", l)).collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, LdapConfigError>>()?;
+        let group_homes = config
+            .group_homes
+            .iter()
+            .map(|l| split("group_homes", "VALUE", l))
+            .collect::<Result<Vec<_>, _>>()?;
         let group_mounts = config
             .group_mounts
             .iter()
-            .map(|l| split("group_mounts", l))
-            .collect::<Result<Vec<_>, String>>()?;
+            .map(|l| split("group_mounts", "VALUE", l))
+            .collect::<Result<Vec<_>, _>>()?;
         for (_, mount) in &group_mounts {
-            parse_mount(mount, "user").map_err(|e| format!("auth.ldap.group_mounts: {e}"))?;
+            parse_mount(mount, "user").map_err(LdapConfigError::Mount)?;
         }
-        home_from_template(&config.home, "user").map_err(|e| format!("auth.ldap.home: {e}"))?;
+        home_from_template(&config.home, "user").map_err(|why| LdapConfigError::Home { key: "home", why })?;
         for (_, home) in &group_homes {
-            home_from_template(home, "user").map_err(|e| format!("auth.ldap.group_homes: {e}"))?;
+            home_from_template(home, "user")
+                .map_err(|why| LdapConfigError::Home { key: "group_homes", why })?;
         }
         let default_rules = config
             .default_rules
             .iter()
-            .map(|r| parse_rule_line(r).map_err(|e| format!("auth.ldap.default_rules: {e}")))
-            .collect::<Result<Vec<_>, String>>()?;
+            .map(|r| {
+                rules::parse_line(r).map_err(|error| LdapConfigError::Rule { key: "default_rules", error })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         // Without a CA file, ldap3 trusts the platform's roots itself.
         let tls = match &config.ca_file {
             None => None,
             Some(file) => {
-                Some(clients::client_config(Some(file)).map_err(|e| format!("auth.ldap.ca_file {e}"))?)
+                Some(clients::client_config(Some(file)).map_err(LdapConfigError::CaFile)?)
             }
         };
         Ok(Self {
@@ -102,13 +123,13 @@ impl LdapAuthenticator {
         }
         let (conn, ldap) = LdapConnAsync::with_settings(settings, &self.config.url)
             .await
-            .map_err(|e| AuthError::Unavailable(format!("directory unreachable: {e}")))?;
+            .map_err(|e| AuthError::Unavailable(Unavailable::Directory(format!("unreachable: {e}"))))?;
         ldap3::drive!(conn);
         Ok(ldap)
     }
 
     fn unavailable(e: ldap3::LdapError) -> AuthError {
-        AuthError::Unavailable(format!("directory: {e}"))
+        AuthError::Unavailable(Unavailable::Directory(e.to_string()))
     }
 
     /// The user's entry (DN and the attributes we read), found by the service account, or the
@@ -159,7 +180,12 @@ impl LdapAuthenticator {
             Ok(result) if result.rc == 0 => {}
             // 49: invalid credentials (also for an unknown DN in direct mode).
             Ok(result) if result.rc == 49 => return Err(AuthError::Denied(Denial::WrongPassword)),
-            Ok(result) => return Err(AuthError::Unavailable(format!("directory bind: rc {}", result.rc))),
+            Ok(result) => {
+                return Err(AuthError::Unavailable(Unavailable::Directory(format!(
+                    "bind: rc {}",
+                    result.rc
+                ))));
+            }
             Err(e) => return Err(Self::unavailable(e)),
         }
         let groups = self.groups(&mut ldap, dn).await;
@@ -219,7 +245,7 @@ impl LdapAuthenticator {
         Ok(Identity {
             user: user.to_string(),
             home,
-            rules,
+            rules: RuleSet::for_user(user, rules),
             mounts,
             admin: false,
             upload_mode: self.default_upload_mode,
@@ -293,7 +319,8 @@ impl Authenticator for LdapAuthenticator {
             return Err(AuthError::Denied(Denial::UnknownUser));
         }
         if self.config.bind_dn.is_some() {
-            return Err(AuthError::Unavailable("direct bind cannot look a user up again".into()));
+            let why = "direct bind cannot look a user up again".to_string();
+            return Err(AuthError::Unavailable(Unavailable::Directory(why)));
         }
         let (dn, _) = self.find_user(&identity.user).await?;
         let groups = self.service_groups(&dn).await?;

@@ -43,7 +43,7 @@ impl LocalAuthenticator {
     async fn api_key_user(&self, key: &str) -> Result<String, AuthError> {
         let (id, secret) = super::api_key::split(key).ok_or(AuthError::Denied(Denial::UnknownApiKey))?;
         let keys = self.state.api_keys();
-        let found = keys.find(id).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let found = keys.find(id).await.map_err(|e| AuthError::Unavailable(e.into()))?;
         match found {
             Some((user, hash)) if super::api_key::matches(secret, &hash) => {
                 let _ = keys.touch(id).await;
@@ -84,7 +84,7 @@ impl Authenticator for LocalAuthenticator {
                 }
                 Ok(_) => return Err(AuthError::Denied(Denial::UnknownUser)),
                 Err(VerifyError::Denied(denial)) => return Err(AuthError::Denied(denial)),
-                Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.to_string())),
+                Err(VerifyError::Store(e)) => return Err(AuthError::Unavailable(e.into())),
             }
         }
         // An API key names its user: the key decides who this is.
@@ -96,8 +96,7 @@ impl Authenticator for LocalAuthenticator {
             }
             _ => user,
         };
-        let record =
-            self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.to_string()))?;
+        let record = self.state.users().find(user).await.map_err(|e| AuthError::Unavailable(e.into()))?;
         match credentials {
             Credentials::Password(secret) => {
                 if secret.expose().is_empty() {
@@ -148,9 +147,9 @@ impl Authenticator for LocalAuthenticator {
             return Err(AuthError::Denied(Denial::Disabled));
         }
         Ok(Identity {
+            rules: super::RuleSet::for_user(&record.name, record.rules),
             user: record.name,
             home: record.home,
-            rules: record.rules,
             mounts: record.mounts,
             admin: record.admin,
             upload_mode: record.upload_mode.unwrap_or(self.default_upload_mode),

@@ -9,13 +9,16 @@ pub mod http;
 pub mod ldap;
 pub mod local;
 pub mod password;
+pub mod rules;
 pub mod timed;
 pub mod token;
 
 use async_trait::async_trait;
 
-use crate::state::{MountRecord, RuleRecord};
-use crate::types::{Op, PeerAddr, Protocol, Secret, UploadMode};
+pub use rules::{RuleError, RuleSet};
+
+use crate::state::MountRecord;
+use crate::types::{PeerAddr, Protocol, Secret, UploadMode};
 
 /// Everything a session needs to know about an authenticated user.
 #[derive(Debug, Clone)]
@@ -23,7 +26,8 @@ pub struct Identity {
     pub user: String,
     /// Virtual path of the home inside the storage root, e.g. `/alice`.
     pub home: String,
-    pub rules: Vec<RuleRecord>,
+    /// Compiled once, here where the identity is built; sessions only match against it.
+    pub rules: RuleSet,
     /// Virtual folders on other backends or prefixes; `/` here replaces the home.
     pub mounts: Vec<MountRecord>,
     /// May use the admin API.
@@ -90,7 +94,19 @@ pub enum AuthError {
     #[error("denied: {0}")]
     Denied(Denial),
     #[error("authentication backend unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(Unavailable),
+}
+
+/// Which backend could not answer, and why; logged and audited, never told to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    #[error("user store: {0}")]
+    Store(#[from] crate::state::StateError),
+    #[error("directory: {0}")]
+    Directory(String),
+    /// The HTTP authentication service (the text never holds its URL).
+    #[error("authentication service: {0}")]
+    Service(String),
 }
 
 /// Where a login comes from, for backends that decide by it (the HTTP service).
@@ -118,22 +134,22 @@ pub trait Authenticator: Send + Sync {
     }
 }
 
-/// Parses `PATH=perm,perm` (e.g. `/reports=list,download`) and checks it: the one syntax of
-/// rules for the CLI, the admin API and the directory's group rules.
-pub fn parse_rule_line(raw: &str) -> Result<RuleRecord, String> {
-    let (path, perms) = raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=perm,perm"))?;
-    let rule = RuleRecord {
-        path: path.trim().to_string(),
-        permissions: perms.split(',').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect(),
-    };
-    validate_rule(&rule)?;
-    Ok(rule)
+/// Why a mount line or record cannot be used; the text is for the administrator who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MountError {
+    #[error("`{0}`: expected PATH=STORAGE[:PREFIX]")]
+    Syntax(String),
+    #[error("mount path `{0}` must be an absolute path without `.`, `..` or `//`")]
+    BadPath(String),
+    #[error("mount prefix `{0}` must not contain `.`, `..`, `\\` or NUL")]
+    BadPrefix(String),
+    #[error("storage name `{0}` must be lowercase letters, digits, `_` or `-`")]
+    BadStorageName(String),
 }
 
 /// Parses `PATH=STORAGE[:PREFIX]` (e.g. `/inbox=partners:acme/inbox`) and checks it.
-pub fn parse_mount_line(raw: &str) -> Result<MountRecord, String> {
-    let (path, target) =
-        raw.split_once('=').ok_or_else(|| format!("`{raw}`: expected PATH=STORAGE[:PREFIX]"))?;
+pub fn parse_mount_line(raw: &str) -> Result<MountRecord, MountError> {
+    let (path, target) = raw.split_once('=').ok_or_else(|| MountError::Syntax(raw.to_string()))?;
     let (storage, prefix) = target.split_once(':').unwrap_or((target, ""));
     let mount = MountRecord {
         path: path.trim().to_string(),
@@ -175,18 +191,15 @@ pub fn home_from_template(template: &str, user: &str) -> Result<String, String> 
 
 /// Checks a mount's shape: an absolute virtual folder and a key prefix, neither with `.`, `..`,
 /// empty segments, backslashes or NUL, and a storage name as `[storages.NAME]` spells it.
-pub fn validate_mount(mount: &MountRecord) -> Result<(), String> {
+pub fn validate_mount(mount: &MountRecord) -> Result<(), MountError> {
     let clean = |s: &str| {
         s.split('/').filter(|p| !p.is_empty()).all(|p| p != "." && p != ".." && !p.contains(['\\', '\0']))
     };
     if !mount.path.starts_with('/') || mount.path.contains("//") || !clean(&mount.path) {
-        return Err(format!(
-            "mount path `{}` must be an absolute path without `.`, `..` or `//`",
-            mount.path
-        ));
+        return Err(MountError::BadPath(mount.path.clone()));
     }
     if !clean(&mount.prefix) {
-        return Err(format!("mount prefix `{}` must not contain `.`, `..`, `\\` or NUL", mount.prefix));
+        return Err(MountError::BadPrefix(mount.prefix.clone()));
     }
     let name_ok = !mount.storage.is_empty()
         && mount
@@ -194,33 +207,7 @@ pub fn validate_mount(mount: &MountRecord) -> Result<(), String> {
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if !name_ok {
-        return Err(format!(
-            "storage name `{}` must be lowercase letters, digits, `_` or `-`",
-            mount.storage
-        ));
+        return Err(MountError::BadStorageName(mount.storage.clone()));
     }
     Ok(())
-}
-
-/// Checks a permission rule's shape (absolute path, valid glob, known permissions). The rule
-/// semantics live in `session::permissions`; this is the syntax every writer must respect.
-pub fn validate_rule(rule: &RuleRecord) -> Result<(), String> {
-    if !rule.path.starts_with('/') {
-        return Err(format!("rule path `{}` must start with `/`", rule.path));
-    }
-    if rule.path.contains(['*', '?', '[']) {
-        globset::GlobBuilder::new(&rule.path)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("rule path `{}`: {}", rule.path, e.kind()))?;
-    }
-    let unknown =
-        rule.permissions.iter().find(|p| !matches!(p.as_str(), "*" | "all") && Op::parse(p).is_none());
-    match unknown {
-        Some(unknown) => {
-            let known: Vec<&str> = Op::ALL.iter().map(|op| op.as_str()).collect();
-            Err(format!("unknown permission `{unknown}` (use {}, * or all)", known.join(", ")))
-        }
-        None => Ok(()),
-    }
 }

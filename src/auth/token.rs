@@ -60,7 +60,7 @@ impl ExternalIdentity {
         (identity.source != "local").then(|| Self {
             source: identity.source.to_string(),
             home: identity.home.clone(),
-            rules: identity.rules.clone(),
+            rules: identity.rules.records().to_vec(),
             mounts: identity.mounts.clone(),
             upload_mode: identity.upload_mode,
             admin: identity.admin,
@@ -76,7 +76,7 @@ impl ExternalIdentity {
         super::Identity {
             user: user.to_string(),
             home: self.home,
-            rules: self.rules,
+            rules: super::RuleSet::for_user(user, self.rules),
             mounts: self.mounts,
             admin: self.admin,
             upload_mode: self.upload_mode,
@@ -230,7 +230,7 @@ mod tests {
         crate::auth::Identity {
             user: user.into(),
             home: format!("/{user}"),
-            rules: Vec::new(),
+            rules: crate::auth::RuleSet::allow_all(),
             mounts: Vec::new(),
             admin: false,
             upload_mode: crate::types::UploadMode::Atomic,

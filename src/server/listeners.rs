@@ -104,7 +104,6 @@ impl Shared {
             Arc::new(FtpSettings::new(
                 config.ftp.clone(),
                 tls.clone(),
-                config.auth.rejection_delay,
                 config.auth.max_attempts,
             ))
         });
@@ -116,7 +115,7 @@ impl Shared {
                     admin: Arc::new(
                         Admin::new(rooms.state.clone(), rooms.audit.clone()).with_protocol(Protocol::Https),
                     ),
-                    settings: Arc::new(http::HttpSettings::new(&config.https, config.auth.rejection_delay)),
+                    settings: Arc::new(http::HttpSettings::new(&config.https)),
                 },
             )),
             None => None,

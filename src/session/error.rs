@@ -3,7 +3,7 @@
 use crate::vfs::StorageError;
 use crate::vfs::{PathError, VirtualPath};
 
-use super::permissions::Op;
+use crate::types::Op;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -29,11 +29,32 @@ pub enum SessionError {
     ShuttingDown,
     #[error("no space left on storage")]
     NoSpace,
-    #[error("storage error: {0}")]
+    /// The storage itself failed. Clients get a fixed text per kind, never the store's own
+    /// message (it names endpoints, buckets and keys); `cause` is for the log and audit.
+    #[error("{}", storage_text(.0))]
     Storage(#[source] StorageError),
 }
 
+/// What a client is told about a storage failure.
+fn storage_text(e: &StorageError) -> &'static str {
+    use std::io::ErrorKind as K;
+    match e {
+        StorageError::Io(io) if io.kind() == K::PermissionDenied => "storage refused access",
+        StorageError::Io(io) if io.kind() == K::TimedOut => "storage timed out; try again later",
+        _ => "storage unavailable; try again later",
+    }
+}
+
 impl SessionError {
+    /// The whole cause, for the server log and the audit trail only: a storage failure's own
+    /// message, which may name endpoints, buckets and keys.
+    pub fn cause(&self) -> String {
+        match self {
+            Self::Storage(e) => e.to_string(),
+            other => other.to_string(),
+        }
+    }
+
     /// Attaches the path to a storage error.
     pub(crate) fn from_storage(e: StorageError, path: &VirtualPath) -> Self {
         match e {

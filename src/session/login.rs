@@ -3,12 +3,15 @@
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use tracing::Instrument as _;
 
 use super::defender::{Defender, DefenderSettings};
 use super::live::{LiveConnection, LiveRegistry, LiveSession};
-use super::{Context, Permissions, Session, SessionError, Transfers};
+use super::{Context, Session, SessionError, Transfers};
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::auth::token::{TokenKeys, VerifyError};
 use crate::auth::{AuthContext, AuthError, Authenticator, Credentials, Identity};
@@ -56,6 +59,7 @@ pub struct SessionFactory {
     tokens: Option<Arc<TokenKeys>>,
     live: LiveRegistry,
     defender: Option<Arc<Defender>>,
+    rejection_delay: Duration,
 }
 
 /// A bearer token handed to a client.
@@ -81,7 +85,15 @@ impl SessionFactory {
             tokens: None,
             live: LiveRegistry::default(),
             defender: None,
+            rejection_delay: Duration::from_secs(1),
         }
+    }
+
+    /// How long every rejected login takes, counted from the start of the attempt
+    /// (`auth.rejection_delay`).
+    pub fn with_rejection_delay(mut self, delay: Duration) -> Self {
+        self.rejection_delay = delay;
+        self
     }
 
     /// Counts failed logins per address across every protocol and refuses addresses that fail
@@ -214,7 +226,24 @@ impl SessionFactory {
         &self.transfers
     }
 
+    /// Authenticates `user` for every protocol alike. A refusal (wrong credentials, unknown user,
+    /// ban, backend down) is answered no earlier than `rejection_delay` after the attempt
+    /// started, however long the backend took, so timing tells a client nothing about why.
     pub async fn login(
+        &self,
+        conn: &ConnectionInfo,
+        user: &str,
+        credentials: &Credentials,
+    ) -> Result<Identity, LoginError> {
+        let started = Instant::now();
+        let result = self.attempt(conn, user, credentials).await;
+        if result.is_err() {
+            tokio::time::sleep_until(started + self.rejection_delay).await;
+        }
+        result
+    }
+
+    async fn attempt(
         &self,
         conn: &ConnectionInfo,
         user: &str,
@@ -313,18 +342,9 @@ impl SessionFactory {
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
         let vfs = Vfs::new(&self.backends, &home, &mounts).map_err(|e| {
-            tracing::error!(user = %identity.user, error = %e, "cannot build the user's file tree");
+            tracing::error!(session_id = %conn.session_id, user = %identity.user, error = %e, "cannot build the user's file tree");
             SessionError::from_storage(e, &home)
         })?;
-        let permissions = if identity.rules.is_empty() {
-            Permissions::allow_all()
-        } else {
-            Permissions::compile(&identity.rules).unwrap_or_else(|e| {
-                // Fail closed: a rule we cannot read grants nothing.
-                tracing::error!(user = %identity.user, error = %e, "invalid permission rule; denying all");
-                Permissions::deny_all()
-            })
-        };
         let m = metrics::metrics();
         // Decremented when the session's context (held by it and its open files) is dropped.
         m.sessions_active.with_label_values(&[protocol.as_str()]).inc();
@@ -346,7 +366,7 @@ impl SessionFactory {
                 seq: AtomicU64::new(0),
             }),
             vfs,
-            permissions,
+            permissions: identity.rules.clone(),
             upload_mode: identity.upload_mode,
             cross_mount_rename: self.cross_mount_rename,
             transfers: Arc::clone(&self.transfers),

@@ -9,7 +9,6 @@ mod files;
 mod links;
 mod live;
 mod login;
-pub mod permissions;
 mod transfers;
 
 use std::future::Future;
@@ -20,21 +19,22 @@ use std::time::SystemTime;
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
+pub use crate::auth::RuleSet;
 pub use crate::auth::api_key::PREFIX as API_KEY_PREFIX;
 pub use crate::auth::{Credentials, Identity};
+pub use crate::types::Op;
 pub use crate::vfs::{Capacity, EntryKind, Metadata, PathError, VirtualPath};
 pub use defender::DefenderSettings;
 pub use error::SessionError;
 pub use files::{ReadFile, WriteFile};
 pub use live::{LiveConnection, LiveSession};
 pub use login::{ConnectionInfo, IssuedToken, LoginError, SessionFactory, continues_a_login};
-pub use permissions::{Op, Permissions};
 pub use transfers::Transfers;
 
 use crate::audit::{Audit, EventKind, Fields, Outcome};
 use crate::config::CrossMountRename;
 use crate::telemetry::metrics;
-use crate::types::{PeerAddr, Protocol, SessionId, UploadMode};
+use crate::types::{PeerAddr, Protocol, SessionId, UploadMode, filepart};
 use crate::vfs::{self, CopyError, DirLister, Located, Resolved, StorageError, Vfs, WriteOptions};
 
 /// Who is acting, for audit records and metrics.
@@ -60,8 +60,10 @@ impl Context {
     /// operators can alert on backend trouble apart from users' mistakes.
     fn storage_failure(&self, path: &VirtualPath, error: &SessionError) {
         if matches!(error, SessionError::Storage(_) | SessionError::NoSpace) {
+            let cause = error.cause();
+            tracing::warn!(session_id = %self.session_id, path = %path, %cause, "storage failure");
             let mut fields = self.fields(path);
-            fields.reason = Some(error.to_string());
+            fields.reason = Some(cause);
             self.audit.emit(EventKind::StorageError, Outcome::Failed, fields);
         }
     }
@@ -125,7 +127,7 @@ impl Listing {
 pub struct Session {
     ctx: Arc<Context>,
     vfs: Vfs,
-    permissions: Permissions,
+    permissions: RuleSet,
     upload_mode: UploadMode,
     cross_mount_rename: CrossMountRename,
     transfers: Arc<Transfers>,
@@ -147,7 +149,7 @@ impl Session {
     }
 
     fn check(&self, op: Op, path: &VirtualPath) -> Result<(), SessionError> {
-        if self.permissions.allows(op, path) {
+        if self.permissions.allows(op, path.as_str()) {
             Ok(())
         } else {
             Err(SessionError::PermissionDenied { op, path: path.clone() })
@@ -273,7 +275,7 @@ impl Session {
             let entry = self.reach(Op::Upload, path, true).await?;
             // An object backend writes `NAME.filepart` straight to `NAME` (no copy on the
             // client's final rename), so such an upload needs NAME's permissions too.
-            if let Some(name) = entry.path.name().strip_suffix(".filepart").filter(|n| !n.is_empty()) {
+            if let Some(name) = filepart::final_name(entry.path.name()) {
                 let target = entry.path.parent().join(name);
                 self.check(Op::Upload, &target)?;
                 self.check(Op::Rename, &target)?;
@@ -291,8 +293,8 @@ impl Session {
                 exclusive: how.exclusive,
                 append: how.append,
                 atomic: self.upload_mode == UploadMode::Atomic,
-                replace: self.permissions.allows(Op::Overwrite, path)
-                    && self.permissions.allows(Op::Overwrite, &entry.path),
+                replace: self.permissions.allows(Op::Overwrite, path.as_str())
+                    && self.permissions.allows(Op::Overwrite, entry.path.as_str()),
             };
             let opened = entry.at.storage.open_write(&entry.at.key, options).await;
             match opened {
@@ -375,9 +377,8 @@ impl Session {
             }
             // Finishing a `NAME.filepart` upload: an object backend already wrote NAME (and made
             // a delete of the old NAME a no-op), so the rename replaces whatever NAME shows.
-            let finishes_part = from.parent() == to.parent()
-                && from.name().strip_suffix(".filepart") == Some(to.name())
-                && !to.name().is_empty();
+            let finishes_part =
+                from.parent() == to.parent() && filepart::final_name(from.name()) == Some(to.name());
             let replace = replace || finishes_part;
             let (source, target) = (&source_entry.at, &target_entry.at);
             let meta = source.storage.lstat(&source.key).await.map_err(Self::storage_err(from))?;

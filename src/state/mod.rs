@@ -17,7 +17,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-pub use users::{KeyRecord, MountRecord, NewUser, RuleRecord, UserRecord};
+pub use users::{KeyRecord, MountRecord, NewUser, RuleRecord, UserChange, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {

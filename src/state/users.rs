@@ -48,6 +48,30 @@ pub struct UserRecord {
     pub tokens_after: i64,
 }
 
+/// Changes to one user, applied together or not at all (`Users::change`); `None` keeps a field.
+#[derive(Debug, Clone, Default)]
+pub struct UserChange {
+    pub home: Option<String>,
+    pub rules: Option<Vec<RuleRecord>>,
+    pub mounts: Option<Vec<MountRecord>>,
+    /// `Some(None)` returns the user to the server's default upload mode.
+    pub upload_mode: Option<Option<UploadMode>>,
+    pub enabled: Option<bool>,
+    pub admin: Option<bool>,
+}
+
+/// A column value of a `UserChange`.
+enum Value {
+    Text(Option<String>),
+    Flag(bool),
+    Number(i64),
+}
+
+/// Rules and mounts as their stored JSON.
+fn to_json<T: Serialize>(value: &T) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|e| StateError::Corrupt(e.to_string()))
+}
+
 /// What `create` needs; keys are added afterwards.
 #[derive(Debug, Clone)]
 pub struct NewUser {
@@ -176,6 +200,55 @@ impl<'a> Users<'a> {
 
     pub async fn set_home(&self, name: &str, home: &str) -> Result<(), StateError> {
         self.update(name, "home", Some(home.to_string())).await
+    }
+
+    /// Applies every change of `change` in one transaction: all of them or none. Disabling
+    /// voids the user's tokens, as `set_enabled` does.
+    pub async fn change(&self, name: &str, change: &UserChange) -> Result<(), StateError> {
+        let mut columns: Vec<(&'static str, Value)> = Vec::new();
+        if let Some(home) = &change.home {
+            columns.push(("home", Value::Text(Some(home.clone()))));
+        }
+        if let Some(rules) = &change.rules {
+            columns.push(("rules", Value::Text(Some(to_json(rules)?))));
+        }
+        if let Some(mounts) = &change.mounts {
+            columns.push(("mounts", Value::Text(Some(to_json(mounts)?))));
+        }
+        if let Some(mode) = change.upload_mode {
+            columns.push(("upload_mode", Value::Text(mode.map(|m| m.as_str().to_string()))));
+        }
+        if let Some(enabled) = change.enabled {
+            columns.push(("enabled", Value::Flag(enabled)));
+            if !enabled {
+                columns.push(("tokens_after", Value::Number(chrono::Utc::now().timestamp_millis())));
+            }
+        }
+        if let Some(admin) = change.admin {
+            columns.push(("admin", Value::Flag(admin)));
+        }
+        let now = chrono::Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        let (found,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE name = ?")
+            .bind(name)
+            .fetch_one(&mut *tx)
+            .await?;
+        if found == 0 {
+            return Err(StateError::UserNotFound(name.to_string()));
+        }
+        for (column, value) in columns {
+            // `column` is one of the fixed names above.
+            let sql = format!("UPDATE users SET {column} = ?, updated_at = ? WHERE name = ?");
+            let query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            let query = match value {
+                Value::Text(text) => query.bind(text),
+                Value::Flag(flag) => query.bind(flag),
+                Value::Number(number) => query.bind(number),
+            };
+            query.bind(&now).bind(name).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn update<T>(&self, name: &str, column: &'static str, value: T) -> Result<(), StateError>

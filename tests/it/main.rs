@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
+mod admin_changes;
 mod audit;
 mod auth_http;
 mod cli;
@@ -17,6 +18,7 @@ mod http_sessions;
 mod layering;
 mod ldap;
 mod links;
+mod login_policy;
 mod mounts;
 mod observability;
 mod openssh;
@@ -28,4 +30,5 @@ mod sftp_fuzz;
 mod ssh_audit;
 mod ssh_limits;
 mod ssh_memory;
+mod storage_errors;
 mod vfs_conformance;

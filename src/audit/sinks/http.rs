@@ -17,13 +17,9 @@ pub struct HttpSink {
 }
 
 impl HttpSink {
-    pub fn new(settings: AuditHttpConfig) -> Result<Self, String> {
-        let client = clients::http_client(HttpClient {
-            timeout: settings.timeout,
-            connect_timeout: None,
-            ca_file: None,
-        })
-        .map_err(|e| e.to_string())?;
+    pub fn new(settings: AuditHttpConfig) -> Result<Self, clients::HttpClientError> {
+        let client =
+            clients::http_client(HttpClient { timeout: settings.timeout, connect_timeout: None, ca_file: None })?;
         Ok(Self { settings, client })
     }
 }

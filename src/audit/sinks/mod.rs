@@ -27,24 +27,17 @@ const LINGER: Duration = Duration::from_millis(50);
 
 /// A failed write: worth retrying (the peer is down), or refused for good (the peer will never
 /// take this batch: retrying it would stall the sink forever).
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum WriteError {
+    #[error("{0}")]
     Transient(String),
+    #[error("refused for good: {0}")]
     Refused(String),
 }
 
 impl From<String> for WriteError {
     fn from(message: String) -> Self {
         WriteError::Transient(message)
-    }
-}
-
-impl std::fmt::Display for WriteError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            WriteError::Transient(message) => f.write_str(message),
-            WriteError::Refused(message) => write!(f, "refused for good: {message}"),
-        }
     }
 }
 

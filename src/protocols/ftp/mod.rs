@@ -16,17 +16,11 @@ mod tls_sessions;
 mod transfer;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 pub use server::serve;
 
 impl FtpSettings {
-    pub fn new(
-        config: FtpConfig,
-        tls: Option<Arc<rustls::ServerConfig>>,
-        rejection_delay: Duration,
-        max_login_attempts: u32,
-    ) -> Self {
+    pub fn new(config: FtpConfig, tls: Option<Arc<rustls::ServerConfig>>, max_login_attempts: u32) -> Self {
         let (tls, data_tls) = match tls.as_ref().map(tls_sessions::owned_configs) {
             Some((control, data)) => (Some(control), Some(data)),
             None => (None, None),
@@ -36,7 +30,6 @@ impl FtpSettings {
             config,
             tls,
             data_tls,
-            rejection_delay,
             max_login_attempts,
             passive_ports,
             owners: tls_owner::SessionOwners::new(),
@@ -55,8 +48,6 @@ pub struct FtpSettings {
     /// The same TLS settings and session cache for data connections, which send one TLS 1.3
     /// ticket each (OpenSSL clients such as curl resume a ticket only once).
     pub data_tls: Option<Arc<rustls::ServerConfig>>,
-    /// Every refused login takes this long.
-    pub rejection_delay: Duration,
     /// Failed logins before the connection is closed (`auth.max_attempts`, every protocol's).
     pub max_login_attempts: u32,
     /// Pending passive ports per client address, shared by the FTP and implicit FTPS listeners.

@@ -174,11 +174,8 @@ impl FromRequestParts<AppState> for Authed {
         let by_api_key = matches!(credentials, Credentials::ApiKey(_));
         let identity = match app.sessions.login(&conn, &user, &credentials).await {
             Ok(identity) => identity,
-            Err(LoginError::Denied) => {
-                // Every refusal costs the same time, whatever the reason.
-                tokio::time::sleep(app.settings.rejection_delay).await;
-                return Err(ApiError::unauthorized());
-            }
+            // The refusal already took `auth.rejection_delay` (session::login's rule).
+            Err(LoginError::Denied) => return Err(ApiError::unauthorized()),
             Err(LoginError::Unavailable) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

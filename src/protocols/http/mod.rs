@@ -43,8 +43,6 @@ pub struct HttpSettings {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub header_timeout: Duration,
-    /// Every refused login takes this long (as in SSH and FTP).
-    pub rejection_delay: Duration,
     /// A body that is not an upload must arrive whole within this.
     pub body_timeout: Duration,
     /// An upload may pause this long between two pieces.
@@ -56,12 +54,11 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    pub fn new(config: &HttpsConfig, rejection_delay: Duration) -> Self {
+    pub fn new(config: &HttpsConfig) -> Self {
         Self {
             max_connections: config.max_connections,
             max_connections_per_ip: config.max_connections_per_ip,
             header_timeout: config.header_timeout,
-            rejection_delay,
             body_timeout: config.body_timeout,
             upload_idle_timeout: config.upload_idle_timeout,
             idle_timeout: config.idle_timeout,

@@ -56,21 +56,31 @@ pub struct SshSettings {
     max_bytes_per_connection: usize,
 }
 
+/// A configured SSH algorithm russh does not offer.
+#[derive(Debug, thiserror::Error)]
+#[error("sftp.{key}: `{name}` unsupported")]
+pub struct UnsupportedAlgorithm {
+    key: &'static str,
+    name: String,
+}
+
+fn unsupported(key: &'static str, name: &str) -> UnsupportedAlgorithm {
+    UnsupportedAlgorithm { key, name: name.to_string() }
+}
+
 impl SshSettings {
     pub fn new(
         sftp: &SftpConfig,
         auth: &AuthConfig,
         scp_enabled: bool,
         keys: Vec<PrivateKey>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, UnsupportedAlgorithm> {
         fn names(list: &[String]) -> impl Iterator<Item = &str> {
             list.iter().map(String::as_str)
         }
         let mut kex = Vec::new();
         for name in names(&sftp.kex) {
-            kex.push(
-                russh::kex::Name::try_from(name).map_err(|_| format!("sftp.kex: `{name}` unsupported"))?,
-            );
+            kex.push(russh::kex::Name::try_from(name).map_err(|_| unsupported("kex", name))?);
         }
         // Extension negotiation and strict KEX (Terrapin) stay on whatever the list says.
         kex.extend([
@@ -79,23 +89,15 @@ impl SshSettings {
         ]);
         let mut cipher = Vec::new();
         for name in names(&sftp.ciphers) {
-            cipher.push(
-                russh::cipher::Name::try_from(name)
-                    .map_err(|_| format!("sftp.ciphers: `{name}` unsupported"))?,
-            );
+            cipher.push(russh::cipher::Name::try_from(name).map_err(|_| unsupported("ciphers", name))?);
         }
         let mut mac = Vec::new();
         for name in names(&sftp.macs) {
-            mac.push(
-                russh::mac::Name::try_from(name).map_err(|_| format!("sftp.macs: `{name}` unsupported"))?,
-            );
+            mac.push(russh::mac::Name::try_from(name).map_err(|_| unsupported("macs", name))?);
         }
         let mut key = Vec::new();
         for name in names(&sftp.host_key_algorithms) {
-            key.push(
-                Algorithm::from_str(name)
-                    .map_err(|_| format!("sftp.host_key_algorithms: `{name}` unsupported"))?,
-            );
+            key.push(Algorithm::from_str(name).map_err(|_| unsupported("host_key_algorithms", name))?);
         }
         let preferred = Preferred {
             kex: Cow::Owned(kex),
@@ -107,7 +109,9 @@ impl SshSettings {
         let russh = russh::server::Config {
             server_id: russh::SshId::Standard(Cow::Borrowed("SSH-2.0-ferry")),
             methods: MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..]),
-            auth_rejection_time: auth.rejection_delay,
+            // session::login delays every refused attempt; `none` queries and key probes,
+            // which are not attempts, are answered at once (as sshd does).
+            auth_rejection_time: Duration::ZERO,
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys,
             window_size: sftp.window_size,

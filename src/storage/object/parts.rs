@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use object_store::path::Path;
 
 /// The temporary suffix WinSCP uploads under before renaming to the final name.
-pub const PART_SUFFIX: &str = ".filepart";
+pub const PART_SUFFIX: &str = crate::types::filepart::SUFFIX;
 
 /// Finished `*.filepart` uploads: temporary path → the key that holds the data. Shared by all
 /// scoped views of a backend.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::AppState;
 use super::auth::Authed;
 use super::error::ApiError;
-use crate::admin::{AdminError, StateError, UserRecord, UserSpec, parse_mount, parse_rule};
+use crate::admin::{AdminError, StateError, UserChange, UserRecord, UserSpec, parse_mount, parse_rule};
 use crate::types::{Secret, UploadMode};
 
 pub(super) fn require_admin(authed: &Authed) -> Result<(), ApiError> {
@@ -164,7 +164,7 @@ pub async fn create_user(
         upload_mode: upload_mode(body.upload_mode.as_deref())?,
         admin: body.admin,
     };
-    app.admin.create_user(spec).await.map_err(admin_error)?;
+    app.admin.acting_as(&authed.identity.user).create_user(spec).await.map_err(admin_error)?;
     let user = app.admin.user(&body.name).await.map_err(admin_error)?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
@@ -208,26 +208,16 @@ pub async fn update_user(
         .transpose()
         .map_err(admin_error)?;
     let mode = upload_mode(body.upload_mode.as_deref())?;
-    app.admin.user(&name).await.map_err(admin_error)?;
-    let admin = &app.admin;
-    if let Some(home) = &body.home {
-        admin.set_home(&name, home).await.map_err(admin_error)?;
-    }
-    if let Some(rules) = &rules {
-        admin.set_rules(&name, rules).await.map_err(admin_error)?;
-    }
-    if let Some(mounts) = &mounts {
-        admin.set_mounts(&name, mounts).await.map_err(admin_error)?;
-    }
-    if body.upload_mode.is_some() {
-        admin.set_upload_mode(&name, mode).await.map_err(admin_error)?;
-    }
-    if let Some(enabled) = body.enabled {
-        admin.set_enabled(&name, enabled).await.map_err(admin_error)?;
-    }
-    if let Some(is_admin) = body.admin {
-        admin.set_admin(&name, is_admin).await.map_err(admin_error)?;
-    }
+    let change = UserChange {
+        home: body.home.clone(),
+        rules,
+        mounts,
+        upload_mode: body.upload_mode.is_some().then_some(mode),
+        enabled: body.enabled,
+        admin: body.admin,
+    };
+    let admin = app.admin.acting_as(&authed.identity.user);
+    admin.change_user(&name, change).await.map_err(admin_error)?;
     Ok(Json(admin.user(&name).await.map_err(admin_error)?.into()))
 }
 
@@ -240,7 +230,7 @@ pub async fn delete_user(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&authed)?;
-    app.admin.remove_user(&name).await.map_err(admin_error)?;
+    app.admin.acting_as(&authed.identity.user).remove_user(&name).await.map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -258,7 +248,11 @@ pub async fn set_password(
 ) -> Result<StatusCode, ApiError> {
     require_admin(&authed)?;
     app.admin.user(&name).await.map_err(admin_error)?;
-    app.admin.set_password(&name, Secret::new(body.password)).await.map_err(admin_error)?;
+    app.admin
+        .acting_as(&authed.identity.user)
+        .set_password(&name, Secret::new(body.password))
+        .await
+        .map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -275,7 +269,12 @@ pub async fn add_ssh_key(
     Json(body): Json<NewSshKey>,
 ) -> Result<(StatusCode, Json<AddedSshKey>), ApiError> {
     require_admin(&authed)?;
-    let fingerprint = app.admin.add_key(&name, &body.public_key).await.map_err(admin_error)?;
+    let fingerprint = app
+        .admin
+        .acting_as(&authed.identity.user)
+        .add_key(&name, &body.public_key)
+        .await
+        .map_err(admin_error)?;
     Ok((StatusCode::CREATED, Json(AddedSshKey { fingerprint })))
 }
 
@@ -293,7 +292,7 @@ pub async fn remove_ssh_key(
     if !fingerprint.starts_with("SHA256:") {
         return Err(ApiError::bad_request("give the key's SHA256: fingerprint"));
     }
-    app.admin.remove_key(&name, &fingerprint).await.map_err(admin_error)?;
+    app.admin.acting_as(&authed.identity.user).remove_key(&name, &fingerprint).await.map_err(admin_error)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

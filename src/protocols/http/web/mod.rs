@@ -67,7 +67,6 @@ pub async fn login(
     let identity = match app.sessions.login(&conn, &body.username, &credentials).await {
         Ok(identity) => identity,
         Err(LoginError::Denied) => {
-            tokio::time::sleep(app.settings.rejection_delay).await;
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",

@@ -34,7 +34,6 @@ impl Connection {
         let Some(user) = self.pending_user.take() else {
             return Ok(Reply::say(503, "Send USER first"));
         };
-        let started = tokio::time::Instant::now();
         self.info.protocol = if self.tls_active { Protocol::Ftps } else { Protocol::Ftp };
         let credentials = Credentials::Password(Secret::new(arg.to_string()));
         let identity = self.sessions.login(&self.info, &user, &credentials).await;
@@ -51,8 +50,7 @@ impl Connection {
                 Ok(Reply::say(230, "User logged in"))
             }
             None => {
-                // Every refusal takes the same time, whatever its reason.
-                tokio::time::sleep_until(started + self.settings.rejection_delay).await;
+                // The login already took `auth.rejection_delay` (session::login's rule).
                 self.failed_logins += 1;
                 if self.failed_logins >= self.settings.max_login_attempts {
                     return Ok(Reply::Bye(421, "Too many failed logins; closing".into()));
