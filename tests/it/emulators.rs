@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::harness::ReservedPort;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     S3,
@@ -26,6 +28,8 @@ pub struct Emulator {
     child: Option<Child>,
     /// Holds the GCS service-account file.
     dir: tempfile::TempDir,
+    /// Held while the emulator lives, restarts included (each binds with SO_REUSEADDR).
+    _reserved: ReservedPort,
 }
 
 /// azurite's well-known development account key (public, documented by Microsoft).
@@ -44,9 +48,16 @@ fn venv_bin(name: &str) -> PathBuf {
 
 impl Emulator {
     pub async fn start(kind: Kind, bucket: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut emulator =
-            Self { kind, port, bucket: bucket.into(), child: None, dir: tempfile::tempdir().unwrap() };
+        let reserved = ReservedPort::new();
+        let port = reserved.port();
+        let mut emulator = Self {
+            kind,
+            port,
+            bucket: bucket.into(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            _reserved: reserved,
+        };
         emulator.restart().await;
         emulator
     }

@@ -4,7 +4,7 @@
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
-use crate::harness::{TestServer, User, payload, sha256};
+use crate::harness::{ReservedPort, TestServer, User, payload, sha256};
 
 fn url(srv: &TestServer, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.https.port())
@@ -533,7 +533,8 @@ async fn a_browser_manages_files_through_the_web_page() {
 /// one expires. The optional plain-HTTP listener only redirects to HTTPS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redirect = ReservedPort::new();
+    let port = redirect.port();
     let srv = TestServer::start_with(&format!(
         "[https]\ntoken_ttl = \"4s\"\nredirect_bind = \"127.0.0.1:{port}\"\n"
     ))

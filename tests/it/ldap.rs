@@ -4,21 +4,21 @@
 
 use reqwest::StatusCode;
 
-use crate::harness::{TestServer, User, ok, run};
+use crate::harness::{ReservedPort, TestServer, User, ok, run};
 
 struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
     tls_port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    /// Held for slapd's whole life, restarts included (slapd binds with SO_REUSEADDR).
+    _reserved: [ReservedPort; 2],
 }
 
 impl Slapd {
     async fn start() -> Self {
-        let slapd = Self { dir: tempfile::tempdir().unwrap(), port: free_port(), tls_port: free_port() };
+        let reserved = [ReservedPort::new(), ReservedPort::new()];
+        let (port, tls_port) = (reserved[0].port(), reserved[1].port());
+        let slapd = Self { dir: tempfile::tempdir().unwrap(), port, tls_port, _reserved: reserved };
         slapd.run().await;
         slapd
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{TestServer, User, ok, payload};
+use crate::harness::{ReservedPort, TestServer, User, ok, payload};
 
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -54,7 +54,8 @@ async fn prometheus_scrapes_the_ops_listener_and_sees_a_transfer() {
 
     // A real Prometheus scraping every second.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = ReservedPort::new();
+    let port = web.port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
