@@ -11,7 +11,7 @@ use ferry::audit::{EventKind, Fields, Outcome};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::harness::{TestServer, User, ok, payload, run};
+use crate::harness::{Python, TestServer, User, ok, payload, run};
 
 fn ferry() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -691,14 +691,11 @@ async fn a_full_sink_queue_drops_or_spills_as_configured() {
 
 /// Runs a boto3 script against the S3 emulator at `endpoint`; returns its standard output.
 async fn boto3(endpoint: &str, script: &str) -> String {
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let prelude = format!(
         "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
          aws_secret_access_key='test', region_name='us-east-1')\n"
     );
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c").arg(format!("{prelude}{script}"));
-    ok(&run(cmd, 60).await)
+    Python::inline(&format!("{prelude}{script}")).stdout(60).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, User, ok, run};
+use crate::harness::{Python, TestServer, User, ok};
 
 #[derive(Clone, Default)]
 struct Service {
@@ -120,13 +120,10 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     assert!(!srv.files.join("etc").exists());
 
     // Over SFTP too, with what the service learns about the login.
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\n\
                   t.connect(username='ext', password='ext-pass-1')\ns = paramiko.SFTPClient.from_transport(t)\n\
                   print(s.listdir('.'))\n";
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
-    ok(&run(cmd, 60).await);
+    Python::inline(script).arg(srv.addr.port().to_string()).stdout(60).await;
     let seen = service.seen.lock().unwrap().clone();
     let ssh =
         seen.iter().find(|b| b["protocol"] == "ssh" && b["username"] == "ext").expect("an SSH login asked");

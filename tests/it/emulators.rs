@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
-use crate::harness::ReservedPort;
+use crate::harness::{Python, ReservedPort, python_tool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -36,12 +36,8 @@ pub struct Emulator {
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-fn python() -> String {
-    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn venv_bin(name: &str) -> PathBuf {
-    let bin = PathBuf::from(python()).with_file_name(name);
+    let bin = python_tool(name);
     assert!(bin.exists(), "{} missing: tests/run.sh installs it next to FERRY_TEST_PYTHON", bin.display());
     bin
 }
@@ -106,10 +102,7 @@ impl Emulator {
                 cmd
             }
             Kind::Gcs => {
-                let mut cmd = Command::new(python());
-                cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/gcs_emulator.py"))
-                    .args([&port, &self.bucket]);
-                cmd
+                Python::client("gcs_emulator.py").args([&port, &self.bucket]).command()
             }
             Kind::Azure => {
                 let bin = std::env::var("FERRY_TEST_AZURITE")
@@ -165,7 +158,7 @@ impl Emulator {
                      except ResourceExistsError: pass\n",
                     self.endpoint()
                 );
-                Command::new(python()).arg("-c").arg(&script).output().await.unwrap().status.success()
+                Python::inline(&script).command().output().await.unwrap().status.success()
             }
         }
     }

@@ -28,7 +28,7 @@ use tokio::sync::{broadcast, watch};
 
 pub use https::HttpsUser;
 pub use ports::ReservedPort;
-pub use python::{Python, python, python_tool};
+pub use python::{Python, python_tool};
 pub use ssh::{SshConnection, open_sftp};
 pub use tls::tls_client_config;
 

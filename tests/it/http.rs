@@ -471,11 +471,10 @@ async fn browser_sessions_use_secure_cookies_with_csrf_and_the_api_is_described(
 /// 416, a path with NUL is 400) as failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
-    use crate::harness::{ok, run};
+    use crate::harness::{ok, python_tool, run};
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("fuzz", "fuzz-pass-1")).await;
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let bin = std::path::Path::new(&python).with_file_name("schemathesis");
+    let bin = python_tool("schemathesis");
     assert!(bin.exists(), "{}: tests/run.sh installs schemathesis", bin.display());
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("fuzz:fuzz-pass-1");
@@ -854,7 +853,7 @@ async fn form_uploads_stream_each_file_into_the_folder() {
 /// everywhere, even with the right password, and the ban is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_from_any_protocol_ban_the_address() {
-    use crate::harness::run;
+    use crate::harness::Python;
     let mut srv = TestServer::start_with("[auth]\nban_after_failures = 3\nban_time = \"1h\"\n").await;
     srv.add_user(User { password: Some("right-pass-1"), ..User::with_key("victim") }).await;
     let http = srv.https_client();
@@ -868,12 +867,9 @@ async fn failed_logins_from_any_protocol_ban_the_address() {
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     }
     // The third failure comes over SFTP (paramiko, password).
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\nt.start_client()\n\
                   try:\n    t.auth_password('victim', 'still-wrong')\nexcept paramiko.AuthenticationException:\n    print('refused')\n";
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
-    let out = run(cmd, 60).await;
+    let out = Python::inline(script).arg(srv.addr.port().to_string()).output(60).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
     let ban = srv.expect_event(|e| e.event == "login.banned").await;
     assert_eq!(ban.peer.unwrap().to_string().split(':').next(), Some("127.0.0.1"));
@@ -917,18 +913,7 @@ async fn slow_clients_are_cut_off_and_http1_is_served() {
 async fn raw_get(srv: &TestServer, path: &str, auth: &str, range: &str) -> (u16, String, Vec<u8>) {
     use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&srv.cert).unwrap();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::harness::tls_client_config(&srv.cert);
     let tcp = tokio::net::TcpStream::connect(srv.https).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls =

@@ -17,8 +17,8 @@ pub fn python_tool(name: &str) -> PathBuf {
     PathBuf::from(python()).with_file_name(name)
 }
 
-/// One run of a Python client: a script from tests/clients/ or inline source, with arguments
-/// and environment; it reads no standard input.
+/// One run of a Python client: a script from tests/clients/ or inline source, with arguments;
+/// run to the end it reads no standard input (`command` gives the rest of `Command`).
 pub struct Python {
     cmd: tokio::process::Command,
 }
@@ -49,11 +49,6 @@ impl Python {
         S: AsRef<OsStr>,
     {
         self.cmd.args(args);
-        self
-    }
-
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
-        self.cmd.env(key, value);
         self
     }
 
