@@ -101,9 +101,7 @@ impl Emulator {
                 .arg(root);
                 cmd
             }
-            Kind::Gcs => {
-                Python::client("gcs_emulator.py").args([&port, &self.bucket]).command()
-            }
+            Kind::Gcs => Python::client("gcs_emulator.py").args([&port, &self.bucket]).command(),
             Kind::Azure => {
                 let bin = std::env::var("FERRY_TEST_AZURITE")
                     .expect("FERRY_TEST_AZURITE: tests/run.sh installs azurite");
