@@ -29,3 +29,20 @@ impl ReservedPort {
         self.port
     }
 }
+
+/// The guarantee the servers rely on: others are refused the port, a SO_REUSEADDR listener
+/// (tokio's, like ferry's own) takes it, and takes it again after a restart.
+#[tokio::test]
+async fn a_reserved_port_is_refused_to_others_and_taken_by_a_reuseaddr_server() {
+    let reserved = ReservedPort::new();
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, reserved.port()));
+    let plain = tokio::net::TcpSocket::new_v4().unwrap();
+    let refused = plain.bind(addr).expect_err("a bind without SO_REUSEADDR is refused");
+    assert_eq!(refused.kind(), std::io::ErrorKind::AddrInUse);
+    for _restart in 0..2 {
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("a SO_REUSEADDR server takes it");
+        let client = tokio::net::TcpStream::connect(addr).await.expect("it listens");
+        let (accepted, _) = listener.accept().await.unwrap();
+        assert_eq!(accepted.peer_addr().unwrap(), client.local_addr().unwrap());
+    }
+}
