@@ -11,7 +11,7 @@ use ferry::audit::{EventKind, Fields, Outcome};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
-use crate::harness::{TestServer, User, ok, payload, run};
+use crate::harness::{Python, TestServer, User, ok, payload, run};
 
 fn ferry() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ferry"))
@@ -82,11 +82,9 @@ async fn every_protocol_is_audited_in_the_file_and_database_sinks() {
     ok(&run(curl(&["-u", "fred:ftp-pass-1", "-o", local.path().join("f.back").to_str().unwrap(), &url]), 60)
         .await);
     // HTTPS: upload, a wrong password.
-    let client = srv.https_client();
-    let https = format!("https://127.0.0.1:{}/api/v1/files/h.txt", srv.https.port());
-    let put = client.put(&https).basic_auth("web", Some("web-pass-1")).body("hello").send().await.unwrap();
+    let put = srv.https_as("web", "web-pass-1").put("/api/v1/files/h.txt").body("hello").await;
     assert!(put.status().is_success(), "{}", put.status());
-    let bad = client.get(&https).basic_auth("web", Some("wrong")).send().await.unwrap();
+    let bad = srv.https_as("web", "wrong").get("/api/v1/files/h.txt").await;
     assert_eq!(bad.status(), 401);
 
     let data = srv.data.clone();
@@ -516,9 +514,7 @@ async fn syslog_receivers_get_rfc_5424_over_udp_tcp_and_tls() {
     let srv =
         TestServer::start_with(&format!("[audit.syslog]\nenabled = true\naddress = \"{address}\"\n")).await;
     srv.add_user(User::with_password("sam", "pw-123456")).await;
-    let client = srv.https_client();
-    let url = format!("https://127.0.0.1:{}/api/v1/files/", srv.https.port());
-    assert_eq!(client.get(&url).basic_auth("sam", Some("nope")).send().await.unwrap().status(), 401);
+    assert_eq!(srv.https_as("sam", "nope").get("/api/v1/files/").await.status(), 401);
     let mut buf = vec![0u8; 65_536];
     let mut seen = Vec::new();
     while !seen.iter().any(|m: &String| m.contains("login.failed")) {
@@ -691,14 +687,11 @@ async fn a_full_sink_queue_drops_or_spills_as_configured() {
 
 /// Runs a boto3 script against the S3 emulator at `endpoint`; returns its standard output.
 async fn boto3(endpoint: &str, script: &str) -> String {
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let prelude = format!(
         "import boto3, sys\ns3 = boto3.client('s3', endpoint_url='{endpoint}', aws_access_key_id='test', \
          aws_secret_access_key='test', region_name='us-east-1')\n"
     );
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c").arg(format!("{prelude}{script}"));
-    ok(&run(cmd, 60).await)
+    Python::inline(&format!("{prelude}{script}")).stdout(60).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -778,27 +771,19 @@ async fn admins_read_the_trail_over_https_and_others_are_refused() {
     let srv = TestServer::start().await;
     srv.add_user(User { admin: true, ..User::with_password("boss", "boss-pass-1") }).await;
     srv.add_user(User::with_password("web", "web-pass-1")).await;
-    let client = srv.https_client();
-    let base = format!("https://127.0.0.1:{}", srv.https.port());
     for name in ["a.txt", "b.txt"] {
-        let put = client
-            .put(format!("{base}/api/v1/files/{name}"))
-            .basic_auth("web", Some("web-pass-1"))
-            .body("x")
-            .send()
-            .await
-            .unwrap();
+        let put = srv.https_as("web", "web-pass-1").put(&format!("/api/v1/files/{name}")).body("x").await;
         assert!(put.status().is_success());
     }
     let get = |query: &str, user: &str, password: &str| {
-        client.get(format!("{base}/api/v1/audit?{query}")).basic_auth(user, Some(password)).send()
+        srv.https_as(user, password).get(&format!("/api/v1/audit?{query}")).send()
     };
     // The database sink writes in batches: wait for both uploads to be stored.
     let mut page = serde_json::Value::Null;
     // A deadline, not a count: the batch may be late on a slow machine.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while tokio::time::Instant::now() < deadline {
-        page = get("user=web&event=file.upload", "boss", "boss-pass-1").await.unwrap().json().await.unwrap();
+        page = get("user=web&event=file.upload", "boss", "boss-pass-1").await.json().await.unwrap();
         if page["records"].as_array().is_some_and(|r| r.len() == 2) {
             break;
         }
@@ -809,29 +794,26 @@ async fn admins_read_the_trail_over_https_and_others_are_refused() {
     assert_eq!(paths, ["/a.txt", "/b.txt"]);
     assert!(page["next"].is_null());
     // Paged by a cursor, one at a time.
-    let first: Value =
-        get("user=web&event=30002&limit=1", "boss", "boss-pass-1").await.unwrap().json().await.unwrap();
+    let first: Value = get("user=web&event=30002&limit=1", "boss", "boss-pass-1").await.json().await.unwrap();
     assert_eq!(first["records"][0]["path"], "/a.txt");
     let next = first["next"].as_i64().unwrap();
     let second: Value = get(&format!("user=web&event=30002&limit=1&after={next}"), "boss", "boss-pass-1")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert_eq!(second["records"][0]["path"], "/b.txt");
     let since: Value = get("user=web&since=1h&until=2099-01-01T00:00:00Z", "boss", "boss-pass-1")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
     assert!(since["records"].as_array().unwrap().len() >= 2);
     // Not for users without the admin role; bad parameters are named.
-    assert_eq!(get("", "web", "web-pass-1").await.unwrap().status(), 403);
-    let bad = get("limit=5000", "boss", "boss-pass-1").await.unwrap();
+    assert_eq!(get("", "web", "web-pass-1").await.status(), 403);
+    let bad = get("limit=5000", "boss", "boss-pass-1").await;
     assert_eq!(bad.status(), 400);
-    let bad = get("since=yesterday", "boss", "boss-pass-1").await.unwrap();
+    let bad = get("since=yesterday", "boss", "boss-pass-1").await;
     assert_eq!(bad.status(), 400);
     let body: Value = bad.json().await.unwrap();
     assert!(body["message"].as_str().unwrap().contains("yesterday"), "{body}");
@@ -843,15 +825,14 @@ async fn a_download_the_client_abandons_is_recorded_as_failed() {
     srv.add_user(User::with_password("web", "web-pass-1")).await;
     std::fs::create_dir_all(srv.home("web")).unwrap();
     std::fs::write(srv.home("web").join("big.bin"), payload(32 << 20, 4)).unwrap();
-    let client = srv.https_client();
-    let url = format!("https://127.0.0.1:{}/api/v1/files/big.bin", srv.https.port());
+    let web = srv.https_as("web", "web-pass-1");
     // A whole download first: ok, every byte.
-    let whole = client.get(&url).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+    let whole = web.get("/api/v1/files/big.bin").await;
     assert_eq!(whole.bytes().await.unwrap().len(), 32 << 20);
     let done = srv.expect_event(|r| r.event == "file.download").await;
     assert_eq!((done.outcome, done.bytes), (Outcome::Ok, Some(32 << 20)));
     // Then one the client drops after the first chunk.
-    let mut partial = client.get(&url).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+    let mut partial = web.get("/api/v1/files/big.bin").await;
     assert!(partial.chunk().await.unwrap().is_some());
     drop(partial);
     let cut = srv.expect_event(|r| r.event == "file.download").await;

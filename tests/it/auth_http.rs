@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::harness::{TestServer, User, ok, run};
+use crate::harness::{Python, TestServer, User, ok};
 
 #[derive(Clone, Default)]
 struct Service {
@@ -81,25 +81,16 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
 
     // Local users still log in first; the service vouches for its own users with their rules.
-    assert_eq!(
-        http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    let listed = http.get(&files).basic_auth("ext", Some("ext-pass-1")).send().await.unwrap();
+    assert_eq!(srv.https_as("loc", "loc-pass-1").get("/api/v1/files").await.status(), StatusCode::OK);
+    let listed = srv.https_as("ext", "ext-pass-1").get("/api/v1/files").await;
     assert_eq!(listed.status(), StatusCode::OK);
-    let denied = http
-        .put(format!("{files}/x.txt"))
-        .basic_auth("ext", Some("ext-pass-1"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let denied = srv.https_as("ext", "ext-pass-1").put("/api/v1/files/x.txt").body("x").await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN, "the service's rules apply");
     assert!(srv.files.join("partners/ext").is_dir(), "the home the service gave");
     let login = srv.expect_event(|e| e.event == "login.succeeded" && e.user.as_deref() == Some("ext")).await;
     assert_eq!(login.reason.as_deref(), Some("password via http"));
 
-    let wrong = http.get(&files).basic_auth("ext", Some("nope-nope")).send().await.unwrap();
+    let wrong = srv.https_as("ext", "nope-nope").get("/api/v1/files").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     let refused = srv
         .expect_event(|e| {
@@ -111,7 +102,7 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     // Every misbehaviour fails closed, quickly, and is audited as the backend being unavailable.
     for user in ["slow", "garbage", "boom", "moved", "escaper"] {
         let started = std::time::Instant::now();
-        let answer = http.get(&files).basic_auth(user, Some("whatever-1")).send().await.unwrap();
+        let answer = srv.https_as(user, "whatever-1").get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{user}");
         assert!(started.elapsed() < std::time::Duration::from_secs(3), "{user} took {:?}", started.elapsed());
         let failed = srv.expect_event(|e| e.event == "login.failed" && e.user.as_deref() == Some(user)).await;
@@ -120,13 +111,10 @@ async fn the_http_service_decides_logins_and_fails_closed() {
     assert!(!srv.files.join("etc").exists());
 
     // Over SFTP too, with what the service learns about the login.
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\n\
                   t.connect(username='ext', password='ext-pass-1')\ns = paramiko.SFTPClient.from_transport(t)\n\
                   print(s.listdir('.'))\n";
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
-    ok(&run(cmd, 60).await);
+    Python::inline(script).arg(srv.addr.port().to_string()).stdout(60).await;
     let seen = service.seen.lock().unwrap().clone();
     let ssh =
         seen.iter().find(|b| b["protocol"] == "ssh" && b["username"] == "ext").expect("an SSH login asked");
@@ -137,15 +125,8 @@ async fn the_http_service_decides_logins_and_fails_closed() {
 
     // A user of the service gets a bearer token that works (on any replica) until it expires,
     // carrying what the service said; and a browser session.
-    let token: Value = http
-        .post(format!("https://localhost:{}/api/v1/auth/token", srv.https.port()))
-        .basic_auth("ext", Some("ext-pass-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let token: Value =
+        srv.https_as("ext", "ext-pass-1").post("/api/v1/auth/token").await.json().await.unwrap();
     let asked = service.seen.lock().unwrap().len();
     let by_token = http.get(&files).bearer_auth(token["token"].as_str().unwrap()).send().await.unwrap();
     assert_eq!(by_token.status(), StatusCode::OK);
@@ -174,14 +155,12 @@ async fn a_burst_of_logins_asks_the_service_once_with_the_cache_on() {
         "[auth]\nchain = [\"http\"]\ncache_ttl = \"1h\"\n[auth.http]\nurl = \"{url}\"\nbearer_secret = \"svc-secret\"\n"
     ))
     .await;
-    let http = srv.https_client();
-    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
     for _ in 0..5 {
-        let answer = http.get(&files).basic_auth("ext", Some("ext-pass-1")).send().await.unwrap();
+        let answer = srv.https_as("ext", "ext-pass-1").get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::OK);
     }
     for _ in 0..3 {
-        let answer = http.get(&files).basic_auth("ext", Some("not-it")).send().await.unwrap();
+        let answer = srv.https_as("ext", "not-it").get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
     }
     let seen = service.seen.lock().unwrap().clone();
@@ -196,7 +175,7 @@ async fn a_burst_of_logins_asks_the_service_once_with_the_cache_on() {
         })
         .await
         .unwrap();
-    let local = http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap();
+    let local = srv.https_as("loc", "loc-pass-1").get("/api/v1/files").await;
     assert_eq!(local.status(), StatusCode::UNAUTHORIZED, "local users switched off");
 }
 
@@ -264,13 +243,11 @@ async fn names_that_are_no_folder_never_get_the_storage_root() {
     let srv = TestServer::start_with(&http_chain(&url, "")).await;
     std::fs::create_dir_all(&srv.files).unwrap();
     std::fs::write(srv.files.join("root-secret.txt"), b"s").unwrap();
-    let http = srv.https_client();
-    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
     for name in [".", "..", ""] {
-        let answer = http.get(&files).basic_auth(name, Some("any-pass-1")).send().await.unwrap();
+        let answer = srv.https_as(name, "any-pass-1").get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "`{name}`");
     }
-    let fine = http.get(&files).basic_auth("fine", Some("any-pass-1")).send().await.unwrap();
+    let fine = srv.https_as("fine", "any-pass-1").get("/api/v1/files").await;
     assert_eq!(fine.status(), StatusCode::OK);
     let listing = fine.text().await.unwrap();
     assert!(!listing.contains("root-secret"), "{listing}");
@@ -283,9 +260,7 @@ async fn names_that_are_no_folder_never_get_the_storage_root() {
 async fn an_endless_chunked_answer_is_cut_at_64_kib() {
     let (url, _service) = start_service().await;
     let mut srv = TestServer::start_with(&http_chain(&url, "timeout = \"60s\"\n")).await;
-    let http = srv.https_client();
-    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
-    let answer = http.get(&files).basic_auth("flood", Some("whatever-1")).send().await.unwrap();
+    let answer = srv.https_as("flood", "whatever-1").get("/api/v1/files").await;
     assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
     let failed = srv.expect_event(|e| e.event == "auth.backend_error").await;
     assert!(failed.reason.as_deref().is_some_and(|r| r.contains("larger than 64 KiB")), "{failed:?}");

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use tokio::process::{Child, Command};
 
+use crate::harness::{Python, ReservedPort, python_tool};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     S3,
@@ -26,27 +28,32 @@ pub struct Emulator {
     child: Option<Child>,
     /// Holds the GCS service-account file.
     dir: tempfile::TempDir,
+    /// Held while the emulator lives, restarts included (each binds with SO_REUSEADDR).
+    _reserved: ReservedPort,
 }
 
 /// azurite's well-known development account key (public, documented by Microsoft).
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
-fn python() -> String {
-    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
-}
-
 fn venv_bin(name: &str) -> PathBuf {
-    let bin = PathBuf::from(python()).with_file_name(name);
+    let bin = python_tool(name);
     assert!(bin.exists(), "{} missing: tests/run.sh installs it next to FERRY_TEST_PYTHON", bin.display());
     bin
 }
 
 impl Emulator {
     pub async fn start(kind: Kind, bucket: &str) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut emulator =
-            Self { kind, port, bucket: bucket.into(), child: None, dir: tempfile::tempdir().unwrap() };
+        let reserved = ReservedPort::new();
+        let port = reserved.port();
+        let mut emulator = Self {
+            kind,
+            port,
+            bucket: bucket.into(),
+            child: None,
+            dir: tempfile::tempdir().unwrap(),
+            _reserved: reserved,
+        };
         emulator.restart().await;
         emulator
     }
@@ -94,12 +101,7 @@ impl Emulator {
                 .arg(root);
                 cmd
             }
-            Kind::Gcs => {
-                let mut cmd = Command::new(python());
-                cmd.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/clients/gcs_emulator.py"))
-                    .args([&port, &self.bucket]);
-                cmd
-            }
+            Kind::Gcs => Python::client("gcs_emulator.py").args([&port, &self.bucket]).command(),
             Kind::Azure => {
                 let bin = std::env::var("FERRY_TEST_AZURITE")
                     .expect("FERRY_TEST_AZURITE: tests/run.sh installs azurite");
@@ -156,7 +158,7 @@ impl Emulator {
                      except ResourceExistsError: pass\n",
                     self.endpoint()
                 );
-                Command::new(python()).arg("-c").arg(&script).output().await.unwrap().status.success()
+                Python::inline(&script).command().output().await.unwrap().status.success()
             }
         }
     }

@@ -1,13 +1,13 @@
 //! FTP, explicit FTPS and implicit FTPS with real clients: curl, lftp, Python ftplib and the
 //! Rust suppaftp client, plus raw control-channel checks.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{TestServer, User, failed, ok, payload, run, sha256, sha256_file};
+use crate::harness::{Python, TestServer, User, failed, ok, payload, run, sha256, sha256_file};
 
 fn curl(srv: &TestServer, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new("curl");
@@ -166,24 +166,15 @@ async fn lftp_mirrors_a_tree_both_ways() {
     same_tree(&source, &local.path().join("down2"));
 }
 
-fn python() -> String {
-    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn ftplib_script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ftplib_client.py")
-}
-
 async fn ftplib(srv: &TestServer, scenario: &str, user: &str, password: &str) -> serde_json::Value {
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(ftplib_script())
+    Python::client("ftplib_client.py")
         .arg(scenario)
         .arg(srv.ftp.port().to_string())
         .arg(user)
         .arg(password)
-        .arg(&srv.cert);
-    let out = ok(&run(cmd, 120).await);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("ftplib output {out}: {e}"))
+        .arg(&srv.cert)
+        .json(120)
+        .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -424,30 +415,6 @@ async fn passive_ports_are_capped_per_address_and_per_connection() {
     }
 }
 
-async fn suppaftp_client(
-    srv: &TestServer,
-    user: &str,
-    password: &str,
-) -> suppaftp::tokio::AsyncRustlsFtpStream {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&srv.cert).unwrap();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let connector =
-        suppaftp::tokio::AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)));
-    let ftp = suppaftp::tokio::AsyncRustlsFtpStream::connect(srv.ftp).await.unwrap();
-    let mut ftp = ftp.into_secure(connector, "127.0.0.1").await.unwrap();
-    ftp.login(user, password).await.unwrap();
-    ftp
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_suppaftp_sessions() {
     let srv = Arc::new(TestServer::start().await);
@@ -456,7 +423,7 @@ async fn twenty_concurrent_suppaftp_sessions() {
     for i in 0..20u64 {
         let srv = Arc::clone(&srv);
         tasks.push(tokio::spawn(async move {
-            let mut ftp = suppaftp_client(&srv, "rusty", "rust-pass-1").await;
+            let mut ftp = srv.suppaftp("rusty", "rust-pass-1").await;
             ftp.transfer_type(suppaftp::types::FileType::Binary).await.unwrap();
             let data = payload(300_000, 200 + i);
             let name = format!("s{i}.bin");

@@ -1,5 +1,15 @@
 //! `TestServer`: a real ferry on 127.0.0.1:0 over a temp directory (files + SQLite), with an
 //! audit subscription and helpers that run real clients against it. Dropping it shuts it down.
+//! The clients themselves live beside it: `https` (requests as a user), `python` (the scripts in
+//! tests/clients/), `ssh` (russh), `ftps` (suppaftp), `tls`, and `ports` for servers started
+//! outside the process.
+
+mod ftps;
+mod https;
+mod ports;
+mod python;
+mod ssh;
+mod tls;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,6 +25,12 @@ use ferry::types::Secret;
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 use tokio::sync::{broadcast, watch};
+
+pub use https::HttpsUser;
+pub use ports::ReservedPort;
+pub use python::{Python, python_tool};
+pub use ssh::{SshConnection, open_sftp};
+pub use tls::tls_client_config;
 
 pub struct TestServer {
     pub dir: TempDir,

@@ -4,7 +4,7 @@
 use reqwest::{Client, StatusCode, header};
 use serde_json::Value;
 
-use crate::harness::{TestServer, User, payload, sha256};
+use crate::harness::{HttpsUser, ReservedPort, TestServer, User, payload, sha256};
 
 fn url(srv: &TestServer, path: &str) -> String {
     format!("https://localhost:{}{path}", srv.https.port())
@@ -18,42 +18,20 @@ async fn json(response: reqwest::Response) -> Value {
 async fn files_round_trip_with_ranges_etags_and_listings() {
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("web", "web-pass-1")).await;
-    let http = srv.https_client();
     let data = payload((3 << 20) + 7, 5);
 
-    let put = http
-        .put(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+    let web = srv.https_as("web", "web-pass-1");
+    let put = web.put("/api/v1/files/docs/report%20%C3%A9.bin").body(data.clone()).await;
     // The parent does not exist yet.
     assert_eq!(put.status(), StatusCode::NOT_FOUND, "{:?}", put.text().await);
-    let mkdir = http
-        .post(url(&srv, "/api/v1/folders/docs"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let mkdir = web.post("/api/v1/folders/docs").await;
     assert_eq!(mkdir.status(), StatusCode::CREATED);
-    let put = http
-        .put(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .body(data.clone())
-        .send()
-        .await
-        .unwrap();
+    let put = web.put("/api/v1/files/docs/report%20%C3%A9.bin").body(data.clone()).await;
     assert_eq!(put.status(), StatusCode::CREATED);
     assert_eq!(json(put).await["size"], data.len());
     assert_eq!(std::fs::read(srv.home("web").join("docs/report é.bin")).unwrap(), data);
 
-    let got = http
-        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let got = web.get("/api/v1/files/docs/report%20%C3%A9.bin").await;
     assert_eq!(got.status(), StatusCode::OK);
     assert_eq!(got.version(), reqwest::Version::HTTP_2, "HTTP/2 by ALPN");
     let headers = got.headers().clone();
@@ -65,143 +43,74 @@ async fn files_round_trip_with_ranges_etags_and_listings() {
     assert_eq!(sha256(&got.bytes().await.unwrap()), sha256(&data));
     let etag = headers[header::ETAG].to_str().unwrap().to_string();
 
-    let ranged = http
-        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .header(header::RANGE, "bytes=1000-1999")
-        .send()
-        .await
-        .unwrap();
+    let ranged =
+        web.get("/api/v1/files/docs/report%20%C3%A9.bin").header(header::RANGE, "bytes=1000-1999").await;
     assert_eq!(ranged.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(
         ranged.headers()[header::CONTENT_RANGE].to_str().unwrap(),
         format!("bytes 1000-1999/{}", data.len())
     );
     assert_eq!(ranged.bytes().await.unwrap(), &data[1000..2000]);
-    let tail = http
-        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .header(header::RANGE, "bytes=-7")
-        .send()
-        .await
-        .unwrap();
+    let tail = web.get("/api/v1/files/docs/report%20%C3%A9.bin").header(header::RANGE, "bytes=-7").await;
     assert_eq!(tail.bytes().await.unwrap(), &data[data.len() - 7..]);
-    let past = http
-        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
+    let past = web
+        .get("/api/v1/files/docs/report%20%C3%A9.bin")
         .header(header::RANGE, format!("bytes={}-", data.len()))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(past.status(), StatusCode::RANGE_NOT_SATISFIABLE);
-    let cached = http
-        .get(url(&srv, "/api/v1/files/docs/report%20%C3%A9.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .header(header::IF_NONE_MATCH, &etag)
-        .send()
-        .await
-        .unwrap();
+    let cached = web.get("/api/v1/files/docs/report%20%C3%A9.bin").header(header::IF_NONE_MATCH, &etag).await;
     assert_eq!(cached.status(), StatusCode::NOT_MODIFIED);
 
     // Resume: the second half of a file with Content-Range.
-    let first = http
-        .put(url(&srv, "/api/v1/files/docs/part.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .body(data[..1 << 20].to_vec())
-        .send()
-        .await
-        .unwrap();
+    let first = web.put("/api/v1/files/docs/part.bin").body(data[..1 << 20].to_vec()).await;
     assert_eq!(first.status(), StatusCode::CREATED);
-    let rest = http
-        .put(url(&srv, "/api/v1/files/docs/part.bin"))
-        .basic_auth("web", Some("web-pass-1"))
+    let rest = web
+        .put("/api/v1/files/docs/part.bin")
         .header(header::CONTENT_RANGE, format!("bytes {}-{}/{}", 1 << 20, data.len() - 1, data.len()))
         .body(data[1 << 20..].to_vec())
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(rest.status(), StatusCode::CREATED);
     assert_eq!(std::fs::read(srv.home("web").join("docs/part.bin")).unwrap(), data);
 
     // Listing: paged and sorted.
     for name in ["b.txt", "a.txt", "c.txt"] {
-        let put = http
-            .put(url(&srv, &format!("/api/v1/files/docs/{name}")))
-            .basic_auth("web", Some("web-pass-1"))
-            .body(name.repeat(10))
-            .send()
-            .await
-            .unwrap();
+        let put = web.put(&format!("/api/v1/files/docs/{name}")).body(name.repeat(10)).await;
         assert_eq!(put.status(), StatusCode::CREATED);
     }
-    let page = json(
-        http.get(url(&srv, "/api/v1/files/docs?limit=2&sort=name&order=desc"))
-            .basic_auth("web", Some("web-pass-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let page = json(web.get("/api/v1/files/docs?limit=2&sort=name&order=desc").await).await;
     assert_eq!(page["total"], 5);
     let names: Vec<&str> =
         page["entries"].as_array().unwrap().iter().map(|e| e["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["report é.bin", "part.bin"]);
     assert_eq!(page["next_offset"], 2);
-    let root = json(
-        http.get(url(&srv, "/api/v1/files")).basic_auth("web", Some("web-pass-1")).send().await.unwrap(),
-    )
-    .await;
+    let root = json(web.get("/api/v1/files").await).await;
     assert_eq!(root["entries"][0]["name"], "docs");
     assert_eq!(root["entries"][0]["type"], "folder");
 
     // Rename, copy, delete; a non-empty folder is refused with 409.
-    let moved = http
-        .post(url(&srv, "/api/v1/rename"))
-        .basic_auth("web", Some("web-pass-1"))
+    let moved = web
+        .post("/api/v1/rename")
         .json(&serde_json::json!({"from": "/docs/a.txt", "to": "/docs/z.txt"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(moved.status(), StatusCode::NO_CONTENT);
-    let taken = http
-        .post(url(&srv, "/api/v1/rename"))
-        .basic_auth("web", Some("web-pass-1"))
+    let taken = web
+        .post("/api/v1/rename")
         .json(&serde_json::json!({"from": "/docs/b.txt", "to": "/docs/z.txt"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(taken.status(), StatusCode::CONFLICT);
     assert_eq!(json(taken).await["code"], "already_exists");
-    let copied = http
-        .post(url(&srv, "/api/v1/copy"))
-        .basic_auth("web", Some("web-pass-1"))
+    let copied = web
+        .post("/api/v1/copy")
         .json(&serde_json::json!({"from": "/docs/part.bin", "to": "/copy.bin"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(copied.status(), StatusCode::CREATED);
     assert_eq!(std::fs::read(srv.home("web").join("copy.bin")).unwrap(), data);
-    let not_empty = http
-        .delete(url(&srv, "/api/v1/files/docs"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let not_empty = web.delete("/api/v1/files/docs").await;
     assert_eq!(not_empty.status(), StatusCode::CONFLICT);
-    let gone = http
-        .delete(url(&srv, "/api/v1/files/copy.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let gone = web.delete("/api/v1/files/copy.bin").await;
     assert_eq!(gone.status(), StatusCode::NO_CONTENT);
     assert!(!srv.home("web").join("copy.bin").exists());
-    let missing = http
-        .get(url(&srv, "/api/v1/files/copy.bin"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let missing = web.get("/api/v1/files/copy.bin").await;
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     assert_eq!(json(missing).await["code"], "not_found");
 }
@@ -218,21 +127,11 @@ async fn permissions_traversal_and_credentials_are_enforced() {
     std::fs::write(srv.home("other").join("secret.txt"), b"CONTENT-OF-OTHER-42").unwrap();
     let http = srv.https_client();
 
-    let denied = http
-        .put(url(&srv, "/api/v1/files/ro/new.txt"))
-        .basic_auth("web", Some("web-pass-1"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let web = srv.https_as("web", "web-pass-1");
+    let denied = web.put("/api/v1/files/ro/new.txt").body("x").await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert_eq!(json(denied).await["code"], "permission_denied");
-    let denied = http
-        .delete(url(&srv, "/api/v1/files/ro/keep.txt"))
-        .basic_auth("web", Some("web-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let denied = web.delete("/api/v1/files/ro/keep.txt").await;
     assert_eq!(denied.status(), StatusCode::FORBIDDEN);
     assert!(srv.home("web").join("ro/keep.txt").exists());
 
@@ -245,7 +144,7 @@ async fn permissions_traversal_and_credentials_are_enforced() {
         "/api/v1/files/ro/%2e%2e/%2e%2e/other/secret.txt",
         "/api/v1/files/%2fetc%2fpasswd",
     ] {
-        let response = http.get(url(&srv, path)).basic_auth("web", Some("web-pass-1")).send().await.unwrap();
+        let response = web.get(path).await;
         let status = response.status();
         let body = response.bytes().await.unwrap();
         assert!(
@@ -257,15 +156,13 @@ async fn permissions_traversal_and_credentials_are_enforced() {
     }
 
     // Wrong password, unknown user, no credentials: 401 with WWW-Authenticate, audited.
-    let wrong =
-        http.get(url(&srv, "/api/v1/files")).basic_auth("web", Some("nope-nope")).send().await.unwrap();
+    let wrong = srv.https_as("web", "nope-nope").get("/api/v1/files").await;
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     assert!(wrong.headers()[header::WWW_AUTHENTICATE].to_str().unwrap().contains("Basic"));
     let failed = srv.expect_event(|e| e.event == "login.failed").await;
     assert_eq!(failed.user.as_deref(), Some("web"));
     assert_eq!(failed.protocol.map(|p| p.as_str()), Some("https"));
-    let unknown =
-        http.get(url(&srv, "/api/v1/files")).basic_auth("ghost", Some("x-x-x-x")).send().await.unwrap();
+    let unknown = srv.https_as("ghost", "x-x-x-x").get("/api/v1/files").await;
     assert_eq!(unknown.status(), StatusCode::UNAUTHORIZED);
     let none = http.get(url(&srv, "/api/v1/files")).send().await.unwrap();
     assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
@@ -285,14 +182,8 @@ async fn tokens_work_on_a_second_instance_and_stop_at_logout_or_expiry() {
     let srv = TestServer::start_with("[https]\ntoken_ttl = \"2s\"\n").await;
     srv.add_user(User::with_password("tok", "tok-pass-1")).await;
     let http = srv.https_client();
-    let issued = json(
-        http.post(url(&srv, "/api/v1/auth/token"))
-            .basic_auth("tok", Some("tok-pass-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let tok = srv.https_as("tok", "tok-pass-1");
+    let issued = json(tok.post("/api/v1/auth/token").await).await;
     let token = issued["token"].as_str().unwrap().to_string();
     assert_eq!(issued["token_type"], "Bearer");
 
@@ -322,14 +213,7 @@ async fn tokens_work_on_a_second_instance_and_stop_at_logout_or_expiry() {
     assert_eq!(revoked.status(), StatusCode::UNAUTHORIZED);
 
     // Tokens expire.
-    let short = json(
-        http.post(url(&srv, "/api/v1/auth/token"))
-            .basic_auth("tok", Some("tok-pass-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let short = json(tok.post("/api/v1/auth/token").await).await;
     let short = short["token"].as_str().unwrap().to_string();
     assert_eq!(
         http.get(url(&srv, "/api/v1/files")).bearer_auth(&short).send().await.unwrap().status(),
@@ -471,11 +355,10 @@ async fn browser_sessions_use_secure_cookies_with_csrf_and_the_api_is_described(
 /// 416, a path with NUL is 400) as failures.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schemathesis_finds_no_server_errors_and_no_schema_violations() {
-    use crate::harness::{ok, run};
+    use crate::harness::{ok, python_tool, run};
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("fuzz", "fuzz-pass-1")).await;
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let bin = std::path::Path::new(&python).with_file_name("schemathesis");
+    let bin = python_tool("schemathesis");
     assert!(bin.exists(), "{}: tests/run.sh installs schemathesis", bin.display());
     use base64::Engine;
     let basic = base64::engine::general_purpose::STANDARD.encode("fuzz:fuzz-pass-1");
@@ -533,7 +416,8 @@ async fn a_browser_manages_files_through_the_web_page() {
 /// one expires. The optional plain-HTTP listener only redirects to HTTPS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browser_sessions_slide_while_used_and_plain_http_redirects() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let redirect = ReservedPort::new();
+    let port = redirect.port();
     let srv = TestServer::start_with(&format!(
         "[https]\ntoken_ttl = \"4s\"\nredirect_bind = \"127.0.0.1:{port}\"\n"
     ))
@@ -590,13 +474,8 @@ async fn api_keys_are_created_shown_once_used_and_revoked() {
     let mut srv = TestServer::start().await;
     srv.add_user(User::with_password("prog", "prog-pass-1")).await;
     let http = srv.https_client();
-    let created = http
-        .post(url(&srv, "/api/v1/keys"))
-        .basic_auth("prog", Some("prog-pass-1"))
-        .json(&serde_json::json!({"name": "nightly export"}))
-        .send()
-        .await
-        .unwrap();
+    let prog = srv.https_as("prog", "prog-pass-1");
+    let created = prog.post("/api/v1/keys").json(&serde_json::json!({"name": "nightly export"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let created = json(created).await;
     let key = created["key"].as_str().unwrap().to_string();
@@ -621,12 +500,7 @@ async fn api_keys_are_created_shown_once_used_and_revoked() {
     let forged = key[..key.len() - 2].to_string() + "xx";
     let wrong = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &forged).send().await.unwrap();
     assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
-    let revoked = http
-        .delete(url(&srv, &format!("/api/v1/keys/{id}")))
-        .basic_auth("prog", Some("prog-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let revoked = prog.delete(&format!("/api/v1/keys/{id}")).await;
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
     let after = http.get(url(&srv, "/api/v1/me")).header("x-api-key", &key).send().await.unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
@@ -641,120 +515,64 @@ async fn admins_manage_users_and_others_are_refused() {
     let health = json(http.get(url(&srv, "/api/v1/health")).send().await.unwrap()).await;
     assert_eq!(health["status"], "ok");
 
-    let refused = http
-        .get(url(&srv, "/api/v1/admin/users"))
-        .basic_auth("plain", Some("plain-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let refused = srv.https_as("plain", "plain-pass-1").get("/api/v1/admin/users").await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     assert_eq!(json(refused).await["code"], "not_admin");
 
-    let created = http
-        .post(url(&srv, "/api/v1/admin/users"))
-        .basic_auth("boss", Some("boss-pass-1"))
+    let boss = srv.https_as("boss", "boss-pass-1");
+    let created = boss
+        .post("/api/v1/admin/users")
         .json(&serde_json::json!({"name": "partner", "password": "partner-pass-1", "rules": ["/=list,download"]}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(created.status(), StatusCode::CREATED);
     let audited =
         srv.expect_event(|e| e.event == "user.created" && e.user.as_deref() == Some("partner")).await;
     assert_eq!(audited.user.as_deref(), Some("partner"));
     assert_eq!(audited.protocol.map(|p| p.as_str()), Some("https"));
-    let again = http
-        .post(url(&srv, "/api/v1/admin/users"))
-        .basic_auth("boss", Some("boss-pass-1"))
+    let again = boss
+        .post("/api/v1/admin/users")
         .json(&serde_json::json!({"name": "partner", "password": "x-x-x-x-1"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(again.status(), StatusCode::CONFLICT);
-    let bad_rule = http
-        .patch(url(&srv, "/api/v1/admin/users/partner"))
-        .basic_auth("boss", Some("boss-pass-1"))
+    let bad_rule = boss
+        .patch("/api/v1/admin/users/partner")
         .json(&serde_json::json!({"rules": ["/=fly"], "enabled": false}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(bad_rule.status(), StatusCode::BAD_REQUEST);
     // Nothing changed by the refused update.
-    let shown = json(
-        http.get(url(&srv, "/api/v1/admin/users/partner"))
-            .basic_auth("boss", Some("boss-pass-1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let shown = json(boss.get("/api/v1/admin/users/partner").await).await;
     assert_eq!(shown["enabled"], true);
     assert_eq!(shown["rules"][0], "/=list,download");
 
+    let partner = srv.https_as("partner", "partner-pass-1");
     // The new user logs in; their rule applies; disabling them stops them.
-    let upload = http
-        .put(url(&srv, "/api/v1/files/x.txt"))
-        .basic_auth("partner", Some("partner-pass-1"))
-        .body("x")
-        .send()
-        .await
-        .unwrap();
+    let upload = partner.put("/api/v1/files/x.txt").body("x").await;
     assert_eq!(upload.status(), StatusCode::FORBIDDEN);
-    let disabled = http
-        .patch(url(&srv, "/api/v1/admin/users/partner"))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .json(&serde_json::json!({"enabled": false}))
-        .send()
-        .await
-        .unwrap();
+    let disabled =
+        boss.patch("/api/v1/admin/users/partner").json(&serde_json::json!({"enabled": false})).await;
     assert_eq!(disabled.status(), StatusCode::OK);
-    let blocked = http
-        .get(url(&srv, "/api/v1/files"))
-        .basic_auth("partner", Some("partner-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let blocked = partner.get("/api/v1/files").await;
     assert_eq!(blocked.status(), StatusCode::UNAUTHORIZED);
 
     let pubkey = std::fs::read_to_string(srv.key.with_extension("pub")).unwrap();
-    let added = http
-        .post(url(&srv, "/api/v1/admin/users/partner/keys"))
-        .basic_auth("boss", Some("boss-pass-1"))
+    let added = boss
+        .post("/api/v1/admin/users/partner/keys")
         .json(&serde_json::json!({"public_key": pubkey.trim()}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(added.status(), StatusCode::CREATED);
     let fingerprint = json(added).await["fingerprint"].as_str().unwrap().to_string();
     // Base64 fingerprints hold `/` and `+`: one path segment, percent-encoded.
     let fingerprint = fingerprint.replace('/', "%2F").replace('+', "%2B");
-    let removed = http
-        .delete(url(&srv, &format!("/api/v1/admin/users/partner/keys/{fingerprint}")))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let removed = boss.delete(&format!("/api/v1/admin/users/partner/keys/{fingerprint}")).await;
     assert_eq!(removed.status(), StatusCode::NO_CONTENT);
-    let password = http
-        .put(url(&srv, "/api/v1/admin/users/partner/password"))
-        .basic_auth("boss", Some("boss-pass-1"))
+    let password = boss
+        .put("/api/v1/admin/users/partner/password")
         .json(&serde_json::json!({"password": "new-partner-pass"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(password.status(), StatusCode::NO_CONTENT);
-    let deleted = http
-        .delete(url(&srv, "/api/v1/admin/users/partner"))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let deleted = boss.delete("/api/v1/admin/users/partner").await;
     assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
-    let gone = http
-        .get(url(&srv, "/api/v1/admin/users/partner"))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let gone = boss.get("/api/v1/admin/users/partner").await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
 }
 
@@ -771,17 +589,10 @@ async fn admins_list_and_end_live_sessions() {
     // 32 MiB at 8 Mbit/s: half a minute, far longer than this test waits.
     let upload = srv.sftp_command("slow", local.path(), "put big.bin\n", &["-l", "8000"]);
     let upload = tokio::spawn(run(upload, 120));
-    let http = srv.https_client();
     let mut target = None;
+    let boss = srv.https_as("boss", "boss-pass-1");
     for _ in 0..100 {
-        let sessions = json(
-            http.get(url(&srv, "/api/v1/admin/sessions"))
-                .basic_auth("boss", Some("boss-pass-1"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let sessions = json(boss.get("/api/v1/admin/sessions").await).await;
         target =
             sessions.as_array().unwrap().iter().find(|s| s["user"] == "slow").map(|s| {
                 (s["id"].as_str().unwrap().to_string(), s["protocol"].as_str().unwrap().to_string())
@@ -794,24 +605,14 @@ async fn admins_list_and_end_live_sessions() {
     let (id, protocol) = target.expect("the SFTP session is listed");
     assert_eq!(protocol, "ssh", "the connection is SSH; SFTP runs on a channel of it");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let ended = http
-        .delete(url(&srv, &format!("/api/v1/admin/sessions/{id}")))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let ended = boss.delete(&format!("/api/v1/admin/sessions/{id}")).await;
     assert_eq!(ended.status(), StatusCode::NO_CONTENT);
     let started = std::time::Instant::now();
     let out = upload.await.unwrap();
     assert!(!out.status.success(), "the client was cut off");
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(!srv.home("slow").join("big.bin").exists(), "no partial file");
-    let again = http
-        .delete(url(&srv, &format!("/api/v1/admin/sessions/{id}")))
-        .basic_auth("boss", Some("boss-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let again = boss.delete(&format!("/api/v1/admin/sessions/{id}")).await;
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 }
 
@@ -853,31 +654,21 @@ async fn form_uploads_stream_each_file_into_the_folder() {
 /// everywhere, even with the right password, and the ban is audited.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_logins_from_any_protocol_ban_the_address() {
-    use crate::harness::run;
+    use crate::harness::Python;
     let mut srv = TestServer::start_with("[auth]\nban_after_failures = 3\nban_time = \"1h\"\n").await;
     srv.add_user(User { password: Some("right-pass-1"), ..User::with_key("victim") }).await;
-    let http = srv.https_client();
     for _ in 0..2 {
-        let wrong = http
-            .get(url(&srv, "/api/v1/files"))
-            .basic_auth("victim", Some("wrong-pass"))
-            .send()
-            .await
-            .unwrap();
+        let wrong = srv.https_as("victim", "wrong-pass").get("/api/v1/files").await;
         assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
     }
     // The third failure comes over SFTP (paramiko, password).
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\nt.start_client()\n\
                   try:\n    t.auth_password('victim', 'still-wrong')\nexcept paramiko.AuthenticationException:\n    print('refused')\n";
-    let mut cmd = tokio::process::Command::new(&python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
-    let out = run(cmd, 60).await;
+    let out = Python::inline(script).arg(srv.addr.port().to_string()).output(60).await;
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
     let ban = srv.expect_event(|e| e.event == "login.banned").await;
     assert_eq!(ban.peer.unwrap().to_string().split(':').next(), Some("127.0.0.1"));
-    let right =
-        http.get(url(&srv, "/api/v1/files")).basic_auth("victim", Some("right-pass-1")).send().await.unwrap();
+    let right = srv.https_as("victim", "right-pass-1").get("/api/v1/files").await;
     assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "banned even with the right password");
     let refused = srv
         .expect_event(|e| {
@@ -907,7 +698,7 @@ async fn slow_clients_are_cut_off_and_http1_is_served() {
         .http1_only()
         .build()
         .unwrap();
-    let answer = h1.get(url(&srv, "/api/v1/files")).basic_auth("h1", Some("h1-pass-1")).send().await.unwrap();
+    let answer = HttpsUser::new(h1, &url(&srv, ""), "h1", "h1-pass-1").get("/api/v1/files").await;
     assert_eq!(answer.version(), reqwest::Version::HTTP_11);
     assert_eq!(answer.status(), StatusCode::OK);
 }
@@ -916,18 +707,7 @@ async fn slow_clients_are_cut_off_and_http1_is_served() {
 async fn raw_get(srv: &TestServer, path: &str, auth: &str, range: &str) -> (u16, String, Vec<u8>) {
     use base64::Engine;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&srv.cert).unwrap();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = crate::harness::tls_client_config(&srv.cert);
     let tcp = tokio::net::TcpStream::connect(srv.https).await.unwrap();
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
     let mut tls =
@@ -1013,18 +793,15 @@ async fn hostile_ranges_are_answered_by_the_rfc() {
     assert_eq!(sha256(&std::fs::read(&out).unwrap()), sha256(&data[5..]));
 
     // Resumed uploads: hostile Content-Range numbers are refused with 400, nothing written.
-    let http = srv.https_client();
     for bad in
         ["bytes 18446744073709551615-*/*", "bytes 9-3/20", "bytes 5-25/20", "bytes +5-9/20", "bytes 5-9"]
     {
-        let put = http
-            .put(url(&srv, "/api/v1/files/r.bin"))
-            .basic_auth("web", Some("web-pass-1"))
+        let put = srv
+            .https_as("web", "web-pass-1")
+            .put("/api/v1/files/r.bin")
             .header(header::CONTENT_RANGE, bad)
             .body(vec![0u8; 5])
-            .send()
-            .await
-            .unwrap();
+            .await;
         assert_eq!(put.status(), StatusCode::BAD_REQUEST, "{bad}");
     }
     assert_eq!(std::fs::read(srv.home("web").join("r.bin")).unwrap(), data, "unchanged");

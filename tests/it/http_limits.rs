@@ -7,20 +7,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::client::TlsStream;
 
-use crate::harness::{TestServer, User, payload, sha256};
+use crate::harness::{TestServer, User, payload, sha256, tls_client_config};
 
 /// A TLS connection to the server offering `alpn`.
 async fn connect(srv: &TestServer, alpn: &[u8]) -> TlsStream<tokio::net::TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(&srv.cert).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
+    let mut config = tls_client_config(&srv.cert);
     config.alpn_protocols = vec![alpn.to_vec()];
     let tcp = tokio::net::TcpStream::connect(srv.https).await.unwrap();
     tokio_rustls::TlsConnector::from(Arc::new(config))

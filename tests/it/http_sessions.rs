@@ -41,14 +41,7 @@ async fn browser_login(srv: &TestServer, user: &str, password: &str) -> (String,
 }
 
 async fn api_key(srv: &TestServer, user: &str, password: &str) -> String {
-    let created = srv
-        .https_client()
-        .post(url(srv, "/api/v1/keys"))
-        .basic_auth(user, Some(password))
-        .json(&json!({"name": "script"}))
-        .send()
-        .await
-        .unwrap();
+    let created = srv.https_as(user, password).post("/api/v1/keys").json(&json!({"name": "script"})).await;
     assert_eq!(created.status(), StatusCode::CREATED);
     created.json::<Value>().await.unwrap()["key"].as_str().unwrap().to_string()
 }
@@ -90,13 +83,8 @@ async fn a_logged_out_browser_session_never_comes_back() {
             .unwrap();
         assert_eq!(with_key.status(), StatusCode::OK, "the API key authenticates the request");
         assert!(session_of(&with_key).is_none(), "but never refreshes the revoked cookie");
-        let with_basic = http
-            .get(url(&srv, "/api/v1/me"))
-            .header(header::COOKIE, cookie)
-            .basic_auth("gone", Some("gone-pass-1"))
-            .send()
-            .await
-            .unwrap();
+        let with_basic =
+            srv.https_as("gone", "gone-pass-1").get("/api/v1/me").header(header::COOKIE, cookie).await;
         assert_eq!(with_basic.status(), StatusCode::OK);
         assert!(session_of(&with_basic).is_none(), "nor does Basic");
         let alone = http.get(url(&srv, "/api/v1/me")).header(header::COOKIE, cookie).send().await.unwrap();
@@ -170,10 +158,9 @@ async fn password_changes_disabling_and_removal_void_existing_tokens() {
     srv.add_user(User::with_password("tok", "tok-pass-1")).await;
     let http = srv.https_client();
     let token = |password: &'static str| {
-        let http = http.clone();
-        let url = url(&srv, "/api/v1/auth/token");
+        let tok = srv.https_as("tok", password);
         async move {
-            let reply = http.post(url).basic_auth("tok", Some(password)).send().await.unwrap();
+            let reply = tok.post("/api/v1/auth/token").await;
             assert_eq!(reply.status(), StatusCode::OK);
             reply.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string()
         }

@@ -4,21 +4,21 @@
 
 use reqwest::StatusCode;
 
-use crate::harness::{TestServer, User, ok, run};
+use crate::harness::{HttpsUser, ReservedPort, TestServer, User, ok, run};
 
 struct Slapd {
     dir: tempfile::TempDir,
     port: u16,
     tls_port: u16,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    /// Held for slapd's whole life, restarts included (slapd binds with SO_REUSEADDR).
+    _reserved: [ReservedPort; 2],
 }
 
 impl Slapd {
     async fn start() -> Self {
-        let slapd = Self { dir: tempfile::tempdir().unwrap(), port: free_port(), tls_port: free_port() };
+        let reserved = [ReservedPort::new(), ReservedPort::new()];
+        let (port, tls_port) = (reserved[0].port(), reserved[1].port());
+        let slapd = Self { dir: tempfile::tempdir().unwrap(), port, tls_port, _reserved: reserved };
         slapd.run().await;
         slapd
     }
@@ -75,40 +75,30 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
     ))
     .await;
     srv.add_user(User::with_password("loc", "loc-pass-1")).await;
-    let http = srv.https_client();
-    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+    // Built before the closure, which must not borrow `srv` (expect_event needs it mutably).
+    let (http, base) = (srv.https_client(), format!("https://localhost:{}", srv.https.port()));
     let put = |user: &'static str, password: &'static str| {
-        http.put(format!("{files}/{user}.txt")).basic_auth(user, Some(password)).body("hello").send()
+        HttpsUser::new(http.clone(), &base, user, password)
+            .put(&format!("/api/v1/files/{user}.txt"))
+            .body("hello")
+            .send()
     };
 
     // Group rules: partners may write, readonly may only read.
     // Group homes and mounts: partners live under /partners and get a /drop mount.
-    assert_eq!(put("alice", "alice-pass-1").await.unwrap().status(), StatusCode::CREATED);
+    assert_eq!(put("alice", "alice-pass-1").await.status(), StatusCode::CREATED);
     assert_eq!(std::fs::read(srv.files.join("partners/alice/alice.txt")).unwrap(), b"hello");
-    let root: serde_json::Value = http
-        .get(&files)
-        .basic_auth("alice", Some("alice-pass-1"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let alice = srv.https_as("alice", "alice-pass-1");
+    let root: serde_json::Value = alice.get("/api/v1/files").await.json().await.unwrap();
     assert!(root["entries"].as_array().unwrap().iter().any(|e| e["name"] == "drop"), "{root}");
-    let dropped = http
-        .put(format!("{files}/drop/in.txt"))
-        .basic_auth("alice", Some("alice-pass-1"))
-        .body("to the bucket")
-        .send()
-        .await
-        .unwrap();
+    let dropped = alice.put("/api/v1/files/drop/in.txt").body("to the bucket").await;
     assert_eq!(dropped.status(), StatusCode::CREATED);
     assert!(!srv.files.join("partners/alice/drop").exists(), "the mount is on the other backend");
     let login =
         srv.expect_event(|e| e.event == "login.succeeded" && e.user.as_deref() == Some("alice")).await;
     assert_eq!(login.reason.as_deref(), Some("password via ldap"));
-    assert_eq!(put("bob", "bob-pass-1").await.unwrap().status(), StatusCode::FORBIDDEN);
-    let listed = http.get(&files).basic_auth("bob", Some("bob-pass-1")).send().await.unwrap();
+    assert_eq!(put("bob", "bob-pass-1").await.status(), StatusCode::FORBIDDEN);
+    let listed = srv.https_as("bob", "bob-pass-1").get("/api/v1/files").await;
     assert_eq!(listed.status(), StatusCode::OK);
 
     // Wrong password, unknown user, empty password, injection attempts: all plain refusals.
@@ -120,7 +110,7 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
         ("admin)(|(uid=*", "x"),
         ("*", "alice-pass-1"),
     ] {
-        let answer = http.get(&files).basic_auth(user, Some(password)).send().await.unwrap();
+        let answer = srv.https_as(user, password).get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::UNAUTHORIZED, "{user:?} / {password:?}");
     }
 
@@ -166,21 +156,15 @@ async fn directory_users_log_in_with_group_rules_keys_and_fail_closed() {
     // The directory goes away: directory users are refused (503, audited), local users go on.
     slapd.stop().await;
     let started = std::time::Instant::now();
-    let away = http.get(&files).basic_auth("alice", Some("alice-pass-1")).send().await.unwrap();
+    let away = alice.get("/api/v1/files").await;
     assert_eq!(away.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(started.elapsed() < std::time::Duration::from_secs(5), "no hang");
     let failed =
         srv.expect_event(|e| e.event == "login.failed" && e.outcome == ferry::audit::Outcome::Failed).await;
     assert_eq!(failed.user.as_deref(), Some("alice"));
-    assert_eq!(
-        http.get(&files).basic_auth("loc", Some("loc-pass-1")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(srv.https_as("loc", "loc-pass-1").get("/api/v1/files").await.status(), StatusCode::OK);
     slapd.run().await;
-    assert_eq!(
-        http.get(&files).basic_auth("alice", Some("alice-pass-1")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
+    assert_eq!(alice.get("/api/v1/files").await.status(), StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,19 +177,14 @@ async fn direct_bind_over_ldaps() {
         ca = slapd.ca()
     ))
     .await;
-    let http = srv.https_client();
-    let files = format!("https://localhost:{}/api/v1/files", srv.https.port());
+    assert_eq!(srv.https_as("bob", "bob-pass-1").get("/api/v1/files").await.status(), StatusCode::OK);
     assert_eq!(
-        http.get(&files).basic_auth("bob", Some("bob-pass-1")).send().await.unwrap().status(),
-        StatusCode::OK
-    );
-    assert_eq!(
-        http.get(&files).basic_auth("bob", Some("nope-nope")).send().await.unwrap().status(),
+        srv.https_as("bob", "nope-nope").get("/api/v1/files").await.status(),
         StatusCode::UNAUTHORIZED
     );
     // A DN injection attempt binds as nobody.
     assert_eq!(
-        http.get(&files).basic_auth("bob,ou=people", Some("bob-pass-1")).send().await.unwrap().status(),
+        srv.https_as("bob,ou=people", "bob-pass-1").get("/api/v1/files").await.status(),
         StatusCode::UNAUTHORIZED
     );
 }

@@ -6,10 +6,6 @@ use reqwest::StatusCode;
 
 use crate::harness::{TestServer, User, failed, ok};
 
-fn url(srv: &TestServer, path: &str) -> String {
-    format!("https://localhost:{}{path}", srv.https.port())
-}
-
 const RULES: [&str; 3] = ["/=*", "/secret=", "/ro=list,download"];
 
 async fn server() -> TestServer {
@@ -41,21 +37,16 @@ async fn a_symlink_to_the_top_does_not_open_a_denied_folder_over_sftp_or_https()
     }
     assert!(!local.path().join("s.txt").exists());
 
-    let http = srv.https_client();
+    let lin = srv.https_as("lin", "link-pass-1");
     for path in
         ["/api/v1/files/up/secret/s.txt", "/api/v1/files/up/secret", "/api/v1/files/up/up/secret/s.txt"]
     {
-        let response = http.get(url(&srv, path)).basic_auth("lin", Some("link-pass-1")).send().await.unwrap();
+        let response = lin.get(path).await;
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{path}");
         let body = response.text().await.unwrap();
         assert!(!body.contains("TOP-SECRET-7") && !body.contains("s.txt"), "{path}: {body}");
     }
-    let response = http
-        .get(url(&srv, "/api/v1/files/up/ro/r.txt"))
-        .basic_auth("lin", Some("link-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let response = lin.get("/api/v1/files/up/ro/r.txt").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.text().await.unwrap(), "read-only original");
 
@@ -63,12 +54,7 @@ async fn a_symlink_to_the_top_does_not_open_a_denied_folder_over_sftp_or_https()
     std::os::unix::fs::symlink(home.join("secret"), home.join("planted")).unwrap();
     let err = failed(&srv.sftp("lin", local.path(), "get planted/s.txt\n").await);
     assert!(err.contains("Permission denied") || err.contains("not found"), "{err}");
-    let response = http
-        .get(url(&srv, "/api/v1/files/planted/s.txt"))
-        .basic_auth("lin", Some("link-pass-1"))
-        .send()
-        .await
-        .unwrap();
+    let response = lin.get("/api/v1/files/planted/s.txt").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
@@ -96,14 +82,7 @@ async fn a_symlink_to_a_read_only_folder_does_not_make_it_writable() {
     assert_eq!(names, ["r.txt"]);
     assert_eq!(std::fs::read(home.join("ro/r.txt")).unwrap(), b"read-only original");
 
-    let response = srv
-        .https_client()
-        .put(url(&srv, "/api/v1/files/rw/web.txt"))
-        .basic_auth("lin", Some("link-pass-1"))
-        .body("intruder")
-        .send()
-        .await
-        .unwrap();
+    let response = srv.https_as("lin", "link-pass-1").put("/api/v1/files/rw/web.txt").body("intruder").await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert!(!home.join("ro/web.txt").exists());
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::harness::{TestServer, User, ok, payload};
+use crate::harness::{HttpsUser, ReservedPort, TestServer, User, ok, payload};
 
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()
@@ -54,7 +54,8 @@ async fn prometheus_scrapes_the_ops_listener_and_sees_a_transfer() {
 
     // A real Prometheus scraping every second.
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let web = ReservedPort::new();
+    let port = web.port();
     let config = dir.path().join("prometheus.yml");
     std::fs::write(
         &config,
@@ -175,17 +176,11 @@ async fn an_otlp_receiver_gets_connection_session_and_transfer_spans() {
         .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
         .build()
         .unwrap();
-    let url = format!("https://{addr}/api/v1/files/traced.bin").replace("127.0.0.1", "localhost");
-    let put = client
-        .put(&url)
-        .basic_auth("otel-admin", Some("otel-pass-1"))
-        .body(payload(70_000, 3))
-        .send()
-        .await
-        .unwrap();
+    let base = format!("https://{addr}").replace("127.0.0.1", "localhost");
+    let admin = HttpsUser::new(client, &base, "otel-admin", "otel-pass-1");
+    let put = admin.put("/api/v1/files/traced.bin").body(payload(70_000, 3)).await;
     assert!(put.status().is_success(), "{}", put.status());
-    let folder = format!("https://{addr}/api/v1/folders/made").replace("127.0.0.1", "localhost");
-    let made = client.post(&folder).basic_auth("otel-admin", Some("otel-pass-1")).send().await.unwrap();
+    let made = admin.post("/api/v1/folders/made").await;
     assert!(made.status().is_success(), "{}", made.status());
 
     // The audit record names the session; the log line of the login carries the trace ID.

@@ -1,22 +1,9 @@
 //! Python paramiko (password auth, plain SFTP v3 rename, symlinks, setstat).
 
-use std::path::PathBuf;
-
-use crate::harness::{TestServer, User, ok, run};
-
-fn python() -> String {
-    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/paramiko_client.py")
-}
+use crate::harness::{Python, TestServer, User};
 
 async fn paramiko(args: &[String]) -> serde_json::Value {
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(script()).args(args);
-    let out = ok(&run(cmd, 120).await);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("paramiko output {out}: {e}"))
+    Python::client("paramiko_client.py").args(args).json(120).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

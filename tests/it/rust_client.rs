@@ -1,41 +1,19 @@
 //! In-process Rust client (russh + russh-sftp), plus raw-channel checks that a library client
 //! would hide: EOF/CLOSE on subsystem end, malformed packets, non-UTF-8 names.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::ChannelMsg;
-use russh::client::{self, Handle};
-use russh::keys::PublicKeyOrCertificate;
+use russh::client;
 
-use crate::harness::{TestServer, User, payload};
-
-struct AcceptAny;
-
-impl client::Handler for AcceptAny {
-    type Error = russh::Error;
-
-    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-async fn connect(srv: &TestServer, user: &str, password: &str) -> Handle<AcceptAny> {
-    let config = Arc::new(client::Config::default());
-    let mut handle = client::connect(config, srv.addr, AcceptAny).await.expect("connect");
-    let auth = handle.authenticate_password(user, password).await.expect("auth exchange");
-    assert!(auth.success(), "login as {user}");
-    handle
-}
+use crate::harness::{SshConnection, TestServer, User, open_sftp, payload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn russh_sftp_client_round_trip() {
     let srv = TestServer::start().await;
     srv.add_user(User::with_password("rusty", "pw-rusty-1")).await;
-    let handle = connect(&srv, "rusty", "pw-rusty-1").await;
-    let channel = handle.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    let handle = srv.russh("rusty", "pw-rusty-1").await;
+    let sftp = open_sftp(&handle).await;
     let data = payload(1 << 20, 42);
     sftp.create_dir("in").await.unwrap();
     // russh-sftp's `write` closes the file from a background task; close explicitly so the
@@ -54,8 +32,8 @@ async fn russh_sftp_client_round_trip() {
 }
 
 /// Opens a raw sftp channel and performs INIT/VERSION by hand.
-async fn raw_sftp(srv: &TestServer) -> (Handle<AcceptAny>, russh::Channel<client::Msg>) {
-    let handle = connect(srv, "raw", "pw-raw-1").await;
+async fn raw_sftp(srv: &TestServer) -> (SshConnection, russh::Channel<client::Msg>) {
+    let handle = srv.russh("raw", "pw-raw-1").await;
     let mut channel = handle.channel_open_session().await.unwrap();
     channel.request_subsystem(true, "sftp").await.unwrap();
     channel.data_bytes(vec![0u8, 0, 0, 5, 1, 0, 0, 0, 3]).await.unwrap();
@@ -136,9 +114,7 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
     let (seen, _) = until_closed(&mut channel).await;
     assert_eq!(seen, ["exit-status 0", "eof", "close"]);
     // The connection itself survives: a new SFTP channel works.
-    let channel = handle.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    let sftp = open_sftp(&handle).await;
     let mut file = sftp.create("ok.txt").await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut file, b"still serving").await.unwrap();
     tokio::io::AsyncWriteExt::shutdown(&mut file).await.unwrap();
@@ -150,10 +126,8 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
 async fn shutdown_lets_a_running_transfer_finish() {
     let mut srv = TestServer::start().await;
     srv.add_user(User::with_password("raw", "pw-raw-1")).await;
-    let handle = connect(&srv, "raw", "pw-raw-1").await;
-    let channel = handle.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    let handle = srv.russh("raw", "pw-raw-1").await;
+    let sftp = open_sftp(&handle).await;
     let mut file = sftp.create("during.bin").await.unwrap();
     use tokio::io::AsyncWriteExt;
     file.write_all(&payload(1 << 20, 1)).await.unwrap();
@@ -177,7 +151,7 @@ async fn shutdown_lets_a_running_transfer_finish() {
 async fn connections_over_the_limit_are_closed_and_audited() {
     let mut srv = TestServer::start_with("[sftp]\nmax_connections = 1\n").await;
     srv.add_user(User::with_password("raw", "pw-raw-1")).await;
-    let _first = connect(&srv, "raw", "pw-raw-1").await;
+    let _first = srv.russh("raw", "pw-raw-1").await;
     let mut second = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
     let mut buf = Vec::new();
     use tokio::io::AsyncReadExt;
@@ -191,10 +165,8 @@ async fn connections_over_the_limit_are_closed_and_audited() {
 async fn idle_sessions_are_closed_even_when_they_answer_keepalives() {
     let srv = TestServer::start_with("[sftp]\nidle_timeout = \"2s\"\nkeepalive_interval = \"500ms\"\n").await;
     srv.add_user(User::with_password("raw", "pw-raw-1")).await;
-    let handle = connect(&srv, "raw", "pw-raw-1").await;
-    let channel = handle.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    let handle = srv.russh("raw", "pw-raw-1").await;
+    let sftp = open_sftp(&handle).await;
     // In use: requests keep it open past the limit.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(700)).await;

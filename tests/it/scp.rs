@@ -64,12 +64,19 @@ async fn legacy_scp_single_files_and_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modern_scp_runs_over_sftp() {
-    let srv = TestServer::start().await;
+    let mut srv = TestServer::start().await;
     srv.add_user(User::with_key("alice")).await;
     let local = tempfile::tempdir().unwrap();
     std::fs::write(local.path().join("m.bin"), payload(2 << 20, 5)).unwrap();
     ok(&srv.scp(local.path(), &args(&["m.bin", "alice@127.0.0.1:/m.bin"])).await);
+    // Without -O, scp speaks SFTP: the audit trail says so (legacy SCP records `scp`).
+    let up = srv.expect_event(|r| r.event == "file.upload").await;
+    assert_eq!(up.protocol.map(|p| p.as_str()), Some("sftp"), "{up:?}");
+    assert_eq!((up.path.as_deref(), up.bytes), (Some("/m.bin"), Some(2 << 20)));
     ok(&srv.scp(local.path(), &args(&["alice@127.0.0.1:/m.bin", "m2.bin"])).await);
+    let down = srv.expect_event(|r| r.event == "file.download").await;
+    assert_eq!(down.protocol.map(|p| p.as_str()), Some("sftp"), "{down:?}");
+    assert_eq!(down.path.as_deref(), Some("/m.bin"));
     assert_eq!(sha256_file(&local.path().join("m2.bin")), sha256(&payload(2 << 20, 5)));
 }
 

@@ -6,7 +6,6 @@
 //! Cases: `PROPTEST_CASES` batches (default 256; tests/fuzz/long.sh raises it). The seed is
 //! printed; `FERRY_FUZZ_SEED=<n>` replays a run.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -14,35 +13,21 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use russh::ChannelMsg;
-use russh::client::{self, Handle, Msg};
-use russh::keys::PublicKeyOrCertificate;
+use russh::client::Msg;
 use russh_sftp::protocol::{
     Close, Extended, FileAttributes, Fstat, Lstat, MkDir, Open, OpenDir, OpenFlags, Packet, Read, ReadDir,
     ReadLink, RealPath, Remove, Rename, RmDir, SetStat, Stat, Symlink, Write,
 };
 
-use crate::harness::{TestServer, User, payload};
-
-struct AcceptAny;
-
-impl client::Handler for AcceptAny {
-    type Error = russh::Error;
-
-    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
+use crate::harness::{SshConnection, TestServer, User, open_sftp, payload};
 
 const USER: &str = "fuzzer";
 const PASSWORD: &str = "pw-fuzzer-1";
 /// Generous: only a server that stopped answering takes this long.
 const REPLY_WAIT: Duration = Duration::from_secs(60);
 
-async fn connect(srv: &TestServer) -> Handle<AcceptAny> {
-    let mut handle =
-        client::connect(Arc::new(client::Config::default()), srv.addr, AcceptAny).await.expect("connect");
-    assert!(handle.authenticate_password(USER, PASSWORD).await.expect("auth exchange").success(), "login");
-    handle
+async fn connect(srv: &TestServer) -> SshConnection {
+    srv.russh(USER, PASSWORD).await
 }
 
 /// Names inside the jail and out of it, so real files and refusals are both reached.
@@ -176,7 +161,7 @@ enum Next {
 }
 
 impl Raw {
-    async fn open(handle: &Handle<AcceptAny>) -> Self {
+    async fn open(handle: &SshConnection) -> Self {
         let channel = handle.channel_open_session().await.expect("a new channel on the same connection");
         channel.request_subsystem(true, "sftp").await.expect("sftp subsystem");
         let mut raw = Self { channel, buffer: BytesMut::new() };
@@ -311,9 +296,7 @@ async fn generated_and_mutated_packets_always_get_an_answer() {
     // A fresh connection still works.
     drop(raw);
     let fresh = connect(&srv).await;
-    let channel = fresh.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
+    let sftp = open_sftp(&fresh).await;
     let data = payload(100_000, 9);
     let mut file = sftp.create("after.bin").await.unwrap();
     tokio::io::AsyncWriteExt::write_all(&mut file, &data).await.unwrap();

@@ -2,12 +2,11 @@
 //! listener: the default algorithms must pass with no fail-level finding, and warn of nothing
 //! but the lack of post-quantum protection in the classical key exchanges kept for old clients.
 
-use crate::harness::{TestServer, run};
+use crate::harness::{TestServer, python_tool, run};
 
 fn ssh_audit() -> String {
     std::env::var("FERRY_TEST_SSH_AUDIT").unwrap_or_else(|_| {
-        let venv = std::env::var("FERRY_TEST_PYTHON").unwrap_or_default();
-        let beside = std::path::Path::new(&venv).with_file_name("ssh-audit");
+        let beside = python_tool("ssh-audit");
         if beside.exists() { beside.display().to_string() } else { "ssh-audit".to_string() }
     })
 }

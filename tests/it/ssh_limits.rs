@@ -11,21 +11,10 @@ use tokio::net::TcpStream;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::time::Instant;
 
-use crate::harness::{TestServer, User, ok, run};
-
-pub fn python() -> String {
-    std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".to_string())
-}
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/clients/ssh_limits.py")
-}
+use crate::harness::{Python, TestServer, User, ok};
 
 async fn limits_client(args: &[String]) -> serde_json::Value {
-    let mut cmd = tokio::process::Command::new(python());
-    cmd.arg(script()).args(args);
-    let out = ok(&run(cmd, 180).await);
-    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("client output {out}: {e}"))
+    Python::client("ssh_limits.py").args(args).json(180).await
 }
 
 /// A client driven line by line over stdin (modes `hold` and `unread`).
@@ -37,9 +26,9 @@ pub struct Driven {
 
 impl Driven {
     pub fn start(args: &[String]) -> Self {
-        let mut child = tokio::process::Command::new(python())
-            .arg(script())
+        let mut child = Python::client("ssh_limits.py")
             .args(args)
+            .command()
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

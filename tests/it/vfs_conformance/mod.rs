@@ -276,7 +276,7 @@ async fn filepart_uploads_land_at_the_final_key_without_a_copy() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sftp_and_ftps_serve_files_from_object_storage() {
-    use crate::harness::{TestServer, User, ok, run, sha256, sha256_file};
+    use crate::harness::{Python, TestServer, User, ok, run, sha256, sha256_file};
     let srv = TestServer::start_with("[storage]\nbackend = \"memory\"\nprefix = \"ferry\"\n").await;
     srv.add_user(User { password: Some("obj-pass-1"), ..User::with_key("obj") }).await;
     let local = tempfile::tempdir().unwrap();
@@ -328,10 +328,7 @@ try:
 except ftplib.error_perm as e:
     print(e)
 "#;
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c").arg(script).arg(srv.ftp.port().to_string()).arg(&srv.cert);
-    let out = ok(&run(cmd, 60).await);
+    let out = Python::inline(script).arg(srv.ftp.port().to_string()).arg(&srv.cert).stdout(60).await;
     assert!(out.starts_with("504"), "{out}");
     ok(&srv.sftp("obj", local.path(), "get out/part.bin again.bin\n").await);
     assert_eq!(std::fs::read(local.path().join("again.bin")).unwrap(), &payload(20 << 20, 31)[..1 << 20]);
@@ -339,7 +336,7 @@ except ftplib.error_perm as e:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn winscp_style_filepart_uploads_over_sftp_on_object_storage() {
-    use crate::harness::{TestServer, User, ok, run};
+    use crate::harness::{Python, TestServer, User};
     let srv = TestServer::start_with("[storage]\nbackend = \"memory\"\n").await;
     srv.add_user(User::with_password("win", "win-pass-1")).await;
     // WinSCP's sequence with a plain SFTP v3 rename: upload NAME.filepart, delete NAME, rename.
@@ -358,10 +355,7 @@ with s.open("report.csv", "rb") as f:
     data = f.read()
 print(len(data), data[:3].decode(), sorted(s.listdir(".")))
 "#;
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string());
-    let out = ok(&run(cmd, 60).await);
+    let out = Python::inline(script).arg(srv.addr.port().to_string()).stdout(60).await;
     assert_eq!(out.trim(), "300000 new ['report.csv']");
 }
 

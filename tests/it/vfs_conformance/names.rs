@@ -143,7 +143,7 @@ async fn hostile_names_round_trip_on_the_gcs_emulator() {
 /// WinSCP's `.filepart` steps with and without an existing file, every answer checked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn paramiko_names_and_fileparts_round_trip_on_s3() {
-    use crate::harness::{TestServer, User, ok, run};
+    use crate::harness::{Python, TestServer, User};
     let emulator = Emulator::start(Kind::S3, "paramiko").await;
     let srv = TestServer::start_with(&emulator.config("served")).await;
     srv.add_user(User::with_password("names", "names-pass-1")).await;
@@ -201,10 +201,11 @@ steps["gone after"] = sorted(x for x in s.listdir(".") if x.startswith("gone"))
 print(json.dumps({"listed": listed, "back": back, "steps": steps}))
 "#;
     let names = hostile();
-    let python = std::env::var("FERRY_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let mut cmd = tokio::process::Command::new(python);
-    cmd.arg("-c").arg(script).arg(srv.addr.port().to_string()).arg(serde_json::to_string(&names).unwrap());
-    let out: serde_json::Value = serde_json::from_str(ok(&run(cmd, 120).await).trim()).unwrap();
+    let out = Python::inline(script)
+        .arg(srv.addr.port().to_string())
+        .arg(serde_json::to_string(&names).unwrap())
+        .json(120)
+        .await;
     let mut want = names.clone();
     want.sort();
     assert_eq!(out["listed"], serde_json::json!(want));

@@ -1,0 +1,20 @@
+//! The in-process Rust FTP client (suppaftp over tokio-rustls), explicit TLS (AUTH TLS) on the
+//! FTP listener, verifying the server's certificate.
+
+use std::sync::Arc;
+
+use suppaftp::tokio::{AsyncRustlsConnector, AsyncRustlsFtpStream};
+
+use super::{TestServer, tls_client_config};
+
+impl TestServer {
+    /// A suppaftp session on the FTP listener, upgraded with AUTH TLS and logged in.
+    pub async fn suppaftp(&self, user: &str, password: &str) -> AsyncRustlsFtpStream {
+        let config = tls_client_config(&self.cert);
+        let connector = AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)));
+        let ftp = AsyncRustlsFtpStream::connect(self.ftp).await.unwrap();
+        let mut ftp = ftp.into_secure(connector, "127.0.0.1").await.unwrap();
+        ftp.login(user, password).await.unwrap();
+        ftp
+    }
+}
