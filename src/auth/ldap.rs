@@ -100,9 +100,7 @@ impl LdapAuthenticator {
         // Without a CA file, ldap3 trusts the platform's roots itself.
         let tls = match &config.ca_file {
             None => None,
-            Some(file) => {
-                Some(clients::client_config(Some(file)).map_err(LdapConfigError::CaFile)?)
-            }
+            Some(file) => Some(clients::client_config(Some(file)).map_err(LdapConfigError::CaFile)?),
         };
         Ok(Self {
             config: config.clone(),

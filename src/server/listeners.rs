@@ -100,13 +100,8 @@ impl Shared {
         } else {
             None
         };
-        let ftp = wants(&[Kind::Ftp, Kind::Ftps]).then(|| {
-            Arc::new(FtpSettings::new(
-                config.ftp.clone(),
-                tls.clone(),
-                config.auth.max_attempts,
-            ))
-        });
+        let ftp = wants(&[Kind::Ftp, Kind::Ftps])
+            .then(|| Arc::new(FtpSettings::new(config.ftp.clone(), tls.clone(), config.auth.max_attempts)));
         let https = match tls.filter(|_| wants(&[Kind::Https])) {
             Some(tls) => Some((
                 tls::with_own_resumption(&tls)?,

@@ -18,8 +18,11 @@ pub struct HttpSink {
 
 impl HttpSink {
     pub fn new(settings: AuditHttpConfig) -> Result<Self, clients::HttpClientError> {
-        let client =
-            clients::http_client(HttpClient { timeout: settings.timeout, connect_timeout: None, ca_file: None })?;
+        let client = clients::http_client(HttpClient {
+            timeout: settings.timeout,
+            connect_timeout: None,
+            ca_file: None,
+        })?;
         Ok(Self { settings, client })
     }
 }

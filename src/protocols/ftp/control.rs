@@ -275,7 +275,8 @@ impl Connection {
                 // curl starts its TLS handshake before the 150: finish it first (data::open_early).
                 let timeout = self.settings.config.data_timeout;
                 let tls = self.data_tls();
-                transfer.plan = data::open_early(transfer.plan, self.client_ip(), tls.as_ref(), timeout).await;
+                transfer.plan =
+                    data::open_early(transfer.plan, self.client_ip(), tls.as_ref(), timeout).await;
                 self.reply(150, &transfer.opening).await?;
                 self.spawn(transfer);
             }
