@@ -1,5 +1,5 @@
-//! ferry: a managed file transfer server. SFTP and SCP today; FTP(S) and HTTPS next, all over
-//! one session API.
+//! ferry: a managed file transfer server. SFTP, SCP, FTP, explicit and implicit FTPS and HTTPS
+//! (browser and REST API), all over one session API.
 //!
 //! # Layout
 //! Dependencies point down only (checked by `tests/it/layering.rs`):

@@ -18,7 +18,7 @@ use ferry::types::{Secret, UploadMode};
 #[command(
     name = "ferry",
     version,
-    about = "Managed file transfer server: SFTP and SCP over one virtual filesystem"
+    about = "Managed file transfer server: SFTP, SCP, FTP/FTPS and HTTPS over one virtual filesystem"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -205,7 +205,7 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
 }
 
 fn main() -> ExitCode {
-    // One crypto provider for every TLS user (FTPS now, HTTPS and LDAP later).
+    // One crypto provider for every TLS user (FTPS, HTTPS, LDAP, syslog, the HTTP clients).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -61,7 +61,7 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// The real address of the peer (later: as told by the PROXY protocol).
+/// The real address of the peer (the socket's; a PROXY protocol header will be able to tell it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(transparent)]
 pub struct PeerAddr(pub Option<SocketAddr>);

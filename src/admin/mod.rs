@@ -1,5 +1,5 @@
-//! Administrative operations on users, keys and rules, shared by the CLI and (later) the HTTP
-//! admin API. Validates input, writes through `state`, and records an audit event for each
+//! Administrative operations on users, keys and rules, shared by the CLI and the HTTPS admin
+//! API. Validates input, writes through `state`, and records an audit event for each
 //! change. Uses `auth`, `audit`, `state`.
 
 use russh::keys::{HashAlg, PublicKey};

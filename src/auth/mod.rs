@@ -1,5 +1,6 @@
 //! Who may log in: the `Authenticator` trait, the `Identity` it yields, and the local backend
-//! (state store, argon2id, authorized keys). LDAP and HTTP backends join the chain later.
+//! (state store, argon2id, authorized keys); the LDAP and HTTP-service backends and the chain
+//! that asks them in order.
 //! Uses `state`, `config`, `types`.
 
 pub mod api_key;

@@ -145,7 +145,7 @@ pub struct ScpConfig {
     pub enabled: bool,
 }
 
-/// TLS shared by FTPS (and HTTPS later).
+/// TLS shared by FTPS and HTTPS.
 #[derive(Debug, Clone)]
 pub struct TlsConfig {
     /// PEM certificate chain; with `key_file`. Both empty: a self-signed certificate is

@@ -1,5 +1,5 @@
-//! The state store: users, keys and the audit trail today; bans, sessions and the event queue
-//! later.
+//! The state store: users, keys, API keys, token revocations and the audit trail with each
+//! node's chain head.
 //! SQLite through sqlx with runtime queries, so a PostgreSQL twin can follow the same
 //! operations. Uses `config` and `types`.
 

@@ -101,25 +101,9 @@ fn kind_name(kind: EntryKind) -> &'static str {
 }
 
 fn rfc3339(time: Option<SystemTime>) -> Option<String> {
-    utc(time?).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    crate::types::calendar_time(time?).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-/// A stored time as a calendar time; None beyond chrono's range (a store can hold any time, and
-/// `DateTime::from(SystemTime)` panics there).
-fn utc(time: SystemTime) -> Option<chrono::DateTime<chrono::Utc>> {
-    let (secs, nanos) = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => (i64::try_from(after.as_secs()).ok()?, after.subsec_nanos()),
-        Err(before) => {
-            let before = before.duration();
-            let secs = i64::try_from(before.as_secs()).ok()?.checked_neg()?;
-            match before.subsec_nanos() {
-                0 => (secs, 0),
-                nanos => (secs.checked_sub(1)?, 1_000_000_000 - nanos),
-            }
-        }
-    };
-    chrono::DateTime::from_timestamp(secs, nanos)
-}
 
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),
     responses((status = 200, description = "The home folder's entries", body = ListingPage),
