@@ -4,6 +4,7 @@
 
 mod admin_changes;
 mod audit;
+mod audit_verify;
 mod auth_http;
 mod cli;
 mod docs;
@@ -12,6 +13,8 @@ mod ftp;
 mod ftp_fuzz;
 mod harness;
 mod http;
+mod http_admin;
+mod http_browser;
 mod http_limits;
 mod http_logins;
 mod http_sessions;
