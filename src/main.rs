@@ -204,6 +204,19 @@ fn load_config(path: Option<&Path>) -> anyhow::Result<Config> {
     })
 }
 
+/// The error and its causes, `: `-separated like anyhow's `{:#}`, leaving out a cause whose
+/// text is already in the message (typed errors name their cause in their own text).
+fn report(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text = format!("{text}: {cause}");
+        }
+    }
+    text
+}
+
 fn main() -> ExitCode {
     // One crypto provider for every TLS user (FTPS, HTTPS, LDAP, syslog, the HTTP clients).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
@@ -218,7 +231,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("ferry: {e:#}");
+            eprintln!("ferry: {}", report(&e));
             ExitCode::FAILURE
         }
     }
@@ -267,14 +280,8 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                 user,
                 event,
                 node,
-                since: since
-                    .map(|s| ferry::admin::parse_audit_time(&s))
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
-                until: until
-                    .map(|s| ferry::admin::parse_audit_time(&s))
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?,
+                since: since.map(|s| ferry::admin::parse_audit_time(&s)).transpose()?,
+                until: until.map(|s| ferry::admin::parse_audit_time(&s)).transpose()?,
                 after: None,
                 limit,
             };
@@ -292,8 +299,7 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Verify { files, db, public_key, running, expect_head } => {
-            let given =
-                public_key.map(|k| verify::read_public_key(&k)).transpose().map_err(anyhow::Error::msg)?;
+            let given = public_key.map(|k| verify::read_public_key(&k)).transpose()?;
             let own = verify::read_public_key(
                 &ferry::audit::default_public_key(&config.audit).display().to_string(),
             )
@@ -309,9 +315,7 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             };
             let reports = if db {
                 let state = server::open_state(&config).await?;
-                verify::verify_database(&state, given.as_deref(), expected)
-                    .await
-                    .map_err(anyhow::Error::msg)?
+                verify::verify_database(&state, given.as_deref(), expected).await?
             } else {
                 anyhow::ensure!(!files.is_empty(), "give segment files or folders, or --db");
                 // The heads the server saved are expected too, when its database is here.
@@ -319,7 +323,7 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                     let state = server::open_state(&config).await?;
                     let mut saved = Vec::new();
                     for node in state.audit().nodes().await? {
-                        let heads = verify::saved_heads(&state, &node).await.map_err(anyhow::Error::msg)?;
+                        let heads = verify::saved_heads(&state, &node).await?;
                         saved.push((node, heads));
                     }
                     saved
@@ -332,8 +336,7 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
                         expected.heads.extend(heads.iter().cloned());
                     }
                     expected
-                })
-                .map_err(anyhow::Error::msg)?
+                })?
             };
             let mut failed = reports.iter().all(|r| r.records == 0);
             if failed {
@@ -432,9 +435,7 @@ async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode>
     let config = load_config(args.config.as_deref())?;
     let state = server::open_state(&config).await?;
     // Changes are audited into the database sink, on a chain of the CLI's own.
-    let (audit, trail) = Audit::start_cli(&config.audit, &config.server.node_name, &state)
-        .await
-        .map_err(anyhow::Error::msg)?;
+    let (audit, trail) = Audit::start_cli(&config.audit, &config.server.node_name, &state).await?;
     let admin = Admin::new(state, audit);
     let result = user_command(command, &config, &admin).await;
     trail.close().await;

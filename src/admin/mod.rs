@@ -13,14 +13,27 @@ pub use crate::state::{StateError, UserChange, UserRecord};
 
 /// A time bound of an audit query, as operators write it: RFC 3339, or a duration before now
 /// (`90s`, `2h`, `7d`).
-pub fn parse_audit_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+pub fn parse_audit_time(raw: &str) -> Result<chrono::DateTime<chrono::Utc>, AuditTimeError> {
     if let Ok(time) = chrono::DateTime::parse_from_rfc3339(raw) {
         return Ok(time.with_timezone(&chrono::Utc));
     }
     let ago = crate::config::units::parse_duration(raw)
-        .map_err(|_| format!("`{raw}`: expected an RFC 3339 time or a duration such as 2h"))?;
-    let ago = chrono::Duration::from_std(ago).map_err(|e| e.to_string())?;
-    chrono::Utc::now().checked_sub_signed(ago).ok_or_else(|| format!("`{raw}` reaches before any date"))
+        .map_err(|_| AuditTimeError::Unreadable { raw: raw.to_string() })?;
+    let ago = chrono::Duration::from_std(ago)?;
+    chrono::Utc::now()
+        .checked_sub_signed(ago)
+        .ok_or_else(|| AuditTimeError::BeforeAnyDate { raw: raw.to_string() })
+}
+
+/// Why an audit query's time bound cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditTimeError {
+    #[error("`{raw}`: expected an RFC 3339 time or a duration such as 2h")]
+    Unreadable { raw: String },
+    #[error("{0}")]
+    TooLong(#[from] chrono::OutOfRangeError),
+    #[error("`{raw}` reaches before any date")]
+    BeforeAnyDate { raw: String },
 }
 use crate::types::{Protocol, Secret, UploadMode};
 

@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
 pub use event::{AuditRecord, Checkpoint, EventKind, LineView, Outcome};
-pub use sinks::file::SegmentExport;
+pub use sinks::file::{ExportError, SegmentExport};
 
 use self::chain::{Head, NodeKey};
 use self::lane::Lane;

@@ -38,9 +38,18 @@ pub struct ExpectedHead {
     pub source: String,
 }
 
+/// Why an expected chain head (`SEQ:HASH`) cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HeadError {
+    #[error("`{text}`: expected SEQ:HASH (a chain_seq and its 64-digit hash)")]
+    Unreadable { text: String },
+    #[error("`{text}`: the hash must be 64 hex digits")]
+    BadHash { text: String },
+}
+
 impl ExpectedHead {
     /// `SEQ:HASH` or `SEQ`, as `--expect-head` takes it.
-    pub fn parse(text: &str, source: &str) -> Result<Self, String> {
+    pub fn parse(text: &str, source: &str) -> Result<Self, HeadError> {
         let (seq, hash) = match text.split_once(':') {
             Some((seq, hash)) => (seq, Some(hash)),
             None => (text, None),
@@ -49,11 +58,11 @@ impl ExpectedHead {
             .parse::<u64>()
             .ok()
             .filter(|_| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
-            .ok_or_else(|| format!("`{text}`: expected SEQ:HASH (a chain_seq and its 64-digit hash)"))?;
+            .ok_or_else(|| HeadError::Unreadable { text: text.to_string() })?;
         if let Some(hash) = hash
             && digest(hash).is_none()
         {
-            return Err(format!("`{text}`: the hash must be 64 hex digits"));
+            return Err(HeadError::BadHash { text: text.to_string() });
         }
         Ok(Self { seq, hash: hash.map(str::to_ascii_lowercase), source: source.to_string() })
     }
@@ -367,15 +376,32 @@ fn check_end(entries: &[Entry], expected: &Expected, matched: &mut Vec<ExpectedH
     None
 }
 
+/// Why a trail could not be verified at all (what a trail shows is a finding in its report).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// A segment file, folder or key file could not be read.
+    #[error("{}: {source}", path.display())]
+    Read { path: std::path::PathBuf, source: std::io::Error },
+    #[error("{given}: not an Ed25519 public key (64 hex digits)")]
+    NotAKey { given: String },
+    /// The state database could not be read.
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
+}
+
+fn read_failed(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> VerifyError + '_ {
+    move |source| VerifyError::Read { path: path.to_path_buf(), source }
+}
+
 /// A public key given as hex or as a file holding the hex.
-pub fn read_public_key(given: &str) -> Result<Vec<u8>, String> {
+pub fn read_public_key(given: &str) -> Result<Vec<u8>, VerifyError> {
     let text = if std::path::Path::new(given).exists() {
-        std::fs::read_to_string(given).map_err(|e| format!("{given}: {e}"))?
+        std::fs::read_to_string(given).map_err(read_failed(std::path::Path::new(given)))?
     } else {
         given.to_string()
     };
     let key = chain::unhex(text.trim()).filter(|k| k.len() == 32);
-    key.ok_or_else(|| format!("{given}: not an Ed25519 public key (64 hex digits)"))
+    key.ok_or_else(|| VerifyError::NotAKey { given: given.to_string() })
 }
 
 /// Verifies segment files (folders are expanded to their `.jsonl` files). Segments are grouped
@@ -385,12 +411,12 @@ pub fn verify_files(
     paths: &[std::path::PathBuf],
     public_key: Option<&[u8]>,
     expected: impl Fn(Option<&str>) -> Expected,
-) -> Result<Vec<Report>, String> {
+) -> Result<Vec<Report>, VerifyError> {
     use std::io::BufRead;
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
-            let found = std::fs::read_dir(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let found = std::fs::read_dir(path).map_err(read_failed(path))?;
             let mut found: Vec<_> = found
                 .flatten()
                 .map(|entry| entry.path())
@@ -416,11 +442,9 @@ pub fn verify_files(
     for (_, group) in trails {
         let mut lines = Vec::new();
         for file in &group {
-            let reader = std::io::BufReader::new(
-                std::fs::File::open(file).map_err(|e| format!("{}: {e}", file.display()))?,
-            );
+            let reader = std::io::BufReader::new(std::fs::File::open(file).map_err(read_failed(file))?);
             for (number, line) in reader.lines().enumerate() {
-                let line = line.map_err(|e| format!("{}: {e}", file.display()))?;
+                let line = line.map_err(read_failed(file))?;
                 if !line.is_empty() {
                     lines.push((format!("{}:{}", file.display(), number + 1), line));
                 }
@@ -434,8 +458,8 @@ pub fn verify_files(
 
 /// The heads the state database saved for `node`: at its last clean stop and at its last
 /// checkpoint.
-pub async fn saved_heads(state: &crate::state::State, node: &str) -> Result<Vec<ExpectedHead>, String> {
-    let saved = state.audit().node_head(node).await.map_err(|e| e.to_string())?;
+pub async fn saved_heads(state: &crate::state::State, node: &str) -> Result<Vec<ExpectedHead>, VerifyError> {
+    let saved = state.audit().node_head(node).await?;
     Ok(saved.map(heads_of).unwrap_or_default())
 }
 
@@ -458,11 +482,11 @@ pub async fn verify_database(
     state: &crate::state::State,
     public_key: Option<&[u8]>,
     expected: impl Fn(Option<&str>) -> Expected,
-) -> Result<Vec<Report>, String> {
+) -> Result<Vec<Report>, VerifyError> {
     let log = state.audit();
     let mut reports = Vec::new();
-    for node in log.nodes().await.map_err(|e| e.to_string())? {
-        let saved = log.node_head(&node).await.map_err(|e| e.to_string())?;
+    for node in log.nodes().await? {
+        let saved = log.node_head(&node).await?;
         let registered = saved.as_ref().and_then(|s| chain::unhex(&s.public_key));
         let mut expected = expected(Some(&node));
         expected.heads.extend(saved.map(heads_of).unwrap_or_default());
@@ -470,7 +494,7 @@ pub async fn verify_database(
         let mut lines = Vec::new();
         let mut after = 0;
         loop {
-            let page = log.lines_of(&node, after, 10_000).await.map_err(|e| e.to_string())?;
+            let page = log.lines_of(&node, after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.row;
             lines.extend(page.into_iter().map(|l| (format!("row {}", l.row), l.record)));

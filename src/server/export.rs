@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use crate::audit::SegmentExport;
+use crate::audit::{ExportError, SegmentExport};
 use crate::storage;
 
 /// Copies sealed audit segments into a storage backend, once each, never overwriting: with S3
@@ -15,7 +15,7 @@ pub(super) struct StorageExport {
 
 #[async_trait::async_trait]
 impl SegmentExport for StorageExport {
-    async fn export(&self, path: &std::path::Path, name: &str) -> Result<(), String> {
+    async fn export(&self, path: &std::path::Path, name: &str) -> Result<(), ExportError> {
         let segments: Vec<&str> =
             self.prefix.split('/').filter(|s| !s.is_empty() && *s != "." && *s != "..").collect();
         let key = storage::Key::from_segments(segments.iter().copied().chain([name]));
@@ -33,7 +33,12 @@ impl SegmentExport for StorageExport {
                 let folder = storage::Key::from_segments(segments[..depth].iter().copied());
                 match self.backend.mkdir(&folder).await {
                     Ok(()) | Err(storage::StorageError::AlreadyExists) => {}
-                    Err(e) => return Err(format!("{}: {e}", folder.as_str())),
+                    Err(e) => {
+                        return Err(ExportError::Store {
+                            target: folder.as_str().to_string(),
+                            source: e.into(),
+                        });
+                    }
                 }
             }
             opened = self.backend.open_write(&key, options).await;
@@ -42,13 +47,13 @@ impl SegmentExport for StorageExport {
             Ok(handle) => handle,
             // Exported before (the marker was lost): the copy there is the one that counts.
             Err(storage::StorageError::AlreadyExists) => return Ok(()),
-            Err(e) => return Err(format!("{}: {e}", key.as_str())),
+            Err(e) => return Err(ExportError::Store { target: key.as_str().to_string(), source: e.into() }),
         };
-        let file = tokio::fs::File::open(path).await.map_err(|e| e.to_string())?;
+        let file = tokio::fs::File::open(path).await?;
         match storage::copy(storage::StreamSource::new(file), handle).await {
             Ok(_) => Ok(()),
-            Err(storage::CopyError::Read(e)) => Err(e.to_string()),
-            Err(storage::CopyError::Write(e)) => Err(e.to_string()),
+            Err(storage::CopyError::Read(e)) => Err(ExportError::Copy(e.into())),
+            Err(storage::CopyError::Write(e)) => Err(ExportError::Copy(e.into())),
         }
     }
 }

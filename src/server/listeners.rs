@@ -86,10 +86,7 @@ impl Shared {
         let wants = |kinds: &[Kind]| listeners.iter().any(|l| kinds.contains(&l.kind));
         let ssh = if wants(&[Kind::Sftp]) {
             let host_keys = keys::host_keys(&config.sftp.host_keys, &config.data_dir.join("host_keys"))?;
-            Some(
-                SshSettings::new(&config.sftp, &config.auth, config.scp.enabled, host_keys)
-                    .map_err(anyhow::Error::msg)?,
-            )
+            Some(SshSettings::new(&config.sftp, &config.auth, config.scp.enabled, host_keys)?)
         } else {
             None
         };

@@ -57,9 +57,8 @@ impl Rooms {
                 }) as Arc<dyn SegmentExport>)
             }
         };
-        let (audit, audit_tasks) = Audit::start(&config.audit, &config.server.node_name, &state, export)
-            .await
-            .map_err(anyhow::Error::msg)?;
+        let (audit, audit_tasks) =
+            Audit::start(&config.audit, &config.server.node_name, &state, export).await?;
         audit.emit(
             EventKind::ConfigLoaded,
             Outcome::Ok,
@@ -118,17 +117,13 @@ fn authenticators(
                 "local",
             ),
             AuthBackend::Http => {
-                let http: Arc<dyn Authenticator> = Arc::new(
-                    HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)
-                        .map_err(anyhow::Error::msg)?,
-                );
+                let http: Arc<dyn Authenticator> =
+                    Arc::new(HttpAuthenticator::new(&config.auth.http, config.auth.default_upload_mode)?);
                 Timed::wrap(cached(http, config), "http")
             }
             AuthBackend::Ldap => {
-                let ldap: Arc<dyn Authenticator> = Arc::new(
-                    LdapAuthenticator::new(&config.auth.ldap, config.auth.default_upload_mode)
-                        .map_err(anyhow::Error::msg)?,
-                );
+                let ldap: Arc<dyn Authenticator> =
+                    Arc::new(LdapAuthenticator::new(&config.auth.ldap, config.auth.default_upload_mode)?);
                 Timed::wrap(cached(ldap, config), "ldap")
             }
         });

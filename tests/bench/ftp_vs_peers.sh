@@ -16,16 +16,9 @@
 #
 # Usage: tests/bench/ftp_vs_peers.sh [options]   (see --help)
 
-set -euo pipefail
-# EPOCHREALTIME, awk and printf must all use '.' as the decimal separator.
-export LC_ALL=C
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname "$0")/lib.sh"
-
-SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-REPO_ROOT=$(cd "$SCRIPT_DIR/../.." && pwd)
-CMDLINE=$(printf '%q ' "$0" "$@")
-CMDLINE=${CMDLINE% }
+bench_init "$@"
 
 usage() {
     cat <<'EOF'
@@ -71,8 +64,6 @@ EOF
 # ---------------------------------------------------------------- options ---
 
 opt_size='' opt_files='' opt_idle='' QUICK=0
-OUT_FILE=
-KEEP=0
 SERVERS_CSV="ferry,vsftpd,unftp"
 MODES_CSV="ftp,ftps"
 CLIENTS_CSV="lftp,ftplib,curl"
@@ -88,10 +79,7 @@ while [[ $# -gt 0 ]]; do
         --modes)    need_arg "$@"; MODES_CSV=$2; shift 2 ;;
         --clients)  need_arg "$@"; CLIENTS_CSV=$2; shift 2 ;;
         --cert-key) need_arg "$@"; CERT_KEY=$2; shift 2 ;;
-        --out)      need_arg "$@"; OUT_FILE=$2; shift 2 ;;
-        --keep)     KEEP=1; shift ;;
-        -h|--help)  usage; exit 0 ;;
-        *)          usage >&2; die "unknown option: $1" ;;
+        *)          common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
 
@@ -184,30 +172,23 @@ avail_kib=$(df --output=avail -k /dev/shm | tail -n 1 | tr -d ' ')
 
 # ---------------------------------------------------- process bookkeeping ---
 
-WORK=$(mktemp -d /dev/shm/ferry-ftp-bench.XXXX)
+bench_workdir ftp-bench /dev/shm
 # vsftpd changes into the served directory as the unprivileged user, so the
 # path to it must be searchable by everyone (mktemp makes it 0700).
 chmod 0755 "$WORK"
 SERVER_PIDS=()   # long-running servers we started
 IDLE_PIDS=()     # the idle-connection client of the current idle test
-VSFTPD_USER_UNLOCKED=0   # cleanup() locks the vsftpd user's password again
+VSFTPD_USER_UNLOCKED=0   # on_exit locks the vsftpd user's password again
 
-# shellcheck disable=SC2317  # invoked via trap
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    # Clients first, so server-side sessions end before the servers do.
+# Run by bench_exit before finish_work: clients first, so server-side sessions
+# end before the servers do; then the vsftpd user is locked again.
+on_exit() {
     if (( ${#IDLE_PIDS[@]} )); then stop_pids "${IDLE_PIDS[@]}"; fi
     if (( ${#SERVER_PIDS[@]} )); then stop_pids "${SERVER_PIDS[@]}"; fi
     if (( VSFTPD_USER_UNLOCKED )); then
         usermod -L "$VSFTPD_USER" >/dev/null 2>&1 || warn "could not lock the password of $VSFTPD_USER"
     fi
-    finish_work "$rc"
-    exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ------------------------------------------------------------ small utils ---
 
@@ -237,7 +218,8 @@ EOF
 }
 
 # Wait until PORT accepts TCP connections; fail (return 1) if PID died or the
-# port never opens.
+# port never opens. Unlike lib.sh's wait_for_port (which this replaces here) it
+# does not exit: a server that fails to start is skipped and the others measured.
 wait_for_port() {
     local port=$1 pid=$2 name=$3 i
     for (( i = 0; i < 200; i++ )); do
@@ -364,7 +346,7 @@ launch_ferry() {
 # directory vsftpd chroots its unprivileged helper into.
 # vsftpd changes into the user's home directory before local_root, so the home
 # is pointed at this run's served directory. The password is set for the run
-# and locked again by cleanup(), so the account cannot log in in between.
+# and locked again by on_exit, so the account cannot log in in between.
 setup_vsftpd() {
     local shell
     if ! id "$VSFTPD_USER" >/dev/null 2>&1; then

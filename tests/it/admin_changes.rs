@@ -12,26 +12,20 @@ async fn a_user_patch_is_one_change_audited_with_the_acting_admin() {
     let mut srv = TestServer::start().await;
     srv.add_user(User { admin: true, ..User::with_password("boss", "boss-pass-1") }).await;
     srv.add_user(User::with_password("partner", "partner-pass-1")).await;
-    let http = srv.https_client();
-    let user_url = format!("https://127.0.0.1:{}/api/v1/admin/users/partner", srv.https.port());
+    let boss = srv.https_as("boss", "boss-pass-1");
+    let user_url = "/api/v1/admin/users/partner";
 
     // A bad field anywhere in the body changes nothing.
-    let refused = http
-        .patch(&user_url)
-        .basic_auth("boss", Some("boss-pass-1"))
+    let refused = boss
+        .patch(user_url)
         .json(&json!({"enabled": false, "rules": ["/=list"], "home": "../elsewhere"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
 
-    let patched = http
-        .patch(&user_url)
-        .basic_auth("boss", Some("boss-pass-1"))
+    let patched = boss
+        .patch(user_url)
         .json(&json!({"home": "/partners/p1", "rules": ["/=list,download"], "enabled": false, "upload_mode": "in_place"}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(patched.status(), StatusCode::OK);
     let shown: Value = patched.json().await.unwrap();
     assert_eq!(shown["home"], "/partners/p1");
@@ -66,7 +60,6 @@ async fn a_user_patch_is_one_change_audited_with_the_acting_admin() {
     }
 
     // Disabled in the same change: the user can no longer log in.
-    let files = format!("https://127.0.0.1:{}/api/v1/files", srv.https.port());
-    let blocked = http.get(files).basic_auth("partner", Some("partner-pass-1")).send().await.unwrap();
+    let blocked = srv.https_as("partner", "partner-pass-1").get("/api/v1/files").await;
     assert_eq!(blocked.status(), StatusCode::UNAUTHORIZED);
 }

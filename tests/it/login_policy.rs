@@ -1,55 +1,17 @@
 //! One login policy for every protocol: a refused password is answered no earlier than
 //! `auth.rejection_delay` after the attempt started, over SFTP, FTPS and HTTPS alike.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
-use russh::client;
-use russh::keys::PublicKeyOrCertificate;
 
 use crate::harness::{TestServer, User};
 
 /// Far longer than a password check takes here, so a missing delay shows.
 const DELAY: Duration = Duration::from_millis(1500);
 
-pub(crate) struct AcceptAny;
-
-impl client::Handler for AcceptAny {
-    type Error = russh::Error;
-
-    async fn check_server_key(&mut self, _key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
-        Ok(true)
-    }
-}
-
-/// An SSH connection to `srv`, not yet authenticated (russh client, any host key accepted).
-pub(crate) async fn ssh_connect(srv: &TestServer) -> client::Handle<AcceptAny> {
-    let config = Arc::new(client::Config::default());
-    client::connect(config, srv.addr, AcceptAny).await.expect("connect")
-}
-
-/// Explicit FTPS to `srv` (AUTH TLS done, trusting its certificate), not yet logged in.
-pub(crate) async fn ftps_connect(srv: &TestServer) -> suppaftp::tokio::AsyncRustlsFtpStream {
-    let mut roots = rustls::RootCertStore::empty();
-    let pem = std::fs::read(&srv.cert).unwrap();
-    for cert in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    let connector =
-        suppaftp::tokio::AsyncRustlsConnector::from(tokio_rustls::TlsConnector::from(Arc::new(config)));
-    let ftp = suppaftp::tokio::AsyncRustlsFtpStream::connect(srv.ftp).await.unwrap();
-    ftp.into_secure(connector, "127.0.0.1").await.unwrap()
-}
-
 async fn refused_over_sftp(srv: &TestServer) -> Duration {
-    let mut handle = ssh_connect(srv).await;
+    let mut handle = srv.russh_unauthenticated().await;
     let started = Instant::now();
     let auth = handle.authenticate_password("timed", "wrong-password").await.expect("auth exchange");
     let took = started.elapsed();
@@ -58,7 +20,7 @@ async fn refused_over_sftp(srv: &TestServer) -> Duration {
 }
 
 async fn refused_over_ftps(srv: &TestServer) -> Duration {
-    let mut ftp = ftps_connect(srv).await;
+    let mut ftp = srv.suppaftp_unauthenticated().await;
     let started = Instant::now();
     let refused = ftp.login("timed", "wrong-password").await;
     let took = started.elapsed();
@@ -72,10 +34,9 @@ async fn refused_over_ftps(srv: &TestServer) -> Duration {
 }
 
 async fn refused_over_https(srv: &TestServer) -> Duration {
-    let http = srv.https_client();
-    let url = format!("https://127.0.0.1:{}/api/v1/files", srv.https.port());
+    let call = srv.https_as("timed", "wrong-password").get("/api/v1/files");
     let started = Instant::now();
-    let response = http.get(url).basic_auth("timed", Some("wrong-password")).send().await.unwrap();
+    let response = call.send().await;
     let took = started.elapsed();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "HTTPS answers 401");
     took

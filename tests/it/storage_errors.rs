@@ -4,8 +4,7 @@
 use reqwest::StatusCode;
 
 use crate::emulators::{Emulator, Kind};
-use crate::harness::{TestServer, User};
-use crate::login_policy::{ftps_connect, ssh_connect};
+use crate::harness::{TestServer, User, open_sftp};
 
 const BUCKET: &str = "ferrybucketq7";
 const PREFIX: &str = "homesprefixz9";
@@ -27,13 +26,9 @@ async fn a_failing_store_is_named_to_clients_without_its_urls_buckets_or_keys() 
     srv.add_user(User::with_password("leaky", "leaky-pass-1")).await;
 
     // Logged in over SFTP and FTPS while the store is up; then it goes away.
-    let mut handle = ssh_connect(&srv).await;
-    assert!(handle.authenticate_password("leaky", "leaky-pass-1").await.unwrap().success());
-    let channel = handle.channel_open_session().await.unwrap();
-    channel.request_subsystem(true, "sftp").await.unwrap();
-    let sftp = russh_sftp::client::SftpSession::new(channel.into_stream()).await.unwrap();
-    let mut ftp = ftps_connect(&srv).await;
-    ftp.login("leaky", "leaky-pass-1").await.unwrap();
+    let ssh = srv.russh("leaky", "leaky-pass-1").await;
+    let sftp = open_sftp(&ssh).await;
+    let mut ftp = srv.suppaftp("leaky", "leaky-pass-1").await;
     s3.stop().await;
 
     let status = match sftp.metadata("report.csv").await {
@@ -50,9 +45,7 @@ async fn a_failing_store_is_named_to_clients_without_its_urls_buckets_or_keys() 
     assert_eq!(reply.status, suppaftp::Status::ActionAborted, "451");
     assert_clean("FTPS", &String::from_utf8_lossy(&reply.body), &s3);
 
-    let url = format!("https://127.0.0.1:{}/api/v1/files", srv.https.port());
-    let response =
-        srv.https_client().get(url).basic_auth("leaky", Some("leaky-pass-1")).send().await.unwrap();
+    let response = srv.https_as("leaky", "leaky-pass-1").get("/api/v1/files").send().await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body = response.text().await.unwrap();
     assert!(body.contains("storage_error"), "{body}");

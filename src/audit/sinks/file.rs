@@ -20,7 +20,25 @@ use crate::config::AuditFileConfig;
 /// (the audit room knows no storage backends).
 #[async_trait]
 pub trait SegmentExport: Send + Sync {
-    async fn export(&self, path: &Path, name: &str) -> Result<(), String>;
+    async fn export(&self, path: &Path, name: &str) -> Result<(), ExportError>;
+}
+
+/// Why a segment export failed; the segment stays and the export is retried.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The export store refused to create `target` (a folder or the segment's object).
+    #[error("{target}: {source}")]
+    Store {
+        target: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The sealed segment could not be read.
+    #[error("{0}")]
+    Segment(#[from] std::io::Error),
+    /// Copying the segment into the store failed.
+    #[error("{0}")]
+    Copy(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 struct Open {
@@ -59,7 +77,7 @@ impl FileSink {
     }
 
     /// Flushes, syncs and closes the open segment; it is never written again.
-    async fn seal(&mut self) -> Result<(), String> {
+    async fn seal(&mut self) -> Result<(), WriteError> {
         let Some(mut open) = self.open.take() else {
             return Ok(());
         };
@@ -68,13 +86,13 @@ impl FileSink {
             Ok(()) => open.file.get_mut().sync_all().await,
             Err(e) => Err(e),
         };
-        synced.map_err(|e| {
+        synced.map_err(|source| {
             cut_back(&open);
-            format!("{}: {e}", open.path.display())
+            WriteError::File { path: open.path.clone(), source }
         })
     }
 
-    async fn write_lines(&mut self, lines: &[Arc<str>]) -> Result<(), String> {
+    async fn write_lines(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
         for line in lines {
             let due = self.open.as_ref().is_some_and(|open| {
                 open.size >= self.config.rotate_size || open.opened.elapsed() >= self.config.rotate_interval
@@ -91,7 +109,7 @@ impl FileSink {
                     .append(true)
                     .open(&path)
                     .await
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
+                    .map_err(|source| WriteError::File { path: path.clone(), source })?;
                 let size = file.metadata().await.map(|m| m.len()).unwrap_or(0);
                 self.open = Some(Open {
                     file: tokio::io::BufWriter::with_capacity(64 * 1024, file),
@@ -105,12 +123,12 @@ impl FileSink {
                 let mut record = Vec::with_capacity(line.len() + 1);
                 record.extend_from_slice(line.as_bytes());
                 record.push(b'\n');
-                open.file.write_all(&record).await.map_err(|e| e.to_string())?;
+                open.file.write_all(&record).await?;
                 open.size += record.len() as u64;
             }
         }
         if let Some(open) = self.open.as_mut() {
-            open.file.flush().await.map_err(|e| e.to_string())?;
+            open.file.flush().await?;
             open.durable = open.size;
         }
         Ok(())
@@ -175,7 +193,7 @@ impl Sink for FileSink {
             // Whatever part of the batch reached the file goes; the retry writes it whole.
             cut_back(&open);
         }
-        written.map_err(WriteError::Transient)
+        written
     }
 
     async fn tick(&mut self) {

@@ -31,6 +31,19 @@ const LINGER: Duration = Duration::from_millis(50);
 pub enum WriteError {
     #[error("{0}")]
     Transient(String),
+    /// A stream (stdout) failed; worth retrying.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// A local file failed (the audit folder is full or gone); worth retrying.
+    #[error("{}: {source}", path.display())]
+    File {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The state database failed; worth retrying.
+    #[error("{0}")]
+    State(#[from] crate::state::StateError),
     #[error("refused for good: {0}")]
     Refused(String),
 }

@@ -20,12 +20,11 @@ impl Default for Stdout {
 #[async_trait]
 impl Sink for Stdout {
     async fn write(&mut self, lines: &[Arc<str>]) -> Result<(), WriteError> {
-        let failed = |e: std::io::Error| WriteError::Transient(e.to_string());
         for line in lines {
-            self.out.write_all(line.as_bytes()).await.map_err(failed)?;
-            self.out.write_all(b"\n").await.map_err(failed)?;
+            self.out.write_all(line.as_bytes()).await?;
+            self.out.write_all(b"\n").await?;
         }
-        self.out.flush().await.map_err(failed)
+        Ok(self.out.flush().await?)
     }
 
     async fn close(&mut self) {

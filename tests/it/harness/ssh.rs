@@ -26,11 +26,16 @@ pub type SshConnection = Handle<AcceptAnyHostKey>;
 impl TestServer {
     /// A russh connection to the SFTP listener, logged in as `user` by password.
     pub async fn russh(&self, user: &str, password: &str) -> SshConnection {
-        let config = Arc::new(client::Config::default());
-        let mut handle = client::connect(config, self.addr, AcceptAnyHostKey).await.expect("connect");
+        let mut handle = self.russh_unauthenticated().await;
         let auth = handle.authenticate_password(user, password).await.expect("auth exchange");
         assert!(auth.success(), "login as {user}");
         handle
+    }
+
+    /// A russh connection to the SFTP listener, not yet authenticated (to time or refuse a login).
+    pub async fn russh_unauthenticated(&self) -> SshConnection {
+        let config = Arc::new(client::Config::default());
+        client::connect(config, self.addr, AcceptAnyHostKey).await.expect("connect")
     }
 }
 

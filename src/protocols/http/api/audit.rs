@@ -53,7 +53,7 @@ pub async fn query(
     let time = |raw: Option<String>| {
         raw.map(|r| crate::admin::parse_audit_time(&r))
             .transpose()
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e))
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_request", e.to_string()))
     };
     let query = AuditQuery {
         user: params.user,
