@@ -257,7 +257,7 @@ async fn download(file: ReadFile, path: &VirtualPath, headers: &HeaderMap) -> Re
     if let Ok(value) = HeaderValue::from_str(&tag) {
         h.insert(header::ETAG, value);
     }
-    if let Some(modified) = meta.modified.and_then(utc) {
+    if let Some(modified) = meta.modified.and_then(crate::types::calendar_time) {
         let text = modified.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         if let Ok(value) = HeaderValue::from_str(&text) {
             h.insert(header::LAST_MODIFIED, value);
