@@ -19,6 +19,8 @@ mod parts;
 mod reader;
 mod spill;
 pub mod stores;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::sync::Arc;
