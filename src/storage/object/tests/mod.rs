@@ -2,6 +2,7 @@
 //! store, through `ObjectStorage` with parts, window and blocks of a few bytes so they run in
 //! milliseconds. Every check compares the exact bytes the store ends up holding.
 
+mod errors;
 mod read;
 mod reorder;
 
