@@ -19,6 +19,8 @@ mod parts;
 mod reader;
 mod spill;
 pub mod stores;
+#[cfg(test)]
+mod tests;
 mod writer;
 
 use std::sync::Arc;
@@ -92,6 +94,12 @@ fn store_error(e: object_store::Error) -> StorageError {
         object_store::Error::AlreadyExists { .. } => StorageError::AlreadyExists,
         object_store::Error::NotSupported { .. } | object_store::Error::NotImplemented { .. } => {
             StorageError::Unsupported
+        }
+        // The store refused the credentials or the request: clients are told access was refused
+        // (see `SessionError::Storage`), the store's own text stays in the log.
+        denied @ (object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }) => {
+            StorageError::Io(std::io::Error::new(std::io::ErrorKind::PermissionDenied, denied))
         }
         other => StorageError::Io(std::io::Error::other(other)),
     }
