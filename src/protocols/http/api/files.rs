@@ -104,7 +104,6 @@ fn rfc3339(time: Option<SystemTime>) -> Option<String> {
     crate::types::calendar_time(time?).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
 }
 
-
 #[utoipa::path(get, path = "/api/v1/files", tag = "files", params(ListQuery),
     responses((status = 200, description = "The home folder's entries", body = ListingPage),
         (status = 400, body = super::error::ErrorBody),
