@@ -48,8 +48,10 @@ async fn answer(State(service): State<Service>, headers: HeaderMap, Json(body): 
         "keyed" if body["public_key"].as_str() == Some(service.key.lock().unwrap().as_str()) => {
             Json(json!({"allow": true})).into_response()
         }
+        // Far longer than any slow machine needs for the rest of a login: an answer within
+        // half of it can only come from ferry's own 1 s timeout.
         "slow" => {
-            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            tokio::time::sleep(std::time::Duration::from_secs(120)).await;
             Json(json!({"allow": true})).into_response()
         }
         "garbage" => (StatusCode::OK, "this is not json").into_response(),
@@ -99,12 +101,16 @@ async fn the_http_service_decides_logins_and_fails_closed() {
         .await;
     assert_eq!(refused.user.as_deref(), Some("ext"));
 
-    // Every misbehaviour fails closed, quickly, and is audited as the backend being unavailable.
+    // Every misbehaviour fails closed, without waiting for the service, and is audited as the backend being unavailable.
     for user in ["slow", "garbage", "boom", "moved", "escaper"] {
         let started = std::time::Instant::now();
         let answer = srv.https_as(user, "whatever-1").get("/api/v1/files").await;
         assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE, "{user}");
-        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{user} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "{user} took {:?}",
+            started.elapsed()
+        );
         let failed = srv.expect_event(|e| e.event == "login.failed" && e.user.as_deref() == Some(user)).await;
         assert_eq!(failed.outcome, ferry::audit::Outcome::Failed, "{user}");
     }
