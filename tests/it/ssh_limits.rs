@@ -139,7 +139,12 @@ async fn paramiko_wrong_passwords_are_each_answered_up_to_max_attempts() {
     // The third failure reaches max_attempts: answered, then the connection is closed with a
     // reason, so the right password comes too late.
     let v = attempts(3).await;
-    assert_eq!(v["answers"], serde_json::json!(["denied", "denied", "denied", "closed"]), "{v}");
+    let answers = v["answers"].as_array().cloned().unwrap_or_default();
+    assert!(answers.len() >= 3 && answers[..3].iter().all(|a| a == "denied"), "{v}");
+    // The disconnect may reach paramiko while it waits for its fourth answer, which it then
+    // reports as a failed attempt: either way the right password never gets in.
+    assert!(answers.get(3).is_some_and(|a| a == "closed" || a == "denied"), "{v}");
+    assert_eq!(v["active"], serde_json::json!(false), "{v}");
     let said = v["disconnect"].to_string();
     assert!(said.contains("Too many authentication failures"), "{v}");
     let text = metrics(&srv).await;

@@ -159,10 +159,11 @@ pub fn owned_configs(
     control.session_storage = Arc::new(OwnedSessions(Arc::clone(&control.session_storage)));
     control.ticketer = Arc::new(OwnedTickets(Arc::clone(&control.ticketer)));
     let mut data = control.clone();
-    // One fresh ticket per data connection, as OpenSSL servers (vsftpd) send: OpenSSL clients
-    // (curl) use a TLS 1.3 ticket once, so without it their next data connection could not
-    // resume and would get 522. The ticket carries the token of the session it resumed.
-    data.send_tls13_tickets = 1;
+    // No TLS 1.3 tickets on data connections: a client that never reads them (Go's, so rclone)
+    // closes an upload connection with unread bytes, which the kernel turns into a reset that
+    // fails a complete upload (426). The cost: OpenSSL clients (curl) use a ticket once, so
+    // curl's next data connection cannot resume (522 while session reuse is required).
+    data.send_tls13_tickets = 0;
     (Arc::new(control), Arc::new(data))
 }
 
