@@ -49,19 +49,12 @@ pub const DEFAULT_KEX_ALGORITHMS: &[&str] = &[
     "diffie-hellman-group16-sha512",
     "diffie-hellman-group18-sha512",
 ];
-pub const DEFAULT_CIPHERS: &[&str] = &[
-    "aes128-gcm@openssh.com",
-    "aes256-gcm@openssh.com",
-    "chacha20-poly1305@openssh.com",
-    "aes256-ctr",
-    "aes192-ctr",
-    "aes128-ctr",
-];
+/// Every cipher ferry can offer passes ssh-audit: all are offered by default.
+pub const DEFAULT_CIPHERS: &[&str] = CIPHERS;
 /// Encrypt-then-MAC first; the encrypt-and-MAC `hmac-sha2-*` follow (ssh-audit warns of them, it
 /// does not fail them) because libssh2 before 1.11 (Debian 12's curl, PHP, many embedded clients)
 /// knows no ETM MAC and no AEAD cipher: without them those clients cannot connect at all.
-pub const DEFAULT_MACS: &[&str] =
-    &["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512"];
+pub const DEFAULT_MACS: &[&str] = MACS;
 pub const DEFAULT_HOST_KEY_ALGORITHMS: &[&str] = &["ssh-ed25519"];
 
 /// The HTTPS listener: REST API (and later the web file manager), on the TLS settings of `[tls]`.
