@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -69,9 +69,20 @@ fn enabled(config: &Config) -> Vec<Enabled> {
     .collect()
 }
 
+/// Connections the kernel completes and queues for a listener before ferry accepts them.
+/// tokio's default (128) overflows under a connection flood, and an overflow drops the SYNs of
+/// everyone, legitimate clients too; the kernel caps it at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
 /// Binds `addr`, naming the config key that asked for it when that fails.
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("{key}: cannot listen on {addr}"))
+    let listen = || -> std::io::Result<TcpListener> {
+        let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(LISTEN_BACKLOG)
+    };
+    listen().with_context(|| format!("{key}: cannot listen on {addr}"))
 }
 
 /// What the listeners share, built once before anything binds.

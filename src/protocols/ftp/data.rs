@@ -17,7 +17,7 @@ use tokio_rustls::TlsAcceptor;
 
 use super::passive::PassiveListener;
 use super::tls_owner::SessionOwners;
-use super::tls_sessions::{Handshake, Tracked};
+use super::tls_sessions::{DataConfigs, Handshake, Tracked};
 use crate::net;
 
 /// A byte stream for data: plain TCP or TLS over it.
@@ -39,8 +39,11 @@ pub enum Plan {
 }
 
 /// TLS for a protected data connection, and whose sessions it may resume.
+#[derive(Clone)]
 pub struct DataTls {
-    pub config: Arc<rustls::ServerConfig>,
+    pub configs: DataConfigs,
+    /// Send the client a TLS 1.3 ticket: it will read the connection (see `DataConfigs`).
+    pub ticket: bool,
     pub owners: Arc<SessionOwners>,
     /// The login of the control connection.
     pub user: String,
@@ -63,10 +66,11 @@ fn timed_out() -> std::io::Error {
 
 /// Opens a protected passive data connection before the 1xx reply when the client has
 /// connected and already sent its TLS ClientHello (curl starts the handshake without waiting
-/// for 150). The handshake then ends, with the one session ticket it sends, before the 150
+/// for 150). The handshake then ends, with a session ticket even on an upload, before the 150
 /// goes out: curl looks for that ticket once, right after writing an upload, and resumes with it
 /// on its next data connection (its TLS 1.3 tickets are single-use). A client that waits for
-/// the 150 before its handshake (Python's ftplib) has sent nothing, so nothing waits here.
+/// the 150 before its handshake (Python's ftplib, Go's) has sent nothing, so nothing waits
+/// here, and its upload gets no ticket it would leave unread.
 pub async fn open_early(plan: Plan, client_ip: IpAddr, tls: Option<&DataTls>, timeout: Duration) -> Plan {
     let (Plan::Passive(passive), Some(tls)) = (&plan, tls) else { return plan };
     // Only a connection already waiting: a foreign address is refused and dropped by
@@ -85,7 +89,8 @@ pub async fn open_early(plan: Plan, client_ip: IpAddr, tls: Option<&DataTls>, ti
     if !matches!(sent, Ok((n, _)) if n > 0) {
         return Plan::Accepted(stream);
     }
-    Plan::Opened(secure(stream, Some(tls), tokio::time::Instant::now() + timeout).await)
+    let reads = DataTls { ticket: true, ..tls.clone() };
+    Plan::Opened(secure(stream, Some(&reads), tokio::time::Instant::now() + timeout).await)
 }
 
 /// Opens the data connection of `plan` for a client at `client_ip`, within `timeout`.
@@ -123,7 +128,8 @@ async fn secure(
     let tcp = AckNow(tcp);
     let Some(tls) = tls else { return Ok(Box::new(tcp)) };
     let handshake = Handshake::data();
-    let accept = Tracked::new(TlsAcceptor::from(Arc::clone(&tls.config)).accept(tcp), Arc::clone(&handshake));
+    let config = if tls.ticket { &tls.configs.ticketed } else { &tls.configs.quiet };
+    let accept = Tracked::new(TlsAcceptor::from(Arc::clone(config)).accept(tcp), Arc::clone(&handshake));
     let stream = tokio::time::timeout_at(deadline, accept).await.map_err(|_| timed_out())??;
     let (_, conn) = stream.get_ref();
     let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);

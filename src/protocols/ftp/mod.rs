@@ -45,9 +45,9 @@ pub struct FtpSettings {
     /// `None` when TLS is unavailable: AUTH TLS is then refused (and implicit FTPS not served).
     /// Its sessions carry the token of the control connection that negotiated them.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// The same TLS settings and session cache for data connections, which send one TLS 1.3
-    /// ticket each (OpenSSL clients such as curl resume a ticket only once).
-    pub data_tls: Option<Arc<rustls::ServerConfig>>,
+    /// The same TLS settings and session cache for data connections (with and without a
+    /// TLS 1.3 ticket: see `DataConfigs`).
+    pub data_tls: Option<tls_sessions::DataConfigs>,
     /// Failed logins before the connection is closed (`auth.max_attempts`, every protocol's).
     pub max_login_attempts: u32,
     /// Pending passive ports per client address, shared by the FTP and implicit FTPS listeners.

@@ -151,20 +151,33 @@ impl ProducesTickets for OwnedTickets {
     }
 }
 
+/// TLS for FTPS data connections: the same settings and owned sessions as the control
+/// connection's, with and without TLS 1.3 session tickets.
+///
+/// OpenSSL clients (curl) resume a TLS 1.3 ticket only once, so each data connection must give
+/// them a new one or their next data connection cannot resume (522 while session reuse is
+/// required). But a ticket is bytes the client must read: a client that uploads and closes
+/// without reading (Go's, so rclone) makes its kernel reset the connection, discarding what it
+/// had not yet sent, and a complete upload fails (426). So a ticket goes only where the client
+/// reads: on connections that carry data to it (downloads, listings), and on uploads whose
+/// client began the handshake before the 150 (curl reads right after writing an upload; Go
+/// and ftplib wait for the 150).
+#[derive(Clone)]
+pub struct DataConfigs {
+    pub quiet: Arc<rustls::ServerConfig>,
+    pub ticketed: Arc<rustls::ServerConfig>,
+}
+
 /// The FTPS server configurations (control, data) with owned sessions, from the shared one.
-pub fn owned_configs(
-    shared: &Arc<rustls::ServerConfig>,
-) -> (Arc<rustls::ServerConfig>, Arc<rustls::ServerConfig>) {
+pub fn owned_configs(shared: &Arc<rustls::ServerConfig>) -> (Arc<rustls::ServerConfig>, DataConfigs) {
     let mut control = rustls::ServerConfig::clone(shared);
     control.session_storage = Arc::new(OwnedSessions(Arc::clone(&control.session_storage)));
     control.ticketer = Arc::new(OwnedTickets(Arc::clone(&control.ticketer)));
-    let mut data = control.clone();
-    // No TLS 1.3 tickets on data connections: a client that never reads them (Go's, so rclone)
-    // closes an upload connection with unread bytes, which the kernel turns into a reset that
-    // fails a complete upload (426). The cost: OpenSSL clients (curl) use a ticket once, so
-    // curl's next data connection cannot resume (522 while session reuse is required).
-    data.send_tls13_tickets = 0;
-    (Arc::new(control), Arc::new(data))
+    let mut quiet = control.clone();
+    quiet.send_tls13_tickets = 0;
+    let mut ticketed = control.clone();
+    ticketed.send_tls13_tickets = 1;
+    (Arc::new(control), DataConfigs { quiet: Arc::new(quiet), ticketed: Arc::new(ticketed) })
 }
 
 #[cfg(test)]

@@ -21,6 +21,8 @@ type Work = Box<dyn FnOnce(DataStream) -> Pin<Box<dyn Future<Output = Outcome> +
 pub(in crate::protocols::ftp::control) struct Transfer {
     pub(in crate::protocols::ftp::control) opening: String,
     pub(in crate::protocols::ftp::control) plan: Plan,
+    /// Data flows to the client (a download or a listing), which then reads the connection.
+    pub(in crate::protocols::ftp::control) to_client: bool,
     work: Work,
 }
 
@@ -86,7 +88,7 @@ impl Connection {
         let ascii = !self.binary;
         let opening =
             format!("Opening {} data connection for {path}", if ascii { "ASCII" } else { "BINARY" });
-        Ok(self.start(opening, Box::new(move |data| Box::pin(transfer::download(file, offset, data, ascii)))))
+        Ok(self.start(opening, true, Box::new(move |data| Box::pin(transfer::download(file, offset, data, ascii)))))
     }
 
     pub(in crate::protocols::ftp::control) async fn store(
@@ -119,7 +121,7 @@ impl Connection {
             StoreKind::Unique => format!("FILE: {}", path.name()),
             _ => format!("Opening data connection for {path}"),
         };
-        Ok(self.start(opening, Box::new(move |data| Box::pin(transfer::upload(file, start_at, data, ascii)))))
+        Ok(self.start(opening, false, Box::new(move |data| Box::pin(transfer::upload(file, start_at, data, ascii)))))
     }
 
     pub(in crate::protocols::ftp::control) async fn list(
@@ -142,11 +144,11 @@ impl Connection {
             let owner = session.user().to_string();
             let work: Work =
                 Box::new(move |data| Box::pin(transfer::list_one(name, meta, owner, format, data)));
-            return Ok(self.start(opening, work));
+            return Ok(self.start(opening, true, work));
         }
         let listing = session.list(&path).await?;
         Ok(self
-            .start(opening, Box::new(move |data| Box::pin(transfer::list(session, listing, format, data)))))
+            .start(opening, true, Box::new(move |data| Box::pin(transfer::list(session, listing, format, data)))))
     }
 
     pub(in crate::protocols::ftp::control) async fn abor(&mut self) -> Handled {
@@ -167,7 +169,7 @@ impl Connection {
 
     /// Takes the planned data connection for `work`, or says why there is none (the plan stays
     /// when only the protection level is wrong).
-    fn start(&mut self, opening: String, work: Work) -> Reply {
+    fn start(&mut self, opening: String, to_client: bool, work: Work) -> Reply {
         if self.settings.config.require_tls
             && !self.protect_data
             && !self.settings.config.dangerous_allow_plaintext_login
@@ -175,16 +177,18 @@ impl Connection {
             return Reply::say(521, "Data connections must be protected: send PBSZ 0 and PROT P");
         }
         match self.plan.take() {
-            Some(plan) => Reply::Transfer(Transfer { opening, plan, work }),
+            Some(plan) => Reply::Transfer(Transfer { opening, plan, to_client, work }),
             None => no_plan(),
         }
     }
 
-    /// TLS for the next data connection, under PROT P.
-    pub(in crate::protocols::ftp::control) fn data_tls(&self) -> Option<DataTls> {
+    /// TLS for the next data connection, under PROT P; with a session ticket when the client
+    /// will read the connection (`to_client`).
+    pub(in crate::protocols::ftp::control) fn data_tls(&self, to_client: bool) -> Option<DataTls> {
         match (&self.settings.data_tls, &self.session) {
-            (Some(config), Some(session)) if self.protect_data => Some(DataTls {
-                config: Arc::clone(config),
+            (Some(configs), Some(session)) if self.protect_data => Some(DataTls {
+                configs: configs.clone(),
+                ticket: to_client,
                 owners: Arc::clone(&self.settings.owners),
                 user: session.user().to_string(),
                 require_reuse: self.settings.config.require_tls_session_reuse,
@@ -194,9 +198,9 @@ impl Connection {
     }
 
     /// Runs a started transfer as a task; the control loop replies when it ends.
-    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, work, .. }: Transfer) {
+    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, to_client, work, .. }: Transfer) {
         let client = self.client_ip();
-        let tls = self.data_tls();
+        let tls = self.data_tls(to_client);
         let timeout = self.settings.config.data_timeout;
         self.transfer = Some(tokio::spawn(async move {
             let started = tokio::time::Instant::now();
