@@ -105,6 +105,7 @@ impl ObjectWriter {
 
     /// Keeps an early write: in memory while the budget lasts, else in the temporary file.
     async fn hold_early(&self, state: &mut WriteState, offset: u64, data: Bytes) -> Result<()> {
+        let (offset, data) = self.merge_overlapping(state, offset, data).await?;
         let len = data.len();
         let entry = match self.budget.try_take(len) {
             Some(lease) => Early::Held(data, lease),
@@ -126,20 +127,69 @@ impl ObjectWriter {
     }
 
     /// Hands on the early writes that are now in order.
+    /// An early write that lies before `next` was partly overwritten by the in-order data that
+    /// passed it (a later write): only its tail beyond `next`, if any, is still to come.
     async fn drain_early(&self, state: &mut WriteState) -> Result<()> {
         loop {
             let next = state.next;
-            let Some(entry) = state.early.remove(&next) else { return Ok(()) };
-            state.early_bytes -= entry.len();
-            let chunk = match entry {
-                Early::Held(chunk, _lease) => chunk,
-                Early::InFile(len) => match state.early_file.as_ref() {
-                    Some(file) => file.read_at(next, len).await?,
-                    None => return Err(StorageError::Io(std::io::Error::other("early write lost"))),
-                },
+            let Some((&at, _)) = state.early.first_key_value().filter(|(at, _)| **at <= next) else {
+                return Ok(());
             };
+            let Some(entry) = state.early.remove(&at) else { return Ok(()) };
+            state.early_bytes -= entry.len();
+            let skip = (next - at) as usize;
+            if skip >= entry.len() {
+                continue;
+            }
+            let chunk = self.early_data(state, at, entry).await?.slice(skip..);
             self.push(state, chunk).await?;
         }
+    }
+
+    /// The bytes of an early write taken out of `early`.
+    async fn early_data(&self, state: &WriteState, at: u64, entry: Early) -> Result<Bytes> {
+        match entry {
+            Early::Held(chunk, _lease) => Ok(chunk),
+            Early::InFile(len) => match state.early_file.as_ref() {
+                Some(file) => file.read_at(at, len).await,
+                None => Err(StorageError::Io(std::io::Error::other("early write lost"))),
+            },
+        }
+    }
+
+    /// Folds the early writes that `offset..` overlaps into one, the new data over the old as on
+    /// a local file, so early writes never overlap and each is handed on whole.
+    async fn merge_overlapping(
+        &self,
+        state: &mut WriteState,
+        offset: u64,
+        data: Bytes,
+    ) -> Result<(u64, Bytes)> {
+        let end = offset.saturating_add(data.len() as u64);
+        let overlapping: Vec<u64> = state
+            .early
+            .range(..end)
+            .filter(|(at, entry)| at.saturating_add(entry.len() as u64) > offset)
+            .map(|(at, _)| *at)
+            .collect();
+        if overlapping.is_empty() {
+            return Ok((offset, data));
+        }
+        let mut pieces = Vec::with_capacity(overlapping.len());
+        for at in overlapping {
+            if let Some(entry) = state.early.remove(&at) {
+                state.early_bytes -= entry.len();
+                pieces.push((at, self.early_data(state, at, entry).await?));
+            }
+        }
+        let start = pieces.iter().map(|(at, _)| *at).min().unwrap_or(offset).min(offset);
+        let stop = pieces.iter().map(|(at, piece)| at + piece.len() as u64).max().unwrap_or(end).max(end);
+        let mut merged = vec![0u8; (stop - start) as usize];
+        for (at, piece) in pieces.iter().chain([(offset, data)].iter()) {
+            let from = (at - start) as usize;
+            merged[from..from + piece.len()].copy_from_slice(piece);
+        }
+        Ok((start, Bytes::from(merged)))
     }
 
     /// Hands in-order data on without copying it: to the multipart upload (which cuts parts of

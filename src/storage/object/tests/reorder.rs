@@ -196,3 +196,26 @@ async fn abort_and_drop_return_the_budget() {
         assert!(store.get(&Path::from_iter(["prefix", name])).await.is_err(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn overlapping_writes_keep_the_last_data_as_a_local_file_does() {
+    let (store, storage) = backend(small());
+    let mut local = pattern(60, 10);
+    let handle = create(&storage, "overlaps").await;
+    // Early 20..30, then early 25..35 over it, then in-order 0..22 over its start.
+    handle.write_at(20, Bytes::from(vec![0xA1; 10])).await.unwrap();
+    handle.write_at(25, Bytes::from(vec![0xB2; 10])).await.unwrap();
+    // A longer early write at 40, then a shorter one at the same offset.
+    handle.write_at(40, Bytes::from(vec![0xC3; 10])).await.unwrap();
+    handle.write_at(40, Bytes::from(vec![0xD4; 4])).await.unwrap();
+    handle.write_at(0, Bytes::copy_from_slice(&local[..22])).await.unwrap();
+    handle.write_at(35, Bytes::copy_from_slice(&local[35..40])).await.unwrap();
+    handle.write_at(50, Bytes::copy_from_slice(&local[50..])).await.unwrap();
+    local[22..25].fill(0xA1);
+    local[25..35].fill(0xB2);
+    local[40..44].fill(0xD4);
+    local[44..50].fill(0xC3);
+    handle.commit().await.unwrap();
+    assert_eq!(stored(&store, "overlaps").await, local);
+    assert_eq!(storage.reorder_budget().in_use(), 0);
+}
