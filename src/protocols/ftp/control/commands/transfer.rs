@@ -88,7 +88,11 @@ impl Connection {
         let ascii = !self.binary;
         let opening =
             format!("Opening {} data connection for {path}", if ascii { "ASCII" } else { "BINARY" });
-        Ok(self.start(opening, true, Box::new(move |data| Box::pin(transfer::download(file, offset, data, ascii)))))
+        Ok(self.start(
+            opening,
+            true,
+            Box::new(move |data| Box::pin(transfer::download(file, offset, data, ascii))),
+        ))
     }
 
     pub(in crate::protocols::ftp::control) async fn store(
@@ -121,7 +125,11 @@ impl Connection {
             StoreKind::Unique => format!("FILE: {}", path.name()),
             _ => format!("Opening data connection for {path}"),
         };
-        Ok(self.start(opening, false, Box::new(move |data| Box::pin(transfer::upload(file, start_at, data, ascii)))))
+        Ok(self.start(
+            opening,
+            false,
+            Box::new(move |data| Box::pin(transfer::upload(file, start_at, data, ascii))),
+        ))
     }
 
     pub(in crate::protocols::ftp::control) async fn list(
@@ -147,8 +155,11 @@ impl Connection {
             return Ok(self.start(opening, true, work));
         }
         let listing = session.list(&path).await?;
-        Ok(self
-            .start(opening, true, Box::new(move |data| Box::pin(transfer::list(session, listing, format, data)))))
+        Ok(self.start(
+            opening,
+            true,
+            Box::new(move |data| Box::pin(transfer::list(session, listing, format, data))),
+        ))
     }
 
     pub(in crate::protocols::ftp::control) async fn abor(&mut self) -> Handled {
@@ -198,7 +209,10 @@ impl Connection {
     }
 
     /// Runs a started transfer as a task; the control loop replies when it ends.
-    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, to_client, work, .. }: Transfer) {
+    pub(in crate::protocols::ftp::control) fn spawn(
+        &mut self,
+        Transfer { plan, to_client, work, .. }: Transfer,
+    ) {
         let client = self.client_ip();
         let tls = self.data_tls(to_client);
         let timeout = self.settings.config.data_timeout;
