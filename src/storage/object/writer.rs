@@ -166,12 +166,16 @@ impl ObjectWriter {
         data: Bytes,
     ) -> Result<(u64, Bytes)> {
         let end = offset.saturating_add(data.len() as u64);
-        let overlapping: Vec<u64> = state
+        // Early writes never overlap one another, so only the last one starting before
+        // `offset` can reach into it; the rest start inside it.
+        let reaching_in = state
             .early
-            .range(..end)
+            .range(..offset)
+            .next_back()
             .filter(|(at, entry)| at.saturating_add(entry.len() as u64) > offset)
-            .map(|(at, _)| *at)
-            .collect();
+            .map(|(at, _)| *at);
+        let overlapping: Vec<u64> =
+            reaching_in.into_iter().chain(state.early.range(offset..end).map(|(at, _)| *at)).collect();
         if overlapping.is_empty() {
             return Ok((offset, data));
         }
