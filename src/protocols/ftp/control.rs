@@ -274,7 +274,7 @@ impl Connection {
             Reply::Transfer(mut transfer) => {
                 // curl starts its TLS handshake before the 150: finish it first (data::open_early).
                 let timeout = self.settings.config.data_timeout;
-                let tls = self.data_tls(transfer.to_client);
+                let tls = self.data_tls();
                 transfer.plan =
                     data::open_early(transfer.plan, self.client_ip(), tls.as_ref(), timeout).await;
                 self.reply(150, &transfer.opening).await?;

@@ -38,12 +38,19 @@ pub enum Plan {
     Opened(Result<DataStream, ConnectError>),
 }
 
+/// Which way a transfer's data goes. Data going to the client is read by it to the end, so its
+/// connection may carry a TLS 1.3 ticket (see `DataConfigs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// A download or a listing.
+    ToClient,
+    /// An upload.
+    FromClient,
+}
+
 /// TLS for a protected data connection, and whose sessions it may resume.
-#[derive(Clone)]
 pub struct DataTls {
     pub configs: DataConfigs,
-    /// Send the client a TLS 1.3 ticket: it will read the connection (see `DataConfigs`).
-    pub ticket: bool,
     pub owners: Arc<SessionOwners>,
     /// The login of the control connection.
     pub user: String,
@@ -89,8 +96,7 @@ pub async fn open_early(plan: Plan, client_ip: IpAddr, tls: Option<&DataTls>, ti
     if !matches!(sent, Ok((n, _)) if n > 0) {
         return Plan::Accepted(stream);
     }
-    let reads = DataTls { ticket: true, ..tls.clone() };
-    Plan::Opened(secure(stream, Some(&reads), tokio::time::Instant::now() + timeout).await)
+    Plan::Opened(secure(stream, Some(tls), true, tokio::time::Instant::now() + timeout).await)
 }
 
 /// Opens the data connection of `plan` for a client at `client_ip`, within `timeout`.
@@ -98,6 +104,7 @@ pub async fn connect(
     plan: Plan,
     client_ip: IpAddr,
     tls: Option<&DataTls>,
+    flow: Flow,
     timeout: Duration,
 ) -> Result<DataStream, ConnectError> {
     let deadline = tokio::time::Instant::now() + timeout;
@@ -114,21 +121,23 @@ pub async fn connect(
             tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await.map_err(|_| timed_out())??
         }
     };
-    secure(tcp, tls, deadline).await
+    secure(tcp, tls, flow == Flow::ToClient, deadline).await
 }
 
-/// Sets up the socket of a data connection and, under PROT P, runs its TLS handshake and checks
-/// whose session it resumed.
+/// Sets up the socket of a data connection and, under PROT P, runs its TLS handshake (sending a
+/// TLS 1.3 ticket when `ticket`: the client will read the connection) and checks whose session
+/// it resumed.
 async fn secure(
     tcp: TcpStream,
     tls: Option<&DataTls>,
+    ticket: bool,
     deadline: tokio::time::Instant,
 ) -> Result<DataStream, ConnectError> {
     let _ = tcp.set_nodelay(true);
     let tcp = AckNow(tcp);
     let Some(tls) = tls else { return Ok(Box::new(tcp)) };
     let handshake = Handshake::data();
-    let config = if tls.ticket { &tls.configs.ticketed } else { &tls.configs.quiet };
+    let config = if ticket { &tls.configs.ticketed } else { &tls.configs.quiet };
     let accept = Tracked::new(TlsAcceptor::from(Arc::clone(config)).accept(tcp), Arc::clone(&handshake));
     let stream = tokio::time::timeout_at(deadline, accept).await.map_err(|_| timed_out())??;
     let (_, conn) = stream.get_ref();
@@ -247,7 +256,8 @@ mod tests {
         assert!((40000..=40999).contains(&addr.port()));
         // The expected client is 127.0.0.2, so a connection from 127.0.0.1 is refused.
         let _intruder = TcpStream::connect(addr).await.unwrap();
-        let result = connect(Plan::Passive(passive), expected, None, Duration::from_millis(300)).await;
+        let result =
+            connect(Plan::Passive(passive), expected, None, Flow::ToClient, Duration::from_millis(300)).await;
         assert!(
             matches!(&result, Err(ConnectError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut),
             "{:?}",

@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::protocols::ftp::control::{Connection, Handled, Reply};
-use crate::protocols::ftp::data::{self, ConnectError, DataStream, DataTls, Plan};
+use crate::protocols::ftp::data::{self, ConnectError, DataStream, DataTls, Flow, Plan};
 use crate::protocols::ftp::transfer::{self, ListFormat, Outcome};
 use crate::session::{EntryKind, OpenWrite, Session, SessionError};
 
@@ -21,8 +21,7 @@ type Work = Box<dyn FnOnce(DataStream) -> Pin<Box<dyn Future<Output = Outcome> +
 pub(in crate::protocols::ftp::control) struct Transfer {
     pub(in crate::protocols::ftp::control) opening: String,
     pub(in crate::protocols::ftp::control) plan: Plan,
-    /// Data flows to the client (a download or a listing), which then reads the connection.
-    pub(in crate::protocols::ftp::control) to_client: bool,
+    flow: Flow,
     work: Work,
 }
 
@@ -90,7 +89,7 @@ impl Connection {
             format!("Opening {} data connection for {path}", if ascii { "ASCII" } else { "BINARY" });
         Ok(self.start(
             opening,
-            true,
+            Flow::ToClient,
             Box::new(move |data| Box::pin(transfer::download(file, offset, data, ascii))),
         ))
     }
@@ -127,7 +126,7 @@ impl Connection {
         };
         Ok(self.start(
             opening,
-            false,
+            Flow::FromClient,
             Box::new(move |data| Box::pin(transfer::upload(file, start_at, data, ascii))),
         ))
     }
@@ -152,12 +151,12 @@ impl Connection {
             let owner = session.user().to_string();
             let work: Work =
                 Box::new(move |data| Box::pin(transfer::list_one(name, meta, owner, format, data)));
-            return Ok(self.start(opening, true, work));
+            return Ok(self.start(opening, Flow::ToClient, work));
         }
         let listing = session.list(&path).await?;
         Ok(self.start(
             opening,
-            true,
+            Flow::ToClient,
             Box::new(move |data| Box::pin(transfer::list(session, listing, format, data))),
         ))
     }
@@ -180,7 +179,7 @@ impl Connection {
 
     /// Takes the planned data connection for `work`, or says why there is none (the plan stays
     /// when only the protection level is wrong).
-    fn start(&mut self, opening: String, to_client: bool, work: Work) -> Reply {
+    fn start(&mut self, opening: String, flow: Flow, work: Work) -> Reply {
         if self.settings.config.require_tls
             && !self.protect_data
             && !self.settings.config.dangerous_allow_plaintext_login
@@ -188,18 +187,16 @@ impl Connection {
             return Reply::say(521, "Data connections must be protected: send PBSZ 0 and PROT P");
         }
         match self.plan.take() {
-            Some(plan) => Reply::Transfer(Transfer { opening, plan, to_client, work }),
+            Some(plan) => Reply::Transfer(Transfer { opening, plan, flow, work }),
             None => no_plan(),
         }
     }
 
-    /// TLS for the next data connection, under PROT P; with a session ticket when the client
-    /// will read the connection (`to_client`).
-    pub(in crate::protocols::ftp::control) fn data_tls(&self, to_client: bool) -> Option<DataTls> {
+    /// TLS for the next data connection, under PROT P.
+    pub(in crate::protocols::ftp::control) fn data_tls(&self) -> Option<DataTls> {
         match (&self.settings.data_tls, &self.session) {
             (Some(configs), Some(session)) if self.protect_data => Some(DataTls {
                 configs: configs.clone(),
-                ticket: to_client,
                 owners: Arc::clone(&self.settings.owners),
                 user: session.user().to_string(),
                 require_reuse: self.settings.config.require_tls_session_reuse,
@@ -209,16 +206,13 @@ impl Connection {
     }
 
     /// Runs a started transfer as a task; the control loop replies when it ends.
-    pub(in crate::protocols::ftp::control) fn spawn(
-        &mut self,
-        Transfer { plan, to_client, work, .. }: Transfer,
-    ) {
+    pub(in crate::protocols::ftp::control) fn spawn(&mut self, Transfer { plan, flow, work, .. }: Transfer) {
         let client = self.client_ip();
-        let tls = self.data_tls(to_client);
+        let tls = self.data_tls();
         let timeout = self.settings.config.data_timeout;
         self.transfer = Some(tokio::spawn(async move {
             let started = tokio::time::Instant::now();
-            match data::connect(plan, client, tls.as_ref(), timeout).await {
+            match data::connect(plan, client, tls.as_ref(), flow, timeout).await {
                 Ok(stream) => {
                     // Per-phase timings, for finding stalls in the data-connection life cycle.
                     let connected = started.elapsed();
