@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
-# server, lftp, curl, rclone, chromium, slapd, ldap-utils and prometheus (prometheus and
-# promtool) from Debian; paramiko, the moto S3 emulator (also behind the GCS
+# server, lftp, curl, rclone, chromium, slapd, ldap-utils, prometheus (prometheus and
+# promtool) and haproxy from Debian; paramiko, the moto S3 emulator (also behind the GCS
 # emulator shim), azure-storage-blob, schemathesis and ssh-audit in a venv; the azurite Blob emulator and
 # playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
 # the emulators and services themselves on loopback ports).
@@ -24,6 +24,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 [ -x /usr/sbin/slapd ] || need_apt+=(slapd)
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v promtool >/dev/null || need_apt+=(prometheus)
+[ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -37,6 +38,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # Likewise the packaged Prometheus (port 9090): the tests run their own on a free port.
     if [[ " ${need_apt[*]} " == *" prometheus "* ]] && command -v service >/dev/null; then
         $SUDO service prometheus stop >/dev/null 2>&1 || true
+    fi
+    # And the packaged HAProxy: the tests start their own in front of ferry on loopback.
+    if [[ " ${need_apt[*]} " == *" haproxy "* ]] && command -v service >/dev/null; then
+        $SUDO service haproxy stop >/dev/null 2>&1 || true
     fi
 fi
 

@@ -169,7 +169,7 @@ pub(super) fn parse(section: (&str, Table), data_dir: &Path, errors: &mut Vec<Ke
     if http.enabled
         && !(http_settings.url.starts_with("https://") || http_settings.url.starts_with("http://"))
     {
-        h.fail("url", "the http audit sink needs an http(s):// URL");
+        h.fail("url", "the http audit sink is enabled and needs an http(s):// URL");
     }
     h.finish();
     r.finish();

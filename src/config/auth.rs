@@ -178,7 +178,7 @@ fn parse_http(h: &mut Reader<'_>, wanted: bool) -> AuthHttpConfig {
         url: url.clone(),
     };
     if wanted && !(url.starts_with("https://") || url.starts_with("http://")) {
-        h.fail("url", "the http authenticator needs an http(s):// URL");
+        h.fail("url", "the http authenticator (named in auth.chain) needs an http(s):// URL");
     }
     http
 }
@@ -205,12 +205,12 @@ fn parse_ldap(l: &mut Reader<'_>, wanted: bool) -> AuthLdapConfig {
     };
     if wanted {
         if !(ldap.url.starts_with("ldap://") || ldap.url.starts_with("ldaps://")) {
-            l.fail("url", "the ldap authenticator needs an ldap:// or ldaps:// URL");
+            l.fail("url", "the ldap authenticator (named in auth.chain) needs an ldap:// or ldaps:// URL");
         }
         if ldap.bind_dn.is_none() && (ldap.service_dn.is_none() || ldap.base_dn.is_empty()) {
             l.fail(
                 "bind_dn",
-                "give bind_dn (direct bind) or service_dn, service_password and base_dn (search)",
+                "the ldap authenticator (named in auth.chain) needs bind_dn (direct bind) or service_dn, service_password and base_dn (search)",
             );
         }
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use toml::Table;
 
 use super::auth::LegacyFtpAttempts;
+use super::listen::{self, Limits, ListenConfig};
 use super::reader::{KeyError, Reader};
 
 /// Key-exchange algorithms ferry can offer; the first is preferred. Post-quantum hybrid first.
@@ -61,11 +62,9 @@ pub const DEFAULT_HOST_KEY_ALGORITHMS: &[&str] = &["ssh-ed25519"];
 #[derive(Debug, Clone)]
 pub struct HttpsConfig {
     pub enabled: bool,
-    pub bind: SocketAddr,
+    pub listen: ListenConfig,
     /// A plain-HTTP listener that only redirects to HTTPS; `None` is off.
     pub redirect_bind: Option<SocketAddr>,
-    pub max_connections: usize,
-    pub max_connections_per_ip: usize,
     /// Lifetime of bearer tokens from `POST /api/v1/auth/token`.
     pub token_ttl: Duration,
     /// A client must finish the TLS handshake, and send each request's headers, within this
@@ -88,7 +87,7 @@ pub struct HttpsConfig {
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
     pub enabled: bool,
-    pub bind: SocketAddr,
+    pub listen: ListenConfig,
     /// Opt-in per-user transfer counters, capped at `per_user_metrics_max` distinct users.
     pub per_user_metrics: bool,
     pub per_user_metrics_max: usize,
@@ -97,7 +96,7 @@ pub struct OpsConfig {
 #[derive(Debug, Clone)]
 pub struct SftpConfig {
     pub enabled: bool,
-    pub bind: SocketAddr,
+    pub listen: ListenConfig,
     /// Host private keys (OpenSSH format). Empty: Ed25519 and ECDSA keys generated once into
     /// `data_dir/host_keys`. Give files so that every replica presents one identity.
     pub host_keys: Vec<PathBuf>,
@@ -116,10 +115,6 @@ pub struct SftpConfig {
     pub window_size: u32,
     /// SFTP requests served concurrently per channel (reads and writes in flight).
     pub max_requests_in_flight: usize,
-    /// Connections served at once; the next ones are closed at accept.
-    pub max_connections: usize,
-    /// Connections from one client address at once (authenticated or not).
-    pub max_connections_per_ip: usize,
     /// Time from accept to successful authentication (version exchange included); `None`: no
     /// limit. OpenSSH's `LoginGraceTime`.
     pub login_grace_time: Option<Duration>,
@@ -161,7 +156,7 @@ pub enum TlsVersion {
 #[derive(Debug, Clone)]
 pub struct FtpConfig {
     pub enabled: bool,
-    pub bind: SocketAddr,
+    pub listen: ListenConfig,
     /// Refuse USER/PASS and data transfers that are not protected by TLS.
     pub require_tls: bool,
     /// Allow USER/PASS in clear text even though `require_tls` is set (trusted networks only).
@@ -176,8 +171,6 @@ pub struct FtpConfig {
     pub idle_timeout: Duration,
     /// How long to wait for a client to open a data connection.
     pub data_timeout: Duration,
-    pub max_connections: usize,
-    pub max_connections_per_ip: usize,
     /// Passive ports one client address may hold at once (waiting for their data connection).
     pub max_passive_ports_per_ip: usize,
     /// A protected data connection must resume a TLS session negotiated by a control
@@ -189,7 +182,7 @@ pub struct FtpConfig {
 #[derive(Debug, Clone)]
 pub struct FtpsConfig {
     pub enabled: bool,
-    pub bind: SocketAddr,
+    pub listen: ListenConfig,
 }
 
 /// `[sftp]`: the SSH listener (SFTP and SCP) and its algorithm lists.
@@ -197,7 +190,7 @@ pub(super) fn sftp(section: (&str, Table), errors: &mut Vec<KeyError>) -> SftpCo
     let mut r = Reader::new(section.0, section.1, errors);
     let sftp = SftpConfig {
         enabled: r.bool("enabled", true),
-        bind: r.socket_addr("bind", "0.0.0.0:2222"),
+        listen: listen::read(&mut r, "0.0.0.0:2222", Limits::Read),
         host_keys: r.strings("host_keys", &[]).into_iter().map(PathBuf::from).collect(),
         kex: allowed(&mut r, "kex", KEX_ALGORITHMS, DEFAULT_KEX_ALGORITHMS),
         ciphers: allowed(&mut r, "ciphers", CIPHERS, DEFAULT_CIPHERS),
@@ -215,8 +208,6 @@ pub(super) fn sftp(section: (&str, Table), errors: &mut Vec<KeyError>) -> SftpCo
         max_sessions_per_connection: r.integer("max_sessions_per_connection", 10, 1, 1000) as usize,
         window_size: r.size("window_size", 16 << 20, 64 << 10, u64::from(u32::MAX)) as u32,
         max_requests_in_flight: r.integer("max_requests_in_flight", 64, 1, 4096) as usize,
-        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
-        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         login_grace_time: r.optional_duration("login_grace_time", Some(Duration::from_secs(30))),
         max_handles_per_connection: r.integer("max_handles_per_connection", 256, 1, 100_000) as usize,
         max_handles_per_user: r.integer("max_handles_per_user", 1024, 1, 1_000_000) as usize,
@@ -281,7 +272,7 @@ pub(super) fn ftp(section: (&str, Table), errors: &mut Vec<KeyError>) -> (FtpCon
     let legacy = r.contains("max_login_attempts").then(|| r.integer("max_login_attempts", 3, 1, 100) as u32);
     let ftp = FtpConfig {
         enabled: r.bool("enabled", true),
-        bind: r.socket_addr("bind", "0.0.0.0:2121"),
+        listen: listen::read(&mut r, "0.0.0.0:2121", Limits::Read),
         require_tls: r.bool("require_tls", true),
         dangerous_allow_plaintext_login: r.bool("dangerous_allow_plaintext_login", false),
         passive_ports,
@@ -289,8 +280,6 @@ pub(super) fn ftp(section: (&str, Table), errors: &mut Vec<KeyError>) -> (FtpCon
         active_mode: r.bool("active_mode", false),
         idle_timeout: r.duration("idle_timeout", Duration::from_secs(300)),
         data_timeout: r.duration("data_timeout", Duration::from_secs(30)),
-        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
-        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         max_passive_ports_per_ip: r.integer("max_passive_ports_per_ip", 16, 1, 65_536) as usize,
         require_tls_session_reuse: r.bool("require_tls_session_reuse", true),
         banner: r.string("banner", "ferry FTP server ready"),
@@ -302,7 +291,10 @@ pub(super) fn ftp(section: (&str, Table), errors: &mut Vec<KeyError>) -> (FtpCon
 /// `[ftps]`: implicit FTPS.
 pub(super) fn ftps(section: (&str, Table), errors: &mut Vec<KeyError>) -> FtpsConfig {
     let mut r = Reader::new(section.0, section.1, errors);
-    let ftps = FtpsConfig { enabled: r.bool("enabled", true), bind: r.socket_addr("bind", "0.0.0.0:9990") };
+    let ftps = FtpsConfig {
+        enabled: r.bool("enabled", true),
+        listen: listen::read(&mut r, "0.0.0.0:9990", Limits::Read),
+    };
     r.finish();
     ftps
 }
@@ -312,7 +304,7 @@ pub(super) fn https(section: (&str, Table), errors: &mut Vec<KeyError>) -> Https
     let mut r = Reader::new(section.0, section.1, errors);
     let https = HttpsConfig {
         enabled: r.bool("enabled", true),
-        bind: r.socket_addr("bind", "0.0.0.0:8443"),
+        listen: listen::read(&mut r, "0.0.0.0:8443", Limits::Read),
         redirect_bind: {
             let raw = r.string("redirect_bind", "");
             if raw.is_empty() {
@@ -327,8 +319,6 @@ pub(super) fn https(section: (&str, Table), errors: &mut Vec<KeyError>) -> Https
                 }
             }
         },
-        max_connections: r.integer("max_connections", 10_000, 1, 1_000_000) as usize,
-        max_connections_per_ip: r.integer("max_connections_per_ip", 100, 1, 1_000_000) as usize,
         token_ttl: r.duration("token_ttl", Duration::from_secs(900)),
         header_timeout: r.duration("header_timeout", Duration::from_secs(10)),
         session_max_life: r.positive_duration("session_max_life", Duration::from_secs(12 * 3600)),
@@ -346,7 +336,7 @@ pub(super) fn ops(section: (&str, Table), errors: &mut Vec<KeyError>) -> OpsConf
     let mut r = Reader::new(section.0, section.1, errors);
     let ops = OpsConfig {
         enabled: r.bool("enabled", true),
-        bind: r.socket_addr("bind", "0.0.0.0:9180"),
+        listen: listen::read(&mut r, "0.0.0.0:9180", Limits::None),
         per_user_metrics: r.bool("per_user_metrics", false),
         per_user_metrics_max: r.integer("per_user_metrics_max", 100, 1, 100_000) as usize,
     };

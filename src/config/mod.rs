@@ -7,6 +7,7 @@
 mod audit;
 mod auth;
 mod env;
+mod listen;
 mod listeners;
 #[cfg(test)]
 mod props;
@@ -23,6 +24,7 @@ pub use audit::{
     AuditConfig, AuditFileConfig, AuditHttpConfig, AuditSyslogConfig, OnFull, SinkConfig, SyslogTransport,
 };
 pub use auth::{AuthBackend, AuthConfig, AuthHttpConfig, AuthLdapConfig};
+pub use listen::{ListenConfig, ProxyMode};
 pub use listeners::{
     CIPHERS, DEFAULT_CIPHERS, DEFAULT_HOST_KEY_ALGORITHMS, DEFAULT_KEX_ALGORITHMS, DEFAULT_MACS, FtpConfig,
     FtpsConfig, HOST_KEY_ALGORITHMS, HttpsConfig, KEX_ALGORITHMS, MACS, OpsConfig, ScpConfig, SftpConfig,
@@ -71,6 +73,11 @@ pub struct ServerConfig {
     pub node_name: String,
     /// How long running transfers may go on after SIGTERM before connections are closed.
     pub shutdown_grace: Duration,
+    /// Load balancers whose PROXY protocol headers are believed (`proxy_protocol` on a
+    /// listener); a header from any other address is never read.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// A trusted proxy must send its whole header within this time of connecting.
+    pub proxy_header_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +181,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let mut warnings = Vec::new();
     let auth = auth::parse(auth, legacy_attempts, errors, &mut warnings);
     let audit = audit::parse(audit, &data_dir, errors);
-    Config {
+    let config = Config {
         source: String::new(),
         server,
         log,
@@ -193,6 +200,36 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         https: listeners::https(https, errors),
         data_dir,
         warnings,
+    };
+    check_proxies(&config, errors);
+    config
+}
+
+/// A listener that reads PROXY headers needs someone to believe them from.
+fn check_proxies(config: &Config, errors: &mut Vec<KeyError>) {
+    if !config.server.trusted_proxies.is_empty() {
+        return;
+    }
+    for (section, listen) in config.listens() {
+        if listen.proxy_protocol != ProxyMode::Off {
+            errors.push(KeyError {
+                key: format!("{section}.proxy_protocol"),
+                message: "needs server.trusted_proxies: the load balancers whose headers are believed".into(),
+            });
+        }
+    }
+}
+
+impl Config {
+    /// Every listener section's shared settings, by section name.
+    pub fn listens(&self) -> [(&'static str, &ListenConfig); 5] {
+        [
+            ("sftp", &self.sftp.listen),
+            ("ftp", &self.ftp.listen),
+            ("ftps", &self.ftps.listen),
+            ("https", &self.https.listen),
+            ("ops", &self.ops.listen),
+        ]
     }
 }
 
@@ -201,6 +238,8 @@ fn parse_server(section: (&str, Table), errors: &mut Vec<KeyError>) -> ServerCon
     let server = ServerConfig {
         node_name: r.string("node_name", &default_node_name()),
         shutdown_grace: r.duration("shutdown_grace", Duration::from_secs(30)),
+        trusted_proxies: listen::networks(&mut r, "trusted_proxies"),
+        proxy_header_timeout: r.positive_duration("proxy_header_timeout", Duration::from_secs(5)),
     };
     r.finish();
     server
@@ -233,7 +272,7 @@ mod tests {
     #[test]
     fn defaults_serve_sftp_on_2222_from_data() {
         let config = Config::from_table(Table::new(), env(&[])).unwrap();
-        assert_eq!(config.sftp.bind.port(), 2222);
+        assert_eq!(config.sftp.listen.bind.port(), 2222);
         assert_eq!(config.storage.local_root(), Some(std::path::Path::new("./data/files")));
         assert_eq!(config.sftp.ciphers[0], "aes128-gcm@openssh.com");
         assert_eq!(config.sftp.kex[0], "mlkem768x25519-sha256");
@@ -253,7 +292,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.sftp.bind, "127.0.0.1:2200".parse().unwrap());
+        assert_eq!(config.sftp.listen.bind, "127.0.0.1:2200".parse().unwrap());
         assert_eq!(config.sftp.idle_timeout, Some(Duration::from_secs(45)));
         assert!(!config.scp.enabled);
         assert_eq!(config.storage.local_root(), Some(std::path::Path::new("/srv/ferry/files")));
@@ -273,7 +312,7 @@ mod tests {
         .unwrap();
         assert!(config.audit.file.enabled && !config.audit.stdout.enabled);
         assert_eq!(config.audit.syslog_settings.address, "127.0.0.1:6514");
-        assert_eq!(config.ops.bind, "127.0.0.1:9999".parse().unwrap());
+        assert_eq!(config.ops.listen.bind, "127.0.0.1:9999".parse().unwrap());
         assert!(config.source.contains("FERRY_AUDIT__FILE__ENABLED"), "{}", config.source);
         let Err(ConfigError::Invalid(errors)) =
             Config::from_table(Table::new(), env(&[("FERRY_AUDIT__FILE__ON_FULL", "block")]))

@@ -1,19 +1,21 @@
 //! The one accept-and-drain loop every listener runs (SFTP/SCP, FTP, FTPS, HTTPS, the redirect
 //! and the ops listener), and the vetted accept of FTP passive data connections. A connection
-//! passes, in order: [PROXY protocol: the next issue reads the header in `accept`, before
-//! anything looks at the peer address] → file-descriptor reserve → connection limits (total
-//! and per address) → the protocol's handler, as a task of the listener. On shutdown the loop
+//! passes, in order: the PROXY protocol header (from trusted proxies, where the listener
+//! reads them) → the address filter → file-descriptor reserve → connection limits (total and
+//! per address) → the protocol's handler, as a task of the listener. On shutdown the loop
 //! stops accepting when the server reaches the listener's `stop_at` phase, waits for `Closing`
 //! and hands the open connections back for the protocol's goodbye.
 
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use super::filter::AddressFilter;
+use super::proxy::{self, Origin, ProxyPolicy};
 use super::{ConnectionLimit, ConnectionSlot, Refusal, descriptors};
 use crate::telemetry::metrics::metrics;
 use crate::types::PeerAddr;
@@ -29,23 +31,76 @@ pub enum Phase {
 
 /// How a listener vets a connection before its protocol sees it.
 #[derive(Clone)]
-pub enum Admission {
-    /// Connection limits and the descriptor reserve: every listener that serves users.
-    Limited(ConnectionLimit),
-    /// Everyone: the ops listener (the platform's probes must get through a busy server) and
+pub struct Admission {
+    /// Connection limits and the descriptor reserve, for every listener that serves users;
+    /// `None` for the ops listener (the platform's probes must get through a busy server) and
     /// the redirect to HTTPS, which hold no session.
-    Open,
+    limit: Option<ConnectionLimit>,
+    proxy: ProxyPolicy,
+    filter: AddressFilter,
+}
+
+impl Admission {
+    pub fn limited(limit: ConnectionLimit) -> Self {
+        Self { limit: Some(limit), proxy: ProxyPolicy::off(), filter: AddressFilter::default() }
+    }
+
+    pub fn open() -> Self {
+        Self { limit: None, proxy: ProxyPolicy::off(), filter: AddressFilter::default() }
+    }
+
+    pub fn with_proxy(mut self, proxy: ProxyPolicy) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    pub fn with_filter(mut self, filter: AddressFilter) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The PROXY policy, for the FTP data connections of this listener's sessions.
+    pub fn proxy(&self) -> &ProxyPolicy {
+        &self.proxy
+    }
+
+    /// The checks on the real client address: the address filter, the descriptor reserve, the
+    /// limits.
+    fn admit(&self, stream: TcpStream, origin: Origin) -> Result<Accepted, (Refusal, SocketAddr)> {
+        let peer = origin.peer;
+        if !self.filter.permits(peer.ip()) {
+            return Err((Refusal::AddressFilter, peer));
+        }
+        let slot = match &self.limit {
+            None => None,
+            Some(_) if !descriptors::available(descriptors::Need::Connection) => {
+                return Err((Refusal::Descriptors, peer));
+            }
+            Some(limit) => Some(limit.try_acquire(peer.ip()).map_err(|refusal| (refusal, peer))?),
+        };
+        // Interactive protocols: never wait for Nagle.
+        let _ = stream.set_nodelay(true);
+        Ok(Accepted { stream, peer: PeerAddr(Some(peer)), local: origin.local, slot })
+    }
 }
 
 /// A connection that passed the accept path.
 pub struct Accepted {
+    /// Positioned after the PROXY header, if there was one; nothing else was read.
     pub stream: TcpStream,
-    /// The client's address (from the PROXY header once that is read).
+    /// The client's address (from the PROXY header when a trusted proxy sent one).
     pub peer: PeerAddr,
+    /// The address the client connected to: the balancer's from the PROXY header, else the
+    /// socket's own.
+    pub local: Option<SocketAddr>,
     /// The connection's place under the limits (`None` on an open listener): drop it when the
     /// connection ends.
     pub slot: Option<ConnectionSlot>,
 }
+
+/// PROXY headers being read at once on one listener; more connections from the proxies are
+/// closed until some finish (each read ends within `server.proxy_header_timeout`).
+const MAX_PENDING_HEADERS: usize = 1024;
 
 /// The connections of a listener that stopped accepting, for the protocol's goodbye. Dropping
 /// it aborts those still running.
@@ -71,7 +126,7 @@ impl Connections {
 /// Accepts on `listener` until the server reaches `stop_at`, running `handle` for each vetted
 /// connection as a task of this listener (refused ones are closed, counted and reported to
 /// `refused`); then drops the listener, waits for `Closing` and answers the connections still
-/// open.
+/// open. PROXY headers are read by tasks of their own, so a slow one never holds up the accepts.
 pub async fn serve<H, F>(
     listener: TcpListener,
     admission: Admission,
@@ -85,6 +140,12 @@ where
     F: Future<Output = ()> + Send + 'static,
 {
     let mut connections = JoinSet::new();
+    let mut headers: JoinSet<Result<(TcpStream, Origin), (Refusal, SocketAddr)>> = JoinSet::new();
+    let refuse = |(refusal, peer): (Refusal, SocketAddr)| {
+        metrics().connections_refused_total.with_label_values(&[refusal.label()]).inc();
+        tracing::warn!(%peer, why = refusal.reason(), "closing connection");
+        refused(PeerAddr(Some(peer)), refusal.reason());
+    };
     // Already there (a listener spawned late): do not take one more connection.
     if *phase.borrow() < stop_at {
         loop {
@@ -92,8 +153,40 @@ where
                 changed = phase.changed() => {
                     if changed.is_err() || *phase.borrow() >= stop_at { break; }
                 }
-                accepted = accept(&listener, &admission, &refused) => {
-                    connections.spawn(handle(accepted?));
+                accepted = accept(&listener) => {
+                    let (mut stream, peer) = accepted?;
+                    match admission.proxy.plan(peer.ip()) {
+                        proxy::Plan::Direct => {
+                            let origin = Origin { peer, local: stream.local_addr().ok() };
+                            match admission.admit(stream, origin) {
+                                Ok(accepted) => { connections.spawn(handle(accepted)); }
+                                Err(refusal) => refuse(refusal),
+                            }
+                        }
+                        proxy::Plan::Refuse => refuse((Refusal::UntrustedProxy, peer)),
+                        proxy::Plan::ReadHeader if headers.len() >= MAX_PENDING_HEADERS => {
+                            refuse((Refusal::HeadersPending, peer));
+                        }
+                        proxy::Plan::ReadHeader => {
+                            let proxy = admission.proxy.clone();
+                            headers.spawn(async move {
+                                match proxy.read(&mut stream, peer).await {
+                                    Ok(origin) => Ok((stream, origin)),
+                                    Err(e) => {
+                                        tracing::warn!(%peer, error = %e, "PROXY protocol header refused");
+                                        Err((Refusal::ProxyHeader, peer))
+                                    }
+                                }
+                            });
+                        }
+                    }
+                }
+                Some(read) = headers.join_next(), if !headers.is_empty() => {
+                    let Ok(read) = read else { continue };
+                    match read.and_then(|(stream, origin)| admission.admit(stream, origin)) {
+                        Ok(accepted) => { connections.spawn(handle(accepted)); }
+                        Err(refusal) => refuse(refusal),
+                    }
                 }
                 // Reap the finished ones: the set holds only open connections.
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -101,6 +194,7 @@ where
         }
     }
     drop(listener);
+    drop(headers);
     while *phase.borrow() < Phase::Closing {
         if phase.changed().await.is_err() {
             break;
@@ -109,60 +203,78 @@ where
     Ok(Connections(connections))
 }
 
-/// Accepts the next connection that passes `admission`.
-async fn accept(
-    listener: &TcpListener,
-    admission: &Admission,
-    refused: &impl Fn(PeerAddr, &'static str),
-) -> std::io::Result<Accepted> {
+/// The next TCP connection; transient failures (out of descriptors, a reset before accept)
+/// are waited out, not returned.
+async fn accept(listener: &TcpListener) -> std::io::Result<(TcpStream, SocketAddr)> {
     loop {
-        let (stream, addr) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            // Out of file descriptors or a connection reset before accept: keep serving.
+        match listener.accept().await {
+            Ok(accepted) => return Ok(accepted),
             Err(e) if is_transient(&e) => {
                 tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
             }
             Err(e) => return Err(e),
-        };
-        // PROXY protocol (next issue): read the header here, with a deadline, and take the
-        // client's address from it before the limits and the protocol see `addr`.
-        let limit = match admission {
-            Admission::Limited(limit) => limit,
-            Admission::Open => return Ok(Accepted { stream, peer: PeerAddr(Some(addr)), slot: None }),
-        };
-        let admitted = if descriptors::available(descriptors::Need::Connection) {
-            limit.try_acquire(addr.ip())
-        } else {
-            Err(Refusal::Descriptors)
-        };
-        let slot = match admitted {
-            Ok(slot) => slot,
-            Err(refusal) => {
-                metrics().connections_refused_total.with_label_values(&[refusal.label()]).inc();
-                tracing::warn!(peer = %addr, why = refusal.reason(), "closing connection");
-                drop(stream);
-                refused(PeerAddr(Some(addr)), refusal.reason());
-                continue;
-            }
-        };
-        // Interactive protocols: never wait for Nagle.
-        let _ = stream.set_nodelay(true);
-        return Ok(Accepted { stream, peer: PeerAddr(Some(addr)), slot: Some(slot) });
+        }
     }
 }
 
 /// Accepts the data connection of an FTP passive transfer: only from the control connection's
-/// address (`client`); anyone else racing for the port is refused and the wait goes on.
-pub async fn accept_from(listener: &TcpListener, client: IpAddr) -> std::io::Result<TcpStream> {
+/// address (`client`, the real one); anyone else racing for the port is refused and the wait
+/// goes on.
+pub async fn accept_from(
+    listener: &TcpListener,
+    client: IpAddr,
+    proxy: &ProxyPolicy,
+) -> std::io::Result<TcpStream> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        if peer.ip().to_canonical() == client.to_canonical() {
+        if let Some(stream) = data_from(stream, peer, client, proxy).await {
             return Ok(stream);
         }
-        tracing::warn!(%peer, expected = %client, "data connection from a foreign address refused");
     }
+}
+
+/// The data connection already waiting in `listener`'s queue, if it comes from `client`; `None`
+/// when none is waiting (or the one waiting was someone else's, and was dropped).
+pub async fn accept_waiting(
+    listener: &TcpListener,
+    client: IpAddr,
+    proxy: &ProxyPolicy,
+) -> Option<std::io::Result<TcpStream>> {
+    use futures::FutureExt as _;
+    match listener.accept().now_or_never()? {
+        Ok((stream, peer)) => data_from(stream, peer, client, proxy).await.map(Ok),
+        Err(e) => Some(Err(e)),
+    }
+}
+
+/// Keeps an accepted data connection if it comes from `client`, through a trusted proxy's
+/// header where the listener reads them.
+async fn data_from(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    client: IpAddr,
+    proxy: &ProxyPolicy,
+) -> Option<TcpStream> {
+    let origin = match proxy.plan(peer.ip()) {
+        proxy::Plan::Direct => peer,
+        proxy::Plan::Refuse => {
+            tracing::warn!(%peer, "data connection not from a trusted proxy refused");
+            return None;
+        }
+        proxy::Plan::ReadHeader => match proxy.read(&mut stream, peer).await {
+            Ok(origin) => origin.peer,
+            Err(e) => {
+                tracing::warn!(%peer, error = %e, "data connection's PROXY protocol header refused");
+                return None;
+            }
+        },
+    };
+    if origin.ip().to_canonical() == client.to_canonical() {
+        return Some(stream);
+    }
+    tracing::warn!(peer = %origin, expected = %client, "data connection from a foreign address refused");
+    None
 }
 
 fn is_transient(e: &std::io::Error) -> bool {

@@ -1,13 +1,17 @@
-//! The accept path every listener shares (`listen`: one accept-and-drain loop; the PROXY
-//! protocol and IP filters of later issues go there), connection limits (here) and the TLS
+//! The accept path every listener shares (`listen`: one accept-and-drain loop; `proxy`: the
+//! PROXY protocol; `filter`: allow and deny lists), connection limits (here) and the TLS
 //! server config. Yields vetted streams; never calls a protocol. Uses `config`, `telemetry`,
 //! `types`.
 
 pub mod descriptors;
+mod filter;
 mod listen;
+pub mod proxy;
 pub mod tls;
 
-pub use listen::{Accepted, Admission, Connections, Phase, accept_from, serve};
+pub use filter::AddressFilter;
+pub use listen::{Accepted, Admission, Connections, Phase, accept_from, accept_waiting, serve};
+pub use proxy::ProxyPolicy;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,6 +84,15 @@ pub enum Refusal {
     Limit,
     PerAddress,
     Descriptors,
+    /// Not in the listener's `allow` list, or in its `deny` list.
+    AddressFilter,
+    /// A listener with `proxy_protocol = "required"`, connected to from outside
+    /// `server.trusted_proxies`.
+    UntrustedProxy,
+    /// A trusted proxy sent no header (where one is required), a bad one, or none in time.
+    ProxyHeader,
+    /// Too many PROXY headers being read at once.
+    HeadersPending,
 }
 
 impl Refusal {
@@ -89,6 +102,10 @@ impl Refusal {
             Refusal::Limit => "limit",
             Refusal::PerAddress => "per_address",
             Refusal::Descriptors => "descriptors",
+            Refusal::AddressFilter => "address_filter",
+            Refusal::UntrustedProxy => "untrusted_proxy",
+            Refusal::ProxyHeader => "proxy_header",
+            Refusal::HeadersPending => "proxy_headers_pending",
         }
     }
 
@@ -98,6 +115,10 @@ impl Refusal {
             Refusal::Limit => "connection limit reached",
             Refusal::PerAddress => "per-address connection limit reached",
             Refusal::Descriptors => "file descriptor reserve reached",
+            Refusal::AddressFilter => "address not allowed on this listener",
+            Refusal::UntrustedProxy => "not from a trusted proxy",
+            Refusal::ProxyHeader => "bad or missing PROXY protocol header",
+            Refusal::HeadersPending => "too many PROXY protocol headers pending",
         }
     }
 }

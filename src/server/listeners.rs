@@ -11,8 +11,8 @@ use tokio::task::JoinSet;
 
 use super::rooms::Rooms;
 use crate::admin::Admin;
-use crate::config::Config;
-use crate::net::tls;
+use crate::config::{Config, ListenConfig};
+use crate::net::{AddressFilter, Admission, ConnectionLimit, ProxyPolicy, tls};
 use crate::protocols::Phase;
 use crate::protocols::ftp::{self, FtpSettings};
 use crate::protocols::http;
@@ -36,11 +36,13 @@ enum Kind {
     Ops,
 }
 
-/// One enabled listener: what it serves, the config key of its address, the address.
+/// One enabled listener: what it serves, the config key of its address, the address, and how
+/// its connections are vetted.
 struct Enabled {
     kind: Kind,
     key: &'static str,
     bind: SocketAddr,
+    admission: Admission,
 }
 
 /// The addresses the enabled listeners are bound to (port 0 in a config gets a real port).
@@ -56,17 +58,49 @@ pub(super) struct Addresses {
 /// The enabled listeners in bind order (the redirect needs the HTTPS port).
 fn enabled(config: &Config) -> Vec<Enabled> {
     let redirect = config.https.redirect_bind.filter(|_| config.https.enabled);
+    let (sftp, ftp, ftps, https, ops) = (
+        &config.sftp.listen,
+        &config.ftp.listen,
+        &config.ftps.listen,
+        &config.https.listen,
+        &config.ops.listen,
+    );
+    let limited = |listen: &ListenConfig| {
+        admission(
+            config,
+            listen,
+            Admission::limited(ConnectionLimit::new(listen.max_connections, listen.max_connections_per_ip)),
+        )
+    };
     [
-        (config.sftp.enabled.then_some(config.sftp.bind), Kind::Sftp, "sftp.bind"),
-        (config.ftp.enabled.then_some(config.ftp.bind), Kind::Ftp, "ftp.bind"),
-        (config.ftps.enabled.then_some(config.ftps.bind), Kind::Ftps, "ftps.bind"),
-        (config.https.enabled.then_some(config.https.bind), Kind::Https, "https.bind"),
-        (redirect, Kind::Redirect, "https.redirect_bind"),
-        (config.ops.enabled.then_some(config.ops.bind), Kind::Ops, "ops.bind"),
+        (config.sftp.enabled.then_some(sftp.bind), Kind::Sftp, "sftp.bind", limited(sftp)),
+        (config.ftp.enabled.then_some(ftp.bind), Kind::Ftp, "ftp.bind", limited(ftp)),
+        (config.ftps.enabled.then_some(ftps.bind), Kind::Ftps, "ftps.bind", limited(ftps)),
+        (config.https.enabled.then_some(https.bind), Kind::Https, "https.bind", limited(https)),
+        // The redirect holds no session: no limits, but the HTTPS listener's PROXY and filter.
+        (redirect, Kind::Redirect, "https.redirect_bind", admission(config, https, Admission::open())),
+        // Probes must get through a busy server: no limits.
+        (
+            config.ops.enabled.then_some(ops.bind),
+            Kind::Ops,
+            "ops.bind",
+            admission(config, ops, Admission::open()),
+        ),
     ]
     .into_iter()
-    .filter_map(|(bind, kind, key)| bind.map(|bind| Enabled { kind, key, bind }))
+    .filter_map(|(bind, kind, key, admission)| bind.map(|bind| Enabled { kind, key, bind, admission }))
     .collect()
+}
+
+/// `base` with the PROXY protocol and the address filter of `listen`.
+fn admission(config: &Config, listen: &ListenConfig, base: Admission) -> Admission {
+    let server = &config.server;
+    base.with_proxy(ProxyPolicy::new(
+        listen.proxy_protocol,
+        &server.trusted_proxies,
+        server.proxy_header_timeout,
+    ))
+    .with_filter(AddressFilter::new(&listen.allow, &listen.deny))
 }
 
 /// Connections the kernel completes and queues for a listener before ferry accepts them.
@@ -118,7 +152,10 @@ impl Shared {
                     admin: Arc::new(
                         Admin::new(rooms.state.clone(), rooms.audit.clone()).with_protocol(Protocol::Https),
                     ),
-                    settings: Arc::new(http::HttpSettings::new(&config.https)),
+                    settings: Arc::new(http::HttpSettings::new(
+                        &config.https,
+                        &config.server.trusted_proxies,
+                    )),
                 },
             )),
             None => None,
@@ -137,7 +174,7 @@ pub(super) async fn spawn_all(
     let listeners = enabled(config);
     let shared = Shared::build(config, rooms, &listeners)?;
     let mut addresses = Addresses::default();
-    for Enabled { kind, key, bind: wanted } in listeners {
+    for Enabled { kind, key, bind: wanted, admission } in listeners {
         let listener = bind(key, wanted).await?;
         let addr = listener.local_addr()?;
         let phase = phase.clone();
@@ -145,29 +182,35 @@ pub(super) async fn spawn_all(
             (Kind::Sftp, Shared { ssh: Some(settings), .. }) => {
                 tracing::info!(%addr, scp = config.scp.enabled, "SFTP/SCP listening");
                 addresses.sftp = Some(addr);
-                tasks.spawn(sftp::serve(listener, settings.clone(), rooms.sessions.clone(), phase));
+                tasks.spawn(sftp::serve(
+                    listener,
+                    admission,
+                    settings.clone(),
+                    rooms.sessions.clone(),
+                    phase,
+                ));
             }
             (Kind::Ftp | Kind::Ftps, Shared { ftp: Some(settings), .. }) => {
                 let implicit = kind == Kind::Ftps;
                 tracing::info!(%addr, implicit_tls = implicit, "FTP listening");
                 *(if implicit { &mut addresses.ftps } else { &mut addresses.ftp }) = Some(addr);
                 let sessions = rooms.sessions.clone();
-                tasks.spawn(ftp::serve(listener, Arc::clone(settings), sessions, implicit, phase));
+                tasks.spawn(ftp::serve(listener, admission, Arc::clone(settings), sessions, implicit, phase));
             }
             (Kind::Https, Shared { https: Some((tls, app)), .. }) => {
                 tracing::info!(%addr, "HTTPS listening");
                 addresses.https = Some(addr);
-                tasks.spawn(http::serve(listener, Arc::clone(tls), app.clone(), phase));
+                tasks.spawn(http::serve(listener, admission, Arc::clone(tls), app.clone(), phase));
             }
             (Kind::Redirect, _) => {
                 let https_port = addresses.https.map_or(443, |https| https.port());
                 tracing::info!(%addr, "HTTP redirect to HTTPS listening");
-                tasks.spawn(http::serve_redirect(listener, https_port, phase));
+                tasks.spawn(http::serve_redirect(listener, admission, https_port, phase));
             }
             (Kind::Ops, _) => {
                 tracing::info!(%addr, "ops listening (/metrics, /healthz, /readyz)");
                 addresses.ops = Some(addr);
-                tasks.spawn(http::ops::serve(listener, phase));
+                tasks.spawn(http::ops::serve(listener, admission, phase));
             }
             (kind, _) => anyhow::bail!("{kind:?} listener without its settings"),
         }

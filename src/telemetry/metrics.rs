@@ -17,6 +17,7 @@ pub const READY: &str = "ferry_ready";
 pub const CONNECTIONS_TOTAL: &str = "ferry_connections_total";
 pub const CONNECTIONS_ACTIVE: &str = "ferry_connections_active";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "ferry_connections_refused_total";
+pub const PROXY_HEADERS_TOTAL: &str = "ferry_proxy_headers_total";
 pub const SESSIONS_TOTAL: &str = "ferry_sessions_total";
 pub const SESSIONS_ACTIVE: &str = "ferry_sessions_active";
 pub const LOGINS_TOTAL: &str = "ferry_logins_total";
@@ -45,6 +46,7 @@ pub struct Metrics {
     pub connections_total: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub connections_refused_total: IntCounterVec,
+    pub proxy_headers_total: IntCounterVec,
     pub sessions_total: IntCounterVec,
     pub sessions_active: IntGaugeVec,
     pub logins_total: IntCounterVec,
@@ -160,6 +162,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
             CONNECTIONS_REFUSED_TOTAL,
             "Connections closed at accept, by reason",
             &["reason"],
+        ),
+        proxy_headers_total: counter(
+            &r,
+            PROXY_HEADERS_TOTAL,
+            "PROXY protocol headers read from trusted proxies, by outcome",
+            &["outcome"],
         ),
         sessions_total: counter(
             &r,

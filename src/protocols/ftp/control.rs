@@ -21,6 +21,7 @@ use super::data::{self, Plan};
 use super::reply;
 use super::tls_owner::OwnerToken;
 use super::transfer::{ListFormat, Outcome};
+use crate::net::ProxyPolicy;
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Session, SessionError, SessionFactory, VirtualPath};
 use commands::files::Simple;
@@ -33,7 +34,13 @@ struct Connection {
     sessions: SessionFactory,
     info: ConnectionInfo,
     control: Control,
+    /// The control socket's own address (passive listeners bind on its IP).
     local: SocketAddr,
+    /// The address the client connected to (announced in PASV/EPSV when `passive_address` is
+    /// empty): the balancer's when a PROXY header said so, else `local`.
+    facing: SocketAddr,
+    /// PROXY headers on this connection's passive data connections.
+    data_proxy: ProxyPolicy,
     tls_active: bool,
     pending_user: Option<String>,
     session: Option<Arc<Session>>,
@@ -83,9 +90,17 @@ enum Next {
 
 type Io = std::io::Result<Next>;
 
+/// How the control connection reached us, from the accept path.
+pub struct Link {
+    /// The address the client connected to (see [`Connection::facing`]).
+    pub local: Option<SocketAddr>,
+    pub data_proxy: ProxyPolicy,
+}
+
 /// Serves one control connection until QUIT, EOF, idle timeout or shutdown.
 pub async fn run(
     stream: TcpStream,
+    link: Link,
     info: ConnectionInfo,
     settings: Arc<FtpSettings>,
     sessions: SessionFactory,
@@ -109,6 +124,8 @@ pub async fn run(
         info,
         control,
         local,
+        facing: link.local.unwrap_or(local),
+        data_proxy: link.data_proxy,
         tls_active: implicit,
         pending_user: None,
         session: None,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures::FutureExt as _;
 use rustls::HandshakeKind;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
@@ -80,12 +79,12 @@ fn timed_out() -> std::io::Error {
 /// here, and its upload gets no ticket it would leave unread.
 pub async fn open_early(plan: Plan, client_ip: IpAddr, tls: Option<&DataTls>, timeout: Duration) -> Plan {
     let (Plan::Passive(passive), Some(tls)) = (&plan, tls) else { return plan };
-    // Only a connection already waiting: a foreign address is refused and dropped by
-    // `accept_from`, and then nothing is waiting.
-    let Some(accepted) = net::accept_from(&passive.listener, client_ip).now_or_never() else { return plan };
-    let stream = match accepted {
-        Ok(stream) => stream,
-        Err(e) => return Plan::Opened(Err(e.into())),
+    // Only a connection already waiting (and from the client: anyone else is dropped, and the
+    // transfer waits for the client as usual).
+    let stream = match net::accept_waiting(&passive.listener, client_ip, &passive.proxy).await {
+        None => return plan,
+        Some(Ok(stream)) => stream,
+        Some(Err(e)) => return Plan::Opened(Err(e.into())),
     };
     let mut first = [0u8; 1];
     let sent = rustix::net::recv(
@@ -113,7 +112,7 @@ pub async fn connect(
         Plan::Accepted(tcp) => tcp,
         // The listener, and the port it holds, go as soon as the connection is accepted.
         Plan::Passive(passive) => {
-            tokio::time::timeout_at(deadline, net::accept_from(&passive.listener, client_ip))
+            tokio::time::timeout_at(deadline, net::accept_from(&passive.listener, client_ip, &passive.proxy))
                 .await
                 .map_err(|_| timed_out())??
         }

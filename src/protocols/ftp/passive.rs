@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::net::TcpListener;
 
+use crate::net::ProxyPolicy;
+
 /// Pending passive ports per client address.
 pub struct PassivePorts {
     per_ip: usize,
@@ -19,6 +21,8 @@ pub struct PassivePorts {
 /// A bound passive listener; its port counts against the client's address until dropped.
 pub struct PassiveListener {
     pub listener: TcpListener,
+    /// PROXY headers on data connections, as on the control connection's listener.
+    pub proxy: ProxyPolicy,
     _lease: Lease,
 }
 
@@ -79,7 +83,7 @@ impl PassivePorts {
         // From here the lease gives the slot back on every path, the failed bind included.
         let lease = Lease { ports: Arc::clone(self), ip };
         let listener = bind_in_range(local_ip, range).await?;
-        Ok(PassiveListener { listener, _lease: lease })
+        Ok(PassiveListener { listener, proxy: ProxyPolicy::off(), _lease: lease })
     }
 }
 

@@ -40,8 +40,8 @@ pub struct AppState {
 }
 
 pub struct HttpSettings {
-    pub max_connections: usize,
-    pub max_connections_per_ip: usize,
+    /// Balancers whose `Forwarded`/`X-Forwarded-For` name the client.
+    pub trusted_proxies: listen::forwarded::TrustedProxies,
     pub header_timeout: Duration,
     /// A body that is not an upload must arrive whole within this.
     pub body_timeout: Duration,
@@ -54,10 +54,9 @@ pub struct HttpSettings {
 }
 
 impl HttpSettings {
-    pub fn new(config: &HttpsConfig) -> Self {
+    pub fn new(config: &HttpsConfig, trusted_proxies: &[ipnet::IpNet]) -> Self {
         Self {
-            max_connections: config.max_connections,
-            max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: listen::forwarded::TrustedProxies::new(trusted_proxies),
             header_timeout: config.header_timeout,
             body_timeout: config.body_timeout,
             upload_idle_timeout: config.upload_idle_timeout,

@@ -25,7 +25,7 @@ use super::intake::{QUEUE_CAP, Queued};
 use super::replies::ByteBudget;
 use super::scp;
 use crate::config::{AuthConfig, SftpConfig};
-use crate::net::{self, Admission, ConnectionLimit};
+use crate::net::{self, Admission};
 use crate::protocols::Phase;
 use crate::session::{ConnectionInfo, Credentials, Identity, SessionFactory};
 use crate::telemetry::metrics::metrics;
@@ -43,8 +43,6 @@ pub struct SshSettings {
     scp_enabled: bool,
     max_channels: usize,
     banner: Option<String>,
-    max_connections: usize,
-    max_connections_per_ip: usize,
     idle_timeout: Option<Duration>,
     login_grace_time: Option<Duration>,
     /// Failed password or key attempts before the connection is closed.
@@ -137,8 +135,6 @@ impl SshSettings {
             scp_enabled,
             max_channels: sftp.max_sessions_per_connection,
             banner: (!sftp.banner.is_empty()).then(|| sftp.banner.clone()),
-            max_connections: sftp.max_connections,
-            max_connections_per_ip: sftp.max_connections_per_ip,
             idle_timeout: sftp.idle_timeout,
             login_grace_time: sftp.login_grace_time,
             max_attempts: auth.max_attempts,
@@ -155,11 +151,11 @@ type Registry = Arc<Mutex<HashMap<u64, russh::server::Handle>>>;
 /// Serves SSH on `listener` until `phase` reaches `Closing` and every connection has ended.
 pub async fn serve(
     listener: TcpListener,
+    admission: Admission,
     settings: SshSettings,
     sessions: SessionFactory,
     phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     let refused = |peer, why| sessions.connection_refused(peer, Protocol::Ssh, why);
@@ -167,7 +163,6 @@ pub async fn serve(
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry))
     };
-    let admission = Admission::Limited(limit);
     let mut open = net::serve(listener, admission, refused, phase, Phase::Draining, handle).await?;
     let handles: Vec<_> = registry.lock().map(|r| r.values().cloned().collect()).unwrap_or_default();
     for handle in handles {
@@ -188,7 +183,7 @@ async fn connection(
     sessions: SessionFactory,
     registry: Registry,
 ) {
-    let net::Accepted { stream, peer, slot } = accepted;
+    let net::Accepted { stream, peer, slot, .. } = accepted;
     let deadline = settings.login_grace_time.map(|grace| Instant::now() + grace);
     // The session task owns the stream; a second descriptor on the socket lets the grace
     // timer cut a login that takes too long (held only until authentication).

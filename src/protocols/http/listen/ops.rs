@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::net::Admission;
 use crate::protocols::Phase;
 use crate::telemetry::metrics;
 
@@ -36,6 +37,10 @@ fn answer(request: &Request<Incoming>, phase: Phase) -> Response<String> {
 }
 
 /// Serves until the server closes (it keeps answering while draining, with `/readyz` 503).
-pub async fn serve(listener: TcpListener, phase: watch::Receiver<Phase>) -> std::io::Result<()> {
-    super::plain::serve(listener, phase, Phase::Closing, answer).await
+pub async fn serve(
+    listener: TcpListener,
+    admission: Admission,
+    phase: watch::Receiver<Phase>,
+) -> std::io::Result<()> {
+    super::plain::serve(listener, admission, phase, Phase::Closing, answer).await
 }

@@ -1,5 +1,5 @@
 //! Plain-HTTP/1.1 listeners that answer every request from a function: the redirect to HTTPS
-//! and the ops listener, through the shared accept loop (open: no limits). Each connection gets
+//! and the ops listener, through the shared accept loop (open: no limits; the PROXY header and the address filter as configured). Each connection gets
 //! 10 s to send a request's headers.
 
 use std::convert::Infallible;
@@ -17,6 +17,7 @@ use crate::protocols::Phase;
 /// Serves `answer(request, phase now)` on `listener` until the server reaches `until`.
 pub async fn serve<F>(
     listener: TcpListener,
+    admission: Admission,
     phase: watch::Receiver<Phase>,
     until: Phase,
     answer: F,
@@ -39,7 +40,7 @@ where
         }
     };
     let nobody = |_, _| {};
-    let open = net::serve(listener, Admission::Open, nobody, phase.clone(), until, handle).await?;
+    let open = net::serve(listener, admission, nobody, phase.clone(), until, handle).await?;
     // Answers under way finish on their own.
     open.detach();
     Ok(())

@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, Response, StatusCode, header};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::net::Admission;
 use crate::protocols::Phase;
 
 /// `https://HOST:PORT/PATH` for a request that came in over plain HTTP.
@@ -28,10 +29,11 @@ pub fn location(host_header: Option<&str>, path_and_query: &str, https_port: u16
 /// Serves redirects until the server starts draining.
 pub async fn serve(
     listener: TcpListener,
+    admission: Admission,
     https_port: u16,
     phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
-    super::plain::serve(listener, phase, Phase::Draining, move |request, _| {
+    super::plain::serve(listener, admission, phase, Phase::Draining, move |request, _| {
         let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok());
         let path = request.uri().path_and_query().map_or("/", |p| p.as_str());
         let mut response = Response::new(String::new());

@@ -1,4 +1,4 @@
-//! The HTTPS listener: the shared accept path (limits), TLS with ALPN, then HTTP/1.1 or HTTP/2
+//! The HTTPS listener: the shared accept path (PROXY header, address filter, limits), TLS with ALPN, then HTTP/1.1 or HTTP/2
 //! through hyper, with a deadline for request headers against slow clients.
 
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
-use super::{AppState, deadlines, router};
-use crate::net::{self, Admission, ConnectionLimit};
+use super::{AppState, deadlines, forwarded, router};
+use crate::net::{self, Admission};
 use crate::protocols::Phase;
 use crate::session::ConnectionInfo;
 use crate::types::{Protocol, SessionId};
@@ -23,12 +23,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 pub async fn serve(
     listener: TcpListener,
+    admission: Admission,
     tls: Arc<rustls::ServerConfig>,
     app: AppState,
     phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
     let settings = Arc::clone(&app.settings);
-    let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
     let mut tls = (*tls).clone();
     tls.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(tls));
@@ -47,14 +47,23 @@ pub async fn serve(
         .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
     let refused = |peer, why| app.sessions.connection_refused(peer, Protocol::Https, why);
-    let handle = |net::Accepted { stream, peer, slot }| {
+    let handle = |net::Accepted { stream, peer, slot, .. }| {
         let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
         let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
         let activity = deadlines::Activity::default();
         let tracked = activity.clone();
-        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(info)).layer(
-            axum::middleware::from_fn(move |request, next| deadlines::track(tracked.clone(), request, next)),
-        ));
+        let trusted = settings.trusted_proxies.clone();
+        // Inside the extension layer: it sees the connection's info and may name the client.
+        let routed = router
+            .clone()
+            .layer(axum::middleware::from_fn(move |request, next| {
+                forwarded::apply(trusted.clone(), request, next)
+            }))
+            .layer(axum::Extension(info));
+        let service =
+            TowerToHyperService::new(routed.layer(axum::middleware::from_fn(move |request, next| {
+                deadlines::track(tracked.clone(), request, next)
+            })));
         let (handshake_deadline, idle_timeout) = (settings.header_timeout, settings.idle_timeout);
         async move {
             let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await else {
@@ -91,7 +100,6 @@ pub async fn serve(
             drop(slot);
         }
     };
-    let admission = Admission::Limited(limit);
     // Requests already running may finish until the server closes.
     let mut open = net::serve(listener, admission, refused, phase, Phase::Draining, handle).await?;
     open.abort_all();

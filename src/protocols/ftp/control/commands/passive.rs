@@ -12,7 +12,8 @@ impl Connection {
     /// The local IP announced for passive mode.
     async fn passive_ip(&self) -> Option<IpAddr> {
         match &self.settings.config.passive_address {
-            None => Some(self.local.ip().to_canonical()),
+            // The address the client connected to: the balancer's, behind a PROXY header.
+            None => Some(self.facing.ip().to_canonical()),
             Some(name) => match name.parse::<IpAddr>() {
                 Ok(ip) => Some(ip),
                 // A DNS name is resolved per connection, so a changing address is followed.
@@ -20,7 +21,7 @@ impl Connection {
                     .await
                     .ok()?
                     .map(|a| a.ip())
-                    .find(|ip| ip.is_ipv4() || self.local.is_ipv6()),
+                    .find(|ip| ip.is_ipv4() || self.facing.is_ipv6()),
             },
         }
     }
@@ -35,7 +36,9 @@ impl Connection {
     async fn open_passive(&mut self) -> Result<u16, PassiveError> {
         self.plan = None;
         let (config, client) = (&self.settings.config, self.client_ip());
-        let passive = self.settings.passive_ports.bind(client, self.local.ip(), config.passive_ports).await?;
+        let mut passive =
+            self.settings.passive_ports.bind(client, self.local.ip(), config.passive_ports).await?;
+        passive.proxy = self.data_proxy.clone();
         let port = passive.listener.local_addr()?.port();
         self.plan = Some(Plan::Passive(passive));
         Ok(port)
