@@ -24,6 +24,8 @@ pub struct AuthConfig {
     pub ban_after_failures: u32,
     pub ban_window: Duration,
     pub ban_time: Duration,
+    /// Addresses never counted or banned (the operator's own networks, monitoring).
+    pub allow_addresses: Vec<ipnet::IpNet>,
     /// Authentication attempts allowed on one connection before it is closed, for every
     /// protocol (`ftp.max_login_attempts` is its deprecated FTP-only alias).
     pub max_attempts: u32,
@@ -122,6 +124,7 @@ pub(super) fn parse(
     let ban_after_failures = r.integer("ban_after_failures", 20, 0, 1_000_000) as u32;
     let ban_window = r.duration("ban_window", Duration::from_secs(600));
     let ban_time = r.duration("ban_time", Duration::from_secs(900));
+    let allow_addresses = super::listen::networks(&mut r, "allow_addresses");
     let chain = parse_chain(&mut r);
     let cache_ttl = r.duration("cache_ttl", Duration::ZERO);
     let hash_threads = r.integer("hash_threads", 2, 1, 256) as usize;
@@ -140,6 +143,7 @@ pub(super) fn parse(
         ban_after_failures,
         ban_window,
         ban_time,
+        allow_addresses,
         chain,
         http,
         ldap,

@@ -1,7 +1,7 @@
 //! The one accept-and-drain loop every listener runs (SFTP/SCP, FTP, FTPS, HTTPS, the redirect
 //! and the ops listener), and the vetted accept of FTP passive data connections. A connection
 //! passes, in order: the PROXY protocol header (from trusted proxies, where the listener
-//! reads them) → the address filter → file-descriptor reserve → connection limits (total and
+//! reads them) → the address filter → the defender's bans → file-descriptor reserve → connection limits (total and
 //! per address) → the protocol's handler, as a task of the listener. On shutdown the loop
 //! stops accepting when the server reaches the listener's `stop_at` phase, waits for `Closing`
 //! and hands the open connections back for the protocol's goodbye.
@@ -38,15 +38,21 @@ pub struct Admission {
     limit: Option<ConnectionLimit>,
     proxy: ProxyPolicy,
     filter: AddressFilter,
+    /// Addresses banned now (the defender of the session room), refused before any protocol
+    /// byte or TLS handshake is spent on them.
+    banned: Option<BanCheck>,
 }
+
+/// Says whether an address is banned now.
+pub type BanCheck = std::sync::Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
 impl Admission {
     pub fn limited(limit: ConnectionLimit) -> Self {
-        Self { limit: Some(limit), proxy: ProxyPolicy::off(), filter: AddressFilter::default() }
+        Self { limit: Some(limit), proxy: ProxyPolicy::off(), filter: AddressFilter::default(), banned: None }
     }
 
     pub fn open() -> Self {
-        Self { limit: None, proxy: ProxyPolicy::off(), filter: AddressFilter::default() }
+        Self { limit: None, proxy: ProxyPolicy::off(), filter: AddressFilter::default(), banned: None }
     }
 
     pub fn with_proxy(mut self, proxy: ProxyPolicy) -> Self {
@@ -56,6 +62,11 @@ impl Admission {
 
     pub fn with_filter(mut self, filter: AddressFilter) -> Self {
         self.filter = filter;
+        self
+    }
+
+    pub fn with_bans(mut self, banned: BanCheck) -> Self {
+        self.banned = Some(banned);
         self
     }
 
@@ -70,6 +81,9 @@ impl Admission {
         let peer = origin.peer;
         if !self.filter.permits(peer.ip()) {
             return Err((Refusal::AddressFilter, peer));
+        }
+        if self.banned.as_ref().is_some_and(|banned| banned(peer.ip())) {
+            return Err((Refusal::Banned, peer));
         }
         let slot = match &self.limit {
             None => None,

@@ -10,7 +10,7 @@ pub mod proxy;
 pub mod tls;
 
 pub use filter::AddressFilter;
-pub use listen::{Accepted, Admission, Connections, Phase, accept_from, accept_waiting, serve};
+pub use listen::{Accepted, Admission, BanCheck, Connections, Phase, accept_from, accept_waiting, serve};
 pub use proxy::ProxyPolicy;
 
 use std::collections::HashMap;
@@ -93,6 +93,8 @@ pub enum Refusal {
     ProxyHeader,
     /// Too many PROXY headers being read at once.
     HeadersPending,
+    /// Banned by the defender after repeated failed logins.
+    Banned,
 }
 
 impl Refusal {
@@ -106,6 +108,7 @@ impl Refusal {
             Refusal::UntrustedProxy => "untrusted_proxy",
             Refusal::ProxyHeader => "proxy_header",
             Refusal::HeadersPending => "proxy_headers_pending",
+            Refusal::Banned => "banned",
         }
     }
 
@@ -119,6 +122,7 @@ impl Refusal {
             Refusal::UntrustedProxy => "not from a trusted proxy",
             Refusal::ProxyHeader => "bad or missing PROXY protocol header",
             Refusal::HeadersPending => "too many PROXY protocol headers pending",
+            Refusal::Banned => "address banned after repeated failed logins",
         }
     }
 }

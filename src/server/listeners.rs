@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use super::rooms::Rooms;
 use crate::admin::Admin;
 use crate::config::{Config, ListenConfig};
-use crate::net::{AddressFilter, Admission, ConnectionLimit, ProxyPolicy, tls};
+use crate::net::{AddressFilter, Admission, BanCheck, ConnectionLimit, ProxyPolicy, tls};
 use crate::protocols::Phase;
 use crate::protocols::ftp::{self, FtpSettings};
 use crate::protocols::http;
@@ -56,7 +56,7 @@ pub(super) struct Addresses {
 }
 
 /// The enabled listeners in bind order (the redirect needs the HTTPS port).
-fn enabled(config: &Config) -> Vec<Enabled> {
+fn enabled(config: &Config, banned: &BanCheck) -> Vec<Enabled> {
     let redirect = config.https.redirect_bind.filter(|_| config.https.enabled);
     let (sftp, ftp, ftps, https, ops) = (
         &config.sftp.listen,
@@ -65,12 +65,10 @@ fn enabled(config: &Config) -> Vec<Enabled> {
         &config.https.listen,
         &config.ops.listen,
     );
+    // Listeners that serve users refuse banned addresses at accept.
     let limited = |listen: &ListenConfig| {
-        admission(
-            config,
-            listen,
-            Admission::limited(ConnectionLimit::new(listen.max_connections, listen.max_connections_per_ip)),
-        )
+        let limit = ConnectionLimit::new(listen.max_connections, listen.max_connections_per_ip);
+        admission(config, listen, Admission::limited(limit).with_bans(BanCheck::clone(banned)))
     };
     [
         (config.sftp.enabled.then_some(sftp.bind), Kind::Sftp, "sftp.bind", limited(sftp)),
@@ -171,7 +169,9 @@ pub(super) async fn spawn_all(
     phase: &watch::Receiver<Phase>,
     tasks: &mut ListenerTasks,
 ) -> anyhow::Result<Addresses> {
-    let listeners = enabled(config);
+    let sessions = rooms.sessions.clone();
+    let banned: BanCheck = Arc::new(move |ip| sessions.is_banned(ip));
+    let listeners = enabled(config, &banned);
     let shared = Shared::build(config, rooms, &listeners)?;
     let mut addresses = Addresses::default();
     for Enabled { kind, key, bind: wanted, admission } in listeners {

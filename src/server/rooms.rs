@@ -84,6 +84,7 @@ impl Rooms {
                 max_failures: config.auth.ban_after_failures,
                 window: config.auth.ban_window,
                 ban: config.auth.ban_time,
+                never_ban: config.auth.allow_addresses.clone(),
             });
         Ok(Self { state, audit, audit_tasks, sessions })
     }

@@ -9,17 +9,20 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use tokio::time::Instant;
 
 /// Addresses tracked at most; the oldest quiet ones go first beyond this.
 const MAX_TRACKED: usize = 100_000;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DefenderSettings {
     /// Failures within `window` that ban an address; 0 turns the defender off.
     pub max_failures: u32,
     pub window: Duration,
     pub ban: Duration,
+    /// Never counted, never banned (`auth.allow_addresses`).
+    pub never_ban: Vec<IpNet>,
 }
 
 struct Record {
@@ -65,6 +68,10 @@ impl Defender {
         if self.settings.max_failures == 0 {
             return false;
         }
+        let canonical = ip.to_canonical();
+        if self.settings.never_ban.iter().any(|net| net.contains(&canonical)) {
+            return false;
+        }
         let ip = counted_as(ip);
         let now = Instant::now();
         let Ok(mut records) = self.records.lock() else { return false };
@@ -99,6 +106,7 @@ mod tests {
             max_failures: 3,
             window: Duration::from_secs(60),
             ban: Duration::from_secs(300),
+            never_ban: Vec::new(),
         });
         let (a, b): (IpAddr, IpAddr) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         assert!(!defender.failure(a) && !defender.failure(a));
@@ -121,6 +129,7 @@ mod tests {
             max_failures: 3,
             window: Duration::from_secs(60),
             ban: Duration::from_secs(300),
+            never_ban: Vec::new(),
         });
         let one = |last: &str| -> IpAddr { format!("2001:db8:1:2:{last}").parse().unwrap() };
         assert!(!defender.failure(one("0:0:0:1")));
@@ -133,5 +142,23 @@ mod tests {
         defender.failure("192.0.2.7".parse().unwrap());
         assert!(defender.failure(mapped), "an IPv4-mapped address counts as its IPv4 address");
         assert!(defender.is_banned("192.0.2.7".parse().unwrap()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn allowed_addresses_are_never_counted() {
+        let defender = Defender::new(DefenderSettings {
+            max_failures: 1,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(300),
+            never_ban: vec!["10.0.0.0/8".parse().unwrap()],
+        });
+        let (ours, theirs): (IpAddr, IpAddr) = ("10.1.2.3".parse().unwrap(), "192.0.2.7".parse().unwrap());
+        for _ in 0..5 {
+            assert!(!defender.failure(ours));
+        }
+        assert!(!defender.is_banned(ours));
+        assert!(!defender.is_banned("::ffff:10.1.2.3".parse().unwrap()));
+        assert!(defender.failure(theirs), "others are banned as before");
+        assert!(defender.is_banned(theirs));
     }
 }

@@ -103,6 +103,11 @@ impl SessionFactory {
         self
     }
 
+    /// Whether `ip` is banned now (checked at accept by every listener, and again at login).
+    pub fn is_banned(&self, ip: std::net::IpAddr) -> bool {
+        self.defender.as_ref().is_some_and(|defender| defender.is_banned(ip))
+    }
+
     /// Lets the HTTPS API issue and accept bearer tokens (the authenticator must accept them too).
     pub fn with_tokens(mut self, tokens: Arc<TokenKeys>) -> Self {
         self.tokens = Some(tokens);

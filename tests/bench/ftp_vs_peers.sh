@@ -32,8 +32,10 @@ Options:
   --quick           quick run: 64 MiB, 200 small files, 20 idle connections
   --files N         number of 4 KiB files uploaded in one session (default 2000)
   --idle N          number of concurrent idle connections (default 200)
-  --clients LIST    comma-separated subset of "lftp,ftplib,curl": the clients of
-                    the small-file test (default all); lftp does every other test
+  --clients LIST    comma-separated subset of "lftp,ftplib,curl,pycurl": the
+                    clients of the small-file test (default all); lftp does every
+                    other test. pycurl is libcurl through PycURL, whose wheel
+                    brings its own libcurl 8 (one handle, every upload on it)
   --servers LIST    comma-separated subset of "ferry,vsftpd,unftp" (default all)
   --modes LIST      comma-separated subset of "ftp,ftps" (default both)
   --cert-key TYPE   key of the one test certificate all servers use for FTPS:
@@ -54,6 +56,8 @@ Environment:
                     that arrives before its first look at the socket (fixed by
                     curl commit 6dd6654f75), which a fast server triggers on
                     most files; the table notes the version used.
+  PYCURL_PYTHON     python with pycurl for the pycurl client (default
+                    $FERRY_TEST_PYTHON, else python3; pip install pycurl)
 
 vsftpd needs root: it logs in system users through PAM. The script creates the
 system user "ferrybench" (password "benchpass", no home, shell /bin/bash) if it
@@ -66,7 +70,7 @@ EOF
 opt_size='' opt_files='' opt_idle='' QUICK=0
 SERVERS_CSV="ferry,vsftpd,unftp"
 MODES_CSV="ftp,ftps"
-CLIENTS_CSV="lftp,ftplib,curl"
+CLIENTS_CSV="lftp,ftplib,curl,pycurl"
 CERT_KEY=rsa
 
 while [[ $# -gt 0 ]]; do
@@ -105,7 +109,8 @@ for m in "${MODES[@]}"; do
 done
 IFS=, read -ra CLIENTS <<<"$CLIENTS_CSV"
 for c in "${CLIENTS[@]}"; do
-    [[ $c == lftp || $c == ftplib || $c == curl ]] || die "unknown client '$c' (use lftp, ftplib and/or curl)"
+    [[ $c == lftp || $c == ftplib || $c == curl || $c == pycurl ]] ||
+        die "unknown client '$c' (use lftp, ftplib, curl and/or pycurl)"
 done
 want_client() { [[ ",$CLIENTS_CSV," == *",$1,"* ]]; }
 [[ $CERT_KEY == rsa || $CERT_KEY == ec ]] || die "--cert-key must be rsa or ec, got '$CERT_KEY'"
@@ -116,6 +121,11 @@ command -v lftp >/dev/null || die "'lftp' not found; install it with: apt-get in
 CURL_BIN=${CURL_BIN:-curl}
 if want_client curl; then
     command -v "$CURL_BIN" >/dev/null || die "'$CURL_BIN' not found; install it with: apt-get install -y curl (or --clients lftp,ftplib)"
+fi
+PYCURL_PYTHON=${PYCURL_PYTHON:-${FERRY_TEST_PYTHON:-python3}}
+if want_client pycurl; then
+    "$PYCURL_PYTHON" -c 'import pycurl' 2>/dev/null ||
+        die "$PYCURL_PYTHON has no pycurl (pip install pycurl, or --clients without pycurl)"
 fi
 command -v python3 >/dev/null || die "python3 is needed (free ports, TLS probe, idle connections)"
 python3 -c 'import ftplib, ssl' 2>/dev/null || die "python3 lacks ftplib/ssl"
@@ -745,6 +755,36 @@ run_curl_small() {
     fi
 }
 
+# libcurl (PycURL's own libcurl 8) uploading every small file into FOLDER on one
+# handle: one control connection, a data connection per file, as curl's glob.
+run_pycurl_small() {
+    local srv=$1 folder=$2 out=$WORK/client.log
+    if ! timeout -k 5 900 "$PYCURL_PYTHON" - "${SRV_PORT[$srv]}" "${SRV_USER[$srv]}" "$PASSWORD" \
+        "${SRV_MODE[$srv]}" "$WORK/small-src" "$folder" "$WORK/tls/cert.pem" >"$out" 2>&1 <<'EOF'
+import os, sys, pycurl
+port, user, password, mode, src, folder, ca = sys.argv[1:8]
+c = pycurl.Curl()
+c.setopt(pycurl.USERPWD, "%s:%s" % (user, password))
+c.setopt(pycurl.UPLOAD, 1)
+c.setopt(pycurl.FTP_CREATE_MISSING_DIRS, 1)
+if mode == "ftps":
+    c.setopt(pycurl.USE_SSL, pycurl.USESSL_ALL)
+    c.setopt(pycurl.CAINFO, ca)
+for name in sorted(os.listdir(src)):
+    path = os.path.join(src, name)
+    with open(path, "rb") as f:
+        c.setopt(pycurl.URL, "ftp://127.0.0.1:%s/%s/%s" % (port, folder, name))
+        c.setopt(pycurl.READDATA, f)
+        c.setopt(pycurl.INFILESIZE_LARGE, os.path.getsize(path))
+        c.perform()
+c.close()
+EOF
+    then
+        FAIL_MSG="pycurl session to ${SRV_NAME[$srv]} (${SRV_MODE[$srv]}) failed:$(log_tail "$out" 10)$(log_tail "${SRV_LOG[$srv]}" 5)"
+        return 1
+    fi
+}
+
 # ------------------------------------------------------------ measurements ---
 
 declare -A R   # results: R[mode|server|metric]
@@ -806,6 +846,7 @@ bench_small_client() {
     case $client in
         ftplib) measure_client "$srv" run_ftplib_small "$srv" "$folder" || return 1 ;;
         curl)   measure_client "$srv" run_curl_small "$srv" "$folder" || return 1 ;;
+        pycurl) measure_client "$srv" run_pycurl_small "$srv" "$folder" || return 1 ;;
     esac
     n=$(find "$WORK/files/$folder" -type f -size 4k 2>/dev/null | wc -l)
     if (( n == N_SMALL )) && ! diff -rq "$WORK/small-src" "$WORK/files/$folder" >/dev/null 2>&1; then
@@ -909,7 +950,7 @@ bench_server() {
     bench_upload "$srv" || return 1
     if want_client lftp; then bench_small_files "$srv" || return 1; fi
     local client
-    for client in ftplib curl; do
+    for client in ftplib curl pycurl; do
         want_client "$client" || continue
         # One client failing (curl's FTPS against one server, say) leaves the others measured.
         if ! bench_small_client "$srv" "$client"; then
@@ -926,7 +967,7 @@ SIZE_LABEL="$SIZE_MIB MiB"
 (( SIZE_MIB % 1024 == 0 )) && SIZE_LABEL="$(( SIZE_MIB / 1024 )) GiB"
 
 METRICS=(dl_mibs dl_cpu ul_mibs ul_cpu small_fps small_cpu small_client
-    small_ftplib_fps small_curl_fps idle_rss idle_pss idle_rss_marg idle_pss_marg)
+    small_ftplib_fps small_curl_fps small_pycurl_fps idle_rss idle_pss idle_rss_marg idle_pss_marg)
 declare -A M_LABEL M_BETTER M_DIGITS
 M_LABEL[dl_mibs]="Download $SIZE_LABEL (MiB/s)";             M_BETTER[dl_mibs]=higher;     M_DIGITS[dl_mibs]=1
 M_LABEL[dl_cpu]="Download: server CPU (s/GiB)";             M_BETTER[dl_cpu]=lower;       M_DIGITS[dl_cpu]=2
@@ -937,6 +978,7 @@ M_LABEL[small_cpu]="$N_SMALL x 4 KiB upload: server CPU (s)"; M_BETTER[small_cpu
 M_LABEL[small_client]="$N_SMALL x 4 KiB upload: lftp client CPU (s)"; M_BETTER[small_client]=info; M_DIGITS[small_client]=2
 M_LABEL[small_ftplib_fps]="$N_SMALL x 4 KiB upload, 1 ftplib session (files/s)"; M_BETTER[small_ftplib_fps]=higher; M_DIGITS[small_ftplib_fps]=0
 M_LABEL[small_curl_fps]="$N_SMALL x 4 KiB upload, 1 curl run (files/s)"; M_BETTER[small_curl_fps]=higher; M_DIGITS[small_curl_fps]=0
+M_LABEL[small_pycurl_fps]="$N_SMALL x 4 KiB upload, 1 libcurl 8 handle (files/s)"; M_BETTER[small_pycurl_fps]=higher; M_DIGITS[small_pycurl_fps]=0
 M_LABEL[idle_rss]="$N_IDLE idle connections: server RSS (KiB/conn)"; M_BETTER[idle_rss]=lower; M_DIGITS[idle_rss]=0
 M_LABEL[idle_pss]="$N_IDLE idle connections: server PSS (KiB/conn)"; M_BETTER[idle_pss]=lower; M_DIGITS[idle_pss]=0
 M_LABEL[idle_rss_marg]="Idle, marginal (2nd half): server RSS (KiB/conn)"; M_BETTER[idle_rss_marg]=lower; M_DIGITS[idle_rss_marg]=0
@@ -1002,7 +1044,7 @@ print_targets() {
     echo "Targets:"
     echo
     for mode in "${MODES[@]}"; do
-        for m in dl_mibs ul_mibs small_fps small_ftplib_fps small_curl_fps; do
+        for m in dl_mibs ul_mibs small_fps small_ftplib_fps small_curl_fps small_pycurl_fps; do
             f=${R["$mode|ferry|$m"]:-}
             bp=$(best_peer "$mode" "$m")
             if [[ -n $f && -n $bp ]]; then
@@ -1015,10 +1057,11 @@ print_targets() {
         done
     done
     local client
-    for m in small_fps small_ftplib_fps small_curl_fps; do
+    for m in small_fps small_ftplib_fps small_curl_fps small_pycurl_fps; do
         client=lftp
         [[ $m == small_ftplib_fps ]] && client=ftplib
         [[ $m == small_curl_fps ]] && client=curl
+        [[ $m == small_pycurl_fps ]] && client="libcurl 8 (PycURL)"
         f=${R["ftps|ferry|$m"]:-}
         if [[ -n $f ]]; then
             ok=$(awk -v f="$f" 'BEGIN { print (f >= 1000) ? "PASS" : "FAIL" }')
@@ -1056,6 +1099,9 @@ lftp_version() {
 print_notes() {
     local s mode got t
     echo "- Loopback, client and servers on the same $(nproc)-CPU host; the $(lftp_version) client for all servers, one server at a time."
+    if want_client pycurl; then
+        echo "- libcurl client: $("$PYCURL_PYTHON" -c 'import pycurl; print(pycurl.version)' 2>/dev/null)."
+    fi
     if want_client ftplib || want_client curl; then
         echo "- Small-file clients: $(python3 --version 2>&1) ftplib ($(python3 -c 'import ssl; print(ssl.OPENSSL_VERSION)' 2>/dev/null)); $("$CURL_BIN" --version 2>/dev/null | head -n 1 | cut -d' ' -f1-5)."
     fi

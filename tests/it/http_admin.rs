@@ -160,9 +160,11 @@ async fn failed_logins_from_any_protocol_ban_the_address() {
     use crate::harness::Python;
     let mut srv = TestServer::start_with("[auth]\nban_after_failures = 3\nban_time = \"1h\"\n").await;
     srv.add_user(User { password: Some("right-pass-1"), ..User::with_key("victim") }).await;
+    // One client, so its connection (opened before the ban) is reused after it.
+    let (client, base) = (srv.https_client(), format!("https://localhost:{}", srv.https.port()));
+    let wrong = crate::harness::HttpsUser::new(client.clone(), &base, "victim", "wrong-pass");
     for _ in 0..2 {
-        let wrong = srv.https_as("victim", "wrong-pass").get("/api/v1/files").await;
-        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(wrong.get("/api/v1/files").await.status(), StatusCode::UNAUTHORIZED);
     }
     // The third failure comes over SFTP (paramiko, password).
     let script = "import paramiko, sys\nt = paramiko.Transport(('127.0.0.1', int(sys.argv[1])))\nt.start_client()\n\
@@ -171,12 +173,64 @@ async fn failed_logins_from_any_protocol_ban_the_address() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("refused"));
     let ban = srv.expect_event(|e| e.event == "login.banned").await;
     assert_eq!(ban.peer.unwrap().to_string().split(':').next(), Some("127.0.0.1"));
-    let right = srv.https_as("victim", "right-pass-1").get("/api/v1/files").await;
-    assert_eq!(right.status(), StatusCode::UNAUTHORIZED, "banned even with the right password");
+    // On the connection opened before the ban: the login is refused, even with the right password.
+    let right = crate::harness::HttpsUser::new(client, &base, "victim", "right-pass-1");
+    assert_eq!(
+        right.get("/api/v1/files").await.status(),
+        StatusCode::UNAUTHORIZED,
+        "banned even with the right password"
+    );
     let refused = srv
         .expect_event(|e| {
             e.event == "login.failed" && e.reason.as_deref().is_some_and(|r| r.contains("banned"))
         })
         .await;
     assert_eq!(refused.user.as_deref(), Some("victim"));
+    // New connections are closed at accept, on every listener, before TLS or SSH begins.
+    let fresh = srv
+        .https_client()
+        .get(format!("{base}/api/v1/files"))
+        .basic_auth("victim", Some("right-pass-1"))
+        .send()
+        .await;
+    assert!(fresh.is_err(), "a new HTTPS connection from a banned address is closed: {fresh:?}");
+    let mut ssh = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut said = Vec::new();
+    tokio::io::AsyncReadExt::read_to_end(&mut ssh, &mut said).await.unwrap_or_default();
+    assert!(said.is_empty(), "no SSH banner for a banned address: {}", String::from_utf8_lossy(&said));
+    let at_accept = srv
+        .expect_event(|e| {
+            e.event == "connection.refused" && e.reason.as_deref().is_some_and(|r| r.contains("banned"))
+        })
+        .await;
+    assert_eq!(at_accept.peer.unwrap().to_string().split(':').next(), Some("127.0.0.1"));
+    let text = reqwest::get(format!("http://{}/metrics", srv.ops)).await.unwrap().text().await.unwrap();
+    assert!(
+        crate::ssh_limits::sample(&text, "ferry_connections_refused_total{reason=\"banned\"}") >= 2.0,
+        "{text}"
+    );
+}
+
+/// `auth.allow_addresses` are never banned, however often they fail.
+#[tokio::test]
+async fn allowed_addresses_are_never_banned() {
+    let mut srv = TestServer::start_with(
+        "[auth]\nban_after_failures = 2\nban_time = \"1h\"\nallow_addresses = [\"127.0.0.0/24\"]\n",
+    )
+    .await;
+    srv.add_user(User::with_password("ally", "right-pass-1")).await;
+    for _ in 0..4 {
+        let wrong = srv.https_as("ally", "wrong-pass").get("/api/v1/files").await;
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    }
+    let right = srv.https_as("ally", "right-pass-1").get("/api/v1/files").await;
+    assert_eq!(right.status(), StatusCode::OK, "never banned");
+    // Every record up to that login: failures, and not one ban.
+    let succeeded = srv
+        .expect_event(|e| {
+            assert_ne!(e.event, "login.banned", "an allowed address was banned");
+            e.event == "login.succeeded"
+        })
+        .await;
+    assert_eq!(succeeded.user.as_deref(), Some("ally"));
 }
