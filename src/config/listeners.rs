@@ -83,6 +83,17 @@ pub struct HttpsConfig {
     pub keepalive_interval: Duration,
 }
 
+/// `[http]`: the API and file manager over plain HTTP, for an L7 balancer that terminates TLS
+/// in front of ferry (off by default).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub enabled: bool,
+    pub listen: ListenConfig,
+    /// Serve clients that are not `server.trusted_proxies` too (and requests a proxy says came
+    /// over plain HTTP): credentials then cross the network in clear.
+    pub dangerous_allow_plaintext: bool,
+}
+
 /// The ops listener: plain HTTP with /metrics, /healthz and /readyz, on its own port.
 #[derive(Debug, Clone)]
 pub struct OpsConfig {
@@ -329,6 +340,18 @@ pub(super) fn https(section: (&str, Table), errors: &mut Vec<KeyError>) -> Https
     };
     r.finish();
     https
+}
+
+/// `[http]`.
+pub(super) fn http(section: (&str, Table), errors: &mut Vec<KeyError>) -> HttpConfig {
+    let mut r = Reader::new(section.0, section.1, errors);
+    let http = HttpConfig {
+        enabled: r.bool("enabled", false),
+        listen: listen::read(&mut r, "0.0.0.0:8080", Limits::Read),
+        dangerous_allow_plaintext: r.bool("dangerous_allow_plaintext", false),
+    };
+    r.finish();
+    http
 }
 
 /// `[ops]`: metrics and health checks.

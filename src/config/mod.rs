@@ -27,8 +27,8 @@ pub use auth::{AuthBackend, AuthConfig, AuthHttpConfig, AuthLdapConfig};
 pub use listen::{ListenConfig, ProxyMode};
 pub use listeners::{
     CIPHERS, DEFAULT_CIPHERS, DEFAULT_HOST_KEY_ALGORITHMS, DEFAULT_KEX_ALGORITHMS, DEFAULT_MACS, FtpConfig,
-    FtpsConfig, HOST_KEY_ALGORITHMS, HttpsConfig, KEX_ALGORITHMS, MACS, OpsConfig, ScpConfig, SftpConfig,
-    TlsConfig, TlsVersion,
+    FtpsConfig, HOST_KEY_ALGORITHMS, HttpConfig, HttpsConfig, KEX_ALGORITHMS, MACS, OpsConfig, ScpConfig,
+    SftpConfig, TlsConfig, TlsVersion,
 };
 pub use reader::KeyError;
 use reader::Reader;
@@ -61,6 +61,8 @@ pub struct Config {
     pub ftp: FtpConfig,
     pub ftps: FtpsConfig,
     pub https: HttpsConfig,
+    /// Plain HTTP behind a TLS-terminating balancer.
+    pub http: HttpConfig,
     pub ops: OpsConfig,
     /// Things that load but should change (deprecated keys), each naming its keys; logged once
     /// the log is up and printed by `ferry config check`.
@@ -162,11 +164,11 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
     let sections = [
         "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp",
-        "ftps", "https", "ops",
+        "ftps", "https", "http", "ops",
     ]
     .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https, ops] =
+    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https, http, ops] =
         sections;
 
     let server = parse_server(server, errors);
@@ -198,6 +200,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ftp,
         ftps: listeners::ftps(ftps, errors),
         https: listeners::https(https, errors),
+        http: listeners::http(http, errors),
         data_dir,
         warnings,
     };
@@ -222,12 +225,13 @@ fn check_proxies(config: &Config, errors: &mut Vec<KeyError>) {
 
 impl Config {
     /// Every listener section's shared settings, by section name.
-    pub fn listens(&self) -> [(&'static str, &ListenConfig); 5] {
+    pub fn listens(&self) -> [(&'static str, &ListenConfig); 6] {
         [
             ("sftp", &self.sftp.listen),
             ("ftp", &self.ftp.listen),
             ("ftps", &self.ftps.listen),
             ("https", &self.https.listen),
+            ("http", &self.http.listen),
             ("ops", &self.ops.listen),
         ]
     }

@@ -31,6 +31,8 @@ enum Kind {
     /// Implicit FTPS.
     Ftps,
     Https,
+    /// The HTTPS app over plain HTTP, behind a balancer that terminates TLS.
+    Http,
     /// Plain HTTP answering with a redirect to the HTTPS listener (bound after it).
     Redirect,
     Ops,
@@ -52,6 +54,7 @@ pub(super) struct Addresses {
     pub(super) ftp: Option<SocketAddr>,
     pub(super) ftps: Option<SocketAddr>,
     pub(super) https: Option<SocketAddr>,
+    pub(super) http: Option<SocketAddr>,
     pub(super) ops: Option<SocketAddr>,
 }
 
@@ -75,6 +78,12 @@ fn enabled(config: &Config, banned: &BanCheck) -> Vec<Enabled> {
         (config.ftp.enabled.then_some(ftp.bind), Kind::Ftp, "ftp.bind", limited(ftp)),
         (config.ftps.enabled.then_some(ftps.bind), Kind::Ftps, "ftps.bind", limited(ftps)),
         (config.https.enabled.then_some(https.bind), Kind::Https, "https.bind", limited(https)),
+        (
+            config.http.enabled.then_some(config.http.listen.bind),
+            Kind::Http,
+            "http.bind",
+            plain(config, limited),
+        ),
         // The redirect holds no session: no limits, but the HTTPS listener's PROXY and filter.
         (redirect, Kind::Redirect, "https.redirect_bind", admission(config, https, Admission::open())),
         // Probes must get through a busy server: no limits.
@@ -88,6 +97,19 @@ fn enabled(config: &Config, banned: &BanCheck) -> Vec<Enabled> {
     .into_iter()
     .filter_map(|(bind, kind, key, admission)| bind.map(|bind| Enabled { kind, key, bind, admission }))
     .collect()
+}
+
+/// The plain-HTTP listener: as every listener, and only for trusted proxies unless the operator
+/// allowed plain text.
+fn plain(config: &Config, limited: impl Fn(&ListenConfig) -> Admission) -> Admission {
+    let http = &config.http;
+    let admission = limited(&http.listen);
+    if http.dangerous_allow_plaintext {
+        return admission;
+    }
+    let filter =
+        AddressFilter::new(&http.listen.allow, &http.listen.deny).only(&config.server.trusted_proxies);
+    admission.with_filter(filter)
 }
 
 /// `base` with the PROXY protocol and the address filter of `listen`.
@@ -135,14 +157,14 @@ impl Shared {
         };
         // FTPS and HTTPS present the same certificate: loaded (or generated) once, with a
         // session cache per protocol as before.
-        let tls = if wants(&[Kind::Ftp, Kind::Ftps, Kind::Https]) {
+        let tls = if wants(&[Kind::Ftp, Kind::Ftps, Kind::Https, Kind::Http]) {
             Some(tls::server_config(&config.tls, &config.data_dir)?)
         } else {
             None
         };
         let ftp = wants(&[Kind::Ftp, Kind::Ftps])
             .then(|| Arc::new(FtpSettings::new(config.ftp.clone(), tls.clone(), config.auth.max_attempts)));
-        let https = match tls.filter(|_| wants(&[Kind::Https])) {
+        let https = match tls.filter(|_| wants(&[Kind::Https, Kind::Http])) {
             Some(tls) => Some((
                 tls::with_own_resumption(&tls)?,
                 http::AppState {
@@ -201,6 +223,12 @@ pub(super) async fn spawn_all(
                 tracing::info!(%addr, "HTTPS listening");
                 addresses.https = Some(addr);
                 tasks.spawn(http::serve(listener, admission, Arc::clone(tls), app.clone(), phase));
+            }
+            (Kind::Http, Shared { https: Some((_, app)), .. }) => {
+                tracing::info!(%addr, "plain HTTP for a TLS-terminating balancer listening");
+                addresses.http = Some(addr);
+                let refuse_plain = !config.http.dangerous_allow_plaintext;
+                tasks.spawn(http::serve_plain(listener, admission, app.clone(), refuse_plain, phase));
             }
             (Kind::Redirect, _) => {
                 let https_port = addresses.https.map_or(443, |https| https.port());

@@ -38,6 +38,8 @@ pub struct Running {
     pub ftps_addr: Option<SocketAddr>,
     /// HTTPS (REST API).
     pub https_addr: Option<SocketAddr>,
+    /// Plain HTTP for a TLS-terminating balancer (`[http]`, off by default).
+    pub http_addr: Option<SocketAddr>,
     /// The ops listener (/metrics, /healthz, /readyz).
     pub ops_addr: Option<SocketAddr>,
     pub audit: Audit,
@@ -90,6 +92,7 @@ pub async fn start(
         ftp_addr: addresses.ftp,
         ftps_addr: addresses.ftps,
         https_addr: addresses.https,
+        http_addr: addresses.http,
         ops_addr: addresses.ops,
         audit,
         state,

@@ -39,6 +39,8 @@ pub struct TestServer {
     pub ftp: SocketAddr,
     pub ftps: SocketAddr,
     pub https: SocketAddr,
+    /// The plain-HTTP listener for a TLS-terminating balancer, when `[http]` enables it.
+    pub http: Option<SocketAddr>,
     /// The server's self-signed certificate (PEM), for clients that verify it.
     pub cert: PathBuf,
     pub admin: Admin,
@@ -128,6 +130,7 @@ impl TestServer {
         let ftp = running.ftp_addr.expect("ftp enabled");
         let ftps = running.ftps_addr.expect("ftps enabled");
         let https = running.https_addr.expect("https enabled");
+        let http = running.http_addr;
         let ops = running.ops_addr.expect("ops enabled");
         let cert = data.join("tls/cert.pem");
         let audit = running.audit.clone();
@@ -139,6 +142,7 @@ impl TestServer {
             ftp,
             ftps,
             https,
+            http,
             cert,
             admin,
             files,

@@ -252,3 +252,44 @@ async fn x_forwarded_for_is_believed_from_trusted_proxies_only() {
         assert!(peer.starts_with(expected), "from {from} with X-Forwarded-For {forwarded}: peer {peer}");
     }
 }
+
+/// `[http]`: the same API over plain HTTP for a balancer that terminated TLS. Only trusted
+/// proxies get in; a request the balancer says came over plain HTTP is refused; the client is the
+/// one `X-Forwarded-For` names.
+#[tokio::test]
+async fn the_plain_http_listener_serves_trusted_proxies_only() {
+    let mut srv = TestServer::start_with(
+        "[server]\ntrusted_proxies = [\"127.0.0.1/32\"]\n[http]\nenabled = true\nbind = \"127.0.0.1:0\"\n",
+    )
+    .await;
+    srv.add_user(crate::harness::User::with_password("lb", "behind-lb-1")).await;
+    let url = format!("http://{}/api/v1/files/", srv.http.expect("http listener"));
+    let client = |from: &str| {
+        reqwest::Client::builder().local_address(from.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+    };
+    let through = client("127.0.0.1")
+        .get(&url)
+        .basic_auth("lb", Some("behind-lb-1"))
+        .header("X-Forwarded-For", "127.0.0.44")
+        .header("X-Forwarded-Proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(through.status(), 200);
+    let login = srv.expect_event(|r| r.event == "login.succeeded").await;
+    assert_eq!(login.peer.map(|p| p.to_string()).as_deref(), Some("127.0.0.44:0"));
+
+    let clear = client("127.0.0.1")
+        .get(&url)
+        .basic_auth("lb", Some("behind-lb-1"))
+        .header("X-Forwarded-Proto", "http")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(clear.status(), 403, "a request that crossed the network in clear");
+
+    let direct = client("127.0.0.6").get(&url).basic_auth("lb", Some("behind-lb-1")).send().await;
+    assert!(direct.is_err(), "a client that is not a trusted proxy is closed at accept: {direct:?}");
+    let refused = srv.expect_event(|r| r.event == "connection.refused").await;
+    assert!(refused.peer.map(|p| p.to_string()).unwrap_or_default().starts_with("127.0.0.6:"));
+}

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 pub use listen::ops;
 pub use listen::redirect::serve as serve_redirect;
-pub use listen::server::serve;
+pub use listen::server::{serve, serve_plain};
 
 use crate::admin::Admin;
 use crate::config::HttpsConfig;

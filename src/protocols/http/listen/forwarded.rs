@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::Request;
 use axum::http::HeaderMap;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse as _, Response};
 use ipnet::IpNet;
 
 use crate::session::ConnectionInfo;
@@ -57,6 +57,37 @@ pub async fn apply(trusted: TrustedProxies, mut request: Request, next: Next) ->
         && let Some(client) = trusted.client(peer, &headers)
     {
         info.peer = PeerAddr(Some(client));
+    }
+    next.run(request).await
+}
+
+/// On the plain-HTTP listener: a request that the balancer says reached it over plain HTTP
+/// (`X-Forwarded-Proto` or `Forwarded: proto=`, other than `https`) is refused with 403, since its
+/// credentials crossed the network in clear. Only trusted proxies reach that listener.
+pub async fn require_https(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let forwarded_proto = headers
+        .get_all("forwarded")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split([',', ';']))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(key, _)| key.trim().eq_ignore_ascii_case("proto"))
+        .map(|(_, proto)| proto.trim().trim_matches('"').to_string())
+        .next_back();
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .map(|v| v.trim().to_string())
+        .or(forwarded_proto);
+    if proto.is_some_and(|proto| !proto.eq_ignore_ascii_case("https")) {
+        return super::error::ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "https_required",
+            "this server accepts HTTPS only",
+        )
+        .into_response();
     }
     next.run(request).await
 }
