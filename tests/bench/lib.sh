@@ -128,7 +128,10 @@ bench_exit() {
 start_ferry() {
     local name=$1 config=$2 port
     shift 2
-    "$FERRY_BIN" serve --config "$config" >>"$WORK/$name.log" 2>&1 &
+    # FERRY_CPUS (a taskset list such as "0") keeps ferry on those CPUs.
+    local -a pin=()
+    [[ -n ${FERRY_CPUS:-} ]] && pin=(taskset -c "$FERRY_CPUS")
+    "${pin[@]}" "$FERRY_BIN" serve --config "$config" >>"$WORK/$name.log" 2>&1 &
     FERRY_PID=$!
     PIDS+=("$FERRY_PID")
     for port in "$@"; do wait_for_port "$port" "$FERRY_PID" "ferry ($name)"; done

@@ -10,7 +10,12 @@
 # Not a test: a measurement, recorded in docs/benchmarks.md. It never builds ferry
 # (cargo build --release first) and only ever signals processes it started, by PID.
 #
-# Usage: tests/bench/login_flood.sh [--flood N] [--tries N] [--out FILE] [--keep]
+# With --ferry-cpus and --flood-cpus (taskset lists, e.g. 0 and 1) ferry and the flood
+# generators run on CPUs of their own, as they would on two hosts; without them all share every
+# CPU, and the twelve Python generators take most of it.
+#
+# Usage: tests/bench/login_flood.sh [--flood N] [--tries N] [--ferry-cpus LIST] [--flood-cpus LIST]
+#                                   [--out FILE] [--keep]
 # Needs: python3 with paramiko ($FERRY_TEST_PYTHON, else python3), ssh-keygen, curl.
 
 set -euo pipefail
@@ -18,11 +23,13 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 bench_init "$@"
 
-FLOOD=1200 TRIES=10
+FLOOD=1200 TRIES=10 FLOOD_CPUS=''
 while [[ $# -gt 0 ]]; do
     case $1 in
         --flood) need_arg "$@"; is_uint "$2" --flood; FLOOD=$2; shift 2 ;;
         --tries) need_arg "$@"; is_uint "$2" --tries; TRIES=$2; shift 2 ;;
+        --ferry-cpus) need_arg "$@"; FERRY_CPUS=$2; shift 2 ;;
+        --flood-cpus) need_arg "$@"; FLOOD_CPUS=$2; shift 2 ;;
         *)       common_opt "$@"; shift "$SHIFT_BY" ;;
     esac
 done
@@ -125,8 +132,10 @@ log "flood: $FLOOD concurrent wrong-password logins from 127.0.0.2-13"
 # One generator process per source address (a single asyncio process cannot make 1,200 TLS
 # handshakes a second on one core; twelve get their share of the CPU like twelve clients).
 FLOOD_PIDS=()
+FLOOD_PIN=()
+[[ -n $FLOOD_CPUS ]] && FLOOD_PIN=(taskset -c "$FLOOD_CPUS")
 for (( a = 0; a < 12; a++ )); do
-    "$PYTHON" "$WORK/flood.py" "$HTTPS_PORT" "$(( FLOOD / 12 + (a < FLOOD % 12) ))" "$WORK/data/tls/cert.pem" \
+    "${FLOOD_PIN[@]}" "$PYTHON" "$WORK/flood.py" "$HTTPS_PORT" "$(( FLOOD / 12 + (a < FLOOD % 12) ))" "$WORK/data/tls/cert.pem" \
         "$WORK/flood-$a.json" "$a" &
     FLOOD_PIDS+=("$!")
     PIDS+=("$!")
@@ -156,5 +165,6 @@ print(json.dumps(dict(total)))' "$WORK"/flood-*.json)
     echo
     echo "- Flood answers (HTTP status or client error: count): \`$answers\`"
     echo "- Password checks refused at once (queue full): $(( ${refused_after%.*} - ${refused_before%.*} ))"
+    echo "- CPUs: ferry ${FERRY_CPUS:-all}, flood generators ${FLOOD_CPUS:-all}"
     print_run_metadata
 } | tee -a "${OUT_FILE:-/dev/null}"

@@ -24,6 +24,13 @@ use crate::types::{Protocol, SessionId};
 /// How long an idle connection told to close may take to say goodbye (HTTP/2 GOAWAY).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// TLS handshakes in progress at once on one listener: a few per core. A flood of new
+/// connections then waits for a turn (within the handshake deadline) instead of filling the
+/// runtime's queues with handshakes that every other protocol's tasks would wait behind.
+fn handshake_slots() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from).saturating_mul(4).max(4)
+}
+
 /// Serves HTTPS on `listener`.
 pub async fn serve(
     listener: TcpListener,
@@ -78,10 +85,12 @@ async fn serve_with(
         .keep_alive_interval(Some(settings.keepalive_interval))
         .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(handshake_slots()));
     let refused = |peer, why| app.sessions.connection_refused(peer, Protocol::Https, why);
     let handle = |net::Accepted { stream, peer, slot, .. }| {
         let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
         let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
+        let handshakes = Arc::clone(&handshakes);
         let activity = deadlines::Activity::default();
         let tracked = activity.clone();
         let trusted = settings.trusted_proxies.clone();
@@ -100,8 +109,12 @@ async fn serve_with(
         async move {
             match acceptor {
                 Some(acceptor) => {
-                    let Ok(Ok(tls)) = tokio::time::timeout(handshake_deadline, acceptor.accept(stream)).await
-                    else {
+                    // The deadline covers the wait for a turn and the handshake itself.
+                    let handshake = async {
+                        let _turn = handshakes.acquire_owned().await.ok()?;
+                        acceptor.accept(stream).await.ok()
+                    };
+                    let Ok(Some(tls)) = tokio::time::timeout(handshake_deadline, handshake).await else {
                         return;
                     };
                     let live = sessions.connection_opened(&info);
