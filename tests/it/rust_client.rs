@@ -133,6 +133,12 @@ async fn shutdown_lets_a_running_transfer_finish() {
     file.write_all(&payload(1 << 20, 1)).await.unwrap();
     let running = srv.take_running();
     srv.signal_shutdown();
+    // The balancer's health check fails at once, while the transfer still runs.
+    let readyz = format!("http://{}/readyz", srv.ops);
+    crate::ssh_limits::eventually("/readyz answers 503 while draining", || async {
+        reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 503)
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Draining: new connections are refused, the open transfer goes on.
     assert!(tokio::net::TcpStream::connect(srv.addr).await.is_err(), "listener closed");
