@@ -327,4 +327,62 @@ mod tests {
         assert_eq!(policy(ProxyMode::Required).plan(mapped), Plan::ReadHeader);
         assert_eq!(policy(ProxyMode::Required).plan(outside), Plan::Refuse);
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        fn v2_stream(source: SocketAddr, destination: SocketAddr) -> Vec<u8> {
+            let mut out = Vec::new();
+            let header = ProxyHeader::with_address(proxy_header::ProxiedAddress::stream(source, destination));
+            header.encode_v2(&mut out).unwrap();
+            out
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            /// Any bytes: an answer (a header, "more", or an error), never a panic, and never a
+            /// length beyond what was given.
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600), v2 in any::<bool>()) {
+                let mut input = if v2 { V2_SIGNATURE.to_vec() } else { b"PROXY ".to_vec() };
+                input.extend_from_slice(&bytes);
+                if let Ok(Some((_, length))) = parse(&input) {
+                    prop_assert!(length <= input.len());
+                }
+                let _ = parse(&bytes);
+            }
+
+            /// A v2 header for any IPv4 or IPv6 pair gives that client back, consumes exactly the
+            /// header and leaves what follows for the protocol; any cut of it asks for more.
+            #[test]
+            fn v2_headers_round_trip(
+                v6 in any::<bool>(),
+                a in any::<[u8; 16]>(),
+                b in any::<[u8; 16]>(),
+                ports in any::<(u16, u16)>(),
+                after in proptest::collection::vec(any::<u8>(), 0..64),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let ip = |bytes: [u8; 16]| -> IpAddr {
+                    if v6 {
+                        std::net::Ipv6Addr::from(bytes).into()
+                    } else {
+                        std::net::Ipv4Addr::new(bytes[0], bytes[1], bytes[2], bytes[3]).into()
+                    }
+                };
+                let (source, destination) = (SocketAddr::new(ip(a), ports.0), SocketAddr::new(ip(b), ports.1));
+                let header = v2_stream(source, destination);
+                let mut input = header.clone();
+                input.extend_from_slice(&after);
+                let (parsed, length) = parse(&input).unwrap().unwrap();
+                prop_assert_eq!(length, header.len());
+                prop_assert_eq!(parsed, Header::Proxied(Origin { peer: canonical(source), local: Some(canonical(destination)) }));
+                let cut = cut.index(header.len());
+                prop_assert_eq!(parse(&header[..cut]), Ok(None));
+            }
+        }
+    }
 }
