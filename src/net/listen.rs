@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 
 use super::filter::AddressFilter;
 use super::proxy::{self, Origin, ProxyPolicy};
+use super::refusals::RefusalReports;
 use super::{ConnectionLimit, ConnectionSlot, Refusal, descriptors};
 use crate::telemetry::metrics::metrics;
 use crate::types::PeerAddr;
@@ -144,7 +145,7 @@ impl Connections {
 pub async fn serve<H, F>(
     listener: TcpListener,
     admission: Admission,
-    refused: impl Fn(PeerAddr, &'static str),
+    refused: impl Fn(PeerAddr, &str),
     mut phase: watch::Receiver<Phase>,
     stop_at: Phase,
     mut handle: H,
@@ -155,10 +156,16 @@ where
 {
     let mut connections = JoinSet::new();
     let mut headers: JoinSet<Result<(TcpStream, Origin), (Refusal, SocketAddr)>> = JoinSet::new();
-    let refuse = |(refusal, peer): (Refusal, SocketAddr)| {
+    let mut reports = RefusalReports::default();
+    let mut refuse = |(refusal, peer): (Refusal, SocketAddr)| {
         metrics().connections_refused_total.with_label_values(&[refusal.label()]).inc();
-        tracing::warn!(%peer, why = refusal.reason(), "closing connection");
-        refused(PeerAddr(Some(peer)), refusal.reason());
+        let Some(left_out) = reports.report(peer.ip(), refusal, tokio::time::Instant::now()) else { return };
+        let why = match left_out {
+            0 => refusal.reason().to_string(),
+            n => format!("{} ({n} more from this address since the last record)", refusal.reason()),
+        };
+        tracing::warn!(%peer, why, "closing connection");
+        refused(PeerAddr(Some(peer)), &why);
     };
     // Already there (a listener spawned late): do not take one more connection.
     if *phase.borrow() < stop_at {

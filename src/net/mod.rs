@@ -7,6 +7,7 @@ pub mod descriptors;
 mod filter;
 mod listen;
 pub mod proxy;
+mod refusals;
 pub mod tls;
 
 pub use filter::AddressFilter;
@@ -79,7 +80,7 @@ impl ConnectionLimit {
 }
 
 /// Why a connection was closed at accept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Refusal {
     Limit,
     PerAddress,

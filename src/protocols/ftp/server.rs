@@ -24,7 +24,7 @@ pub async fn serve(
     phase: watch::Receiver<Phase>,
 ) -> std::io::Result<()> {
     let protocol = if implicit { Protocol::Ftps } else { Protocol::Ftp };
-    let refused = |peer, why| sessions.connection_refused(peer, protocol, why);
+    let refused = |peer, why: &str| sessions.connection_refused(peer, protocol, why);
     let data_proxy = admission.proxy().clone();
     let handle = |net::Accepted { stream, peer, local, slot }| {
         let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol };

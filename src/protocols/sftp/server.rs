@@ -158,7 +158,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
-    let refused = |peer, why| sessions.connection_refused(peer, Protocol::Ssh, why);
+    let refused = |peer, why: &str| sessions.connection_refused(peer, Protocol::Ssh, why);
     let handle = |accepted| {
         let id = next_id.fetch_add(1, Ordering::Relaxed);
         connection(id, accepted, settings.clone(), sessions.clone(), Arc::clone(&registry))

@@ -39,7 +39,7 @@ where
                 .await;
         }
     };
-    let nobody = |_, _| {};
+    let nobody = |_, _: &str| {};
     let open = net::serve(listener, admission, nobody, phase.clone(), until, handle).await?;
     // Answers under way finish on their own.
     open.detach();

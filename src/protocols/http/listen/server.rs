@@ -86,7 +86,7 @@ async fn serve_with(
         .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(handshake_slots()));
-    let refused = |peer, why| app.sessions.connection_refused(peer, Protocol::Https, why);
+    let refused = |peer, why: &str| app.sessions.connection_refused(peer, Protocol::Https, why);
     let handle = |net::Accepted { stream, peer, slot, .. }| {
         let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
         let (acceptor, builder, sessions) = (acceptor.clone(), Arc::clone(&builder), app.sessions.clone());
