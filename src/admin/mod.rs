@@ -184,6 +184,23 @@ impl Admin {
         Ok(())
     }
 
+    /// Every user, key and API key (hashed) as one document.
+    pub async fn export_state(&self) -> Result<crate::state::document::StateDocument, AdminError> {
+        Ok(self.state.export().await?)
+    }
+
+    /// Loads an exported document into this (empty) store; each user is audited as created.
+    pub async fn import_state(
+        &self,
+        doc: &crate::state::document::StateDocument,
+    ) -> Result<usize, AdminError> {
+        let imported = self.state.import(doc).await?;
+        for user in &doc.users {
+            self.record(EventKind::UserCreated, &user.name, "imported from a state document");
+        }
+        Ok(imported)
+    }
+
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, AdminError> {
         Ok(self.state.users().list().await?)
     }

@@ -5,6 +5,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod document;
 mod migrate;
 pub mod tokens;
 pub mod users;
@@ -31,6 +32,8 @@ pub enum StateError {
     KeyNotFound(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("state document: {0}")]
+    Document(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -70,6 +73,16 @@ impl State {
 
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog::new(&self.pool)
+    }
+
+    /// The whole store as one document (`ferry state export`).
+    pub async fn export(&self) -> Result<document::StateDocument, StateError> {
+        document::export(&self.pool).await
+    }
+
+    /// Loads a document into this store, which must have no users (`ferry state import`).
+    pub async fn import(&self, doc: &document::StateDocument) -> Result<usize, StateError> {
+        document::import(&self.pool, doc).await
     }
 
     pub fn tokens(&self) -> tokens::Tokens<'_> {

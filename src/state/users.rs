@@ -68,7 +68,7 @@ enum Value {
 }
 
 /// Rules and mounts as their stored JSON.
-fn to_json<T: Serialize>(value: &T) -> Result<String, StateError> {
+pub(super) fn to_json<T: Serialize>(value: &T) -> Result<String, StateError> {
     serde_json::to_string(value).map_err(|e| StateError::Corrupt(e.to_string()))
 }
 

@@ -129,3 +129,92 @@ async fn user_commands_work_while_the_server_runs() {
     assert!(text.contains(": no final checkpoint: the trail ends at seq"), "{text}");
     assert!(text.lines().any(|l| l.starts_with("ok node") && l.contains("-cli:")), "{text}");
 }
+
+/// `ferry state export` then `ferry state import` into another, empty store: the same users
+/// (password, SSH key, rules, admin flag) and API keys serve the same logins from it; an import
+/// into a store that has users is refused; a second export equals the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_export_and_import_round_trip_into_an_empty_store() {
+    use axum::http::StatusCode;
+    let srv = TestServer::start().await;
+    srv.add_user(User {
+        password: Some("moved-pass-1"),
+        rules: &["/=list,download"],
+        admin: true,
+        ..User::with_key("mover")
+    })
+    .await;
+    let created = srv
+        .https_as("mover", "moved-pass-1")
+        .post("/api/v1/keys")
+        .json(&serde_json::json!({"name": "job"}))
+        .await;
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let api_key = created.json::<serde_json::Value>().await.unwrap()["key"].as_str().unwrap().to_string();
+    std::fs::create_dir_all(srv.home("mover")).unwrap();
+    std::fs::write(srv.home("mover").join("kept.txt"), b"kept").unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = |data: &std::path::Path, name: &str| {
+        let file = dir.path().join(name);
+        std::fs::write(
+            &file,
+            format!("data_dir = {:?}\n[audit]\nstdout = false\n", data.display().to_string()),
+        )
+        .unwrap();
+        file
+    };
+    let (from, into) = (config(&srv.data, "from.toml"), config(&dir.path().join("new"), "into.toml"));
+    let exported = dir.path().join("state.json");
+    let out =
+        ferry().args(["state", "export", "--out"]).arg(&exported).arg("-c").arg(&from).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&exported).unwrap();
+    assert!(!text.contains("moved-pass-1") && !text.contains(&api_key), "secrets stay hashed");
+    let out = ferry().args(["state", "import"]).arg(&exported).arg("-c").arg(&into).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "imported 1 users",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = ferry().args(["state", "import"]).arg(&exported).arg("-c").arg(&into).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("import only into an empty one"));
+
+    // The new store serves the same logins, over another server whose files are the same folder.
+    let moved = TestServer::start_with(&format!(
+        "[state]\nsqlite_path = {:?}\n[storage]\nroot = {:?}\n",
+        dir.path().join("new/ferry.db").display().to_string(),
+        srv.files.display().to_string()
+    ))
+    .await;
+    let listed = moved.https_as("mover", "moved-pass-1").get("/api/v1/files/").await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    assert!(listed.text().await.unwrap().contains("kept.txt"));
+    let upload = moved.https_as("mover", "moved-pass-1").put("/api/v1/files/new.txt").body("x").await;
+    assert_eq!(upload.status(), StatusCode::FORBIDDEN, "the rules came along");
+    let by_key = moved
+        .https_client()
+        .get(format!("https://localhost:{}/api/v1/files/", moved.https.port()))
+        .header("x-api-key", &api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_key.status(), StatusCode::OK, "the API key came along");
+    let admin = moved.https_as("mover", "moved-pass-1").get("/api/v1/admin/users").await;
+    assert_eq!(admin.status(), StatusCode::OK, "the admin flag came along");
+    let local = tempfile::tempdir().unwrap();
+    // The SSH key: the first server's client key, authorized for `mover` in the moved store.
+    let first_key = srv.key.display().to_string();
+    let sftp = moved.sftp_command("mover", local.path(), "get kept.txt\n", &["-i", &first_key]);
+    ok(&crate::harness::run(sftp, 120).await);
+    assert_eq!(std::fs::read(local.path().join("kept.txt")).unwrap(), b"kept");
+
+    let into_again = ferry().args(["state", "export"]).arg("-c").arg(&into).output().unwrap();
+    let mut first: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut second: serde_json::Value = serde_json::from_slice(&into_again.stdout).unwrap();
+    first["exported_at"] = serde_json::Value::Null;
+    second["exported_at"] = serde_json::Value::Null;
+    assert_eq!(first, second, "a second export is the first");
+}
