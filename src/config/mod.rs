@@ -64,6 +64,7 @@ pub struct Config {
     /// Plain HTTP behind a TLS-terminating balancer.
     pub http: HttpConfig,
     pub ops: OpsConfig,
+    pub limits: LimitsConfig,
     /// Things that load but should change (deprecated keys), each naming its keys; logged once
     /// the log is up and printed by `ferry config check`.
     pub warnings: Vec<String>,
@@ -93,6 +94,13 @@ pub struct LogConfig {
     /// A tracing env-filter directive such as "info" or "ferry=debug".
     pub level: String,
     pub format: LogFormat,
+}
+
+/// `[limits]`: caps that hold across every listener.
+#[derive(Debug, Clone)]
+pub struct LimitsConfig {
+    /// SSH and FTP connections one user may hold logged in at once; 0: no limit.
+    pub max_sessions_per_user: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -164,12 +172,28 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let data_dir = top.path("data_dir", PathBuf::from("./data"));
     let sections = [
         "server", "log", "storage", "storages", "state", "auth", "audit", "sftp", "scp", "tls", "ftp",
-        "ftps", "https", "http", "ops",
+        "ftps", "https", "http", "ops", "limits",
     ]
     .map(|name| (name, top.section(name)));
     top.finish();
-    let [server, log, storage, storages, state, auth, audit, sftp, scp, tls, ftp, ftps, https, http, ops] =
-        sections;
+    let [
+        server,
+        log,
+        storage,
+        storages,
+        state,
+        auth,
+        audit,
+        sftp,
+        scp,
+        tls,
+        ftp,
+        ftps,
+        https,
+        http,
+        ops,
+        limits,
+    ] = sections;
 
     let server = parse_server(server, errors);
     let log = parse_log(log, errors);
@@ -201,6 +225,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
         ftps: listeners::ftps(ftps, errors),
         https: listeners::https(https, errors),
         http: listeners::http(http, errors),
+        limits: parse_limits(limits, errors),
         data_dir,
         warnings,
     };
@@ -247,6 +272,14 @@ fn parse_server(section: (&str, Table), errors: &mut Vec<KeyError>) -> ServerCon
     };
     r.finish();
     server
+}
+
+fn parse_limits(section: (&str, Table), errors: &mut Vec<KeyError>) -> LimitsConfig {
+    let mut r = Reader::new(section.0, section.1, errors);
+    let limits =
+        LimitsConfig { max_sessions_per_user: r.integer("max_sessions_per_user", 0, 0, 1_000_000) as usize };
+    r.finish();
+    limits
 }
 
 fn parse_log(section: (&str, Table), errors: &mut Vec<KeyError>) -> LogConfig {

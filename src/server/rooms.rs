@@ -80,6 +80,7 @@ impl Rooms {
         let sessions = SessionFactory::new(auth, backends, config.cross_mount_rename, audit.clone())
             .with_tokens(tokens)
             .with_rejection_delay(config.auth.rejection_delay)
+            .with_session_limit(config.limits.max_sessions_per_user)
             .with_defender(DefenderSettings {
                 max_failures: config.auth.ban_after_failures,
                 window: config.auth.ban_window,

@@ -96,14 +96,33 @@ impl LiveRegistry {
             .unwrap_or_else(tracing::Span::none)
     }
 
-    pub fn set_user(&self, id: SessionId, user: &str, protocol: Protocol) {
-        if let Ok(mut entries) = self.entries.lock()
-            && let Some(entry) = entries.get_mut(&id)
-        {
+    /// Names `user` as the one logged in on connection `id`, unless that would give them more
+    /// than `limit` SSH or FTP connections (0: no limit); false then, and nothing changes.
+    /// Counted and claimed under one lock, so two logins at once cannot both take the last place.
+    /// HTTPS requests are not sessions: each one is a login of its own, and a browser opens several
+    /// connections.
+    pub fn claim(&self, id: SessionId, user: &str, protocol: Protocol, limit: usize) -> bool {
+        let counted = |p: Protocol| {
+            matches!(p, Protocol::Ssh | Protocol::Sftp | Protocol::Scp | Protocol::Ftp | Protocol::Ftps)
+        };
+        let Ok(mut entries) = self.entries.lock() else { return false };
+        if limit > 0 && counted(protocol) {
+            let held = entries
+                .iter()
+                .filter(|(other, e)| {
+                    **other != id && counted(e.session.protocol) && e.session.user.as_deref() == Some(user)
+                })
+                .count();
+            if held >= limit {
+                return false;
+            }
+        }
+        if let Some(entry) = entries.get_mut(&id) {
             entry.span.record("user", user);
             entry.session.user = Some(user.to_string());
             entry.session.protocol = protocol;
         }
+        true
     }
 
     pub fn list(&self) -> Vec<LiveSession> {
@@ -124,5 +143,34 @@ impl LiveRegistry {
             .ok()
             .and_then(|entries| entries.get(&SessionId(id)).map(|e| e.end.send(true).is_ok()))
             .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(registry: &LiveRegistry, protocol: Protocol) -> (SessionId, LiveConnection) {
+        let info = ConnectionInfo { session_id: SessionId::new(), peer: PeerAddr(None), protocol };
+        (info.session_id, registry.open(&info))
+    }
+
+    #[test]
+    fn a_user_claims_at_most_the_limit_of_ssh_and_ftp_connections() {
+        let registry = LiveRegistry::default();
+        let (ssh, _a) = connection(&registry, Protocol::Ssh);
+        let (ftp, _b) = connection(&registry, Protocol::Ftp);
+        let (https, _c) = connection(&registry, Protocol::Https);
+        let (other, _d) = connection(&registry, Protocol::Ftp);
+        assert!(registry.claim(ssh, "solo", Protocol::Ssh, 1));
+        assert!(registry.claim(ssh, "solo", Protocol::Sftp, 1), "claiming again on the same connection");
+        assert!(!registry.claim(ftp, "solo", Protocol::Ftp, 1), "a second place");
+        assert!(registry.claim(https, "solo", Protocol::Https, 1), "HTTPS is not counted");
+        assert!(registry.claim(other, "bob", Protocol::Ftp, 1), "another user");
+        assert!(registry.claim(ftp, "solo", Protocol::Ftp, 0), "0 is no limit");
+        registry.close(ssh);
+        registry.close(ftp);
+        let (again, _e) = connection(&registry, Protocol::Ftps);
+        assert!(registry.claim(again, "solo", Protocol::Ftps, 1), "a place freed by a close");
     }
 }

@@ -46,6 +46,10 @@ pub enum LoginError {
     Denied,
     #[error("authentication unavailable")]
     Unavailable,
+    /// The credentials were right, but the user already holds `limits.max_sessions_per_user`
+    /// SSH or FTP connections.
+    #[error("too many sessions for this user")]
+    TooManySessions(usize),
 }
 
 /// Builds sessions; one per server, shared by every protocol.
@@ -60,6 +64,8 @@ pub struct SessionFactory {
     live: LiveRegistry,
     defender: Option<Arc<Defender>>,
     rejection_delay: Duration,
+    /// SSH and FTP connections one user may hold logged in at once; 0: no limit.
+    max_sessions_per_user: usize,
 }
 
 /// A bearer token handed to a client.
@@ -86,7 +92,14 @@ impl SessionFactory {
             live: LiveRegistry::default(),
             defender: None,
             rejection_delay: Duration::from_secs(1),
+            max_sessions_per_user: 0,
         }
+    }
+
+    /// Caps the SSH and FTP connections one user holds logged in at once (0: no cap).
+    pub fn with_session_limit(mut self, max_sessions_per_user: usize) -> Self {
+        self.max_sessions_per_user = max_sessions_per_user;
+        self
     }
 
     /// How long every rejected login takes, counted from the start of the attempt
@@ -274,7 +287,15 @@ impl SessionFactory {
             Ok(identity) => {
                 // An API key names its user; record who it turned out to be.
                 fields.user = Some(identity.user.clone());
-                self.live.set_user(conn.session_id, &identity.user, conn.protocol);
+                let limit = self.max_sessions_per_user;
+                if !self.live.claim(conn.session_id, &identity.user, conn.protocol, limit) {
+                    fields.reason = Some(format!(
+                        "{method}: the user already holds {limit} sessions (limits.max_sessions_per_user)"
+                    ));
+                    self.audit.emit(EventKind::LoginFailed, Outcome::Denied, fields);
+                    metrics::login(conn.protocol, method, "none", "session_limit");
+                    return Err(LoginError::TooManySessions(limit));
+                }
                 if continues_a_login(credentials) {
                     return Ok(identity);
                 }

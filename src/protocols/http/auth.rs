@@ -176,6 +176,14 @@ impl FromRequestParts<AppState> for Authed {
             Ok(identity) => identity,
             // The refusal already took `auth.rejection_delay` (session::login's rule).
             Err(LoginError::Denied) => return Err(ApiError::unauthorized()),
+            // HTTPS requests are not counted as sessions; kept for completeness.
+            Err(LoginError::TooManySessions(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "session_limit",
+                    "too many sessions",
+                ));
+            }
             Err(LoginError::Unavailable) => {
                 return Err(ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,

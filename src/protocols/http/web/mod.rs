@@ -80,6 +80,9 @@ pub async fn login(
                 "try again shortly",
             ));
         }
+        Err(LoginError::TooManySessions(_)) => {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "session_limit", "too many sessions"));
+        }
     };
     let issued = app.sessions.issue_token(&identity).ok_or_else(|| {
         ApiError::new(StatusCode::NOT_IMPLEMENTED, "unsupported", "sessions are not enabled")

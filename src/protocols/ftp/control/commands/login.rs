@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::protocols::ftp::command;
 use crate::protocols::ftp::control::{Connection, Handled, Reply};
-use crate::session::Credentials;
+use crate::session::{Credentials, LoginError};
 use crate::types::{Protocol, Secret};
 
 impl Connection {
@@ -37,6 +37,13 @@ impl Connection {
         self.info.protocol = if self.tls_active { Protocol::Ftps } else { Protocol::Ftp };
         let credentials = Credentials::Password(Secret::new(arg.to_string()));
         let identity = self.sessions.login(&self.info, &user, &credentials).await;
+        // Right credentials, no place left: not a failed login (ProFTPD's MaxClientsPerUser).
+        if let Err(LoginError::TooManySessions(limit)) = identity {
+            return Ok(Reply::say(
+                530,
+                format!("Sorry, the maximum number of sessions ({limit}) for this user is already open"),
+            ));
+        }
         let opened = match identity {
             Ok(identity) => self.sessions.open(&identity, &self.info, self.info.protocol).await.ok(),
             Err(_) => None,
