@@ -1,7 +1,8 @@
 //! ferry behind a real HAProxy (Debian's, TCP mode, `send-proxy-v2`) on loopback: the balancer
 //! on 127.0.0.10, ferry on 127.0.0.11, clients bound to 127.0.0.2. Files go up and down through
 //! the balancer with OpenSSH `sftp`, curl (explicit FTPS, EPSV) and lftp (explicit FTPS, PASV,
-//! whose announced address must be the balancer's), and every login is recorded as 127.0.0.2.
+//! whose announced address must be the balancer's), and every login is recorded as 127.0.0.2;
+//! a ban falls on the client that failed, never on the balancer.
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::Path;
@@ -48,23 +49,28 @@ struct Balancer {
 }
 
 impl Balancer {
-    async fn start(srv: &TestServer, passive: u16, dir: &Path) -> Self {
+    /// With `passive`, the ten passive ports from it are balanced too.
+    async fn start(srv: &TestServer, passive: Option<u16>, dir: &Path) -> Self {
         let (sftp, ftp) = (free_port(BALANCER), free_port(BALANCER));
         let backend = |name: &str, port: String| {
             format!("backend {name}\n    source {BALANCER}\n    server ferry {BACKEND}{port} send-proxy-v2\n")
         };
-        let config = format!(
+        let mut config = format!(
             "global\n    maxconn 2000\n\
              defaults\n    mode tcp\n    timeout connect 10s\n    timeout client 5m\n    timeout server 5m\n\
              frontend sftp\n    bind {BALANCER}:{sftp}\n    default_backend sftp\n{}\
-             frontend ftp\n    bind {BALANCER}:{ftp}\n    default_backend ftp\n{}\
-             frontend passive\n    bind {BALANCER}:{passive}-{}\n    default_backend passive\n{}",
+             frontend ftp\n    bind {BALANCER}:{ftp}\n    default_backend ftp\n{}",
             backend("sftp", format!(":{}", srv.addr.port())),
             backend("ftp", format!(":{}", srv.ftp.port())),
-            passive + 9,
-            // No port: the connection goes to the port the client chose, the passive one.
-            backend("passive", String::new()),
         );
+        if let Some(passive) = passive {
+            config.push_str(&format!(
+                "frontend passive\n    bind {BALANCER}:{passive}-{}\n    default_backend passive\n{}",
+                passive + 9,
+                // No port: the connection goes to the port the client chose, the passive one.
+                backend("passive", String::new()),
+            ));
+        }
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, config).unwrap();
         let check = std::process::Command::new("haproxy")
@@ -104,7 +110,7 @@ async fn files_move_through_haproxy_and_every_record_names_the_real_client() {
     .await;
     srv.add_user(User { key: true, ..User::with_password("bea", "balanced-pass-1") }).await;
     let local = tempfile::tempdir().unwrap();
-    let balancer = Balancer::start(&srv, passive, local.path()).await;
+    let balancer = Balancer::start(&srv, Some(passive), local.path()).await;
     let body = payload(3 << 20, 77);
     std::fs::write(local.path().join("up.bin"), &body).unwrap();
 
@@ -211,4 +217,56 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Behind the balancer a ban falls on the client that failed (from the PROXY header), not on
+/// the balancer: 127.0.0.2 is refused at accept after its failures, while 127.0.0.3 coming
+/// through the same balancer still logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ban_behind_the_balancer_falls_on_the_client_not_the_balancer() {
+    let mut srv = TestServer::start_with(&format!(
+        "[server]\ntrusted_proxies = [\"{BALANCER}/32\"]\n[auth]\nban_after_failures = 2\nban_time = \"1h\"\n\
+         [sftp]\nbind = \"{BACKEND}:0\"\nproxy_protocol = \"required\"\n\
+         [ftp]\nbind = \"{BACKEND}:0\"\nproxy_protocol = \"required\"\n"
+    ))
+    .await;
+    srv.add_user(User::with_password("bea", "balanced-pass-1")).await;
+    let local = tempfile::tempdir().unwrap();
+    let balancer = Balancer::start(&srv, None, local.path()).await;
+    let script = r#"
+import paramiko, socket, sys
+host, port, source, password = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+sock = socket.create_connection((host, port), timeout=30, source_address=(source, 0))
+t = paramiko.Transport(sock)
+try:
+    t.start_client(timeout=30)
+    t.auth_password("bea", password)
+    print("accepted")
+except paramiko.AuthenticationException:
+    print("refused")
+except (paramiko.SSHException, EOFError, OSError) as e:
+    print("closed")
+finally:
+    t.close()
+"#;
+    let attempt = |source: &'static str, password: &'static str| {
+        crate::harness::Python::inline(script)
+            .args([BALANCER.to_string(), balancer.sftp.to_string(), source.to_string(), password.to_string()])
+            .stdout(120)
+    };
+    for _ in 0..2 {
+        assert_eq!(attempt(CLIENT, "wrong").await.trim(), "refused");
+    }
+    let ban = srv.expect_event(|e| e.event == "login.banned").await;
+    assert!(ban.peer.map(|p| p.to_string()).unwrap_or_default().starts_with(&format!("{CLIENT}:")));
+    assert_eq!(
+        attempt(CLIENT, "balanced-pass-1").await.trim(),
+        "closed",
+        "the banned client is closed at accept"
+    );
+    assert_eq!(
+        attempt("127.0.0.3", "balanced-pass-1").await.trim(),
+        "accepted",
+        "another client through the same balancer"
+    );
 }
