@@ -4,6 +4,7 @@
 
 pub(super) mod deadlines;
 pub mod forwarded;
+mod gate;
 pub mod ops;
 mod plain;
 pub mod redirect;

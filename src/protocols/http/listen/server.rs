@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tracing::Instrument as _;
 
+use super::gate::HandshakeGate;
 use super::{AppState, deadlines, forwarded, router};
 use crate::net::{self, Admission};
 use crate::protocols::Phase;
@@ -23,13 +24,6 @@ use crate::types::{Protocol, SessionId};
 
 /// How long an idle connection told to close may take to say goodbye (HTTP/2 GOAWAY).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
-
-/// TLS handshakes in progress at once on one listener: a few per core. A flood of new
-/// connections then waits for a turn (within the handshake deadline) instead of filling the
-/// runtime's queues with handshakes that every other protocol's tasks would wait behind.
-fn handshake_slots() -> usize {
-    std::thread::available_parallelism().map_or(2, usize::from).saturating_mul(4).max(4)
-}
 
 /// Serves HTTPS on `listener`.
 pub async fn serve(
@@ -85,7 +79,7 @@ async fn serve_with(
         .keep_alive_interval(Some(settings.keepalive_interval))
         .keep_alive_timeout(settings.keepalive_interval);
     let builder = Arc::new(builder);
-    let handshakes = Arc::new(tokio::sync::Semaphore::new(handshake_slots()));
+    let handshakes = Arc::new(HandshakeGate::for_this_machine());
     let refused = |peer, why: &str| app.sessions.connection_refused(peer, Protocol::Https, why);
     let handle = |net::Accepted { stream, peer, slot, .. }| {
         let info = ConnectionInfo { session_id: SessionId::new(), peer, protocol: Protocol::Https };
@@ -111,7 +105,8 @@ async fn serve_with(
                 Some(acceptor) => {
                     // The deadline covers the wait for a turn and the handshake itself.
                     let handshake = async {
-                        let _turn = handshakes.acquire_owned().await.ok()?;
+                        let ip = peer.0.map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+                        let _turn = handshakes.turn(ip).await?;
                         acceptor.accept(stream).await.ok()
                     };
                     let Ok(Some(tls)) = tokio::time::timeout(handshake_deadline, handshake).await else {
