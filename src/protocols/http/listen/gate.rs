@@ -23,13 +23,27 @@ pub struct HandshakeGate {
 /// them once nobody else from it holds or waits for one.
 pub struct Turn {
     permits: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
-    gate: Arc<HandshakeGate>,
-    ip: IpAddr,
+    _entry: Entry,
 }
 
 impl Drop for Turn {
     fn drop(&mut self) {
+        // The places first: the entry below is forgotten only when nobody holds one.
         drop(self.permits.take());
+    }
+}
+
+/// One waiter's or holder's hold on its address's entry; dropping the last one (a turn handed
+/// back, or a wait given up at the handshake deadline) removes the entry.
+struct Entry {
+    gate: Arc<HandshakeGate>,
+    ip: IpAddr,
+    own: Option<Arc<Semaphore>>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        drop(self.own.take());
         self.gate.forget_idle(self.ip);
     }
 }
@@ -48,9 +62,10 @@ impl HandshakeGate {
     /// Waits for a turn for a client at `ip`: first one of its address's places, then a shared
     /// one. `None` only if the gate is closed (never, in practice).
     pub async fn turn(self: &Arc<Self>, ip: IpAddr) -> Option<Turn> {
-        let own = self.address(ip).acquire_owned().await.ok()?;
+        let entry = Entry { gate: Arc::clone(self), ip, own: Some(self.address(ip)) };
+        let own = Arc::clone(entry.own.as_ref()?).acquire_owned().await.ok()?;
         let shared = Arc::clone(&self.turns).acquire_owned().await.ok()?;
-        Some(Turn { permits: Some((shared, own)), gate: Arc::clone(self), ip })
+        Some(Turn { permits: Some((shared, own)), _entry: entry })
     }
 
     fn address(&self, ip: IpAddr) -> Arc<Semaphore> {
@@ -97,5 +112,15 @@ mod tests {
         assert_eq!(gate.tracked(), 1, "only the address holding a turn");
         drop(again);
         assert_eq!(gate.tracked(), 0, "entries go once their turns are handed back");
+        // A wait given up (the handshake deadline) leaves nothing behind either.
+        let (x, y) = (gate.turn(flood).await.unwrap(), gate.turn(flood).await.unwrap());
+        let z = gate.turn(other).await.unwrap();
+        let given_up = tokio::time::timeout(Duration::from_millis(50), gate.turn(other)).await;
+        assert!(given_up.is_err(), "every shared place is taken: it waits, and gives up");
+        let only_waited: IpAddr = "192.0.2.3".parse().unwrap();
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), gate.turn(only_waited)).await;
+        assert!(gave_up.is_err());
+        drop((x, y, z));
+        assert_eq!(gate.tracked(), 0, "a cancelled wait removed its entry");
     }
 }
