@@ -118,7 +118,8 @@ pub async fn import(pool: &SqlitePool, doc: &StateDocument) -> Result<usize, Sta
             doc.format, doc.version
         )));
     }
-    let mut tx = pool.begin().await?;
+    // IMMEDIATE: the count and the inserts under one write lock (see `Users::change`).
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let (existing,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
     if existing > 0 {
         return Err(StateError::Document(format!(

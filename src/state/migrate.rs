@@ -23,7 +23,8 @@ pub async fn apply(pool: &SqlitePool) -> Result<(), StateError> {
     .execute(pool)
     .await?;
     for (version, description, sql) in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        // IMMEDIATE: a running server's writes cannot fail this read-then-write transaction.
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
         let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = ?")
             .bind(version)
             .fetch_optional(&mut *tx)

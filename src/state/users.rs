@@ -228,7 +228,9 @@ impl<'a> Users<'a> {
             columns.push(("admin", Value::Flag(admin)));
         }
         let now = chrono::Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        // IMMEDIATE: take the write lock before the read, or a write by the audit sink in between
+        // fails the upgrade at once with SQLITE_BUSY, whatever the busy timeout.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let (found,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE name = ?")
             .bind(name)
             .fetch_one(&mut *tx)

@@ -332,6 +332,12 @@ impl SshConnection {
     }
 
     async fn login(&mut self, user: &str, credentials: Credentials) -> Auth {
+        // At the limit the connection is being closed (the disconnect is queued behind the last
+        // failure's answer); an attempt the client sent meanwhile is not even checked, or the
+        // right password could still get in after `max_attempts` failures.
+        if self.failures >= self.settings.max_attempts {
+            return rejection();
+        }
         match self.sessions.login(&self.conn, user, &credentials).await {
             Ok(identity) => {
                 self.identity = Some(identity);
