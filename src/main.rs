@@ -14,6 +14,9 @@ use ferry::config::{Config, ConfigError};
 use ferry::server::{self, Bootstrap};
 use ferry::types::{Secret, UploadMode};
 
+#[path = "main/state.rs"]
+mod state;
+
 #[derive(Parser)]
 #[command(
     name = "ferry",
@@ -46,7 +49,7 @@ enum Command {
     /// Export the state store to one JSON document, or import one into an empty store.
     State {
         #[command(subcommand)]
-        command: StateCommand,
+        command: state::StateCommand,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -109,18 +112,6 @@ enum AuditCommand {
     },
     /// Print this node's audit public key (hex), to keep apart from the trail.
     PublicKey,
-}
-
-#[derive(Subcommand)]
-enum StateCommand {
-    /// Write users, keys, rules, mounts and API keys (secrets hashed) as JSON.
-    Export {
-        /// Write here instead of standard output (created 0600).
-        #[arg(long)]
-        out: Option<PathBuf>,
-    },
-    /// Load a document written by `export` into a store that has no users yet.
-    Import { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -285,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Serve(args) => serve(args).await,
         Command::User { command, config } => user(command, config).await,
-        Command::State { command, config } => state(command, config).await,
+        Command::State { command, config } => state::run(command, config).await,
         Command::Audit { command, config } => audit(command, config).await,
     }
 }
@@ -439,45 +430,17 @@ fn read_password() -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(password))
 }
 
-async fn state(command: StateCommand, args: ConfigArg) -> anyhow::Result<ExitCode> {
+/// Runs `work` on the state store of `args`' configuration through `Admin`, whose changes are
+/// audited into the database sink on a chain of the CLI's own, and closes that chain after.
+async fn with_admin<F, Fut>(args: ConfigArg, work: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(Config, Admin) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
     let config = load_config(args.config.as_deref())?;
     let state = server::open_state(&config).await?;
     let (audit, trail) = Audit::start_cli(&config.audit, &config.server.node_name, &state).await?;
-    let admin = Admin::new(state, audit);
-    let result = async {
-        match command {
-            StateCommand::Export { out } => {
-                let doc = admin.export_state().await?;
-                let text = serde_json::to_string_pretty(&doc)? + "\n";
-                match out {
-                    None => print!("{text}"),
-                    Some(path) => {
-                        use std::io::Write as _;
-                        use std::os::unix::fs::OpenOptionsExt as _;
-                        let mut file = std::fs::OpenOptions::new()
-                            .write(true)
-                            .create_new(true)
-                            .mode(0o600)
-                            .open(&path)
-                            .with_context(|| format!("creating {}", path.display()))?;
-                        file.write_all(text.as_bytes())?;
-                        file.sync_all()?;
-                        eprintln!("exported {} users to {}", doc.users.len(), path.display());
-                    }
-                }
-            }
-            StateCommand::Import { file } => {
-                let text =
-                    std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-                let doc = serde_json::from_str(&text)
-                    .with_context(|| format!("{}: not a state document", file.display()))?;
-                let imported = admin.import_state(&doc).await?;
-                println!("imported {imported} users");
-            }
-        }
-        anyhow::Ok(ExitCode::SUCCESS)
-    }
-    .await;
+    let result = work(config, Admin::new(state, audit)).await;
     trail.close().await;
     result
 }
@@ -495,14 +458,7 @@ fn read_keys(file: &Path) -> anyhow::Result<Vec<String>> {
 }
 
 async fn user(command: UserCommand, args: ConfigArg) -> anyhow::Result<ExitCode> {
-    let config = load_config(args.config.as_deref())?;
-    let state = server::open_state(&config).await?;
-    // Changes are audited into the database sink, on a chain of the CLI's own.
-    let (audit, trail) = Audit::start_cli(&config.audit, &config.server.node_name, &state).await?;
-    let admin = Admin::new(state, audit);
-    let result = user_command(command, &config, &admin).await;
-    trail.close().await;
-    result
+    with_admin(args, |config, admin| async move { user_command(command, &config, &admin).await }).await
 }
 
 async fn user_command(command: UserCommand, config: &Config, admin: &Admin) -> anyhow::Result<ExitCode> {
