@@ -96,7 +96,7 @@ pub async fn export(pool: &SqlitePool) -> Result<StateDocument, StateError> {
                 .map(|(id, name, hash, created_at)| ExportedApiKey {
                     id,
                     name,
-                    secret_sha256: hash.iter().map(|b| format!("{b:02x}")).collect(),
+                    secret_sha256: crate::types::hex(&hash),
                     created_at,
                 })
                 .collect(),
@@ -164,12 +164,13 @@ pub async fn import(pool: &SqlitePool, doc: &StateDocument) -> Result<usize, Sta
             .await?;
         }
         for key in &user.api_keys {
-            let hash = from_hex(&key.secret_sha256).ok_or_else(|| {
-                StateError::Document(format!(
-                    "API key {} of {}: secret_sha256 is not 64 hex digits",
-                    key.id, user.name
-                ))
-            })?;
+            let hash =
+                crate::types::unhex(&key.secret_sha256).filter(|h| h.len() == 32).ok_or_else(|| {
+                    StateError::Document(format!(
+                        "API key {} of {}: secret_sha256 is not 64 hex digits",
+                        key.id, user.name
+                    ))
+                })?;
             sqlx::query(
                 "INSERT INTO api_keys (id, user_id, name, secret_sha256, created_at) VALUES (?, ?, ?, ?, ?)",
             )
@@ -184,11 +185,4 @@ pub async fn import(pool: &SqlitePool, doc: &StateDocument) -> Result<usize, Sta
     }
     tx.commit().await?;
     Ok(doc.users.len())
-}
-
-fn from_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() != 64 {
-        return None;
-    }
-    (0..32).map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
