@@ -51,10 +51,9 @@ impl TrustedProxies {
 
 /// Replaces the request's peer address with the forwarded client's, when believed.
 pub async fn apply(trusted: TrustedProxies, mut request: Request, next: Next) -> Response {
-    let headers = request.headers().clone();
-    if let Some(info) = request.extensions_mut().get_mut::<ConnectionInfo>()
-        && let Some(peer) = info.peer.0
-        && let Some(client) = trusted.client(peer, &headers)
+    let peer = request.extensions().get::<ConnectionInfo>().and_then(|info| info.peer.0);
+    if let Some(client) = peer.and_then(|peer| trusted.client(peer, request.headers()))
+        && let Some(info) = request.extensions_mut().get_mut::<ConnectionInfo>()
     {
         info.peer = PeerAddr(Some(client));
     }
