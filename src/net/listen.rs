@@ -1,8 +1,9 @@
 //! The one accept-and-drain loop every listener runs (SFTP/SCP, FTP, FTPS, HTTPS, the redirect
 //! and the ops listener), and the vetted accept of FTP passive data connections. A connection
 //! passes, in order: the PROXY protocol header (from trusted proxies, where the listener
-//! reads them) → the address filter → the defender's bans → file-descriptor reserve → connection limits (total and
-//! per address) → the protocol's handler, as a task of the listener. On shutdown the loop
+//! reads them) → the address filter → the defender's bans → file-descriptor reserve →
+//! connection limits (total and per address) → the protocol's handler, as a task of the
+//! listener. On shutdown the loop
 //! stops accepting when the server reaches the listener's `stop_at` phase, waits for `Closing`
 //! and hands the open connections back for the protocol's goodbye.
 
@@ -66,6 +67,13 @@ impl Admission {
         self
     }
 
+    /// Besides the filter, admits only addresses in `nets` (the plain-HTTP listener: trusted
+    /// proxies only).
+    pub fn only(mut self, nets: &[ipnet::IpNet]) -> Self {
+        self.filter = self.filter.only(nets);
+        self
+    }
+
     pub fn with_bans(mut self, banned: BanCheck) -> Self {
         self.banned = Some(banned);
         self
@@ -76,8 +84,8 @@ impl Admission {
         &self.proxy
     }
 
-    /// The checks on the real client address: the address filter, the descriptor reserve, the
-    /// limits.
+    /// The checks on the real client address: the address filter, the bans, the descriptor
+    /// reserve, the limits.
     fn admit(&self, stream: TcpStream, origin: Origin) -> Result<Accepted, (Refusal, SocketAddr)> {
         let peer = origin.peer;
         if !self.filter.permits(peer.ip()) {

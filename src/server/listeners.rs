@@ -102,14 +102,11 @@ fn enabled(config: &Config, banned: &BanCheck) -> Vec<Enabled> {
 /// The plain-HTTP listener: as every listener, and only for trusted proxies unless the operator
 /// allowed plain text.
 fn plain(config: &Config, limited: impl Fn(&ListenConfig) -> Admission) -> Admission {
-    let http = &config.http;
-    let admission = limited(&http.listen);
-    if http.dangerous_allow_plaintext {
+    let admission = limited(&config.http.listen);
+    if config.http.dangerous_allow_plaintext {
         return admission;
     }
-    let filter =
-        AddressFilter::new(&http.listen.allow, &http.listen.deny).only(&config.server.trusted_proxies);
-    admission.with_filter(filter)
+    admission.only(&config.server.trusted_proxies)
 }
 
 /// `base` with the PROXY protocol and the address filter of `listen`.

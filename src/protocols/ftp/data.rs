@@ -250,7 +250,10 @@ mod tests {
     async fn passive_listener_refuses_other_addresses_and_times_out() {
         let ports = PassivePorts::new(4);
         let expected: IpAddr = "127.0.0.2".parse().unwrap();
-        let passive = ports.bind(expected, "127.0.0.1".parse().unwrap(), (40000, 40999)).await.unwrap();
+        let passive = ports
+            .bind(expected, "127.0.0.1".parse().unwrap(), (40000, 40999), crate::net::ProxyPolicy::off())
+            .await
+            .unwrap();
         let addr = passive.listener.local_addr().unwrap();
         assert!((40000..=40999).contains(&addr.port()));
         // The expected client is 127.0.0.2, so a connection from 127.0.0.1 is refused.

@@ -64,12 +64,14 @@ impl PassivePorts {
     }
 
     /// Binds a listener on `local_ip` at a free port of `range` for `client`, unless that
-    /// address already holds its share.
+    /// address already holds its share; its data connection is read for a PROXY header as
+    /// `proxy` says (the control connection's listener's policy).
     pub async fn bind(
         self: &Arc<Self>,
         client: IpAddr,
         local_ip: IpAddr,
         range: (u16, u16),
+        proxy: ProxyPolicy,
     ) -> Result<PassiveListener, PassiveError> {
         let ip = client.to_canonical();
         {
@@ -83,7 +85,7 @@ impl PassivePorts {
         // From here the lease gives the slot back on every path, the failed bind included.
         let lease = Lease { ports: Arc::clone(self), ip };
         let listener = bind_in_range(local_ip, range).await?;
-        Ok(PassiveListener { listener, proxy: ProxyPolicy::off(), _lease: lease })
+        Ok(PassiveListener { listener, proxy, _lease: lease })
     }
 }
 
@@ -114,16 +116,22 @@ mod tests {
         let ports = PassivePorts::new(2);
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let client: IpAddr = "127.0.0.7".parse().unwrap();
-        let a = ports.bind(client, local, (41000, 41999)).await.unwrap();
-        let b = ports.bind(client, local, (41000, 41999)).await.unwrap();
+        let a = ports.bind(client, local, (41000, 41999), ProxyPolicy::off()).await.unwrap();
+        let b = ports.bind(client, local, (41000, 41999), ProxyPolicy::off()).await.unwrap();
         assert!((41000..=41999).contains(&a.listener.local_addr().unwrap().port()));
-        assert!(matches!(ports.bind(client, local, (41000, 41999)).await, Err(PassiveError::AddressFull(2))));
+        assert!(matches!(
+            ports.bind(client, local, (41000, 41999), ProxyPolicy::off()).await,
+            Err(PassiveError::AddressFull(2))
+        ));
         // Another address is not affected; IPv4-mapped IPv6 is the same address.
-        let other = ports.bind("127.0.0.8".parse().unwrap(), local, (41000, 41999)).await.unwrap();
+        let other = ports
+            .bind("127.0.0.8".parse().unwrap(), local, (41000, 41999), ProxyPolicy::off())
+            .await
+            .unwrap();
         assert_eq!(ports.held_by("::ffff:127.0.0.7".parse().unwrap()), 2);
         drop(a);
         assert_eq!(ports.held_by(client), 1);
-        let c = ports.bind(client, local, (41000, 41999)).await.unwrap();
+        let c = ports.bind(client, local, (41000, 41999), ProxyPolicy::off()).await.unwrap();
         drop((b, c, other));
         assert_eq!(ports.held_by(client), 0);
         assert!(ports.held.lock().unwrap().is_empty(), "no entry left for addresses holding nothing");

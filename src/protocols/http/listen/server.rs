@@ -41,6 +41,7 @@ pub async fn serve(
 /// Serves the same API and file manager over plain HTTP (`[http]`), for a balancer that has
 /// terminated TLS in front of ferry; the accept path lets only trusted proxies in unless the
 /// operator said otherwise.
+///
 /// With `refuse_plain`, a request the balancer says reached it over plain HTTP
 /// (`X-Forwarded-Proto: http`) is refused with 403: the client must use HTTPS.
 pub async fn serve_plain(

@@ -36,9 +36,9 @@ impl Connection {
     async fn open_passive(&mut self) -> Result<u16, PassiveError> {
         self.plan = None;
         let (config, client) = (&self.settings.config, self.client_ip());
-        let mut passive =
-            self.settings.passive_ports.bind(client, self.local.ip(), config.passive_ports).await?;
-        passive.proxy = self.data_proxy.clone();
+        let ports = &self.settings.passive_ports;
+        let passive =
+            ports.bind(client, self.local.ip(), config.passive_ports, self.data_proxy.clone()).await?;
         let port = passive.listener.local_addr()?.port();
         self.plan = Some(Plan::Passive(passive));
         Ok(port)
