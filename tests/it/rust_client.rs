@@ -124,7 +124,10 @@ async fn bad_packets_get_clear_errors_or_a_clean_close() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_a_running_transfer_finish() {
-    let mut srv = TestServer::start().await;
+    // A grace far beyond what the steps below take on a slow machine: the test is about the
+    // transfer finishing inside it, not about how fast the drain is seen (a 5 s grace ran out
+    // on a cold CI machine and ended the session mid-test).
+    let mut srv = TestServer::start_with("[server]\nshutdown_grace = \"120s\"\n").await;
     srv.add_user(User::with_password("raw", "pw-raw-1")).await;
     let handle = srv.russh("raw", "pw-raw-1").await;
     let sftp = open_sftp(&handle).await;
@@ -147,7 +150,10 @@ async fn shutdown_lets_a_running_transfer_finish() {
     file.write_all(&payload(1 << 20, 2)).await.unwrap();
     file.shutdown().await.unwrap();
     drop(file);
-    tokio::time::timeout(Duration::from_secs(10), running.wait()).await.unwrap().unwrap();
+    // The client leaves; the drain ends with its last session, long before the grace.
+    drop(sftp);
+    let _ = handle.disconnect(russh::Disconnect::ByApplication, "", "").await;
+    tokio::time::timeout(Duration::from_secs(60), running.wait()).await.unwrap().unwrap();
     let stored = std::fs::read(srv.home("raw").join("during.bin")).unwrap();
     assert_eq!(stored.len(), 2 << 20);
     assert!(!srv.home("raw").join("late.bin").exists());
