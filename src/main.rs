@@ -330,7 +330,9 @@ async fn audit(command: AuditCommand, args: ConfigArg) -> anyhow::Result<ExitCod
             } else {
                 anyhow::ensure!(!files.is_empty(), "give segment files or folders, or --db");
                 // The heads the server saved are expected too, when its database is here.
-                let saved = if config.state.sqlite_path.exists() {
+                let saved = if matches!(config.state.backend, ferry::config::StateBackend::Postgres(_))
+                    || config.state.sqlite_path.exists()
+                {
                     let state = server::open_state(&config).await?;
                     let mut saved = Vec::new();
                     for node in state.audit().nodes().await? {

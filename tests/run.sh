@@ -2,7 +2,7 @@
 # The one test command: installs what the tests need on a fresh Debian machine with Rust,
 # then runs the whole suite (unit tests and the tests/it integration binary): OpenSSH client and
 # server, lftp, curl, rclone, chromium, slapd, ldap-utils, prometheus (prometheus and
-# promtool) and haproxy from Debian; paramiko, the moto S3 emulator (also behind the GCS
+# promtool), haproxy and postgresql (the tests initdb their own throwaway clusters) from Debian; paramiko, the moto S3 emulator (also behind the GCS
 # emulator shim), azure-storage-blob, schemathesis and ssh-audit in a venv; the azurite Blob emulator and
 # playwright-core (driving Debian's chromium) from npm; s3s-fs from crates.io (the tests start
 # the emulators and services themselves on loopback ports).
@@ -25,6 +25,7 @@ command -v npm >/dev/null || need_apt+=(npm)
 command -v ldapmodify >/dev/null || need_apt+=(ldap-utils)
 command -v promtool >/dev/null || need_apt+=(prometheus)
 [ -x /usr/sbin/haproxy ] || need_apt+=(haproxy)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "==> apt-get install ${need_apt[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
@@ -42,6 +43,10 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     # And the packaged HAProxy: the tests start their own in front of ferry on loopback.
     if [[ " ${need_apt[*]} " == *" haproxy "* ]] && command -v service >/dev/null; then
         $SUDO service haproxy stop >/dev/null 2>&1 || true
+    fi
+    # And the packaged PostgreSQL cluster: the tests make their own in temp folders.
+    if [[ " ${need_apt[*]} " == *" postgresql "* ]] && command -v service >/dev/null; then
+        $SUDO service postgresql stop >/dev/null 2>&1 || true
     fi
 fi
 

@@ -12,6 +12,7 @@ mod listeners;
 #[cfg(test)]
 mod props;
 mod reader;
+mod state;
 mod storage;
 pub mod units;
 
@@ -32,6 +33,7 @@ pub use listeners::{
 };
 pub use reader::KeyError;
 use reader::Reader;
+pub use state::{PostgresConfig, StateBackend, StateConfig};
 pub use storage::{
     AzureConfig, CrossMountRename, DEFAULT_STORAGE, GcsConfig, ObjectAttributes, ObjectTuning, S3Config,
     StorageConfig, StoreClient,
@@ -101,11 +103,6 @@ pub struct LogConfig {
 pub struct LimitsConfig {
     /// SSH and FTP connections one user may hold logged in at once; 0: no limit.
     pub max_sessions_per_user: usize,
-}
-
-#[derive(Debug, Clone)]
-pub struct StateConfig {
-    pub sqlite_path: PathBuf,
 }
 
 /// What went wrong loading a configuration.
@@ -200,7 +197,7 @@ fn parse(table: Table, errors: &mut Vec<KeyError>) -> Config {
     let (storage, cross_mount_rename) = storage::parse_default(storage, &data_dir, errors);
     let storages = storage::parse_named(storages, &data_dir, errors);
     let mut r = Reader::new(state.0, state.1, errors);
-    let state = StateConfig { sqlite_path: r.path("sqlite_path", data_dir.join("ferry.db")) };
+    let state = state::parse(&mut r, &data_dir);
     r.finish();
     // `[ftp]` first: its deprecated `max_login_attempts` may stand in for `auth.max_attempts`.
     let (ftp, legacy_attempts) = listeners::ftp(ftp, errors);

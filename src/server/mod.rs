@@ -56,9 +56,14 @@ impl Running {
 
 /// Opens the state store for the CLI and the server alike.
 pub async fn open_state(config: &Config) -> anyhow::Result<State> {
-    State::open_sqlite(&config.state.sqlite_path)
-        .await
-        .with_context(|| format!("opening state database {}", config.state.sqlite_path.display()))
+    let what = match &config.state.backend {
+        crate::config::StateBackend::Sqlite => {
+            format!("state database {}", config.state.sqlite_path.display())
+        }
+        // The URL may hold a password: never in a message.
+        crate::config::StateBackend::Postgres(_) => "the PostgreSQL state store (state.url)".to_string(),
+    };
+    State::open(&config.state).await.with_context(|| format!("opening {what}"))
 }
 
 /// Builds and binds everything, then runs until `shutdown` turns true.

@@ -1,24 +1,28 @@
 //! The state store: users, keys, API keys, token revocations and the audit trail with each
-//! node's chain head.
-//! SQLite through sqlx with runtime queries, so a PostgreSQL twin can follow the same
-//! operations. Uses `config` and `types`.
+//! node's chain head. One narrow trait per table family, two stores on sqlx with runtime
+//! queries: SQLite (the embedded default) and PostgreSQL (what replicas share). Both run the
+//! same SQL text, written with `$N` placeholders, which SQLite reads too; each family's
+//! implementation is one macro body expanded for both. Uses `config` and `types`.
 
 pub mod api_keys;
 pub mod audit;
 pub mod document;
 mod migrate;
+mod postgres;
+mod sqlite;
 pub mod tokens;
 pub mod users;
 
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
+use std::sync::Arc;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+pub use api_keys::ApiKeyStore;
+pub use audit::AuditStore;
+pub use document::DocumentStore;
+pub use tokens::TokenStore;
+pub use users::{KeyRecord, MountRecord, NewUser, RuleRecord, UserChange, UserRecord, UserStore};
 
-pub use users::{KeyRecord, MountRecord, NewUser, RuleRecord, UserChange, UserRecord};
+use crate::config::{StateBackend, StateConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -34,58 +38,87 @@ pub enum StateError {
     Corrupt(String),
     #[error("state document: {0}")]
     Document(String),
+    #[error("{0}")]
+    Config(String),
+    #[error(
+        "the state store's schema is version {found}, newer than this ferry knows ({known}): \
+         upgrade this binary to the version the other replicas run"
+    )]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
 
-/// Handle to the state database; cheap to clone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// Every table family, and what the server asks of the store as a whole.
+#[async_trait::async_trait]
+pub trait Store: UserStore + ApiKeyStore + TokenStore + AuditStore + DocumentStore + Send + Sync {
+    fn kind(&self) -> StoreKind;
+    /// One round trip to the database (for `/readyz`).
+    async fn ping(&self) -> Result<(), StateError>;
+    async fn close(&self);
+}
+
+/// Handle to the state store; cheap to clone.
 #[derive(Clone)]
 pub struct State {
-    pool: SqlitePool,
+    store: Arc<dyn Store>,
 }
 
 impl State {
-    /// Opens (creating if missing) the SQLite database and applies pending migrations. WAL mode
-    /// and a busy timeout let the `ferry user` commands write while the server runs.
-    pub async fn open_sqlite(path: &Path) -> Result<Self, StateError> {
-        if let Some(parent) = path.parent() {
-            let _ = std::fs::create_dir_all(parent);
+    /// The store `[state]` names, migrated to this binary's schema.
+    pub async fn open(config: &StateConfig) -> Result<Self, StateError> {
+        match &config.backend {
+            StateBackend::Sqlite => Self::open_sqlite(&config.sqlite_path).await,
+            StateBackend::Postgres(pg) => Ok(Self { store: Arc::new(postgres::PgStore::open(pg).await?) }),
         }
-        let options = SqliteConnectOptions::from_str("sqlite://")?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        migrate::apply(&pool).await?;
-        Ok(Self { pool })
     }
 
-    pub fn users(&self) -> users::Users<'_> {
-        users::Users::new(&self.pool)
+    /// Opens (creating if missing) a SQLite store at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Self, StateError> {
+        Ok(Self { store: Arc::new(sqlite::SqliteStore::open(path).await?) })
     }
 
-    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
-        api_keys::ApiKeys::new(&self.pool)
+    pub fn kind(&self) -> StoreKind {
+        self.store.kind()
     }
 
-    pub fn audit(&self) -> audit::AuditLog<'_> {
-        audit::AuditLog::new(&self.pool)
+    pub async fn ping(&self) -> Result<(), StateError> {
+        self.store.ping().await
+    }
+
+    pub async fn close(&self) {
+        self.store.close().await;
+    }
+
+    pub fn users(&self) -> &dyn UserStore {
+        &*self.store
+    }
+
+    pub fn api_keys(&self) -> &dyn ApiKeyStore {
+        &*self.store
+    }
+
+    pub fn audit(&self) -> &dyn AuditStore {
+        &*self.store
+    }
+
+    pub fn tokens(&self) -> &dyn TokenStore {
+        &*self.store
     }
 
     /// The whole store as one document (`ferry state export`).
     pub async fn export(&self) -> Result<document::StateDocument, StateError> {
-        document::export(&self.pool).await
+        self.store.export().await
     }
 
     /// Loads a document into this store, which must have no users (`ferry state import`).
     pub async fn import(&self, doc: &document::StateDocument) -> Result<usize, StateError> {
-        document::import(&self.pool, doc).await
-    }
-
-    pub fn tokens(&self) -> tokens::Tokens<'_> {
-        tokens::Tokens::new(&self.pool)
+        self.store.import(doc).await
     }
 }

@@ -57,13 +57,31 @@ fn config_check_warns_of_the_deprecated_ftp_login_attempts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn user_commands_work_while_the_server_runs() {
-    let srv = TestServer::start().await;
+    user_commands_against("", &[]).await;
+}
+
+/// The same commands against a PostgreSQL store: the CLI finds it through `FERRY_STATE__*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_commands_work_against_postgres() {
+    let pg = crate::postgres::Postgres::start();
+    pg.create_db("cli");
+    let password_file = pg.password_file();
+    let env = [
+        ("FERRY_STATE__URL", pg.url("cli")),
+        ("FERRY_STATE__PASSWORD_FILE", password_file.to_str().unwrap().to_string()),
+    ];
+    user_commands_against(&pg.state_toml("cli"), &env).await;
+}
+
+async fn user_commands_against(state_toml: &str, env: &[(&str, String)]) {
+    let srv = TestServer::start_with(state_toml).await;
     srv.add_user(User::with_key("seed")).await;
     let data = srv.dir.path().join("data");
     let run = |args: &[&str], stdin: Option<&str>| {
         let mut cmd = ferry();
         cmd.args(args)
             .env("FERRY_DATA_DIR", &data)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
