@@ -235,7 +235,7 @@ pub(super) async fn spawn_all(
             (Kind::Ops, _) => {
                 tracing::info!(%addr, "ops listening (/metrics, /healthz, /readyz)");
                 addresses.ops = Some(addr);
-                tasks.spawn(http::ops::serve(listener, admission, phase));
+                tasks.spawn(http::ops::serve(listener, admission, phase, rooms.store_up.clone()));
             }
             (kind, _) => anyhow::bail!("{kind:?} listener without its settings"),
         }

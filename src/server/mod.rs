@@ -4,6 +4,7 @@
 
 mod export;
 mod listeners;
+mod probe;
 mod rooms;
 mod shutdown;
 
@@ -77,7 +78,8 @@ pub async fn start(
     let mut listeners = JoinSet::new();
     let addresses = listeners::spawn_all(&config, &rooms, &phase_rx, &mut listeners).await?;
     crate::telemetry::metrics::metrics().ready.set(1.0);
-    let Rooms { state, audit, audit_tasks, sessions } = rooms;
+    let Rooms { state, audit, audit_tasks, sessions, store_up } = rooms;
+    listeners.spawn(probe::watch_state(state.clone(), store_up, phase_rx.clone()));
     audit.emit(
         EventKind::ServerStarted,
         Outcome::Ok,

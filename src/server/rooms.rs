@@ -32,6 +32,8 @@ pub(super) struct Rooms {
     /// The audit writers, closed last so that the shutdown records reach the sinks.
     pub(super) audit_tasks: AuditTasks,
     pub(super) sessions: SessionFactory,
+    /// Whether the state store answered its last probe (`/readyz` follows it).
+    pub(super) store_up: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Rooms {
@@ -87,7 +89,8 @@ impl Rooms {
                 ban: config.auth.ban_time,
                 never_ban: config.auth.allow_addresses.clone(),
             });
-        Ok(Self { state, audit, audit_tasks, sessions })
+        let store_up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        Ok(Self { state, audit, audit_tasks, sessions, store_up })
     }
 }
 

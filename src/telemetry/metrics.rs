@@ -14,6 +14,7 @@ use crate::types::Protocol;
 
 pub const BUILD_INFO: &str = "ferry_build_info";
 pub const READY: &str = "ferry_ready";
+pub const STATE_STORE_UP: &str = "ferry_state_store_up";
 pub const CONNECTIONS_TOTAL: &str = "ferry_connections_total";
 pub const CONNECTIONS_ACTIVE: &str = "ferry_connections_active";
 pub const CONNECTIONS_REFUSED_TOTAL: &str = "ferry_connections_refused_total";
@@ -43,6 +44,8 @@ pub const SSH_DISCONNECTS_TOTAL: &str = "ferry_ssh_disconnects_total";
 pub struct Metrics {
     pub registry: Registry,
     pub ready: Gauge,
+    /// 1 while the last round trip to the state store succeeded.
+    pub state_store_up: Gauge,
     pub connections_total: IntCounterVec,
     pub connections_active: IntGaugeVec,
     pub connections_refused_total: IntCounterVec,
@@ -129,6 +132,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         Gauge::new(READY, "1 when the node accepts connections, 0 while starting or draining")
             .unwrap_or_else(|e| unreachable!("ready gauge is well-formed: {e}")),
     );
+    let state_store_up = register(
+        &r,
+        Gauge::new(STATE_STORE_UP, "1 while the state store answers, 0 after a round trip to it failed")
+            .unwrap_or_else(|e| unreachable!("state store gauge is well-formed: {e}")),
+    );
+    state_store_up.set(1.0);
     let bans_total = register(
         &r,
         IntCounter::new(BANS_TOTAL, "Addresses banned after repeated failed logins")
@@ -144,6 +153,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     );
     Metrics {
         ready,
+        state_store_up,
         password_checks_refused,
         connections_total: counter(
             &r,

@@ -26,11 +26,20 @@ async fn prometheus_scrapes_the_ops_listener_and_sees_a_transfer() {
     assert_eq!(http.get(format!("{ops}/readyz")).send().await.unwrap().status(), 200);
     assert_eq!(http.get(format!("{ops}/nope")).send().await.unwrap().status(), 404);
 
+    // One SSH connection accepted (its banner read), so the per-protocol connection gauge has
+    // a series whichever tests ran before in this binary.
+    let mut ssh = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let mut banner = [0u8; 4];
+    tokio::io::AsyncReadExt::read_exact(&mut ssh, &mut banner).await.unwrap();
+    assert_eq!(&banner, b"SSH-");
     // The exposition passes promtool's checks (format and naming conventions).
     let text = http.get(format!("{ops}/metrics")).send().await.unwrap().text().await.unwrap();
     for name in [
         "ferry_build_info{",
-        "ferry_ready 1",
+        // Present, not its value: the gauge is process-wide, and every other test server that
+        // shuts down in this binary sets it to 0 (this server's readiness is `/readyz` above).
+        "ferry_ready ",
+        "ferry_state_store_up ",
         "ferry_connections_active",
         "ferry_audit_queue_capacity{sink=\"database\"}",
     ] {

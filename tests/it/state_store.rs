@@ -292,3 +292,32 @@ async fn a_database_outage_fails_cleanly_and_recovers() {
     crate::ssh_limits::eventually("the store answers again", || async { state.ping().await.is_ok() }).await;
     assert!(state.users().find("x").await.unwrap().is_none());
 }
+
+/// A server on PostgreSQL while the database is stopped: `/readyz` turns 503 (so a balancer
+/// sends new connections elsewhere), logins fail cleanly, and both recover once it is back,
+/// without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_its_database_is_unready_and_recovers() {
+    let pg = Postgres::start();
+    pg.create_db("serve");
+    let extra = format!("{}connect_timeout = \"3s\"\n", pg.state_toml("serve"));
+    let srv = crate::harness::TestServer::start_with(&extra).await;
+    srv.add_user(crate::harness::User::with_key("dana")).await;
+    let local = tempfile::tempdir().unwrap();
+    crate::harness::ok(&srv.sftp("dana", local.path(), "pwd\n").await);
+    let readyz = format!("http://{}/readyz", srv.ops);
+    let status = || async { reqwest::get(&readyz).await.map(|r| r.status().as_u16()).unwrap_or(0) };
+    assert_eq!(status().await, 200);
+    pg.stop();
+    crate::ssh_limits::eventually("/readyz answers 503 without the database", || async {
+        status().await == 503
+    })
+    .await;
+    let body = reqwest::get(&readyz).await.unwrap().text().await.unwrap();
+    assert_eq!(body, "state store unavailable\n");
+    let out = srv.sftp("dana", local.path(), "pwd\n").await;
+    assert!(!out.status.success(), "no login without the user store");
+    pg.start_again();
+    crate::ssh_limits::eventually("/readyz answers 200 again", || async { status().await == 200 }).await;
+    crate::harness::ok(&srv.sftp("dana", local.path(), "pwd\n").await);
+}

@@ -1,6 +1,10 @@
 //! The ops listener: plain HTTP on its own port for the platform, never for users. `/metrics`
 //! (Prometheus text format), `/healthz` (the process answers) and `/readyz` (it takes new
-//! connections: 503 while draining, so a load balancer stops sending before shutdown).
+//! connections: 503 while draining, so a load balancer stops sending before shutdown, and while
+//! the state store cannot be reached).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -11,18 +15,19 @@ use crate::net::Admission;
 use crate::protocols::Phase;
 use crate::telemetry::metrics;
 
-fn answer(request: &Request<Incoming>, phase: Phase) -> Response<String> {
+fn answer(request: &Request<Incoming>, phase: Phase, store_up: bool) -> Response<String> {
     let (status, content_type, body) = match (request.method(), request.uri().path()) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
             (StatusCode::OK, "text/plain; version=0.0.4; charset=utf-8", metrics::render())
         }
         (&Method::GET | &Method::HEAD, "/healthz") => (StatusCode::OK, "text/plain", "ok\n".to_string()),
-        (&Method::GET | &Method::HEAD, "/readyz") if phase == Phase::Running => {
-            (StatusCode::OK, "text/plain", "ready\n".to_string())
-        }
-        (&Method::GET | &Method::HEAD, "/readyz") => {
+        (&Method::GET | &Method::HEAD, "/readyz") if phase != Phase::Running => {
             (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n".to_string())
         }
+        (&Method::GET | &Method::HEAD, "/readyz") if !store_up => {
+            (StatusCode::SERVICE_UNAVAILABLE, "text/plain", "state store unavailable\n".to_string())
+        }
+        (&Method::GET | &Method::HEAD, "/readyz") => (StatusCode::OK, "text/plain", "ready\n".to_string()),
         (_, "/metrics" | "/healthz" | "/readyz") => {
             (StatusCode::METHOD_NOT_ALLOWED, "text/plain", "use GET\n".to_string())
         }
@@ -41,6 +46,9 @@ pub async fn serve(
     listener: TcpListener,
     admission: Admission,
     phase: watch::Receiver<Phase>,
+    store_up: Arc<AtomicBool>,
 ) -> std::io::Result<()> {
+    let answer =
+        move |request: &Request<Incoming>, phase| answer(request, phase, store_up.load(Ordering::Relaxed));
     super::plain::serve(listener, admission, phase, Phase::Closing, answer).await
 }
